@@ -1,0 +1,12 @@
+"""Generation backends. Each module defines `Backend`, chosen by `model.backend` and built by
+hydra.utils.instantiate from `model._target_`. torch/transformers/unsloth are imported inside
+the backends only, so config checks and CPU tests stay fast."""
+
+from __future__ import annotations
+
+import pkgutil
+
+
+def available() -> list[str]:
+    """Backend names = modules of this package that are not helpers."""
+    return sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name not in {"base"})

@@ -1,0 +1,93 @@
+"""What every backend shares: the model spec, generation parameters, results, the tokenizer."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class OutOfMemory(RuntimeError):
+    """A backend ran out of accelerator memory on a batch; the caller halves the batch."""
+
+
+@dataclass
+class ModelSpec:
+    """The `model` config group, as the backend constructor receives it."""
+
+    name_or_path: str
+    backend: str = "transformers"
+    name: str | None = None
+    load_in_4bit: bool = False
+    max_seq_length: int = 4096  # tokens, prompt + new tokens
+    dtype: str = "auto"
+    chat_template: str | None = None
+    system_role: bool = True
+    eos_tokens: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_kwargs(cls, kwargs: dict[str, Any]) -> ModelSpec:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(kwargs) - names - {"_target_"})
+        if unknown:
+            raise TypeError(f"unknown model keys: {', '.join(unknown)}")
+        return cls(**{k: v for k, v in kwargs.items() if k in names})
+
+
+@dataclass
+class GenParams:
+    max_new_tokens: int = 256
+    min_new_tokens: int = 0
+    temperature: float = 0.7
+    top_p: float = 0.9
+    do_sample: bool = False
+    seed: int = 0
+
+
+@dataclass
+class Generated:
+    text: str  # the new tokens only, decoded, special tokens removed
+    tokens: int  # new tokens, end-of-turn token included (tokens)
+    finished: bool  # True: stopped at an end-of-turn token; False: cut at max_new_tokens
+
+
+def load_tokenizer(spec: ModelSpec) -> Any:
+    """Tokenizer with left padding and the configured chat template; loads no weights."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(spec.name_or_path)
+    tok.padding_side = "left"
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    if spec.chat_template:
+        tok.chat_template = spec.chat_template
+    if not getattr(tok, "chat_template", None):
+        raise ValueError(
+            f"model.chat_template: {spec.name_or_path} has no chat template; set a Jinja string"
+        )
+    return tok
+
+
+def render(tokenizer: Any, msgs: list[dict[str, str]]) -> str:
+    """The prompt exactly as the model sees it: chat template applied, generation prompt added."""
+    return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+
+
+def encode(tokenizer: Any, msgs: list[dict[str, str]]) -> list[int]:
+    # the template already holds BOS where the model wants one
+    return tokenizer(render(tokenizer, msgs), add_special_tokens=False)["input_ids"]
+
+
+def eos_ids(tokenizer: Any, spec: ModelSpec, generation_config: Any = None) -> list[int]:
+    """Token ids that end a turn: tokenizer eos, generation_config eos, model.eos_tokens."""
+    ids: list[int] = []
+    candidates: list[Any] = [tokenizer.eos_token_id]
+    if generation_config is not None:
+        candidates.append(generation_config.eos_token_id)
+    for c in candidates:
+        ids.extend(c if isinstance(c, list | tuple) else [c])
+    for t in spec.eos_tokens or []:
+        tid = tokenizer.convert_tokens_to_ids(t)
+        if tid is not None and tid != tokenizer.unk_token_id:
+            ids.append(tid)
+    return sorted({int(i) for i in ids if i is not None})

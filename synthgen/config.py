@@ -1,0 +1,185 @@
+"""Config checks that run before anything heavy: each failure is one line naming the key."""
+
+from __future__ import annotations
+
+import importlib
+import re
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+
+class SynthgenError(Exception):
+    """An error the user can fix; the CLI prints it as one line, without a traceback."""
+
+
+class ConfigError(SynthgenError):
+    pass
+
+
+# keys whose change changes the rows; resuming a run dir with other values is refused
+ROW_KEYS = (
+    "corpus",
+    "chunking",
+    "keywords",
+    "prompt",
+    "model",
+    "generation.max_new_tokens",
+    "generation.min_new_tokens",
+    "generation.temperature",
+    "generation.top_p",
+    "generation.do_sample",
+    "generation.seed",
+)
+_HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+
+
+def _need(cond: bool, msg: str) -> None:
+    if not cond:
+        raise ConfigError(msg)
+
+
+def _int(cfg: DictConfig, key: str, low: int) -> int:
+    v = OmegaConf.select(cfg, key)
+    _need(
+        isinstance(v, int) and not isinstance(v, bool) and v >= low,
+        f"{key}: must be an integer >= {low}, got {v!r}",
+    )
+    return v
+
+
+def check(cfg: DictConfig) -> None:
+    """Validate a `task=generate` config. Touches the file system, never loads a model."""
+    from synthgen import backends, prompting
+
+    _int(cfg, "num_rows", 1)
+    _int(cfg, "generation.max_new_tokens", 1)
+    _int(cfg, "generation.min_new_tokens", 0)
+    _int(cfg, "generation.seed", 0)
+    bs = cfg.generation.batch_size
+    _need(
+        bs == "auto" or (isinstance(bs, int) and not isinstance(bs, bool) and bs >= 1),
+        f"generation.batch_size: must be an integer >= 1 or 'auto', got {bs!r}",
+    )
+    _need(
+        cfg.generation.min_new_tokens <= cfg.generation.max_new_tokens,
+        "generation.min_new_tokens: must be <= generation.max_new_tokens",
+    )
+    t, p = cfg.generation.temperature, cfg.generation.top_p
+    _need(isinstance(t, int | float) and t > 0, f"generation.temperature: must be > 0, got {t!r}")
+    _need(
+        isinstance(p, int | float) and 0 < p <= 1, f"generation.top_p: must be in (0, 1], got {p!r}"
+    )
+
+    ch = cfg.chunking
+    _int(cfg, "chunking.chunk_size", 16)
+    _int(cfg, "chunking.chunk_overlap", 0)
+    _need(ch.chunk_overlap < ch.chunk_size, "chunking.chunk_overlap: must be < chunking.chunk_size")
+    _int(cfg, "chunking.min_chars", 0)
+    _int(cfg, "chunking.max_chars", 1)
+    _need(
+        ch.min_chars < ch.max_chars,
+        f"chunking.min_chars: must be < chunking.max_chars ({ch.min_chars} >= {ch.max_chars})",
+    )
+
+    _need(
+        cfg.keywords.match in ("word", "substring"),
+        f"keywords.match: must be 'word' or 'substring', got {cfg.keywords.match!r}",
+    )
+    _need(OmegaConf.is_list(cfg.keywords.words), "keywords.words: must be a list of words")
+
+    pr = cfg.prompt
+    _need(bool(pr.get("name")), "prompt.name: must be set (it goes into every row and its key)")
+    _need(
+        isinstance(pr.question, str) and "{context}" in pr.question,
+        "prompt.question: the template must contain {context}",
+    )
+    _need(
+        isinstance(pr.answer, str) and "{context}" in pr.answer and "{question}" in pr.answer,
+        "prompt.answer: the template must contain {context} and {question}",
+    )
+    _int(cfg, "prompt.questions_per_chunk", 1)
+    if pr.questions_per_chunk > 1 and not prompting.asks_for_list(pr.question):
+        _need(
+            bool(pr.get("followup")) and "{previous}" in pr.followup,
+            "prompt.followup: questions_per_chunk > 1 needs a followup template with {previous} "
+            "(or {num_questions} in prompt.question)",
+        )
+
+    m = cfg.model
+    names = backends.available()
+    _need(
+        m.backend in names,
+        f"model.backend: unknown backend {m.backend!r} (available: {', '.join(names)})",
+    )
+    _int(cfg, "model.max_seq_length", 16)
+    _need(
+        cfg.generation.max_new_tokens < m.max_seq_length,
+        "generation.max_new_tokens: must be < model.max_seq_length",
+    )
+    path = str(m.name_or_path)
+    local = Path(path).expanduser()
+    if local.exists():
+        _need(
+            (local / "config.json").is_file(),
+            f"model.name_or_path: {path} has no config.json (not a model folder)",
+        )
+    else:
+        _need(
+            bool(_HUB_ID.match(path)),
+            f"model.name_or_path: {path!r} is neither a folder nor a hub id like org/name",
+        )
+    target = m.get("_target_")
+    if target:
+        module, _, attr = str(target).rpartition(".")
+        try:
+            backend_cls = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as e:
+            raise ConfigError(f"model._target_: cannot import {target} ({e})") from None
+        from synthgen.backends.base import ModelSpec
+
+        spec_kwargs = {k: v for k, v in OmegaConf.to_container(m, resolve=True).items()}
+        try:
+            spec = ModelSpec.from_kwargs(spec_kwargs)
+        except TypeError as e:
+            raise ConfigError(f"model: {e}") from None
+        backend_check = getattr(backend_cls, "check", None)
+        if backend_check is not None:
+            try:
+                backend_check(spec)
+            except ValueError as e:
+                raise ConfigError(str(e)) from None
+
+
+def row_config(cfg: DictConfig) -> dict[str, Any]:
+    """The parts of the config that decide the rows, flattened to dotted keys."""
+    out: dict[str, Any] = {}
+    for key in ROW_KEYS:
+        value = OmegaConf.select(cfg, key)
+        if isinstance(value, DictConfig):
+            value = OmegaConf.to_container(value, resolve=True)
+        _flatten(key, value, out)
+    return out
+
+
+def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _flatten(f"{prefix}.{k}", v, out)
+    else:
+        out[prefix] = value
+
+
+def row_config_diff(old: dict[str, Any], new: dict[str, Any]) -> str | None:
+    """First differing key as 'key: old -> new' (values shortened), or None."""
+    for key in sorted(set(old) | set(new)):
+        if old.get(key) != new.get(key):
+            a, b = _short(old.get(key)), _short(new.get(key))
+            return f"{key}: {a} -> {b}"
+    return None
+
+
+def _short(v: Any, n: int = 60) -> str:
+    s = repr(v)
+    return s if len(s) <= n else s[: n - 3] + "..."

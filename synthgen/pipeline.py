@@ -1,0 +1,597 @@
+"""The batch job: read -> chunk -> select -> prompt -> generate -> parse -> dedup -> write.
+
+`run(cfg)` is what run.py calls; tests call it directly with a composed config.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import platform
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+import synthgen
+from synthgen import chunking, prompting, reading, selection, writing
+from synthgen.backends.base import Generated, GenParams, ModelSpec
+from synthgen.config import ConfigError, check, row_config, row_config_diff
+from synthgen.generation import Job, Stats, run_queue
+from synthgen.records import Chunk, Row, Skipped, Slot, short_hash
+
+log = logging.getLogger(__name__)
+SPLITS = ("train", "val")
+
+
+def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
+    """Entry point for every task. Returns the run's summary."""
+    task = cfg.get("task", "generate")
+    if task == "generate":
+        return generate(cfg, resolve_run_dir(run_dir))
+    raise ConfigError(f"task: unknown task {task!r} (available: generate)")
+
+
+def resolve_run_dir(run_dir: str | Path | None) -> Path:
+    """Explicit dir, else Hydra's run dir, else a fresh dir under outputs/."""
+    if run_dir is not None:
+        return Path(run_dir)
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        return Path(HydraConfig.get().runtime.output_dir)
+    return Path("outputs") / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+# --- corpus: read, chunk, select ------------------------------------------------------------
+
+
+@dataclass
+class SplitCorpus:
+    """One split after reading, chunking and selection, with the counts for the summary."""
+
+    files: list[str] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    notes: dict[str, str] = field(default_factory=dict)
+    docs: int = 0
+    chunks: list[Chunk] = field(default_factory=list)  # every chunk, in file order
+    kept: list[Chunk] = field(default_factory=list)  # inside the bounds with a keyword
+    rejected: Counter[str] = field(default_factory=Counter)
+    used: list[Chunk] = field(default_factory=list)  # the first kept chunks num_rows needs
+
+    def counts(self) -> dict[str, Any]:
+        return {
+            "files_read": len(self.files) - len(self.skipped),
+            "files_skipped": [{"file": s.source, "reason": s.reason} for s in self.skipped],
+            "file_notes": self.notes,
+            "docs": self.docs,
+            "chunks_total": len(self.chunks),
+            "chunks_kept": len(self.kept),
+            "chunks_rejected": dict(sorted(self.rejected.items())),
+            "chunks_used": len(self.used),
+        }
+
+
+def load_corpus(cfg: DictConfig, seconds: Counter[str]) -> dict[str, SplitCorpus]:
+    directory = Path(cfg.corpus.dir).expanduser()
+    if not directory.is_dir():
+        raise ConfigError(f"corpus.dir: folder {str(directory)!r} not found")
+    per_chunk = cfg.prompt.questions_per_chunk
+    need = math.ceil(cfg.num_rows / per_chunk)
+    out: dict[str, SplitCorpus] = {}
+    files = {
+        s: reading.resolve_files(directory, list(cfg.corpus[f"{s}_files"]), f"corpus.{s}_files")
+        for s in SPLITS
+    }  # every list is checked before any file is read
+    for split in SPLITS:
+        sc = SplitCorpus(files=[p.relative_to(directory).as_posix() for p in files[split]])
+        t = time.perf_counter()
+        docs, sc.skipped, sc.notes = reading.read_files(directory, files[split])
+        sc.docs = len(docs)
+        seconds["read"] += time.perf_counter() - t
+        t = time.perf_counter()
+        sc.chunks = chunking.chunk_docs(docs, cfg.chunking.chunk_size, cfg.chunking.chunk_overlap)
+        seconds["chunk"] += time.perf_counter() - t
+        t = time.perf_counter()
+        sc.kept, sc.rejected = selection.select(
+            sc.chunks,
+            cfg.chunking.min_chars,
+            cfg.chunking.max_chars,
+            list(cfg.keywords.words),
+            cfg.keywords.match,
+        )
+        sc.used = sc.kept[:need]
+        seconds["select"] += time.perf_counter() - t
+        out[split] = sc
+    return out
+
+
+def make_slots(cfg: DictConfig, corpus: dict[str, SplitCorpus]) -> dict[str, list[Slot]]:
+    """Every (chunk, question index) to fill, at most num_rows per split, in dataset order."""
+    k = cfg.prompt.questions_per_chunk
+    slots = {}
+    for split, sc in corpus.items():
+        s = [
+            Slot(split, c, i, cfg.prompt.name, cfg.model.name_or_path)
+            for c in sc.used
+            for i in range(k)
+        ]
+        slots[split] = s[: cfg.num_rows]
+    return slots
+
+
+# --- run dir state ---------------------------------------------------------------------------
+
+
+@dataclass
+class RunState:
+    """What the run dir already holds: finished keys, accepted questions awaiting answers."""
+
+    rows: dict[str, list[dict]]
+    rejected: list[dict]
+    questions: list[dict]
+
+    @classmethod
+    def load(cls, run_dir: Path, repair: bool) -> RunState:
+        rows = {s: writing.read_jsonl(run_dir / f"{s}.jsonl", repair) for s in SPLITS}
+        rejected = writing.read_jsonl(run_dir / "rejected.jsonl", repair)
+        questions = writing.read_jsonl(run_dir / "questions.jsonl", repair)
+        return cls(rows, rejected, questions)
+
+    def done_keys(self) -> set[str]:
+        keys = {Row(**r).key for rows in self.rows.values() for r in rows}
+        return keys | {r["key"] for r in self.rejected}
+
+
+# --- generation -----------------------------------------------------------------------------
+
+
+class Generator:
+    """Turns slots into rows through one backend, writing every result as it lands."""
+
+    def __init__(self, cfg: DictConfig, run_dir: Path, encode: Any, state: RunState) -> None:
+        self.cfg, self.run_dir, self.encode = cfg, run_dir, encode
+        self.pr = cfg.prompt
+        self.list_mode = prompting.asks_for_list(self.pr.question)
+        self.max_prompt = cfg.model.max_seq_length - cfg.generation.max_new_tokens  # tokens
+        self.rows_out = {s: writing.JsonlAppender(run_dir / f"{s}.jsonl") for s in SPLITS}
+        self.rejected_out = writing.JsonlAppender(run_dir / "rejected.jsonl")
+        self.questions_out = writing.JsonlAppender(run_dir / "questions.jsonl")
+        self.seen = {s: {prompting.normalize(r["question"]) for r in state.rows[s]} for s in SPLITS}
+        self.rows_written: Counter[str] = Counter()
+        self.rejects: Counter[str] = Counter()  # "stage:reason" -> count
+        self.progress: Any = None
+
+    def close(self) -> None:
+        for f in [*self.rows_out.values(), self.rejected_out, self.questions_out]:
+            f.close()
+
+    def _msgs(self, user: str) -> list[dict[str, str]]:
+        return prompting.messages(
+            self.pr.get("system"), user, self.cfg.model.get("system_role", True)
+        )
+
+    def reject(
+        self, slot: Slot, stage: str, reason: str, raw: str = "", question: str = ""
+    ) -> None:
+        self.rejects[f"{stage}:{reason}"] += 1
+        rec = {
+            "key": slot.key,
+            "split": slot.split,
+            "chunk_id": slot.chunk.id,
+            "source": slot.chunk.source,
+            "q_index": slot.q_index,
+            "stage": stage,
+            "reason": reason,
+            "question": question,
+            "raw": raw,
+        }
+        self.rejected_out.write([rec])
+        self._tick()
+
+    def _tick(self) -> None:
+        if self.progress is not None:
+            self.progress.update(1)
+
+    def question_job(self, slots: list[Slot], previous: list[str]) -> Job | None:
+        """One prompt for `slots` (one slot, or all of a chunk's slots in list mode)."""
+        chunk = slots[0].chunk
+        user = prompting.question_prompt(
+            self.pr.question,
+            chunk.text,
+            self.pr.get("followup"),
+            previous,
+            num_questions=len(slots),
+        )
+        ids = self.encode(self._msgs(user))
+        if len(ids) > self.max_prompt:
+            for s in slots:
+                self.reject(s, "question", "prompt_too_long", raw=f"{len(ids)} tokens")
+            return None
+        return Job("question", ids, {"slots": slots, "previous": previous})
+
+    def answer_job(self, slot: Slot, question: str, q_tokens: int) -> Job | None:
+        ids = self.encode(
+            self._msgs(prompting.answer_prompt(self.pr.answer, slot.chunk.text, question))
+        )
+        if len(ids) > self.max_prompt:
+            self.reject(
+                slot, "answer", "prompt_too_long", raw=f"{len(ids)} tokens", question=question
+            )
+            return None
+        return Job("answer", ids, {"slot": slot, "question": question, "q_tokens": q_tokens})
+
+    def accept_question(self, slot: Slot, question: str, out_tokens: int, raw: str) -> Job | None:
+        """Dedup within the split, persist, and enqueue the answer."""
+        key = prompting.normalize(question)
+        if key in self.seen[slot.split]:
+            self.reject(slot, "question", "duplicate", raw=raw, question=question)
+            return None
+        self.seen[slot.split].add(key)
+        self.questions_out.write(
+            [
+                {
+                    "key": slot.key,
+                    "split": slot.split,
+                    "chunk_id": slot.chunk.id,
+                    "q_index": slot.q_index,
+                    "question": question,
+                    "tokens": out_tokens,
+                }
+            ]
+        )
+        return self.answer_job(slot, question, out_tokens)
+
+    def on_result(self, job: Job, out: Generated) -> list[Job]:
+        new: list[Job] = []
+        if job.stage == "question":
+            slots: list[Slot] = job.payload["slots"]
+            if self.list_mode:
+                parsed = prompting.parse_question_list(
+                    out.text, len(slots), self.pr.require_question_mark
+                )
+                for slot, q in zip(slots, parsed, strict=True):
+                    if q is None:
+                        self.reject(slot, "question", "missing_from_list", raw=out.text)
+                    elif (j := self.accept_question(slot, q, out.tokens, out.text)) is not None:
+                        new.append(j)
+                return new
+            slot = slots[0]
+            q, reason = prompting.parse_question(out.text, self.pr.require_question_mark)
+            previous = list(job.payload["previous"])
+            if q is None:
+                self.reject(slot, "question", reason or "empty", raw=out.text)
+            else:
+                previous.append(q)
+                if (j := self.accept_question(slot, q, out.tokens, out.text)) is not None:
+                    new.append(j)
+            nxt = job.payload.get("next")
+            if nxt:  # the chunk's next question, told which ones were asked already
+                jq = self.question_job([nxt[0]], previous)
+                if jq is not None:
+                    jq.payload["next"] = nxt[1:]
+                    new.append(jq)
+                else:
+                    for s in nxt[1:]:
+                        self.reject(s, "question", "prompt_too_long")
+            return new
+        slot, question = job.payload["slot"], job.payload["question"]
+        a, reason = prompting.parse_answer(out.text)
+        if a is None:
+            self.reject(slot, "answer", reason or "empty", raw=out.text, question=question)
+            return new
+        row = Row(
+            id=short_hash(slot.key),
+            split=slot.split,
+            chunk_id=slot.chunk.id,
+            source=slot.chunk.source,
+            doc=slot.chunk.text,
+            question=question,
+            answer=a,
+            prompt=slot.prompt,
+            model=slot.model,
+            q_index=slot.q_index,
+            tokens={"question": job.payload["q_tokens"], "answer": out.tokens},
+        )
+        self.rows_out[slot.split].write([row.to_dict()])
+        self.rows_written[slot.split] += 1
+        self._tick()
+        return new
+
+    def initial_jobs(self, slots: list[Slot], state: RunState, done: set[str]) -> list[Job]:
+        """Jobs for what is not done: answers for persisted questions, then the questions."""
+        jobs: list[Job] = []
+        by_key = {s.key: s for s in slots}
+        answered = set(done)
+        asked: dict[str, list[str]] = {}  # chunk id -> questions already accepted
+        for q in state.questions:
+            asked.setdefault(q["chunk_id"], []).append(q["question"])
+            slot = by_key.get(q["key"])
+            if slot is None or q["key"] in answered:
+                continue
+            answered.add(q["key"])
+            if (j := self.answer_job(slot, q["question"], q.get("tokens", 0))) is not None:
+                jobs.append(j)
+        todo: dict[str, list[Slot]] = {}
+        for s in slots:
+            if s.key not in answered:
+                todo.setdefault(s.chunk.id, []).append(s)
+        for chunk_id, chunk_slots in todo.items():
+            previous = asked.get(chunk_id, [])
+            if self.list_mode:
+                j = self.question_job(chunk_slots, previous)
+            else:  # one prompt per question, each told the questions before it
+                j = self.question_job(chunk_slots[:1], previous)
+                if j is not None:
+                    j.payload["next"] = chunk_slots[1:]
+                else:
+                    for s in chunk_slots[1:]:
+                        self.reject(s, "question", "prompt_too_long")
+            if j is not None:
+                jobs.append(j)
+        return jobs
+
+
+# --- the generate task ------------------------------------------------------------------------
+
+
+def generate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+    started, t_start = now(), time.perf_counter()
+    seconds: Counter[str] = Counter()
+    check(cfg)
+    corpus = load_corpus(cfg, seconds)
+    slots = make_slots(cfg, corpus)
+    n_slots = sum(len(s) for s in slots.values())
+
+    if cfg.dry_run:
+        return dry_run(cfg, corpus, slots)
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state = RunState.load(run_dir, repair=False)
+    n_existing = sum(len(r) for r in state.rows.values())
+    if n_existing and not cfg.resume:
+        raise ConfigError(
+            f"resume: {run_dir} already holds {n_existing} rows; set resume=true to "
+            "continue them or choose a new hydra.run.dir"
+        )
+    cfg_path = run_dir / "config.yaml"
+    if cfg_path.exists() and (n_existing or state.rejected or state.questions):
+        old = row_config(OmegaConf.load(cfg_path))
+        diff = row_config_diff(old, row_config(cfg))
+        if diff:
+            raise ConfigError(
+                f"resume: {run_dir} was made with another config ({diff}); "
+                "use a new hydra.run.dir or the old value"
+            )
+    state = RunState.load(run_dir, repair=True)  # cut a half-written last line before appending
+    OmegaConf.save(cfg, cfg_path, resolve=True)
+
+    done = state.done_keys()
+    todo = sum(1 for ss in slots.values() for s in ss if s.key not in done)
+    log.info("%d slots, %d done already, %d to generate", n_slots, n_slots - todo, todo)
+
+    stats = Stats()
+    t = time.perf_counter()
+    if todo:
+        from hydra.utils import instantiate
+
+        backend = instantiate(cfg.model)
+        seconds["load_model"] += time.perf_counter() - t
+        backend.set_seed(cfg.generation.seed)
+        gen = Generator(cfg, run_dir, lambda m: encode(backend.tokenizer, m), state)
+        params = GenParams(
+            **{
+                k: cfg.generation[k]
+                for k in (
+                    "max_new_tokens",
+                    "min_new_tokens",
+                    "temperature",
+                    "top_p",
+                    "do_sample",
+                    "seed",
+                )
+            }
+        )
+        from tqdm import tqdm
+
+        try:
+            with tqdm(total=todo, unit="row", desc="generate", dynamic_ncols=True) as bar:
+                gen.progress = bar
+                size = _batch_size(cfg, backend)
+                for split in SPLITS:
+                    jobs = gen.initial_jobs(slots[split], state, done)
+                    # a batch size halved by OOM stays halved for the next split
+                    run_queue(backend.generate, jobs, gen.on_result, params, size, bar, stats)
+                    size = stats.batch_size or size
+        finally:
+            gen.close()
+            backend.close()
+        seconds["generate"] += stats.seconds
+        rejects = gen.rejects
+    else:
+        rejects = Counter()
+
+    t = time.perf_counter()
+    state = RunState.load(run_dir, repair=False)
+    rows = {s: order_rows(state.rows[s], corpus[s]) for s in SPLITS}
+    corpus_json = {s: {c.id: c.text for c in corpus[s].chunks} for s in SPLITS}
+    files = writing.write_outputs(run_dir, rows, corpus_json)
+    seconds["write"] += time.perf_counter() - t
+
+    summary = make_summary(cfg, run_dir, corpus, slots, state, rows, stats, rejects, seconds)
+    summary.update(
+        status="complete",
+        started=started,
+        finished=now(),
+        files=sorted(
+            [
+                *files,
+                "config.yaml",
+                "summary.json",
+                "train.jsonl",
+                "val.jsonl",
+                "rejected.jsonl",
+                "questions.jsonl",
+            ]
+        ),
+    )
+    summary["seconds"]["total"] = round(time.perf_counter() - t_start, 3)
+    writing.write_json(run_dir / "summary.json", summary)
+    log.info("rows: train %d, val %d -> %s", len(rows["train"]), len(rows["val"]), run_dir)
+    return summary
+
+
+def _batch_size(cfg: DictConfig, backend: Any) -> int:
+    bs = cfg.generation.batch_size
+    if bs == "auto":
+        auto = getattr(backend, "auto_batch_size", None)
+        return auto(cfg.generation.max_new_tokens) if auto else 8
+    return int(bs)
+
+
+def encode(tokenizer: Any, msgs: list[dict[str, str]]) -> list[int]:
+    from synthgen.backends.base import encode as _encode
+
+    return _encode(tokenizer, msgs)
+
+
+def order_rows(rows: list[dict], sc: SplitCorpus) -> list[dict]:
+    """Dataset order: chunk order in the corpus, then question index (not finishing order)."""
+    pos = {c.id: i for i, c in enumerate(sc.chunks)}
+    return sorted(rows, key=lambda r: (pos.get(r["chunk_id"], len(pos)), r["q_index"], r["id"]))
+
+
+def make_summary(
+    cfg: DictConfig,
+    run_dir: Path,
+    corpus: dict[str, SplitCorpus],
+    slots: dict[str, list[Slot]],
+    state: RunState,
+    rows: dict[str, list[dict]],
+    stats: Stats,
+    rejects: Counter[str],
+    seconds: Counter[str],
+) -> dict[str, Any]:
+    """Counts per stage and split, over the whole run dir (earlier resumed sessions included)."""
+    all_rejects: dict[str, dict[str, Counter[str]]] = {
+        s: {"question": Counter(), "answer": Counter()} for s in SPLITS
+    }
+    for r in state.rejected:
+        all_rejects[r["split"]][r["stage"]][r["reason"]] += 1
+    splits = {}
+    for s in SPLITS:
+        rq, ra = all_rejects[s]["question"], all_rejects[s]["answer"]
+        splits[s] = {
+            **corpus[s].counts(),
+            "slots": len(slots[s]),
+            "rows": len(rows[s]),
+            "duplicates": rq.get("duplicate", 0),
+            "rejected_questions": dict(sorted(rq.items())),
+            "rejected_answers": dict(sorted(ra.items())),
+        }
+    return {
+        "run_dir": str(run_dir),
+        "task": "generate",
+        "prompt": cfg.prompt.name,
+        "model": cfg.model.name_or_path,
+        "splits": splits,
+        "rows": {s: len(rows[s]) for s in SPLITS},
+        "this_session": {
+            "prompts": stats.prompts,
+            "rejects": dict(sorted(rejects.items())),
+            "output_tokens": stats.output_tokens,
+            "prompt_tokens": stats.prompt_tokens,
+            "unfinished_outputs": stats.unfinished,
+            "generate_seconds": round(stats.seconds, 3),
+            "tokens_per_second": round(stats.tokens_per_second, 1),
+            "batches": stats.batches,
+            "batch_size": stats.batch_size,
+            "oom_retries": stats.oom_retries,
+        },
+        "seconds": {k: round(v, 3) for k, v in seconds.items()},
+        "versions": versions(),
+    }
+
+
+def versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {
+        "python": platform.python_version(),
+        "synthgen": synthgen.__version__,
+    }
+    for pkg in ("torch", "transformers", "llama-index-core", "hydra-core", "unsloth"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = None
+    try:
+        repo = Path(synthgen.__file__).resolve().parent.parent
+        commit = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+        out["git_commit"] = commit or None
+    except (OSError, subprocess.SubprocessError):
+        out["git_commit"] = None
+    return out
+
+
+# --- dry run ------------------------------------------------------------------------------------
+
+
+def dry_run(
+    cfg: DictConfig, corpus: dict[str, SplitCorpus], slots: dict[str, list[Slot]]
+) -> dict[str, Any]:
+    """Counts per stage and the first prompts as the model will see them; tokenizer only."""
+    from synthgen.backends.base import load_tokenizer, render
+
+    lines = ["dry run: nothing is generated, no weights are loaded", ""]
+    for s in SPLITS:
+        c = corpus[s].counts()
+        lines.append(
+            f"[{s}] files {c['files_read']} read, {len(c['files_skipped'])} skipped; "
+            f"{c['docs']} docs; chunks {c['chunks_total']} total, {c['chunks_kept']} kept, "
+            f"rejected {c['chunks_rejected'] or '{}'}; {c['chunks_used']} used -> "
+            f"{len(slots[s])} question slots"
+        )
+        for sk in c["files_skipped"]:
+            lines.append(f"    skipped {sk['file']}: {sk['reason']}")
+        for f, note in c["file_notes"].items():
+            lines.append(f"    note {f}: {note}")
+    list_mode = prompting.asks_for_list(cfg.prompt.question)
+    n_q = sum(len({x.chunk.id for x in ss}) if list_mode else len(ss) for ss in slots.values())
+    n_a = sum(len(ss) for ss in slots.values())
+    lines.append(f"prompts to run: {n_q} question + up to {n_a} answer")
+    first = next((ss[0] for ss in (slots["train"], slots["val"]) if ss), None)
+    if first is not None:
+        spec = ModelSpec.from_kwargs(OmegaConf.to_container(cfg.model, resolve=True))
+        tok = load_tokenizer(spec)
+        msgs = lambda u: prompting.messages(cfg.prompt.get("system"), u, spec.system_role)  # noqa: E731
+        k = cfg.prompt.questions_per_chunk if list_mode else 1
+        q = prompting.question_prompt(cfg.prompt.question, first.chunk.text, num_questions=k)
+        a = prompting.answer_prompt(cfg.prompt.answer, first.chunk.text, "<the parsed question>")
+        for title, user in (("first question prompt", q), ("first answer prompt", a)):
+            text = render(tok, msgs(user))
+            n_tok = len(tok(text, add_special_tokens=False)["input_ids"])
+            lines += [
+                "",
+                f"--- {title} ({first.split} {first.chunk.source}, chunk {first.chunk.id}, "
+                f"{n_tok} tokens) ---",
+                text,
+            ]
+    print("\n".join(lines), file=sys.stdout, flush=True)
+    return {
+        "status": "dry_run",
+        "splits": {s: corpus[s].counts() for s in SPLITS},
+        "slots": {s: len(slots[s]) for s in SPLITS},
+        "prompts": {"question": n_q, "answer": n_a},
+    }

@@ -1,0 +1,146 @@
+"""Stage 4: prompts from templates, and parsing of what the model wrote back.
+
+Instruct models wrap their text: "Sure! Here is a question:", "**Question:**", "1.",
+quotes. Parsing strips that wrapping and rejects what is left empty, with a reason.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+
+PLACEHOLDERS = ("context", "question", "num_questions", "previous")
+
+
+def fill(template: str, **values: object) -> str:
+    """Replace {context}, {question}, {num_questions}, {previous}; leave other braces alone.
+
+    str.format would choke on the literal braces of a JSON example inside a prompt.
+    """
+    for name, value in values.items():
+        if name not in PLACEHOLDERS:
+            raise KeyError(name)
+        template = template.replace("{" + name + "}", str(value))
+    return template
+
+
+def messages(system: str | None, user: str, system_role: bool = True) -> list[dict[str, str]]:
+    """Chat messages; a model without a system role gets the system text atop the user turn."""
+    if not system:
+        return [{"role": "user", "content": user}]
+    if not system_role:
+        return [{"role": "user", "content": f"{system}\n\n{user}"}]
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+def asks_for_list(question_template: str) -> bool:
+    """A question template with {num_questions} asks for all of a chunk's questions in one call."""
+    return "{num_questions}" in question_template
+
+
+def question_prompt(
+    template: str,
+    context: str,
+    followup: str | None = None,
+    previous: list[str] | None = None,
+    num_questions: int = 1,
+) -> str:
+    text = fill(template, context=context, num_questions=num_questions)
+    if previous and followup:
+        text += fill(followup, previous="\n".join(f"- {q}" for q in previous))
+    return text
+
+
+def answer_prompt(template: str, context: str, question: str) -> str:
+    return fill(template, context=context, question=question)
+
+
+# --- parsing -------------------------------------------------------------------------------
+
+_PREAMBLE = re.compile(
+    r"^\s*(?:sure|okay|ok|certainly|of course|absolutely|great|alright|here(?:'s| is| are)|"
+    r"below is|the following|i have|i'?ve|let me|based on)\b[^\n]*?:\s*(?:\n|$)",
+    re.IGNORECASE,
+)
+_LABEL = re.compile(
+    r"^\s*[*_#>\s]*(?:quiz\s+|exam\s+)?(?:question|q|answer|a)\s*(?:\d+)?\s*[*_]*\s*[:：.)\-]\s*[*_]*\s*",
+    re.IGNORECASE,
+)
+_NUMBER = re.compile(r"^\s*(?:\(?\d{1,3}[.)]|[-*•])\s+")
+_QUOTES = [('"', '"'), ("“", "”"), ("'", "'"), ("‘", "’"), ("«", "»"), ("`", "`")]
+_ANSWER_LINE = re.compile(r"^\s*[*_]*\s*answer\s*[*_]*\s*[:：]", re.IGNORECASE | re.MULTILINE)
+
+
+def _strip_wrapping(text: str) -> str:
+    text = text.strip()
+    for _ in range(3):  # wrappers nest: **"Question: ..."**
+        before = text
+        text = _PREAMBLE.sub("", text, count=1).strip()
+        text = _LABEL.sub("", text, count=1).strip()
+        text = _NUMBER.sub("", text, count=1).strip()
+        if text.startswith("**") and text.endswith("**") and len(text) > 4:
+            text = text[2:-2].strip()
+        for a, b in _QUOTES:
+            if len(text) >= 2 and text.startswith(a) and text.endswith(b) and text.count(b) <= 2:
+                text = text[1:-1].strip()
+        if text == before:
+            break
+    return text
+
+
+def parse_question(raw: str, require_question_mark: bool = False) -> tuple[str | None, str | None]:
+    """Returns (question, None) or (None, reason). Keeps the first paragraph only."""
+    text = raw.strip()
+    m = _ANSWER_LINE.search(text)
+    if m and m.start() > 0:  # the model answered its own question: keep the question
+        text = text[: m.start()]
+    text = _strip_wrapping(text)
+    text = re.split(r"\n\s*\n", text, maxsplit=1)[0]
+    text = " ".join(_strip_wrapping(text).split())
+    if not text:
+        return None, "empty"
+    if require_question_mark and "?" not in text:
+        return None, "no_question_mark"
+    return text, None
+
+
+def parse_answer(raw: str) -> tuple[str | None, str | None]:
+    """Returns (answer, None) or (None, reason). Keeps paragraphs, strips wrapping."""
+    text = _strip_wrapping(raw)
+    if not text:
+        return None, "empty"
+    return text, None
+
+
+def parse_question_list(raw: str, n: int, require_question_mark: bool = False) -> list[str | None]:
+    """Split a numbered list or a JSON array into at most n questions (None where missing/empty)."""
+    items: list[str] = []
+    m = re.search(r"\[.*\]", raw, re.DOTALL)
+    if m:
+        try:
+            data = json.loads(m.group(0))
+            items = [
+                str(x.get("question", "")) if isinstance(x, dict) else str(x)
+                for x in data
+                if isinstance(x, str | dict)
+            ]
+        except json.JSONDecodeError:
+            items = []
+    if not items:
+        lines = [ln for ln in raw.splitlines() if ln.strip()]
+        numbered = [ln for ln in lines if _NUMBER.match(ln) or _LABEL.match(ln)]
+        items = numbered or lines
+        items = [ln for ln in items if not _PREAMBLE.match(ln + "\n")]
+    out: list[str | None] = []
+    for item in items[:n]:
+        q, _ = parse_question(item, require_question_mark)
+        out.append(q)
+    return out + [None] * (n - len(out))
+
+
+def normalize(text: str) -> str:
+    """Duplicate test key: case, accents, punctuation and spacing do not make a new question."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    text = re.sub(r"[^\w\s]", " ", text)
+    return " ".join(text.split())

@@ -1,0 +1,155 @@
+"""Stage 1: files -> Docs, through LlamaIndex's SimpleDirectoryReader, one file at a time.
+
+One file at a time so that a broken file is skipped and reported instead of stopping the
+run (or being skipped silently, which SimpleDirectoryReader does with raise_on_error=False).
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import tempfile
+from pathlib import Path
+
+from synthgen.config import ConfigError
+from synthgen.records import Doc, Skipped
+
+log = logging.getLogger(__name__)
+
+TEXT_EXTENSIONS = {".txt", ".text", ".md", ".markdown", ".rst"}
+SUPPORTED_EXTENSIONS = TEXT_EXTENSIONS | {".pdf", ".docx"}
+
+
+def resolve_files(directory: str | Path, patterns: list[str], key: str) -> list[Path]:
+    """Expand names and glob patterns relative to `directory`, in list order, without repeats.
+
+    Raises ConfigError naming `key` when the list is empty or an entry matches nothing.
+    """
+    directory = Path(directory)
+    if not patterns:
+        raise ConfigError(f"{key}: the file list is empty; list at least one file or glob pattern")
+    out: list[Path] = []
+    for pattern in patterns:
+        pattern = str(pattern)
+        if glob.has_magic(pattern):
+            hits = sorted(p for p in directory.glob(pattern) if p.is_file())
+            if not hits:
+                raise ConfigError(f"{key}: pattern {pattern!r} matches no file in {directory}")
+        else:
+            path = directory / pattern
+            if not path.is_file():
+                raise ConfigError(f"{key}: file {pattern!r} not found in {directory}")
+            hits = [path]
+        out.extend(p for p in hits if p not in out)
+    return out
+
+
+def decode_text(data: bytes) -> tuple[str, str]:
+    """Decode bytes as UTF-8, else as the detected encoding; never drop characters silently.
+
+    Returns (text, encoding). Raises UnicodeDecodeError when no encoding fits.
+    """
+    try:
+        return data.decode("utf-8-sig"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data).best()
+    if best is None:
+        raise UnicodeDecodeError("utf-8", data, 0, len(data), "not UTF-8 and no encoding detected")
+    return str(best), best.encoding
+
+
+def root_cause(e: BaseException) -> BaseException:
+    """The reader wraps causes in "Error loading file" and tenacity's RetryError; unwrap them."""
+    for _ in range(10):
+        attempt = getattr(e, "last_attempt", None)  # tenacity.RetryError
+        inner = attempt.exception() if attempt is not None else e.__cause__
+        if inner is None or inner is e:
+            break
+        e = inner
+    return e
+
+
+def explain(e: BaseException, ext: str) -> str:
+    """A reason a user can act on, from whatever the reader raised."""
+    cause = root_cause(e)
+    name, text = type(cause).__name__, " ".join(str(cause).split())
+    if "NotDecrypted" in name or "encrypt" in text.lower():
+        return f"encrypted PDF (password protected): {name}"
+    if ext == ".pdf":
+        return f"corrupt or unreadable PDF: {name}: {text}"
+    if ext == ".docx":
+        return f"broken DOCX (not a valid Word file): {name}: {text}"
+    return f"{name}: {text}"
+
+
+def read_file(path: Path, source: str) -> tuple[list[Doc], str | None]:
+    """Read one file. Returns (docs, note); raises with a readable message on failure."""
+    from llama_index.core import SimpleDirectoryReader
+
+    ext = path.suffix.lower()
+    if ext not in SUPPORTED_EXTENSIONS:
+        supported = ", ".join(sorted(SUPPORTED_EXTENSIONS))
+        raise ValueError(f"unsupported extension {ext or '(none)'!r}; synthgen reads {supported}")
+    if path.stat().st_size == 0:
+        raise ValueError("empty file (0 bytes)")
+
+    note = None
+    with tempfile.TemporaryDirectory() as tmp:
+        target = path
+        if ext in TEXT_EXTENSIONS:
+            # SimpleDirectoryReader decodes text as UTF-8 with errors="ignore": bytes of any
+            # other encoding vanish without a word. Decode here and hand it clean UTF-8.
+            text, encoding = decode_text(path.read_bytes())
+            if encoding != "utf-8":
+                note = f"decoded as {encoding} (not UTF-8)"
+                target = Path(tmp) / path.name
+                target.write_text(text, encoding="utf-8")
+        reader = SimpleDirectoryReader(
+            input_files=[str(target)], raise_on_error=True, errors="strict"
+        )
+        try:
+            loaded = reader.load_data()
+        except Exception as e:
+            raise ValueError(explain(e, ext)) from e
+
+    docs = [
+        Doc(source=source, text=d.text, page=d.metadata.get("page_label"))
+        for d in loaded
+        if d.text and d.text.strip()
+    ]
+    if not docs:
+        what = "image-only or scanned PDF?" if ext == ".pdf" else "empty document"
+        raise ValueError(f"no text extracted ({what})")
+    return docs, note
+
+
+def read_files(
+    directory: str | Path, files: list[Path]
+) -> tuple[list[Doc], list[Skipped], dict[str, str]]:
+    """Read every file; an unreadable one is skipped with its reason, the rest go on.
+
+    Returns (docs in file order, skipped files, notes per file such as a non-UTF-8 encoding).
+    """
+    directory = Path(directory)
+    docs: list[Doc] = []
+    skipped: list[Skipped] = []
+    notes: dict[str, str] = {}
+    for path in files:
+        source = (
+            path.relative_to(directory).as_posix() if path.is_relative_to(directory) else str(path)
+        )
+        try:
+            got, note = read_file(path, source)
+        except Exception as e:
+            reason = " ".join(str(e).split())[:300] or type(e).__name__
+            log.warning("skipped %s: %s", source, reason)
+            skipped.append(Skipped(source, reason))
+            continue
+        if note:
+            log.warning("%s: %s", source, note)
+            notes[source] = note
+        docs.extend(got)
+    return docs, skipped, notes
