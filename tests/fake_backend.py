@@ -1,0 +1,62 @@
+"""A fake backend for unit tests of the parts around generation (queue, resume, dedup).
+
+The end-to-end tests use the real transformers backend with the tiny model instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from synthgen.backends.base import Generated, GenParams, ModelSpec, OutOfMemory
+
+
+class FakeTokenizer:
+    """Characters as tokens; a chat "template" that keeps roles visible."""
+
+    def apply_chat_template(
+        self, msgs: list[dict], tokenize: bool = False, add_generation_prompt: bool = True
+    ) -> str:
+        return "".join(f"<{m['role']}>{m['content']}" for m in msgs) + "<assistant>"
+
+    def __call__(self, text: str, add_special_tokens: bool = False) -> dict:
+        return {"input_ids": [ord(c) for c in text]}
+
+
+class Backend:
+    """Writes 'Question N about <chunk start>?' and 'Answer to ...'; can fake OOM and crashes."""
+
+    calls: list[int] = []  # batch sizes seen, shared across instances for assertions
+    oom_above: int | None = None  # raise OutOfMemory for batches larger than this
+    crash_after: int | None = None  # raise RuntimeError on this call number (a killed run)
+    duplicate_questions: bool = False  # every question the same text
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.spec = ModelSpec.from_kwargs(kwargs)
+        self.tokenizer = FakeTokenizer()
+
+    def set_seed(self, seed: int) -> None:
+        pass
+
+    def generate(self, batch: list[list[int]], params: GenParams) -> list[Generated]:
+        if self.oom_above is not None and len(batch) > self.oom_above:
+            raise OutOfMemory("fake OOM")
+        type(self).calls.append(len(batch))
+        if self.crash_after is not None and len(type(self).calls) > self.crash_after:
+            raise RuntimeError("fake crash")
+        out = []
+        for ids in batch:
+            text = "".join(chr(i) for i in ids)
+            context = (
+                text.split("-----------")[1].strip("-\n ")[:30] if "-----" in text else text[:30]
+            )
+            if "Also, question is given below" in text:
+                out.append(Generated(f"Answer: it is about {context}.", 9, True))
+            elif self.duplicate_questions:
+                out.append(Generated("Here is a question:\nWhat is it?", 5, True))
+            else:
+                n = text.count("\n- ")  # questions already asked (followup prompt)
+                out.append(Generated(f"Question: What is #{n} in '{context}'?", 7, True))
+        return out
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,189 @@
+"""End to end through the CLI (`python run.py ...` in a subprocess) with the tiny real model."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.broken_files import make_mixed_corpus
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+def cli(*args: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    p = subprocess.run([sys.executable, "run.py", *args], cwd=REPO, env=env, capture_output=True,
+                       text=True, timeout=600, **kw)  # fmt: skip
+    if check:
+        assert p.returncode == 0, p.stderr[-3000:]
+    return p
+
+
+def model_args(tiny: Path, run_dir: Path) -> list[str]:
+    return [f"model.name_or_path={tiny}", "model.load_in_4bit=false", f"hydra.run.dir={run_dir}"]
+
+
+def jsonl(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+
+
+@pytest.fixture(scope="module")
+def mixed_run(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """One full run over a folder of good and broken PDF/DOCX/TXT/MD files."""
+    docs = tmp_path_factory.mktemp("docs")
+    broken = make_mixed_corpus(docs)
+    run_dir = tmp_path_factory.mktemp("run") / "r"
+    train = ",".join(f"'{n}'" for n in ["Acting and Casting.pdf", "so_bad_its_good.docx", "film_critics.txt",
+                                        "screenplay-structure.md", *sorted(broken)])  # fmt: skip
+    cli(f"corpus.dir={docs}", f"corpus.train_files=[{train}]", "corpus.val_files=['The Sundance Decade.pdf']",
+        "num_rows=8", "generation.max_new_tokens=24", "generation.batch_size=4",
+        *model_args(tiny_model, run_dir))  # fmt: skip
+    return run_dir, broken
+
+
+def test_every_output_is_written_and_loads_in_its_own_library(mixed_run) -> None:
+    import jsonlines
+    import openpyxl
+    import pandas as pd
+    from llama_index.finetuning import EmbeddingQAFinetuneDataset
+    from omegaconf import OmegaConf
+
+    run_dir, broken = mixed_run
+    with jsonlines.open(run_dir / "train.jsonl") as r:
+        train = list(r)
+    assert 1 <= len(train) <= 8
+    fields = {"id", "split", "chunk_id", "source", "doc", "question", "answer", "prompt", "model"}
+    assert all(fields <= set(row) for row in train)
+    assert all(row["split"] == "train" and row["prompt"] == "notebook" for row in train)
+
+    # the JSONL is in finishing order, train.json in dataset order (chunk order, then q_index)
+    as_json = json.loads((run_dir / "train.json").read_text())
+    assert sorted(as_json, key=lambda r: r["id"]) == sorted(train, key=lambda r: r["id"])
+    sheet = pd.read_excel(run_dir / "dataset.xlsx", sheet_name=None)
+    assert list(sheet) == ["train", "val"]
+    assert list(sheet["train"].columns[:4]) == ["id", "doc", "question", "answer"]
+    assert len(sheet["train"]) == len(train)
+    openpyxl.load_workbook(run_dir / "dataset.xlsx")
+
+    for split in ("train", "val"):
+        ds = EmbeddingQAFinetuneDataset.from_json(str(run_dir / f"{split}_dataset.json"))
+        rows = jsonl(run_dir / f"{split}.jsonl")
+        assert set(ds.queries) == {r["id"] for r in rows}
+        assert all(ds.relevant_docs[r["id"]] == [r["chunk_id"]] for r in rows)
+        assert all(cid in ds.corpus for ids in ds.relevant_docs.values() for cid in ids)
+        corpus = json.loads((run_dir / f"{split}_corpus.json").read_text())
+        assert corpus == ds.corpus
+        queries = json.loads((run_dir / f"{split}_queries.json").read_text())
+        assert queries == ds.queries
+        assert json.loads((run_dir / f"{split}_relevant_docs.json").read_text()) == ds.relevant_docs
+
+    cfg = OmegaConf.load(run_dir / "config.yaml")
+    assert cfg.num_rows == 8 and cfg.prompt.name == "notebook"
+
+    s = json.loads((run_dir / "summary.json").read_text())
+    assert s["status"] == "complete"
+    t = s["splits"]["train"]
+    assert {f["file"] for f in t["files_skipped"]} == set(broken)
+    assert t["files_read"] == 4
+    assert t["chunks_total"] == t["chunks_kept"] + sum(t["chunks_rejected"].values())
+    assert t["rows"] == len(train)
+    assert t["slots"] == t["rows"] + sum(t["rejected_questions"].values()) + sum(
+        t["rejected_answers"].values()
+    )
+    assert s["this_session"]["output_tokens"] > 0 and s["this_session"]["tokens_per_second"] > 0
+    assert {"python", "torch", "transformers", "llama-index-core", "synthgen", "git_commit"} <= set(
+        s["versions"]
+    )
+    assert set(s["seconds"]) >= {
+        "read",
+        "chunk",
+        "select",
+        "load_model",
+        "generate",
+        "write",
+        "total",
+    }
+
+
+def test_resume_after_a_cut_line_regenerates_only_what_was_lost(
+    mixed_run, tiny_model: Path
+) -> None:
+    run_dir, _ = mixed_run
+    before = jsonl(run_dir / "train.jsonl")
+    raw = (run_dir / "train.jsonl").read_bytes()
+    last = raw.rstrip(b"\n").rfind(b"\n") + 1
+    (run_dir / "train.jsonl").write_bytes(raw[: last + 40])  # the last row cut mid-line
+    from omegaconf import OmegaConf
+
+    overrides = OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")  # the command's own overrides
+    cli(*overrides, f"hydra.run.dir={run_dir}")  # the same command again
+    after = jsonl(run_dir / "train.jsonl")
+    assert [r["id"] for r in after] == [r["id"] for r in before]  # same rows, none twice
+    assert after == before  # greedy decoding: the lost row comes back identical
+    s = json.loads((run_dir / "summary.json").read_text())
+    assert s["this_session"]["prompts"] == {"question": 0, "answer": 1}  # only the lost answer
+
+
+def test_killed_run_keeps_its_rows_and_resumes(tiny_model: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "r"
+    args = ["num_rows=30", "generation.batch_size=1", "generation.max_new_tokens=48",
+            "generation.min_new_tokens=48", *model_args(tiny_model, run_dir)]  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "run.py", *args], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    rows_file = run_dir / "train.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (rows_file.exists() and len(jsonl(rows_file)) >= 3):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (run_dir / "summary.json").exists(), "the run finished before it could be killed"
+    kept = jsonl(rows_file)
+    assert len(kept) >= 3
+    cli(*args)
+    after = jsonl(rows_file)
+    assert after[: len(kept)] == kept
+    assert len({r["id"] for r in after}) == len(after) == 30
+
+
+def test_dry_run_loads_no_weights_and_shows_the_prompts(tiny_model: Path, tmp_path: Path) -> None:
+    p = cli("dry_run=true", "num_rows=3", *model_args(tiny_model, tmp_path / "d"))
+    out = p.stdout
+    assert "[train] files 11 read, 0 skipped" in out
+    assert "prompts to run: 6 question" in out
+    assert "--- first question prompt" in out and "--- first answer prompt" in out
+    assert "<|im_start|>user\nContext information is below." in out  # chat template applied
+    assert "loaded" not in p.stderr  # the backend never loaded weights
+    assert not (tmp_path / "d" / "train.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("corpus.train_files=[missing.pdf]", "corpus.train_files"),
+        ("corpus.val_files=[]", "corpus.val_files"),
+        ("chunking.min_chars=5000", "chunking.min_chars"),
+        ("num_rows=0", "num_rows"),
+        ("generation.batch_size=0", "generation.batch_size"),
+        ("model.backend=vllm", "model.backend"),
+        ("prompt.question=no-placeholder", "prompt.question"),
+        ("corpus.dir=/no/such/folder", "corpus.dir"),
+    ],
+)
+def test_bad_input_stops_before_the_model_with_one_line(
+    override: str, key: str, tiny_model: Path, tmp_path: Path
+) -> None:
+    p = cli(override, *model_args(tiny_model, tmp_path / "r"), check=False)
+    assert p.returncode != 0
+    lines = [ln for ln in p.stderr.strip().splitlines() if ln.strip()]
+    assert lines == [lines[0]] and lines[0].startswith(f"error: {key}:"), p.stderr
+    assert "Traceback" not in p.stderr
+    assert not (tmp_path / "r" / "config.yaml").exists()  # stopped before anything was written

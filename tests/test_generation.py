@@ -1,0 +1,58 @@
+"""The generation queue: batching by length, answers following questions, OOM backoff."""
+
+from __future__ import annotations
+
+import pytest
+
+from synthgen.backends.base import Generated, GenParams, OutOfMemory
+from synthgen.generation import Job, run_queue
+
+
+class Recorder:
+    def __init__(self, oom_above: int | None = None) -> None:
+        self.batches: list[list[int]] = []  # prompt lengths per call
+        self.oom_above = oom_above
+
+    def __call__(self, batch: list[list[int]], params: GenParams) -> list[Generated]:
+        if self.oom_above is not None and len(batch) > self.oom_above:
+            raise OutOfMemory("fake")
+        self.batches.append([len(ids) for ids in batch])
+        return [Generated(text=str(len(ids)), tokens=3, finished=True) for ids in batch]
+
+
+def test_batches_are_sorted_by_length_and_answers_follow() -> None:
+    gen = Recorder()
+    jobs = [Job("question", [0] * n, n) for n in (5, 50, 7, 40, 6, 45)]
+    results: list[tuple[str, int]] = []
+
+    def on_result(job: Job, out: Generated) -> list[Job]:
+        results.append((job.stage, job.payload))
+        return (
+            [Job("answer", [0] * (job.payload + 1), job.payload)] if job.stage == "question" else []
+        )
+
+    stats = run_queue(gen, jobs, on_result, GenParams(), batch_size=3)
+    assert gen.batches[0] == [50, 45, 40]  # longest questions first, similar lengths together
+    assert gen.batches[1] == [51, 46, 41]  # a full batch of answers runs before more questions
+    assert gen.batches[2] == [7, 6, 5]
+    assert stats.prompts == {"question": 6, "answer": 6}
+    assert stats.output_tokens == 36
+    assert sorted(p for s, p in results if s == "answer") == [5, 6, 7, 40, 45, 50]
+
+
+def test_oom_halves_the_batch_and_loses_nothing() -> None:
+    gen = Recorder(oom_above=2)
+    jobs = [Job("question", [0] * 10, i) for i in range(7)]
+    done: list[int] = []
+    stats = run_queue(
+        gen, jobs, lambda j, o: done.append(j.payload) or [], GenParams(), batch_size=8
+    )
+    assert sorted(done) == list(range(7))  # every prompt ran exactly once
+    assert stats.oom_retries == [{"from": 8, "to": 4}, {"from": 4, "to": 2}]
+    assert stats.batch_size == 2
+    assert all(len(b) <= 2 for b in gen.batches)
+
+
+def test_oom_at_batch_one_propagates() -> None:
+    with pytest.raises(OutOfMemory):
+        run_queue(Recorder(oom_above=0), [Job("question", [1], 0)], lambda j, o: [], GenParams(), 4)

@@ -1,0 +1,127 @@
+"""The pipeline in-process with the fake backend: slots, dedup, resume, follow-ups, list mode."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from synthgen import pipeline
+from synthgen.config import ConfigError
+from tests import fake_backend
+from tests.conftest import compose
+
+FAKE = "model._target_=tests.fake_backend.Backend"
+
+
+@pytest.fixture(autouse=True)
+def reset_fake():
+    fake_backend.Backend.calls = []
+    fake_backend.Backend.oom_above = None
+    fake_backend.Backend.crash_after = None
+    fake_backend.Backend.duplicate_questions = False
+    yield
+
+
+def rows(run_dir: Path, split: str = "train") -> list[dict]:
+    return [json.loads(x) for x in (run_dir / f"{split}.jsonl").read_text().splitlines() if x]
+
+
+def test_rows_follow_num_rows_and_carry_their_source(tmp_path: Path) -> None:
+    s = pipeline.run(compose([FAKE, "num_rows=5"]), tmp_path)
+    got = rows(tmp_path)
+    assert len(got) == 5 and s["rows"]["train"] == 5
+    assert all(r["source"] and r["chunk_id"] and r["doc"] for r in got)
+    assert all(r["question"].startswith("What is #0") for r in got)  # "Question:" label stripped
+    assert all(r["answer"].startswith("it is about") for r in got)
+    ids = json.loads((tmp_path / "train_corpus.json").read_text())
+    assert all(r["chunk_id"] in ids and ids[r["chunk_id"]] == r["doc"] for r in got)
+
+
+def test_several_questions_per_chunk_are_told_the_earlier_ones(tmp_path: Path) -> None:
+    pipeline.run(compose([FAKE, "num_rows=6", "prompt.questions_per_chunk=3"]), tmp_path)
+    got = rows(tmp_path)
+    assert len(got) == 6 and len({r["chunk_id"] for r in got}) == 2
+    # the q-th question's prompt listed q earlier questions (the fake writes how many it saw)
+    assert sorted((r["q_index"], r["question"][:10]) for r in got)[::2] == [
+        (0, "What is #0"),
+        (1, "What is #1"),
+        (2, "What is #2"),
+    ]
+
+
+def test_list_mode_asks_once_per_chunk(tmp_path: Path) -> None:
+    question = "Write {num_questions} questions about this.\n-----------\n{context}\n-----------"
+    overrides = [
+        FAKE,
+        "num_rows=4",
+        "prompt.questions_per_chunk=2",
+        f"prompt.question='{question}'",
+    ]
+    pipeline.run(compose(overrides), tmp_path)
+    # the fake returns one question, so the second slot of each chunk is missing from the list
+    rej = [json.loads(x) for x in (tmp_path / "rejected.jsonl").read_text().splitlines()]
+    assert {r["reason"] for r in rej} == {"missing_from_list"}
+    assert len(rows(tmp_path)) == 2
+
+
+def test_duplicates_are_dropped_counted_and_not_answered(tmp_path: Path) -> None:
+    fake_backend.Backend.duplicate_questions = True
+    s = pipeline.run(compose([FAKE, "num_rows=4"]), tmp_path)
+    assert s["rows"] == {"train": 1, "val": 1}
+    assert s["splits"]["train"]["duplicates"] == 3
+    assert s["this_session"]["prompts"]["answer"] == 2  # duplicates cost no answer
+
+
+def test_crash_keeps_finished_rows_and_resume_generates_nothing_twice(tmp_path: Path) -> None:
+    cfg = compose([FAKE, "num_rows=12", "generation.batch_size=4"])
+    fake_backend.Backend.crash_after = 3  # questions, answers, questions, then the crash
+    with pytest.raises(RuntimeError, match="fake crash"):
+        pipeline.run(cfg, tmp_path)
+    first = rows(tmp_path)
+    pending = (tmp_path / "questions.jsonl").read_text().splitlines()
+    assert len(first) == 4 and len(pending) == 8  # 4 answered, 4 questions awaiting answers
+    fake_backend.Backend.crash_after = None
+    fake_backend.Backend.calls = []
+    s = pipeline.run(cfg, tmp_path)
+    again = rows(tmp_path)
+    assert len(again) == 12 and len({r["id"] for r in again}) == 12
+    assert again[:4] == first  # untouched
+    # resumed: train's 4 pending answers, 4 new questions and their answers, then val
+    n_val = s["splits"]["val"]["slots"]
+    assert s["this_session"]["prompts"] == {"question": 4 + n_val, "answer": 8 + n_val}
+    # a third run has nothing left to do
+    fake_backend.Backend.calls = []
+    pipeline.run(cfg, tmp_path)
+    assert fake_backend.Backend.calls == []
+
+
+def test_resume_with_changed_prompt_is_refused(tmp_path: Path) -> None:
+    pipeline.run(compose([FAKE, "num_rows=2"]), tmp_path)
+    with pytest.raises(ConfigError, match=r"^resume: .*prompt\.question"):
+        pipeline.run(compose([FAKE, "num_rows=2", "prompt.question='Q: {context}'"]), tmp_path)
+    with pytest.raises(ConfigError, match="^resume: .* already holds"):
+        pipeline.run(compose([FAKE, "num_rows=2", "resume=false"]), tmp_path)
+    # more rows into the same dir is a resume, not a conflict
+    s = pipeline.run(compose([FAKE, "num_rows=3"]), tmp_path)
+    assert s["rows"]["train"] == 3 and s["this_session"]["prompts"]["question"] == 2
+
+
+def test_oom_is_recorded_in_the_summary(tmp_path: Path) -> None:
+    fake_backend.Backend.oom_above = 2
+    s = pipeline.run(compose([FAKE, "num_rows=6", "generation.batch_size=8"]), tmp_path)
+    assert s["rows"]["train"] == 6
+    assert s["this_session"]["oom_retries"] == [{"from": 8, "to": 4}, {"from": 4, "to": 2}]
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    assert saved["this_session"]["oom_retries"] == s["this_session"]["oom_retries"]
+
+
+def test_counts_add_up(tmp_path: Path) -> None:
+    s = pipeline.run(compose([FAKE, "num_rows=500"]), tmp_path)
+    for split in ("train", "val"):
+        c = s["splits"][split]
+        assert c["chunks_total"] == c["chunks_kept"] + sum(c["chunks_rejected"].values())
+        assert c["chunks_used"] == c["chunks_kept"]  # 500 rows wants every kept chunk
+        rejected = sum(c["rejected_questions"].values()) + sum(c["rejected_answers"].values())
+        assert c["slots"] == c["rows"] + rejected

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import pytest
+
+from synthgen.prompting import (
+    answer_prompt,
+    fill,
+    messages,
+    normalize,
+    parse_answer,
+    parse_question,
+    parse_question_list,
+    question_prompt,
+)
+
+
+@pytest.mark.parametrize(
+    ("raw", "want"),
+    [
+        ("What is montage?", "What is montage?"),
+        ("Here is a question for the quiz:\n\nWhat is montage?", "What is montage?"),
+        ("Sure! Here's one question:\nWhat is montage?", "What is montage?"),
+        ("Question: What is montage?", "What is montage?"),
+        ("**Question:** What is montage?", "What is montage?"),
+        ('"What is montage?"', "What is montage?"),
+        ("“What is montage?”", "What is montage?"),
+        ("1. What is montage?", "What is montage?"),
+        ("Q1: What is montage?", "What is montage?"),
+        ("What is montage?\n\nAnswer: cutting shots together.", "What is montage?"),
+        ("What is montage?\nAnswer: cutting.", "What is montage?"),
+        ("  What   is\nmontage?  ", "What is montage?"),
+        ("Explain the role of the soundtrack", "Explain the role of the soundtrack"),
+    ],
+)
+def test_parse_question_strips_wrapping(raw: str, want: str) -> None:
+    assert parse_question(raw) == (want, None)
+
+
+def test_parse_question_keeps_text_without_question_mark_by_default() -> None:
+    # random-weight test models never write '?': they must still yield rows
+    assert parse_question("xq zzv brr")[0] == "xq zzv brr"
+    assert parse_question("xq zzv brr", require_question_mark=True) == (None, "no_question_mark")
+
+
+@pytest.mark.parametrize("raw", ["", "   \n\n", "Question:", '""', "Here is a question:\n"])
+def test_parse_rejects_empty(raw: str) -> None:
+    assert parse_question(raw) == (None, "empty")
+
+
+def test_parse_answer_keeps_paragraphs() -> None:
+    text, _ = parse_answer("Answer: First part.\n\nSecond part.")
+    assert text == "First part.\n\nSecond part."
+    assert parse_answer("  ") == (None, "empty")
+
+
+def test_parse_question_list_numbered_and_json() -> None:
+    raw = "Here are three questions:\n1. What is A?\n2) What is B?\n3. What is C?\n4. extra"
+    assert parse_question_list(raw, 3) == ["What is A?", "What is B?", "What is C?"]
+    assert parse_question_list('["What is A?", {"question": "What is B?"}]', 3) == [
+        "What is A?",
+        "What is B?",
+        None,
+    ]
+
+
+def test_fill_leaves_other_braces() -> None:
+    t = 'Context: {context}\nReply as JSON: {"questions": [...]}'
+    assert fill(t, context="X") == 'Context: X\nReply as JSON: {"questions": [...]}'
+
+
+def test_prompts_and_followup() -> None:
+    q = question_prompt("C={context}", "text", "\nAsked:\n{previous}", ["Q1?", "Q2?"])
+    assert q == "C=text\nAsked:\n- Q1?\n- Q2?"
+    assert answer_prompt("{context}|{question}", "c", "q") == "c|q"
+
+
+def test_messages_fold_system_without_system_role() -> None:
+    assert messages(None, "u") == [{"role": "user", "content": "u"}]
+    assert messages("s", "u")[0] == {"role": "system", "content": "s"}
+    assert messages("s", "u", system_role=False) == [{"role": "user", "content": "s\n\nu"}]
+
+
+def test_normalize_for_dedup() -> None:
+    assert normalize("What is  Montage?") == normalize("what is montage")
+    assert normalize("Café?") == normalize("café")
+    assert normalize("What is A?") != normalize("What is B?")

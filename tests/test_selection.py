@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from synthgen.records import Chunk
+from synthgen.selection import keyword_matcher, select
+
+
+def chunk(text: str) -> Chunk:
+    return Chunk(id=text[:8], source="a.txt", text=text)
+
+
+def test_word_match_is_whole_word_and_case_insensitive() -> None:
+    m = keyword_matcher(["great", "film"], "word")
+    assert m("A GREAT day")
+    assert m("the Film.")
+    assert not m("the greatest day")  # whole words only
+    assert not m("filmmaker")
+
+
+def test_substring_match_is_the_notebooks_exact_test() -> None:
+    m = keyword_matcher(["great", "film"], "substring")
+    assert m("the greatest day")  # "great" in "greatest"
+    assert m("filmmaker")
+    assert not m("A GREAT day")  # case-sensitive, as `w in text`
+
+
+def test_word_match_handles_non_word_characters() -> None:
+    assert keyword_matcher(["C++"], "word")("I like C++ a lot")
+
+
+def test_no_keywords_keeps_everything() -> None:
+    assert keyword_matcher([], "word")("anything")
+
+
+def test_select_bounds_are_strict_and_reasons_counted() -> None:
+    chunks = [chunk("f" * 10), chunk("film " * 3), chunk("x" * 12), chunk("film" + "y" * 20)]
+    kept, rejected = select(chunks, min_chars=10, max_chars=20, words=["film"], match="substring")
+    assert [c.text for c in kept] == ["film " * 3]
+    assert rejected == {"too_short": 1, "no_keyword": 1, "too_long": 1}
+    assert len(kept) + sum(rejected.values()) == len(chunks)

@@ -1,0 +1,78 @@
+"""A tiny random-weight Llama chat model, built locally: nothing is downloaded.
+
+The tokenizer is a byte-level BPE trained with `tokenizers`, the chat template is ChatML,
+and the model is a 2-layer LlamaConfig saved with save_pretrained, so the pipeline loads
+it through the same from_pretrained path a hub model takes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+CHATML = (
+    "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\n' + m['content'] + '<|im_end|>\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+
+
+def training_text(repo: Path) -> list[str]:
+    """Sentences to train the BPE on: the sample essays when present, plus the prompts."""
+    texts = [p.read_text(encoding="utf-8") for p in sorted((repo / "data").rglob("*.md"))]
+    texts += [
+        p.read_text(encoding="utf-8") for p in sorted((repo / "conf" / "prompt").glob("*.yaml"))
+    ]
+    texts.append("What is the question? The answer is that the film and the director matter.")
+    return texts
+
+
+def build_tiny_model(out: Path, repo: Path, vocab_size: int = 1024, seed: int = 0) -> Path:
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import (
+        GenerationConfig,
+        LlamaConfig,
+        LlamaForCausalLM,
+        PreTrainedTokenizerFast,
+    )
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIALS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator(training_text(repo), trainer=trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        additional_special_tokens=["<|im_start|>"],
+    )
+    fast.chat_template = CHATML
+    out.mkdir(parents=True, exist_ok=True)
+    fast.save_pretrained(out)
+
+    torch.manual_seed(seed)
+    eos = fast.convert_tokens_to_ids("<|im_end|>")
+    pad = fast.convert_tokens_to_ids("<|endoftext|>")
+    config = LlamaConfig(
+        vocab_size=len(fast),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        eos_token_id=eos,
+        pad_token_id=pad,
+        bos_token_id=None,
+        tie_word_embeddings=False,
+        initializer_range=0.5,  # large random weights: varied greedy output, not one token repeated
+    )
+    model = LlamaForCausalLM(config)
+    model.generation_config = GenerationConfig(eos_token_id=eos, pad_token_id=pad)
+    model.save_pretrained(out)
+    return out
