@@ -125,6 +125,8 @@ def check(cfg: DictConfig) -> None:
             (local / "config.json").is_file(),
             f"model.name_or_path: {path} has no config.json (not a model folder)",
         )
+    elif path.startswith(("/", ".", "~")) or "\\" in path:
+        raise ConfigError(f"model.name_or_path: folder {path!r} not found")
     else:
         _need(
             bool(_HUB_ID.match(path)),

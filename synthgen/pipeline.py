@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import platform
@@ -31,12 +32,21 @@ log = logging.getLogger(__name__)
 SPLITS = ("train", "val")
 
 
+# task name -> "module:function"; each takes (cfg, run_dir) and returns a summary dict
+TASKS = {
+    "generate": "synthgen.pipeline:generate",
+}
+
+
 def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
-    """Entry point for every task. Returns the run's summary."""
+    """Entry point for every task (`task=...`). Returns the task's summary."""
+    import importlib
+
     task = cfg.get("task", "generate")
-    if task == "generate":
-        return generate(cfg, resolve_run_dir(run_dir))
-    raise ConfigError(f"task: unknown task {task!r} (available: generate)")
+    if task not in TASKS:
+        raise ConfigError(f"task: unknown task {task!r} (available: {', '.join(TASKS)})")
+    module, _, func = TASKS[task].partition(":")
+    return getattr(importlib.import_module(module), func)(cfg, resolve_run_dir(run_dir))
 
 
 def resolve_run_dir(run_dir: str | Path | None) -> Path:
@@ -172,6 +182,7 @@ class Generator:
         self.rows_written: Counter[str] = Counter()
         self.rejects: Counter[str] = Counter()  # "stage:reason" -> count
         self.progress: Any = None
+        self.first_row_at: float | None = None  # perf_counter when the first row hit the disk
 
     def close(self) -> None:
         for f in [*self.rows_out.values(), self.rejected_out, self.questions_out]:
@@ -306,6 +317,7 @@ class Generator:
         )
         self.rows_out[slot.split].write([row.to_dict()])
         self.rows_written[slot.split] += 1
+        self.first_row_at = self.first_row_at or time.perf_counter()
         self._tick()
         return new
 
@@ -419,8 +431,9 @@ def generate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
             backend.close()
         seconds["generate"] += stats.seconds
         rejects = gen.rejects
+        first_row = round(gen.first_row_at - t_start, 3) if gen.first_row_at else None
     else:
-        rejects = Counter()
+        rejects, first_row = Counter(), None
 
     t = time.perf_counter()
     state = RunState.load(run_dir, repair=False)
@@ -430,6 +443,8 @@ def generate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     seconds["write"] += time.perf_counter() - t
 
     summary = make_summary(cfg, run_dir, corpus, slots, state, rows, stats, rejects, seconds)
+    summary["this_session"].update(started=started, first_row_seconds=first_row)
+    summary["generation"] = totals(run_dir, summary["this_session"])
     summary.update(
         status="complete",
         started=started,
@@ -450,6 +465,25 @@ def generate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     writing.write_json(run_dir / "summary.json", summary)
     log.info("rows: train %d, val %d -> %s", len(rows["train"]), len(rows["val"]), run_dir)
     return summary
+
+
+def totals(run_dir: Path, session: dict[str, Any]) -> dict[str, Any]:
+    """Generation figures over every session of the run dir (a resumed run has several)."""
+    sessions: list[dict[str, Any]] = []
+    old = run_dir / "summary.json"
+    if old.exists():
+        sessions = (
+            json.loads(old.read_text(encoding="utf-8")).get("generation", {}).get("sessions", [])
+        )
+    sessions = [*sessions, session]
+    tokens = sum(x["output_tokens"] for x in sessions)
+    secs = sum(x["generate_seconds"] for x in sessions)
+    return {
+        "output_tokens": tokens,
+        "generate_seconds": round(secs, 3),
+        "tokens_per_second": round(tokens / secs, 1) if secs else 0.0,
+        "sessions": sessions,
+    }
 
 
 def _batch_size(cfg: DictConfig, backend: Any) -> int:

@@ -17,8 +17,13 @@ def make_mixed_corpus(d: Path) -> dict[str, str]:
     from reportlab.pdfgen import canvas
 
     d.mkdir(parents=True, exist_ok=True)
-    for name in ("Acting and Casting.pdf", "so_bad_its_good.docx", "film_critics.txt",
-                 "screenplay-structure.md", "The Sundance Decade.pdf"):  # fmt: skip
+    for name in (
+        "Acting and Casting.pdf",
+        "so_bad_its_good.docx",
+        "film_critics.txt",
+        "screenplay-structure.md",
+        "The Sundance Decade.pdf",
+    ):
         shutil.copy(SAMPLE / name, d / name)
     pdf = (SAMPLE / "Acting and Casting.pdf").read_bytes()
     w = PdfWriter(clone_from=SAMPLE / "Acting and Casting.pdf")

@@ -20,8 +20,15 @@ pytestmark = pytest.mark.slow
 
 def cli(*args: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
-    p = subprocess.run([sys.executable, "run.py", *args], cwd=REPO, env=env, capture_output=True,
-                       text=True, timeout=600, **kw)  # fmt: skip
+    p = subprocess.run(
+        [sys.executable, "run.py", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        **kw,
+    )
     if check:
         assert p.returncode == 0, p.stderr[-3000:]
     return p
@@ -41,11 +48,25 @@ def mixed_run(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> tup
     docs = tmp_path_factory.mktemp("docs")
     broken = make_mixed_corpus(docs)
     run_dir = tmp_path_factory.mktemp("run") / "r"
-    train = ",".join(f"'{n}'" for n in ["Acting and Casting.pdf", "so_bad_its_good.docx", "film_critics.txt",
-                                        "screenplay-structure.md", *sorted(broken)])  # fmt: skip
-    cli(f"corpus.dir={docs}", f"corpus.train_files=[{train}]", "corpus.val_files=['The Sundance Decade.pdf']",
-        "num_rows=8", "generation.max_new_tokens=24", "generation.batch_size=4",
-        *model_args(tiny_model, run_dir))  # fmt: skip
+    train = ",".join(
+        f"'{n}'"
+        for n in [
+            "Acting and Casting.pdf",
+            "so_bad_its_good.docx",
+            "film_critics.txt",
+            "screenplay-structure.md",
+            *sorted(broken),
+        ]
+    )
+    cli(
+        f"corpus.dir={docs}",
+        f"corpus.train_files=[{train}]",
+        "corpus.val_files=['The Sundance Decade.pdf']",
+        "num_rows=8",
+        "generation.max_new_tokens=24",
+        "generation.batch_size=4",
+        *model_args(tiny_model, run_dir),
+    )
     return run_dir, broken
 
 
@@ -134,11 +155,21 @@ def test_resume_after_a_cut_line_regenerates_only_what_was_lost(
 
 def test_killed_run_keeps_its_rows_and_resumes(tiny_model: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "r"
-    args = ["num_rows=30", "generation.batch_size=1", "generation.max_new_tokens=48",
-            "generation.min_new_tokens=48", *model_args(tiny_model, run_dir)]  # fmt: skip
+    args = [
+        "num_rows=30",
+        "generation.batch_size=1",
+        "generation.max_new_tokens=48",
+        "generation.min_new_tokens=48",
+        *model_args(tiny_model, run_dir),
+    ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen([sys.executable, "run.py", *args], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "run.py", *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     rows_file = run_dir / "train.jsonl"
     deadline = time.time() + 120
     while time.time() < deadline and not (rows_file.exists() and len(jsonl(rows_file)) >= 3):

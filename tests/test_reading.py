@@ -27,8 +27,13 @@ def test_reads_every_format_and_skips_broken_files_with_reasons(mixed) -> None:
         assert word.lower() in reasons[name].lower(), (name, reasons[name])
         assert "\n" not in reasons[name]
     sources = {doc.source for doc in docs}
-    assert {"Acting and Casting.pdf", "so_bad_its_good.docx", "film_critics.txt",
-            "screenplay-structure.md", "cannes_cp1252.txt"} <= sources  # fmt: skip
+    assert {
+        "Acting and Casting.pdf",
+        "so_bad_its_good.docx",
+        "film_critics.txt",
+        "screenplay-structure.md",
+        "cannes_cp1252.txt",
+    } <= sources
     pdf_pages = [doc for doc in docs if doc.source == "Acting and Casting.pdf"]
     assert len(pdf_pages) > 1 and pdf_pages[0].page == "1"  # one doc per PDF page
     assert "camera" in " ".join(p.text for p in pdf_pages)
