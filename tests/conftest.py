@@ -25,3 +25,11 @@ def compose(overrides: list[str] | None = None):
 
     with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
         return hydra_compose("config", overrides=overrides or [])
+
+
+@pytest.fixture(scope="session")
+def tiny_embedder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-weight sentence-transformers BERT; SentenceTransformer(path) loads it."""
+    from tests.tiny import build_tiny_embedder
+
+    return build_tiny_embedder(tmp_path_factory.mktemp("tiny-bert"), REPO)

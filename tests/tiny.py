@@ -76,3 +76,62 @@ def build_tiny_model(out: Path, repo: Path, vocab_size: int = 1024, seed: int = 
     model.generation_config = GenerationConfig(eos_token_id=eos, pad_token_id=pad)
     model.save_pretrained(out)
     return out
+
+
+def build_tiny_embedder(out: Path, repo: Path, vocab_size: int = 2000, seed: int = 0) -> Path:
+    """A random 2-layer BERT sentence-transformers model (WordPiece tokenizer trained here).
+
+    Random weights give meaningless but deterministic embeddings: fine for shapes, ordering
+    and training-loop tests, never for quality claims.
+    """
+    import torch
+    from sentence_transformers import SentenceTransformer, models
+    from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, trainers
+    from tokenizers import models as tmodels
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    tok = Tokenizer(tmodels.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece()
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tok.train_from_iterator(
+        training_text(repo),
+        trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials),
+    )
+    from tokenizers.processors import TemplateProcessing
+
+    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
+    )
+    hf_dir = out / "hf"
+    hf_dir.mkdir(parents=True, exist_ok=True)
+    fast = BertTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+    )
+    fast.model_max_length = 256
+    fast.save_pretrained(hf_dir)
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=len(fast),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+        initializer_range=0.5,  # spread-out random embeddings: texts do not all collapse together
+    )
+    BertModel(config).save_pretrained(hf_dir)
+    word = models.Transformer(str(hf_dir), max_seq_length=256)
+    pool = models.Pooling(word.get_word_embedding_dimension(), pooling_mode="mean")
+    st = SentenceTransformer(modules=[word, pool, models.Normalize()], device="cpu")
+    st.save(str(out / "st"))
+    return out / "st"
