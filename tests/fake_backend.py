@@ -30,8 +30,9 @@ class Backend:
     crash_after: int | None = None  # raise RuntimeError on this call number (a killed run)
     duplicate_questions: bool = False  # every question the same text
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, engine: str = "auto", prefill_chunk_size: int = 0, **kwargs: Any) -> None:
         self.spec = ModelSpec.from_kwargs(kwargs)
+        self.engine = "fake"
         self.tokenizer = FakeTokenizer()
 
     def set_seed(self, seed: int) -> None:

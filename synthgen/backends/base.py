@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass, field
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 class OutOfMemory(RuntimeError):
@@ -24,6 +27,8 @@ class ModelSpec:
     chat_template: str | None = None
     system_role: bool = True
     eos_tokens: list[str] = field(default_factory=list)
+    hub_id: str | None = None  # the publisher's hub id (informational)
+    unsloth_4bit_id: str | None = None  # Unsloth's pre-quantized 4-bit repo, where one exists
 
     @classmethod
     def from_kwargs(cls, kwargs: dict[str, Any]) -> ModelSpec:
@@ -59,7 +64,18 @@ def load_tokenizer(spec: ModelSpec) -> Any:
     tok.padding_side = "left"
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    if spec.chat_template:
+    if spec.chat_template and "{" not in spec.chat_template:  # an Unsloth template name
+        try:
+            from unsloth.chat_templates import get_chat_template
+
+            tok = get_chat_template(tok, chat_template=spec.chat_template)
+        except Exception as e:  # no unsloth (or no GPU) here: say so, keep the tokenizer's own
+            log.warning(
+                "Unsloth template %r not applied (%s); showing the tokenizer's own template",
+                spec.chat_template,
+                type(e).__name__,
+            )
+    elif spec.chat_template:
         tok.chat_template = spec.chat_template
     if not getattr(tok, "chat_template", None):
         raise ValueError(

@@ -1,6 +1,18 @@
-"""Plain transformers backend: AutoModelForCausalLM + batched, left-padded `generate`.
+"""transformers backend: AutoModelForCausalLM with a choice of generation engine.
 
-Works on CPU and GPU, with hub ids and local folders alike (from_pretrained takes both).
+Engines (`generation.engine`), measured on an H100 with the Llama-3.1-8B shape, ~500-token
+prompts, 128 new tokens (benchmarks/RESULTS.md, ../shared/gpu/README.md):
+- dynamic: plain `generate`, dynamic KV cache. Every decode step pays Python and kernel
+  launch overhead (~155 ms a step at batch 128 where reading the weights takes ~5 ms), so it
+  tops out near 800 tok/s. The only engine for CPU, and the fallback everywhere.
+- static: `generate` with a static KV cache, which lets transformers compile the decode
+  step into CUDA graphs (one launch a step), with flex_attention, whose native GQA does not
+  copy K/V per query-head group the way the sdpa path does under a padding mask (2x at batch
+  256). Shapes are kept fixed so it compiles once: every batch has `batch_size` rows (short
+  batches are padded with copies) and prompts are left-padded to a multiple of the prefill
+  chunk; the prefill runs in chunks of `prefill_chunk_size` tokens so large batches fit.
+- auto: static on CUDA, dynamic on CPU; if static fails for a reason other than memory, the
+  backend falls back to dynamic for the rest of the run and says so in summary.json.
 """
 
 from __future__ import annotations
@@ -21,13 +33,22 @@ from synthgen.backends.base import (
 log = logging.getLogger(__name__)
 
 DTYPES = ("auto", "bfloat16", "float16", "float32")
+ENGINES = ("auto", "static", "dynamic")
 
 
-def check(spec: ModelSpec) -> None:
-    """Cheap checks before any weights load; raises ValueError('key: why')."""
+def check(spec: ModelSpec, runtime: bool = True) -> None:
+    """Cheap checks before any weights load; raises ValueError('key: why').
+
+    runtime=False (dry runs) skips what only matters where the model runs (CUDA, bitsandbytes).
+    """
     if spec.dtype not in DTYPES:
         raise ValueError(f"model.dtype: {spec.dtype!r} is not one of {', '.join(DTYPES)}")
-    if spec.load_in_4bit:
+    if spec.chat_template and "{" not in spec.chat_template:
+        raise ValueError(
+            f"model.chat_template: {spec.chat_template!r} looks like an Unsloth template name; "
+            "those need model.backend=unsloth, else give a Jinja string or null"
+        )
+    if spec.load_in_4bit and runtime:
         if importlib.util.find_spec("bitsandbytes") is None:
             raise ValueError("model.load_in_4bit: needs bitsandbytes (pip install bitsandbytes)")
         import torch
@@ -53,67 +74,161 @@ class Backend:
 
     check = staticmethod(check)
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, engine: str = "auto", prefill_chunk_size: int = 64, **kwargs: Any) -> None:
         import torch
-        from transformers import AutoModelForCausalLM
 
         self.spec = ModelSpec.from_kwargs(kwargs)
         check(self.spec)
+        if engine not in ENGINES:
+            raise ValueError(f"generation.engine: {engine!r} is not one of {', '.join(ENGINES)}")
         self.cuda = torch.cuda.is_available()
         self.device = torch.device("cuda" if self.cuda else "cpu")
-        self.tokenizer = load_tokenizer(self.spec)
-        load_kwargs: dict[str, Any] = {"dtype": torch_dtype(self.spec.dtype, self.cuda)}
-        if self.spec.load_in_4bit:
-            from transformers import BitsAndBytesConfig
-
-            load_kwargs["quantization_config"] = BitsAndBytesConfig(
-                load_in_4bit=True,
-                bnb_4bit_quant_type="nf4",
-                bnb_4bit_compute_dtype=load_kwargs["dtype"],
-            )
-            load_kwargs["device_map"] = {"": 0}
-        self.model = AutoModelForCausalLM.from_pretrained(self.spec.name_or_path, **load_kwargs)
-        if not self.spec.load_in_4bit:
-            self.model.to(self.device)
+        self.engine = ("static" if self.cuda else "dynamic") if engine == "auto" else engine
+        self.fallback_ok = engine == "auto"
+        self.notes: list[str] = []  # what the engine chose or gave up, for summary.json
+        self.prefill_chunk = int(prefill_chunk_size)
+        self.static_rows = 0  # the fixed batch of the static engine, set by its first batch
+        self.dtype = torch_dtype(self.spec.dtype, self.cuda)
+        self.tokenizer, self.model = self._load()
         self.model.eval()
         self.eos = eos_ids(self.tokenizer, self.spec, self.model.generation_config)
         self.pad = self.tokenizer.pad_token_id
-        log.info("loaded %s on %s (%s)", self.spec.name_or_path, self.device, load_kwargs["dtype"])
+        log.info(
+            "loaded %s on %s (%s), engine %s",
+            self.spec.name_or_path,
+            self.device,
+            self.dtype,
+            self.engine,
+        )
+
+    # --- loading (the unsloth backend overrides this) ------------------------------------------
+
+    def attention(self) -> str:
+        """flex_attention for the static engine on CUDA (native GQA), else transformers' default."""
+        import torch
+
+        if self.engine == "static" and self.cuda and hasattr(torch.nn.attention, "flex_attention"):
+            return "flex_attention"
+        return "sdpa"
+
+    def _load(self) -> tuple[Any, Any]:
+        from transformers import AutoModelForCausalLM
+
+        tokenizer = load_tokenizer(self.spec)
+        kw: dict[str, Any] = {"dtype": self.dtype, "attn_implementation": self.attention()}
+        if self.spec.load_in_4bit:
+            from transformers import BitsAndBytesConfig
+
+            kw["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=self.dtype
+            )
+            kw["device_map"] = {"": 0}
+        model = AutoModelForCausalLM.from_pretrained(self.spec.name_or_path, **kw)
+        if not self.spec.load_in_4bit:
+            model.to(self.device)
+        return tokenizer, model
+
+    # --- engine -------------------------------------------------------------------------------
 
     def set_seed(self, seed: int) -> None:
         from transformers import set_seed
 
         set_seed(seed)
 
+    def auto_batch_size(self, max_new_tokens: int, max_prompt_tokens: int = 1024) -> int:
+        """Rows that fit: free GPU memory after the weights, over the KV cache one row needs.
+
+        60% of the free memory goes to the KV cache, the rest to prefill activations, the
+        compiled graphs and the allocator's slack. CPU: 8.
+        """
+        if not self.cuda:
+            return 8
+        import torch
+
+        c = self.model.config.get_text_config()
+        head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
+        kv_heads = getattr(c, "num_key_value_heads", None) or c.num_attention_heads
+        cache_len = max_prompt_tokens + max_new_tokens
+        per_row = (
+            2 * c.num_hidden_layers * kv_heads * head_dim * cache_len * self.dtype.itemsize
+        )  # bytes
+        free, _ = torch.cuda.mem_get_info()
+        rows = int(0.6 * free // per_row)
+        rows = max(8, min(512, rows - rows % 32 if rows >= 32 else rows))
+        self.notes.append(
+            f"batch_size=auto -> {rows} ({free / 2**30:.0f} GiB free, {cache_len}-token cache)"
+        )
+        return rows
+
     def generate(self, batch: list[list[int]], params: GenParams) -> list[Generated]:
         import torch
 
+        try:
+            if self.engine == "static":
+                return self._generate_static(batch, params)
+            return self._generate(batch, params, pad_to=None, rows=len(batch), static=False)
+        except torch.cuda.OutOfMemoryError as e:
+            torch.cuda.empty_cache()
+            self.static_rows = 0  # a smaller batch is a new fixed shape
+            raise OutOfMemory(str(e)) from e
+        except OutOfMemory:
+            raise
+        except Exception as e:
+            if self.engine != "static" or not self.fallback_ok:
+                raise
+            why = f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+            note = f"static engine failed ({why}); using dynamic"
+            log.warning(note)
+            self.notes.append(note)
+            self.engine = "dynamic"
+            return self._generate(batch, params, pad_to=None, rows=len(batch), static=False)
+
+    def _generate_static(self, batch: list[list[int]], params: GenParams) -> list[Generated]:
+        """Fixed shapes: `static_rows` rows, prompt width a multiple of the prefill chunk."""
+        self.static_rows = max(self.static_rows, len(batch))
         width = max(len(ids) for ids in batch)
-        input_ids = torch.full((len(batch), width), self.pad, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for i, ids in enumerate(batch):  # left padding: the new tokens line up on the right
+        step = self.prefill_chunk or 64
+        pad_to = -(-width // step) * step  # round up to the chunk: every prefill chunk one shape
+        # transformers sizes each call's static cache to max(this call, the largest so far) so
+        # that the compiled step keeps its shapes; growing it in 256-token steps means a run
+        # recompiles a few times at most (answers' longer prompts), not at every new width
+        need = -(-(pad_to + params.max_new_tokens) // 256) * 256
+        prev = getattr(self.model, "_previous_max_cache_length", -1)
+        self.model._previous_max_cache_length = max(prev, need)
+        return self._generate(batch, params, pad_to=pad_to, rows=self.static_rows, static=True)
+
+    def _generate(
+        self, batch: list[list[int]], params: GenParams, pad_to: int | None, rows: int, static: bool
+    ) -> list[Generated]:
+        import torch
+
+        width = pad_to or max(len(ids) for ids in batch)
+        padded = batch + [batch[0]] * (rows - len(batch))  # filler rows keep the shape fixed
+        input_ids = torch.full((len(padded), width), self.pad, dtype=torch.long)
+        mask = torch.zeros((len(padded), width), dtype=torch.long)
+        for i, ids in enumerate(padded):  # left padding: the new tokens line up on the right
             input_ids[i, width - len(ids) :] = torch.tensor(ids)
             mask[i, width - len(ids) :] = 1
-        sampling = (
+        kw: dict[str, Any] = (
             {"do_sample": True, "temperature": params.temperature, "top_p": params.top_p}
             if params.do_sample
             else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
         )
-        try:
-            with torch.inference_mode():
-                out = self.model.generate(
-                    input_ids=input_ids.to(self.device),
-                    attention_mask=mask.to(self.device),
-                    max_new_tokens=params.max_new_tokens,
-                    min_new_tokens=params.min_new_tokens or None,
-                    eos_token_id=self.eos,
-                    pad_token_id=self.pad,
-                    **sampling,
-                )
-        except torch.cuda.OutOfMemoryError as e:
-            torch.cuda.empty_cache()
-            raise OutOfMemory(str(e)) from e
-        return [self._decode(row) for row in out[:, width:].tolist()]
+        if static:
+            kw["cache_implementation"] = "static"
+            if self.prefill_chunk:
+                kw["prefill_chunk_size"] = self.prefill_chunk
+        with torch.inference_mode():
+            out = self.model.generate(
+                input_ids=input_ids.to(self.device),
+                attention_mask=mask.to(self.device),
+                max_new_tokens=params.max_new_tokens,
+                min_new_tokens=params.min_new_tokens or None,
+                eos_token_id=self.eos,
+                pad_token_id=self.pad,
+                **kw,
+            )
+        return [self._decode(row) for row in out[: len(batch), width:].tolist()]
 
     def _decode(self, new: list[int]) -> Generated:
         """Cut at the first end-of-turn token; the rest is padding after the row finished."""
