@@ -66,6 +66,11 @@ def check(cfg: DictConfig) -> None:
         cfg.generation.min_new_tokens <= cfg.generation.max_new_tokens,
         "generation.min_new_tokens: must be <= generation.max_new_tokens",
     )
+    _need(
+        cfg.generation.engine in ("auto", "static", "dynamic"),
+        f"generation.engine: must be auto, static or dynamic, got {cfg.generation.engine!r}",
+    )
+    _int(cfg, "generation.prefill_chunk_size", 0)
     t, p = cfg.generation.temperature, cfg.generation.top_p
     _need(isinstance(t, int | float) and t > 0, f"generation.temperature: must be > 0, got {t!r}")
     _need(
@@ -149,7 +154,7 @@ def check(cfg: DictConfig) -> None:
         backend_check = getattr(backend_cls, "check", None)
         if backend_check is not None:
             try:
-                backend_check(spec)
+                backend_check(spec, runtime=not cfg.get("dry_run", False))
             except ValueError as e:
                 raise ConfigError(str(e)) from None
 

@@ -398,7 +398,11 @@ def generate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     if todo:
         from hydra.utils import instantiate
 
-        backend = instantiate(cfg.model)
+        backend = instantiate(
+            cfg.model,
+            engine=cfg.generation.engine,
+            prefill_chunk_size=cfg.generation.prefill_chunk_size,
+        )
         seconds["load_model"] += time.perf_counter() - t
         backend.set_seed(cfg.generation.seed)
         gen = Generator(cfg, run_dir, lambda m: encode(backend.tokenizer, m), state)
@@ -432,8 +436,13 @@ def generate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         seconds["generate"] += stats.seconds
         rejects = gen.rejects
         first_row = round(gen.first_row_at - t_start, 3) if gen.first_row_at else None
+        engine = {
+            "name": getattr(backend, "engine", None),
+            "requested": cfg.generation.engine,
+            "notes": getattr(backend, "notes", []),
+        }
     else:
-        rejects, first_row = Counter(), None
+        rejects, first_row, engine = Counter(), None, {}
 
     t = time.perf_counter()
     state = RunState.load(run_dir, repair=False)
@@ -442,7 +451,9 @@ def generate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     files = writing.write_outputs(run_dir, rows, corpus_json)
     seconds["write"] += time.perf_counter() - t
 
-    summary = make_summary(cfg, run_dir, corpus, slots, state, rows, stats, rejects, seconds)
+    summary = make_summary(
+        cfg, run_dir, corpus, slots, state, rows, stats, rejects, seconds, engine
+    )
     summary["this_session"].update(started=started, first_row_seconds=first_row)
     summary["generation"] = totals(run_dir, summary["this_session"])
     summary.update(
@@ -490,7 +501,8 @@ def _batch_size(cfg: DictConfig, backend: Any) -> int:
     bs = cfg.generation.batch_size
     if bs == "auto":
         auto = getattr(backend, "auto_batch_size", None)
-        return auto(cfg.generation.max_new_tokens) if auto else 8
+        longest = cfg.model.max_seq_length - cfg.generation.max_new_tokens
+        return auto(cfg.generation.max_new_tokens, min(longest, 1024)) if auto else 8
     return int(bs)
 
 
@@ -516,6 +528,7 @@ def make_summary(
     stats: Stats,
     rejects: Counter[str],
     seconds: Counter[str],
+    engine: dict[str, Any],
 ) -> dict[str, Any]:
     """Counts per stage and split, over the whole run dir (earlier resumed sessions included)."""
     all_rejects: dict[str, dict[str, Counter[str]]] = {
@@ -552,6 +565,7 @@ def make_summary(
             "batches": stats.batches,
             "batch_size": stats.batch_size,
             "oom_retries": stats.oom_retries,
+            "engine": engine,
         },
         "seconds": {k: round(v, 3) for k, v in seconds.items()},
         "versions": versions(),
