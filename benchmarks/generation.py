@@ -494,7 +494,7 @@ def main() -> None:
     ap.add_argument("--new-tokens", type=int, default=128)
     ap.add_argument("--engine", default="auto", help="synthgen engine: auto | static | dynamic")
     ap.add_argument("--batch", default="auto", help="synthgen batch size, or auto")
-    ap.add_argument("--prefill-chunk", type=int, default=64)
+    ap.add_argument("--prefill-chunk", type=int, default=0)
     ap.add_argument("--ckpt", default="/tmp/synthgen-bench-ckpt")
     ap.add_argument(
         "--tiny",

@@ -2,9 +2,31 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
+from collections.abc import Callable
 
 from synthgen.records import Chunk, Doc, short_hash
+
+
+def tokenizer() -> Callable[[str], list]:
+    """LlamaIndex's default chunking tokenizer (tiktoken cl100k), offline.
+
+    LlamaIndex ships the cl100k file and points tiktoken at it only when TIKTOKEN_CACHE_DIR
+    is unset; a machine that sets it elsewhere (seen on a GPU image) makes tiktoken try to
+    download it. Retry with the shipped copy.
+    """
+    import llama_index.core
+    from llama_index.core.utils import get_tokenizer
+
+    try:
+        return get_tokenizer()
+    except Exception:
+        shipped = os.path.join(
+            os.path.dirname(llama_index.core.__file__), "_static", "tiktoken_cache"
+        )
+        os.environ["TIKTOKEN_CACHE_DIR"] = shipped
+        return get_tokenizer()
 
 
 def chunk_docs(docs: list[Doc], chunk_size: int, chunk_overlap: int) -> list[Chunk]:
@@ -18,7 +40,10 @@ def chunk_docs(docs: list[Doc], chunk_size: int, chunk_overlap: int) -> list[Chu
     from llama_index.core.schema import MetadataMode
 
     splitter = SentenceSplitter(
-        chunk_size=chunk_size, chunk_overlap=chunk_overlap, include_metadata=False
+        chunk_size=chunk_size,
+        chunk_overlap=chunk_overlap,
+        include_metadata=False,
+        tokenizer=tokenizer(),
     )
     seen: Counter[tuple[str, str]] = Counter()  # (source, text) -> occurrences so far
     chunks: list[Chunk] = []

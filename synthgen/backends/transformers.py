@@ -74,7 +74,7 @@ class Backend:
 
     check = staticmethod(check)
 
-    def __init__(self, engine: str = "auto", prefill_chunk_size: int = 64, **kwargs: Any) -> None:
+    def __init__(self, engine: str = "auto", prefill_chunk_size: int = 0, **kwargs: Any) -> None:
         import torch
 
         self.spec = ModelSpec.from_kwargs(kwargs)
@@ -104,10 +104,15 @@ class Backend:
     # --- loading (the unsloth backend overrides this) ------------------------------------------
 
     def attention(self) -> str:
-        """flex_attention for the static engine on CUDA (native GQA), else transformers' default."""
+        """flex_attention for the static engine on CUDA (native GQA), else transformers' default.
+
+        Not with chunked prefill: on an H100 (torch 2.11, transformers 5.17) inductor found no
+        kernel for flex_attention over 64-token prefill chunks (NoValidChoicesError).
+        """
         import torch
 
-        if self.engine == "static" and self.cuda and hasattr(torch.nn.attention, "flex_attention"):
+        flex = hasattr(torch.nn.attention, "flex_attention")
+        if self.engine == "static" and self.cuda and flex and not self.prefill_chunk:
             return "flex_attention"
         return "sdpa"
 
@@ -154,7 +159,10 @@ class Backend:
         )  # bytes
         free, _ = torch.cuda.mem_get_info()
         rows = int(0.6 * free // per_row)
-        rows = max(8, min(512, rows - rows % 32 if rows >= 32 else rows))
+        # without chunked prefill the whole batch prefills at once: 384 rows of ~580 tokens ran
+        # out of memory on an 80 GB H100 (8 GB MLP blocks), 256 fit
+        cap = 512 if self.prefill_chunk else 256
+        rows = max(8, min(cap, rows - rows % 32 if rows >= 32 else rows))
         self.notes.append(
             f"batch_size=auto -> {rows} ({free / 2**30:.0f} GiB free, {cache_len}-token cache)"
         )
@@ -164,31 +172,32 @@ class Backend:
         import torch
 
         try:
-            if self.engine == "static":
-                return self._generate_static(batch, params)
-            return self._generate(batch, params, pad_to=None, rows=len(batch), static=False)
+            try:
+                if self.engine == "static":
+                    return self._generate_static(batch, params)
+                return self._generate(batch, params, pad_to=None, rows=len(batch), static=False)
+            except torch.cuda.OutOfMemoryError:
+                raise
+            except Exception as e:
+                if self.engine != "static" or not self.fallback_ok:
+                    raise
+                first = str(e).splitlines()[0][:200] if str(e) else ""
+                note = f"static engine failed ({type(e).__name__}: {first}); using dynamic"
+                log.warning(note)
+                self.notes.append(note)
+                self.engine = "dynamic"
+                return self._generate(batch, params, pad_to=None, rows=len(batch), static=False)
         except torch.cuda.OutOfMemoryError as e:
             torch.cuda.empty_cache()
             self.static_rows = 0  # a smaller batch is a new fixed shape
             raise OutOfMemory(str(e)) from e
-        except OutOfMemory:
-            raise
-        except Exception as e:
-            if self.engine != "static" or not self.fallback_ok:
-                raise
-            why = f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
-            note = f"static engine failed ({why}); using dynamic"
-            log.warning(note)
-            self.notes.append(note)
-            self.engine = "dynamic"
-            return self._generate(batch, params, pad_to=None, rows=len(batch), static=False)
 
     def _generate_static(self, batch: list[list[int]], params: GenParams) -> list[Generated]:
         """Fixed shapes: `static_rows` rows, prompt width a multiple of the prefill chunk."""
         self.static_rows = max(self.static_rows, len(batch))
         width = max(len(ids) for ids in batch)
-        step = self.prefill_chunk or 64
-        pad_to = -(-width // step) * step  # round up to the chunk: every prefill chunk one shape
+        step = self.prefill_chunk or 16
+        pad_to = -(-width // step) * step  # few distinct widths; with chunks, one chunk shape
         # transformers sizes each call's static cache to max(this call, the largest so far) so
         # that the compiled step keeps its shapes; growing it in 256-token steps means a run
         # recompiles a few times at most (answers' longer prompts), not at every new width
