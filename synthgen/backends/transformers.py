@@ -78,7 +78,7 @@ class Backend:
         import torch
 
         self.spec = ModelSpec.from_kwargs(kwargs)
-        check(self.spec)
+        type(self).check(self.spec)  # the unsloth subclass has its own
         if engine not in ENGINES:
             raise ValueError(f"generation.engine: {engine!r} is not one of {', '.join(ENGINES)}")
         self.cuda = torch.cuda.is_available()
