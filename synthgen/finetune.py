@@ -281,7 +281,12 @@ def finetune(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     check(cfg)
     embedding.require("finetune", "sentence_transformers", "datasets", "accelerate", "matplotlib")
     train = embedding.load_split(data, "train", "finetune.data")
-    val = embedding.load_split(data, "val", "finetune.data") if ft.evaluate else None
+    val = None
+    if ft.evaluate:
+        try:
+            val = embedding.load_split(data, "val", "finetune.data")
+        except ConfigError as e:
+            raise ConfigError(f"{e}; finetune.evaluate=false trains without a val split") from None
     run_dir.mkdir(parents=True, exist_ok=True)
     embedding.check_out_dir(run_dir, data, "finetune.data")
     ckpt_dir, model_dir = run_dir / "checkpoints", run_dir / "model"
@@ -354,7 +359,7 @@ def finetune(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     if val is not None:
         t = time.perf_counter()
         del model, trainer
-        tuned = embedding.load_embedder(cfg, model_dir, "finetune.data")  # the saved artifact
+        tuned = embedding.load_embedder(cfg, model_dir, "hydra.run.dir")  # the saved model
         names = {"base": str(cfg.embedder.name_or_path), "tuned": str(model_dir)}
         ev = evaluate.run_eval(cfg, val, run_dir, None, tuned, names, precomputed)
         seconds["evaluate_tuned"] = time.perf_counter() - t

@@ -226,3 +226,53 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path: Path) -> None:
     assert p.stderr.strip().splitlines() == [
         f"error: evaluate.data: {tmp_path} has no val.jsonl (not a run dir of task=generate?)"
     ]
+
+
+@pytest.mark.slow
+def test_same_config_resumes_from_the_last_checkpoint(
+    ft: Path, qa: Path, tiny_embedder: Path, tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "ft"
+    shutil.copytree(ft, run_dir)
+    cfg = compose(
+        [
+            "task=finetune",
+            f"finetune.data={qa}",
+            *embedder_args(tiny_embedder),
+            "finetune.epochs=2",
+            "finetune.batch_size=4",
+            "finetune.lr=1e-3",
+            "finetune.hard_negatives=2",
+            "finetune.evaluate=false",  # not a training key: resuming with it changed is fine
+        ]
+    )
+    summary = pipeline.run(cfg, run_dir=run_dir)
+    first = json.loads((ft / "summary.json").read_text())["train"]
+    assert summary["train"]["resumed_from"].endswith(f"checkpoint-{first['steps']}")
+    assert summary["train"]["steps"] == first["steps"]  # nothing left to train
+    assert summary["eval"] is None
+
+
+def test_cached_mnrl_trains_and_saves_without_eval(
+    qa: Path, tiny_embedder: Path, tmp_path: Path
+) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    cfg = compose(
+        [
+            "task=finetune",
+            f"finetune.data={qa}",
+            f"embedder.name_or_path={tiny_embedder}",
+            "embedder.query_prefix=''",
+            "finetune.loss=cached_mnrl",
+            "finetune.mini_batch_size=2",
+            "finetune.batch_size=4",
+            "finetune.max_steps=2",
+            "finetune.evaluate=false",
+        ]
+    )
+    summary = pipeline.run(cfg, run_dir=tmp_path)
+    assert summary["loss"] == "cached_mnrl" and summary["train"]["steps"] == 2
+    assert summary["eval"] is None and not (tmp_path / "eval.json").exists()
+    model = SentenceTransformer(str(tmp_path / "model"), device="cpu")
+    assert "query" not in model.prompts or model.prompts["query"] == ""
