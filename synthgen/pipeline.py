@@ -35,6 +35,9 @@ SPLITS = ("train", "val")
 # task name -> "module:function"; each takes (cfg, run_dir) and returns a summary dict
 TASKS = {
     "generate": "synthgen.pipeline:generate",
+    "finetune": "synthgen.finetune:finetune",
+    "evaluate": "synthgen.evaluate:evaluate",
+    "export": "synthgen.export:export",
 }
 
 

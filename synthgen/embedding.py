@@ -1,0 +1,153 @@
+"""What the finetune, evaluate and export tasks share: a run dir's split and the embedder.
+
+A split is its Q/A rows plus every chunk of that split (`<split>_corpus.json`), so retrieval is
+scored against all the chunks a question could have come from, not only the ones asked about.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from synthgen import writing
+from synthgen.config import ConfigError, SynthgenError
+
+log = logging.getLogger(__name__)
+_HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+
+
+@dataclass
+class Split:
+    """One split of a run dir: rows in dataset order and every chunk {chunk_id: text}."""
+
+    name: str
+    rows: list[dict]
+    corpus: dict[str, str]
+
+    @property
+    def queries(self) -> dict[str, str]:
+        return {r["id"]: r["question"] for r in self.rows}
+
+    @property
+    def relevant(self) -> dict[str, set[str]]:
+        return {r["id"]: {r["chunk_id"]} for r in self.rows}
+
+    def positive(self, row: dict) -> str:
+        return self.corpus[row["chunk_id"]]
+
+
+def require(task: str, *modules: str) -> None:
+    """The finetune extra's libraries, or one line saying how to get them."""
+    import importlib.util
+
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise SynthgenError(f"task={task} needs {', '.join(missing)}: pip install -e '.[finetune]'")
+
+
+def run_dir_arg(value: Any, key: str) -> Path:
+    """The run dir named by `key` (e.g. finetune.data), which must exist."""
+    if value in (None, ""):
+        raise ConfigError(f"{key}: required: the run dir made by task=generate ({key}=outputs/...)")
+    path = Path(str(value)).expanduser()
+    if not path.is_dir():
+        raise ConfigError(f"{key}: run dir {str(path)!r} not found")
+    return path
+
+
+def load_split(run_dir: Path, split: str, key: str) -> Split:
+    """Rows of `<split>.jsonl` (the source of truth, finished or not) and `<split>_corpus.json`."""
+    rows_path, corpus_path = run_dir / f"{split}.jsonl", run_dir / f"{split}_corpus.json"
+    if not rows_path.exists():
+        raise ConfigError(
+            f"{key}: {run_dir} has no {split}.jsonl (not a run dir of task=generate?)"
+        )
+    try:
+        rows = writing.read_jsonl(rows_path)
+    except ValueError as e:
+        raise ConfigError(f"{key}: {e}") from None
+    if not rows:
+        raise ConfigError(f"{key}: {rows_path} holds no rows")
+    if not corpus_path.exists():
+        raise ConfigError(
+            f"{key}: {run_dir} has no {split}_corpus.json (written when task=generate finishes; "
+            "run it again with the same hydra.run.dir to complete it)"
+        )
+    corpus = json.loads(corpus_path.read_text(encoding="utf-8"))
+    missing = sorted({r["chunk_id"] for r in rows} - set(corpus))
+    if missing:
+        raise ConfigError(
+            f"{key}: {len(missing)} {split} rows point to chunks missing from "
+            f"{split}_corpus.json (e.g. {missing[0]})"
+        )
+    pos = {cid: i for i, cid in enumerate(corpus)}  # the corpus is in chunk order
+    rows.sort(key=lambda r: (pos[r["chunk_id"]], r.get("q_index", 0), r["id"]))
+    return Split(split, rows, corpus)
+
+
+def check_out_dir(run_dir: Path, data: Path, key: str) -> None:
+    """A task writes summary.json and config.yaml: never over the generate run's own."""
+    if run_dir.resolve() == data.resolve():
+        raise ConfigError(
+            f"hydra.run.dir: must differ from {key} ({data}); this task would overwrite "
+            "that run's summary.json and config.yaml"
+        )
+
+
+def check_embedder(cfg: DictConfig, path: Any = None, key: str = "embedder.name_or_path") -> str:
+    """A local model folder or a hub id; says which key is wrong before any weights load."""
+    name = str(path if path is not None else cfg.embedder.name_or_path)
+    local = Path(name).expanduser()
+    if local.exists():
+        if not ((local / "modules.json").is_file() or (local / "config.json").is_file()):
+            raise ConfigError(
+                f"{key}: {name} has no modules.json or config.json (not a model folder)"
+            )
+        return str(local)
+    if name.startswith(("/", ".", "~")) or "\\" in name:
+        raise ConfigError(f"{key}: folder {name!r} not found")
+    if not _HUB_ID.match(name):
+        raise ConfigError(f"{key}: {name!r} is neither a folder nor a hub id like org/name")
+    return name
+
+
+def tuned_path(value: Any, key: str) -> Path:
+    """A tuned model folder, or a finetune run dir whose model/ holds it."""
+    path = Path(str(value)).expanduser()
+    if (path / "model" / "modules.json").is_file():
+        return path / "model"
+    if not (path / "modules.json").is_file():
+        raise ConfigError(
+            f"{key}: {str(path)!r} is not a sentence-transformers model folder "
+            "(no modules.json) nor a finetune run dir with model/"
+        )
+    return path
+
+
+def load_embedder(
+    cfg: DictConfig, path: Any = None, key: str = "embedder.name_or_path", device: str | None = None
+) -> Any:
+    """SentenceTransformer for `path` (default: embedder.name_or_path), errors as one line."""
+    from sentence_transformers import SentenceTransformer
+
+    name = check_embedder(cfg, path, key)
+    try:
+        model = SentenceTransformer(name, device=device)
+    except Exception as e:  # OSError offline, ValueError on a broken folder, ...
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        hint = " (a hub id needs hub access or the model in the local cache)" if "/" in name else ""
+        raise ConfigError(f"{key}: cannot load {name!r}{hint}: {first}") from None
+    own = model.max_seq_length  # the model's own limit (tokens); never raised past it
+    want = int(cfg.embedder.max_seq_length)
+    model.max_seq_length = min(want, own) if own else want
+    return model
+
+
+def query_prefix(cfg: DictConfig) -> str:
+    return str(cfg.embedder.get("query_prefix") or "")

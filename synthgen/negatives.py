@@ -1,0 +1,201 @@
+"""Hard negatives: chunks of the same split that the base model ranks close to a question but
+that are not its source chunk.
+
+Candidates come from `sentence_transformers.util.mine_hard_negatives` (the split's questions
+against every chunk of the split). The guard is applied here, not inside that function, so
+that every candidate it removes is counted by reason: a chunk whose text is the positive's
+(another file with the same text), or one scoring too close to the positive (a near-duplicate,
+such as an overlapping neighbour chunk, which would teach the model that the answer is wrong).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from synthgen.config import ConfigError
+from synthgen.embedding import Split
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Guard:
+    """Thresholds relative to the positive's score (cosine); None = that rule is off.
+
+    The rules are those of mine_hard_negatives: relative_margin=0.05 keeps a candidate only if
+    it scores at least 5% of |positive| below the positive (NV-Retriever's TopK-PercPos 95%).
+    """
+
+    relative_margin: float | None = 0.05
+    absolute_margin: float | None = None
+    max_score: float | None = None
+
+    def reason(self, score: float, positive: float) -> str | None:
+        """Why a candidate with `score` is too close to a positive scoring `positive`, or None."""
+        if self.relative_margin is not None and score > positive - abs(positive) * (
+            self.relative_margin
+        ):
+            return "relative_margin"
+        if self.absolute_margin is not None and score > positive - self.absolute_margin:
+            return "absolute_margin"
+        if self.max_score is not None and score > self.max_score:
+            return "max_score"
+        return None
+
+
+@dataclass
+class Mined:
+    """k negatives (texts) per row, in row order, with counts for the summary.
+
+    A row whose every candidate the guard removed (and with no safe chunk left to draw) has
+    none: it is trained on in-batch negatives only.
+    """
+
+    negatives: list[list[str]]
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def select(
+    candidates: list[tuple[str, float]],
+    positive_text: str,
+    positive_score: float,
+    k: int,
+    guard: Guard,
+    removed: Counter[str],
+) -> list[str]:
+    """The first k candidates (best first) that are not the positive and pass the guard.
+
+    A candidate with the positive's exact text is never used, whatever its score.
+    """
+    kept: list[str] = []
+    for text, score in candidates:
+        if text == positive_text:
+            removed["identical"] += 1
+            continue
+        why = guard.reason(score, positive_score)
+        if why:
+            removed[why] += 1
+            continue
+        if text not in kept:
+            kept.append(text)
+    return kept[:k]
+
+
+def mine(
+    model: Any,
+    split: Split,
+    k: int,
+    guard: Guard,
+    range_max: int,
+    query_prefix: str = "",
+    batch_size: int = 32,
+    seed: int = 0,
+    key: str = "finetune.hard_negatives",
+) -> Mined:
+    """k negatives per row of `split`, from its own chunks, ranked by `model`.
+
+    The best-ranked candidates that pass the guard come first. A row left with fewer than k
+    is topped up at random from chunks ranked below the whole window, when the window's lowest
+    candidate passed the guard (so they pass too), as FlagEmbedding's own miner tops up. A row
+    still short repeats its own negatives; a row with none keeps none.
+    """
+    from datasets import Dataset
+    from sentence_transformers.util import mine_hard_negatives
+
+    texts = list(dict.fromkeys(split.corpus.values()))  # distinct texts, chunk order
+    if len(texts) < 2:
+        raise ConfigError(f"{key}: the {split.name} corpus has {len(texts)} distinct chunk(s)")
+    window = max(1, min(range_max, len(texts) - 1))
+    positives = [split.positive(r) for r in split.rows]
+    data = Dataset.from_dict({"anchor": [r["question"] for r in split.rows], "positive": positives})
+    out = mine_hard_negatives(
+        data,
+        model,
+        corpus=texts,
+        range_max=window,
+        num_negatives=window,  # all candidates of the window come back; the guard runs below
+        sampling_strategy="top",
+        output_format="labeled-list",
+        output_scores=True,
+        query_prompt=query_prefix,
+        batch_size=batch_size,
+        verbose=False,
+    )
+    # labeled-list: positive = [positive, candidate_1, ...], scores = [pos_score, score_1, ...]
+    found: dict[tuple[str, str], tuple[list[str], list[float]]] = {}
+    for a, docs, scores in zip(out["anchor"], out["positive"], out["scores"], strict=True):
+        found[(a, docs[0])] = (docs, scores)
+
+    same_text = Counter(split.corpus.values())  # chunk ids sharing one text (files with same text)
+    rng = random.Random(seed)
+    removed: Counter[str] = Counter()
+    negatives: list[list[str]] = []
+    n_candidates = filled = repeated = without = 0
+    for row, pos in zip(split.rows, positives, strict=True):
+        docs, scores = found.get((row["question"], pos), ([pos], [1.0]))
+        cands = list(zip(docs[1:], scores[1:], strict=True))
+        n_candidates += len(cands) + same_text[pos] - 1
+        # other chunk ids with the positive's text were merged with it before ranking; count them
+        removed["identical"] += same_text[pos] - 1
+        kept = select(cands, pos, scores[0], k, guard, removed)
+        if len(kept) < k:
+            # chunks outside the window score no higher than its lowest candidate: safe to draw
+            # from only if that lowest one passed the guard (every rule is "score above a bound")
+            lowest_ok = not cands or guard.reason(cands[-1][1], scores[0]) is None
+            seen = {pos, *(d for d, _ in cands)}
+            pool = [t for t in texts if t not in seen] if lowest_ok else []
+            extra = rng.sample(pool, min(k - len(kept), len(pool)))
+            filled += len(extra)
+            kept += extra
+        if not kept:  # every other chunk is too close to this question's source chunk
+            without += 1
+        else:
+            short = k - len(kept)  # a corpus too small for k: repeat (MNRL needs equal columns)
+            kept += [kept[i % len(kept)] for i in range(short)]
+            repeated += short
+        negatives.append(kept)
+    stats = {
+        "per_question": k,
+        "questions": len(split.rows),
+        "corpus_chunks": len(split.corpus),
+        "window": window,
+        "candidates": n_candidates,
+        "removed_by_guard": sum(removed.values()),
+        "removed": dict(sorted(removed.items())),
+        "guard": {
+            "relative_margin": guard.relative_margin,
+            "absolute_margin": guard.absolute_margin,
+            "max_score": guard.max_score,
+        },
+        "random_filled": filled,
+        "repeated": repeated,
+        "questions_without_negative": without,
+    }
+    log.info(
+        "hard negatives: %d per question for %d questions; guard removed %d of %d candidates %s",
+        k,
+        len(split.rows),
+        stats["removed_by_guard"],
+        n_candidates,
+        stats["removed"],
+    )
+    return Mined(negatives, stats)
+
+
+def random_negatives(split: Split, k: int, seed: int = 0) -> list[list[str]]:
+    """k other chunks of the split per row, at random (FlagEmbedding's advice without mining).
+
+    Never the positive, nor a chunk with the positive's exact text.
+    """
+    rng = random.Random(seed)
+    texts = list(dict.fromkeys(split.corpus.values()))
+    out = []
+    for row in split.rows:
+        pos = split.positive(row)
+        pool = [t for t in texts if t != pos]
+        out.append(rng.sample(pool, min(k, len(pool))))
+    return out
