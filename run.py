@@ -9,7 +9,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from synthgen import pipeline
+from synthgen import pipeline, sweep  # sweep: the run dir names of -m and its callback
 from synthgen.config import SynthgenError
 
 
@@ -17,9 +17,14 @@ from synthgen.config import SynthgenError
 def main(cfg: DictConfig) -> None:
     try:
         pipeline.run(cfg)
-    except SynthgenError as e:  # the user's to fix: one line, no traceback
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    except Exception as e:
+        if sweep.in_multirun():  # recorded in the run dir; the sweep goes on to the next run
+            sweep.record_failure(cfg, e)
+            return
+        if isinstance(e, SynthgenError):  # the user's to fix: one line, no traceback
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(2)
+        raise
 
 
 if __name__ == "__main__":

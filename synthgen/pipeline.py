@@ -35,6 +35,7 @@ SPLITS = ("train", "val")
 # task name -> "module:function"; each takes (cfg, run_dir) and returns a summary dict
 TASKS = {
     "generate": "synthgen.pipeline:generate",
+    "compare": "synthgen.compare:compare",
     "finetune": "synthgen.finetune:finetune",
     "evaluate": "synthgen.evaluate:evaluate",
     "export": "synthgen.export:export",

@@ -1,0 +1,425 @@
+"""The comparison as files: compare.json (every number), compare.xlsx (one sheet per table),
+compare.md and compare.html (the same sections; the HTML carries its plots inline so it can
+be sent as one file) and compare_plots/*.png.
+
+The Markdown and HTML are rendered from one list of blocks, so they never disagree.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+import re
+import textwrap
+from pathlib import Path
+from typing import Any
+
+from synthgen import writing
+from synthgen.compare import AT, HITS, METRICS, Metric
+
+PLOTS = "compare_plots"  # folder of the PNGs, next to compare.md
+CELL = 90  # characters of a config value or example text shown in Markdown/HTML tables
+CHUNK = 600  # characters of an example's chunk shown in Markdown/HTML
+
+# ("h1"|"h2"|"h3", text) | ("p"|"quote", text) | ("ul", [text]) | ("table", headers, rows)
+# | ("img", title, file)
+Block = tuple
+
+
+def fmt(value: Any, kind: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if kind == "rate":
+        return f"{value:.1%}"
+    if kind == "score":
+        return f"{value:.3f}"
+    if kind in ("tokens", "seconds", "speed"):
+        return f"{value:.1f}"
+    return str(value)
+
+
+def short(value: Any, n: int = CELL) -> str:
+    if value is None:
+        value = "null"
+    elif isinstance(value, list | tuple):
+        value = "[" + ", ".join(map(str, value)) + "]"
+    s = " ".join(str(value).split())
+    return s if len(s) <= n else s[: n - 1] + "…"
+
+
+def write_report(out: Path, result: dict[str, Any]) -> list[str]:
+    """Write every report file into `out`; returns their names relative to it."""
+    plots = make_plots(out / PLOTS, result)
+    blocks = sections(result, plots)
+    writing.write_json(out / "compare.json", result)
+    write_xlsx(out / "compare.xlsx", result)
+    (out / "compare.md").write_text(to_markdown(blocks), encoding="utf-8")
+    (out / "compare.html").write_text(to_html(blocks, out), encoding="utf-8")
+    return ["compare.json", "compare.xlsx", "compare.md", "compare.html", *plots.values()]
+
+
+# --- sections ----------------------------------------------------------------------------------
+
+
+def sections(result: dict[str, Any], plots: dict[str, str]) -> list[Block]:
+    runs = result["runs"]
+    metrics = result["metrics"]
+    complete = [m for m in metrics if m["status"] == "complete"]
+    b: list[Block] = [
+        ("h1", f"synthgen comparison of {len(runs)} runs"),
+        (
+            "p",
+            f"Created {result['created']} from {', '.join(result['inputs'])}. "
+            f"{result['embedder']}.",
+        ),
+        ("h2", "What stands out"),
+        ("ul", result["verdict"]),
+        ("h2", "Runs"),
+        (
+            "table",
+            ["run", "status", "dir", "error"],
+            [[m["run"], m["status"], m["dir"], m.get("error") or ""] for m in metrics],
+        ),
+        ("h2", "Config keys that differ"),
+    ]
+    diff = result["config_diff"]
+    if diff:
+        b.append(
+            ("table", ["key", *runs], [[k, *(short(v) for v in vs)] for k, vs in diff.items()])
+        )
+    else:
+        b.append(("p", "None: the runs share one config."))
+    b.append(("h2", "Headline numbers"))
+    if complete:
+        rows = []
+        for m in METRICS:
+            if all(x.get(m.key) is None for x in complete):
+                continue
+            better = {"higher": "higher is better", "lower": "lower is better"}.get(m.better, "")
+            if "hit@" in m.key or "mrr@" in m.key or "ndcg@" in m.key:
+                better = "lower = harder questions"
+            rows.append([m.title, *(fmt(x.get(m.key), m.kind) for x in complete), better])
+        b.append(("table", ["metric", *(x["run"] for x in complete), "reading"], rows))
+    else:
+        b.append(("p", "No complete run."))
+    b += [
+        ("h2", "Retrieval difficulty on val"),
+        (
+            "p",
+            "Each val question is a query over all val chunks of its run; its own chunk is the "
+            "one relevant document. Lower scores = harder questions (or vaguer ones). Runs with "
+            f"other chunking have other val corpora: compare val chunks too. {result['embedder']}.",
+        ),
+    ]
+    keys = [*(f"hit@{k}" for k in HITS), f"mrr@{AT}", f"ndcg@{AT}"]
+    if result["retrieval"]:
+        b.append(
+            (
+                "table",
+                ["run", "method", "model", "queries", "val chunks", *keys],
+                [
+                    [
+                        r["run"],
+                        r["method"],
+                        r["model"],
+                        r["queries"],
+                        r["val_chunks"],
+                        *(fmt(r[k], "score") for k in keys),
+                    ]
+                    for r in result["retrieval"]
+                ],
+            )
+        )
+    if result["splits"]:
+        cols = []
+        for s in result["splits"]:
+            cols += [k for k in s if k not in cols]
+        b += [
+            ("h2", "Per split"),
+            (
+                "table",
+                cols,
+                [
+                    [s.get(c, 0) if c.startswith("rejected") else s.get(c) for c in cols]
+                    for s in result["splits"]
+                ],
+            ),
+        ]
+    if plots:
+        b.append(("h2", "Plots"))
+        b += [("img", title, file) for title, file in plots.items()]
+    if result["examples"]:
+        b += [
+            ("h2", "Side by side"),
+            ("p", "The same chunk and question index in each run (all of them in compare.xlsx)."),
+        ]
+        for ex in result["examples"]:
+            b.append(
+                (
+                    "h3",
+                    f"{ex['split']} · {ex['source']} · chunk {ex['chunk_id']} · "
+                    f"question {ex['q_index']}",
+                )
+            )
+            b.append(("quote", short(ex["chunk"], CHUNK)))
+            b.append(
+                (
+                    "table",
+                    ["run", "question", "answer"],
+                    [
+                        [label, short(qa["question"], 300), short(qa["answer"], 300)]
+                        for label, qa in ex["runs"].items()
+                    ],
+                )
+            )
+    b += [
+        ("h2", "What the numbers mean"),
+        ("ul", [f"{m.title}: {m.help}" for m in METRICS if m.key != "top_start" and not _minor(m)]),
+    ]
+    return b
+
+
+def _minor(m: Metric) -> bool:
+    """Percentiles and hit@10/NDCG share their definition with the line above them."""
+    return m.key.endswith(("_p50", "_p90")) or m.key.endswith((f"hit@{HITS[-1]}", f"ndcg@{AT}"))
+
+
+def to_markdown(blocks: list[Block]) -> str:
+    def cell(x: Any) -> str:
+        return str(x).replace("|", "\\|").replace("\n", " ")
+
+    lines: list[str] = []
+    for kind, *rest in blocks:
+        if kind in ("h1", "h2", "h3"):
+            lines += ["#" * int(kind[1]) + " " + rest[0], ""]
+        elif kind == "p":
+            lines += [rest[0], ""]
+        elif kind == "quote":
+            lines += ["> " + rest[0], ""]
+        elif kind == "ul":
+            lines += [f"- {x}" for x in rest[0]] + [""]
+        elif kind == "table":
+            headers, rows = rest
+            lines.append("| " + " | ".join(cell(h) for h in headers) + " |")
+            lines.append("|" + "---|" * len(headers))
+            lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
+            lines.append("")
+        elif kind == "img":
+            lines += [f"![{rest[0]}]({rest[1]})", ""]
+    return "\n".join(lines)
+
+
+CSS = """
+body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222;padding:0 1em}
+table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:.9em}
+td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}
+th{background:#f3f3f3} tr:nth-child(even) td{background:#fafafa}
+blockquote{color:#555;border-left:3px solid #ccc;margin:.5em 0;padding:.2em 1em;font-size:.9em}
+.plots{display:flex;flex-wrap:wrap;gap:1em} .plots figure{margin:0}
+.plots img{max-width:560px;border:1px solid #eee}
+"""
+
+
+def to_html(blocks: list[Block], out: Path) -> str:
+    e = html.escape
+    parts = ['<!doctype html><html><head><meta charset="utf-8">']
+    title = next((b[1] for b in blocks if b[0] == "h1"), "synthgen comparison")
+    parts += [f"<title>{e(title)}</title><style>{CSS}</style></head><body>"]
+    in_plots = False
+    for kind, *rest in blocks:
+        if kind != "img" and in_plots:
+            parts.append("</div>")
+            in_plots = False
+        if kind in ("h1", "h2", "h3"):
+            parts.append(f"<{kind}>{e(rest[0])}</{kind}>")
+        elif kind == "p":
+            parts.append(f"<p>{e(rest[0])}</p>")
+        elif kind == "quote":
+            parts.append(f"<blockquote>{e(rest[0])}</blockquote>")
+        elif kind == "ul":
+            parts.append("<ul>" + "".join(f"<li>{e(str(x))}</li>" for x in rest[0]) + "</ul>")
+        elif kind == "table":
+            headers, rows = rest
+            head = "".join(f"<th>{e(str(h))}</th>" for h in headers)
+            body = "".join(
+                "<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in row) + "</tr>" for row in rows
+            )
+            parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+        elif kind == "img":
+            if not in_plots:
+                parts.append('<div class="plots">')
+                in_plots = True
+            data = base64.b64encode((out / rest[1]).read_bytes()).decode()
+            parts.append(
+                f'<figure><img alt="{e(rest[0])}" src="data:image/png;base64,{data}"></figure>'
+            )
+    if in_plots:
+        parts.append("</div>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+# --- spreadsheet -------------------------------------------------------------------------------
+
+
+def write_xlsx(path: Path, result: dict[str, Any]) -> None:
+    """Sheets: metrics, config, splits, retrieval, examples, definitions, notes."""
+    import pandas as pd
+
+    runs = result["runs"]
+    metric_cols = [
+        "run",
+        "dir",
+        "status",
+        "error",
+        "slots",
+        "val_chunks",
+        *(m.key for m in METRICS),
+    ]
+    sheets = {
+        "metrics": pd.DataFrame(result["metrics"], columns=metric_cols),
+        "config": pd.DataFrame(
+            [[k, *(_cell(v) for v in vs)] for k, vs in result["config_diff"].items()],
+            columns=["key", *runs],
+        ),
+        "splits": pd.DataFrame(result["splits"]),
+        "retrieval": pd.DataFrame(result["retrieval"]),
+        "examples": pd.DataFrame(
+            [
+                {
+                    "split": ex["split"],
+                    "chunk_id": ex["chunk_id"],
+                    "q_index": ex["q_index"],
+                    "source": ex["source"],
+                    "chunk": ex["chunk"],
+                    **{
+                        f"{label}: {part}": ex["runs"].get(label, {}).get(part)
+                        for label in runs
+                        for part in ("question", "answer")
+                    },
+                }
+                for ex in result["examples"]
+            ]
+        ),
+        "definitions": pd.DataFrame(
+            [[m.key, m.title, m.better or "", m.help] for m in METRICS],
+            columns=["key", "title", "better", "meaning"],
+        ),
+        "notes": pd.DataFrame({"note": [result["embedder"], *result["verdict"]]}),
+    }
+    tmp = path.with_name(path.stem + ".tmp.xlsx")
+    with pd.ExcelWriter(tmp, engine="openpyxl") as xw:
+        for name, df in sheets.items():
+            df.map(writing.excel_safe).to_excel(xw, sheet_name=name, index=False)
+    tmp.replace(path)
+
+
+def _cell(v: Any) -> Any:
+    return v if isinstance(v, str | int | float | bool) or v is None else str(v)
+
+
+# --- plots -------------------------------------------------------------------------------------
+
+
+def make_plots(folder: Path, result: dict[str, Any]) -> dict[str, str]:
+    """One horizontal bar chart per headline metric and a length histogram each for
+    questions and answers; titles say which way is better. Returns {title: relative path}."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    complete = [m for m in result["metrics"] if m["status"] == "complete"]
+    if not complete:
+        return {}
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.png"):  # a rerun may plot fewer metrics: no stale charts
+        old.unlink()
+    labels = ["\n".join(textwrap.wrap(m["run"], 30)) or m["run"] for m in complete]
+    colors = [plt.get_cmap("tab10")(i % 10) for i in range(len(complete))]
+    out: dict[str, str] = {}
+    for metric in METRICS:
+        values = [m.get(metric.key) for m in complete]
+        if not metric.plot or all(v is None for v in values):
+            continue
+        title = _plot_title(metric)
+        scale = 100 if metric.kind == "rate" else 1
+        fig, ax = plt.subplots(figsize=(7, 1.4 + 0.5 * len(complete)))
+        y = range(len(complete))
+        ax.barh(y, [(v or 0) * scale for v in values], color=colors)
+        ax.set_yticks(list(y), labels, fontsize=8)
+        ax.invert_yaxis()
+        for i, v in enumerate(values):
+            ax.annotate(
+                fmt(v, metric.kind),
+                ((v or 0) * scale, i),
+                xytext=(3, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize=8,
+            )
+        ax.set_xlabel(_unit(metric))
+        ax.set_title(title, fontsize=10)
+        ax.margins(x=0.15)
+        if metric.kind in ("rate", "score") and max((v or 0) for v in values) <= 1:
+            ax.set_xlim(0, 100 * 1.15 if metric.kind == "rate" else 1.15)
+        fig.tight_layout()
+        name = f"{PLOTS}/{re.sub(r'[^A-Za-z0-9_]+', '_', metric.key)}.png"
+        fig.savefig(folder.parent / name, dpi=100)
+        plt.close(fig)
+        out[title] = name
+    for part in ("question", "answer"):
+        series = [
+            (lab, result["lengths"][m["run"]][part])
+            for lab, m in zip(labels, complete, strict=True)
+        ]
+        allv = [v for _, vals in series for v in vals]
+        if not allv:
+            continue
+        fig, ax = plt.subplots(figsize=(7, 4))
+        bins = min(30, max(5, int(max(allv) - min(allv)) + 1))
+        edges = list(_linspace(min(allv), max(allv) + 1, bins + 1))
+        for (lab, vals), c in zip(series, colors, strict=True):
+            if vals:
+                ax.hist(vals, bins=edges, histtype="step", linewidth=1.8, color=c, label=lab)
+        ax.set_xlabel(f"{part} length (generated tokens)")
+        ax.set_ylabel("rows")
+        ax.set_title(f"{part.capitalize()} length per run", fontsize=10)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        name = f"{PLOTS}/{part}_length_hist.png"
+        fig.savefig(folder.parent / name, dpi=100)
+        plt.close(fig)
+        out[f"{part.capitalize()} length per run"] = name
+    return out
+
+
+def _plot_title(m: Metric) -> str:
+    if "hit@" in m.key or "mrr@" in m.key:
+        return f"{m.title}: lower = harder questions"
+    if m.better:
+        return f"{m.title}: {m.better} is better"
+    return m.title
+
+
+def _unit(m: Metric) -> str:
+    return {
+        "rate": "% of "
+        + (
+            "keywords"
+            if m.key.startswith("kw_")
+            else "slots"
+            if m.key in ("reject_rate", "duplicate_rate", "parse_failure_rate")
+            else "questions"
+        ),
+        "score": "score (0-1)",
+        "tokens": "tokens",
+        "seconds": "seconds",
+        "speed": "output tokens per second",
+        "count": "rows",
+    }.get(m.kind, "")
+
+
+def _linspace(a: float, b: float, n: int) -> list[float]:
+    return [a + (b - a) * i / (n - 1) for i in range(n)]
