@@ -18,6 +18,10 @@ class ConfigError(SynthgenError):
     pass
 
 
+class ModelLoadError(SynthgenError):
+    """The model or tokenizer could not be loaded (missing, offline, gated)."""
+
+
 # keys whose change changes the rows; resuming a run dir with other values is refused
 ROW_KEYS = (
     "corpus",

@@ -24,7 +24,14 @@ from omegaconf import DictConfig, OmegaConf
 import synthgen
 from synthgen import chunking, prompting, reading, selection, writing
 from synthgen.backends.base import Generated, GenParams, ModelSpec
-from synthgen.config import ConfigError, check, row_config, row_config_diff
+from synthgen.config import (
+    ConfigError,
+    ModelLoadError,
+    SynthgenError,
+    check,
+    row_config,
+    row_config_diff,
+)
 from synthgen.generation import Job, Stats, run_queue
 from synthgen.records import Chunk, Row, Skipped, Slot, short_hash
 
@@ -400,13 +407,7 @@ def generate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     stats = Stats()
     t = time.perf_counter()
     if todo:
-        from hydra.utils import instantiate
-
-        backend = instantiate(
-            cfg.model,
-            engine=cfg.generation.engine,
-            prefill_chunk_size=cfg.generation.prefill_chunk_size,
-        )
+        backend = load_backend(cfg)
         seconds["load_model"] += time.perf_counter() - t
         backend.set_seed(cfg.generation.seed)
         gen = Generator(cfg, run_dir, lambda m: encode(backend.tokenizer, m), state)
@@ -499,6 +500,42 @@ def totals(run_dir: Path, session: dict[str, Any]) -> dict[str, Any]:
         "tokens_per_second": round(tokens / secs, 1) if secs else 0.0,
         "sessions": sessions,
     }
+
+
+def load_model_part(name_or_path: str, load: Any) -> Any:
+    """Call `load()`; a missing, gated or unreachable model becomes one clear line.
+
+    Nothing is generated before this, so failing here loses no work.
+    """
+    try:
+        return load()
+    except (SynthgenError, MemoryError, KeyboardInterrupt):
+        raise
+    except Exception as e:
+        while e.__cause__ is not None and type(e).__name__ == "InstantiationException":
+            e = e.__cause__  # hydra wraps the constructor's error
+        first = " ".join(str(e).split())[:300]
+        if isinstance(e, ValueError) and first.startswith(("model.", "generation.")):
+            raise ConfigError(first) from None  # a backend's own check, already "key: why"
+        hint = " (offline? run with the hub reachable once, or point to a local folder)"
+        hint = hint if isinstance(e, OSError) else ""
+        raise ModelLoadError(
+            f"model.name_or_path: cannot load {name_or_path!r}{hint}: {type(e).__name__}: {first}"
+        ) from None
+
+
+def load_backend(cfg: DictConfig) -> Any:
+    """The backend named by model._target_ (hydra instantiate), engine settings passed along."""
+    from hydra.utils import instantiate
+
+    return load_model_part(
+        cfg.model.name_or_path,
+        lambda: instantiate(
+            cfg.model,
+            engine=cfg.generation.engine,
+            prefill_chunk_size=cfg.generation.prefill_chunk_size,
+        ),
+    )
 
 
 def _batch_size(cfg: DictConfig, backend: Any) -> int:
@@ -626,7 +663,7 @@ def dry_run(
     first = next((ss[0] for ss in (slots["train"], slots["val"]) if ss), None)
     if first is not None:
         spec = ModelSpec.from_kwargs(OmegaConf.to_container(cfg.model, resolve=True))
-        tok = load_tokenizer(spec)
+        tok = load_model_part(spec.name_or_path, lambda: load_tokenizer(spec))
         msgs = lambda u: prompting.messages(cfg.prompt.get("system"), u, spec.system_role)  # noqa: E731
         k = cfg.prompt.questions_per_chunk if list_mode else 1
         q = prompting.question_prompt(cfg.prompt.question, first.chunk.text, num_questions=k)

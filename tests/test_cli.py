@@ -218,3 +218,19 @@ def test_bad_input_stops_before_the_model_with_one_line(
     assert lines == [lines[0]] and lines[0].startswith(f"error: {key}:"), p.stderr
     assert "Traceback" not in p.stderr
     assert not (tmp_path / "r" / "config.yaml").exists()  # stopped before anything was written
+
+
+def test_unreachable_model_is_one_line_and_loses_nothing(tmp_path: Path) -> None:
+    # offline (HF_HUB_OFFLINE=1 in cli()), a hub id that is not cached cannot load
+    p = cli(
+        "model.name_or_path=nobody/no-such-model",
+        "num_rows=2",
+        f"hydra.run.dir={tmp_path / 'r'}",
+        check=False,
+    )
+    assert p.returncode == 2
+    lines = [ln for ln in p.stderr.strip().splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and lines[0].startswith(
+        "error: model.name_or_path: cannot load 'nobody/no-such-model'"
+    )
+    assert "Traceback" not in p.stderr
