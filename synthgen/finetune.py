@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -186,19 +187,26 @@ def train_dataset(split: embedding.Split, negs: list[list[str]] | None) -> Any:
     return DatasetDict({"hard_negatives": build(hard, k), "pairs": build(pairs, 0)})
 
 
-def training_args(cfg: DictConfig, out: Path) -> Any:
-    import transformers
+def warmup_steps(warmup: float, total_steps: int) -> int:
+    """Warmup in steps, always leaving one step at a non-zero learning rate.
+
+    A linear warmup starts at lr 0: with 4 pairs and a batch of 32 the only step would
+    train nothing, and the "tuned" model would be the base model.
+    """
+    steps = int(warmup) if warmup >= 1 else math.ceil(warmup * total_steps)
+    return max(0, min(steps, total_steps - 1))
+
+
+def training_args(cfg: DictConfig, out: Path, n_rows: int) -> Any:
     from sentence_transformers.sentence_transformer.training_args import (
         BatchSamplers,
         SentenceTransformerTrainingArguments,
     )
 
     ft = cfg.finetune
-    warmup = float(ft.warmup)
-    if warmup >= 1 or int(transformers.__version__.split(".")[0]) >= 5:
-        warm = {"warmup_steps": int(warmup) if warmup >= 1 else warmup}
-    else:  # transformers 4 takes a fraction as warmup_ratio
-        warm = {"warmup_ratio": warmup}
+    per_epoch = max(1, math.ceil(n_rows / int(ft.batch_size)))  # NO_DUPLICATES may add a few
+    total = int(ft.max_steps) if int(ft.max_steps) > 0 else math.ceil(per_epoch * float(ft.epochs))
+    warm = {"warmup_steps": warmup_steps(float(ft.warmup), total)}
     prefix = embedding.query_prefix(cfg)
     return SentenceTransformerTrainingArguments(
         output_dir=str(out),
@@ -339,7 +347,7 @@ def finetune(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     dataset = train_dataset(train, mined.negatives if mined else None)
     trainer = SentenceTransformerTrainer(
         model=model,
-        args=training_args(cfg, ckpt_dir),
+        args=training_args(cfg, ckpt_dir, len(train.rows)),
         train_dataset=dataset,
         loss=make_loss(cfg, model),
     )

@@ -276,3 +276,13 @@ def test_cached_mnrl_trains_and_saves_without_eval(
     assert summary["eval"] is None and not (tmp_path / "eval.json").exists()
     model = SentenceTransformer(str(tmp_path / "model"), device="cpu")
     assert "query" not in model.prompts or model.prompts["query"] == ""
+
+
+def test_warmup_leaves_a_step_that_trains() -> None:
+    from synthgen.finetune import warmup_steps
+
+    assert warmup_steps(0.1, 1) == 0  # one step: no warmup, or nothing would be learned
+    assert warmup_steps(0.1, 2) == 1
+    assert warmup_steps(0.1, 100) == 10
+    assert warmup_steps(5, 3) == 2
+    assert warmup_steps(0.0, 10) == 0
