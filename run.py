@@ -7,6 +7,8 @@ python run.py -m prompt=notebook,critic model=llama31_8b,qwen25_7b
 import sys
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from synthgen import pipeline
@@ -19,6 +21,8 @@ def main(cfg: DictConfig) -> None:
         pipeline.run(cfg)
     except SynthgenError as e:  # the user's to fix: one line, no traceback
         print(f"error: {e}", file=sys.stderr)
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise  # one job of a -m sweep: its launcher records it as failed (workers must live)
         sys.exit(2)
 
 
