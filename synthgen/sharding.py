@@ -60,6 +60,18 @@ def host() -> dict[str, Any]:
     }
 
 
+def is_shard(run_dir: Path) -> bool:
+    """A job dir that holds one shard of a dataset: a part of a run, not a run.
+
+    Tools that collect runs (a comparison) skip these and take the merged dir instead.
+    """
+    try:
+        cfg = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
+        return int((cfg.get("shard") or {}).get("count", 1)) > 1
+    except (OSError, yaml.YAMLError, TypeError, ValueError, AttributeError):
+        return False
+
+
 # --- job dirs of a sweep -------------------------------------------------------------------------
 
 

@@ -117,6 +117,9 @@ def test_merge_is_one_run_with_each_key_once(tmp_path: Path, fake) -> None:
     assert sum(x["rows"]["train"] for x in out["shards"]) == out["rows"]["train"] == 7
     assert out["generation"]["output_tokens"] == one["generation"]["output_tokens"]
     assert OmegaConf.load(d / "config.yaml").shard == {"count": 1, "index": 0}
+    # a tool collecting runs takes the merged dir and the 1-shard run, not the shards
+    runs = [p.parent for p in tmp_path.rglob("summary.json") if not sharding.is_shard(p.parent)]
+    assert sorted(runs) == sorted([tmp_path / "one", d])
 
 
 def test_a_question_asked_in_two_shards_is_kept_once(tmp_path: Path, fake) -> None:
