@@ -63,15 +63,22 @@ class MergeShards(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if config.get("task", "generate") != "generate" or config.get("dry_run"):
             return
-        try:
-            merge_sweep(Path(str(config.hydra.sweep.dir)), require_shards=False)
+        try:  # every job of this launch returned: a dataset still unfinished is an older one
+            merge_sweep(
+                Path(str(config.hydra.sweep.dir)), require_shards=False, skip_unfinished=True
+            )
         except SynthgenError as e:  # same one line as run.py prints
             print(f"error: {e}", file=sys.stderr)
             sys.exit(2)
 
 
-def merge_sweep(sweep: Path, partial: bool = False, require_shards: bool = True) -> dict[str, Any]:
-    """Merge every sharded dataset of a sweep. Checks all of them before writing any."""
+def merge_sweep(
+    sweep: Path, partial: bool = False, require_shards: bool = True, skip_unfinished: bool = False
+) -> dict[str, Any]:
+    """Merge every sharded dataset of a sweep. Checks all of them before writing any.
+
+    skip_unfinished: leave a dataset with unfinished shards alone (logged) instead of refusing.
+    """
     groups: dict[tuple[str, ...], list[JobDir]] = {}
     for job in sharding.job_dirs(sweep):
         groups.setdefault(job.group, []).append(job)
@@ -87,7 +94,10 @@ def merge_sweep(sweep: Path, partial: bool = False, require_shards: bool = True)
     names = _names(list(groups))
     missing = {g: unfinished(js) for g, js in sharded.items()}
     not_done = [f"{names[g]}: {m}" if names[g] else m for g, ms in missing.items() for m in ms]
-    if not_done and not partial:
+    if not_done and skip_unfinished and not partial:
+        log.warning("not merged, shards unfinished: %s", "; ".join(not_done))
+        sharded = {g: js for g, js in sharded.items() if not missing[g]}
+    elif not_done and not partial:
         raise ConfigError(
             f"merge.sweep: {len(not_done)} shard(s) under {sweep} did not finish "
             f"({'; '.join(not_done)}); relaunch the same command with "

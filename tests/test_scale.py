@@ -172,6 +172,20 @@ def test_relaunch_with_other_shard_count_completes_the_set(tmp_path: Path, fake)
     assert merge.merge_sweep(sweep)["merged"][0]["rows"] == {"train": 4, "val": 4}
 
 
+def test_callback_merges_finished_datasets_and_leaves_an_older_unfinished_one(
+    tmp_path: Path, fake
+) -> None:
+    sweep = tmp_path / "sweep"
+    job(sweep, ["num_rows=2", "shard.count=2", "shard.index=0"])  # an older launch, one shard
+    for i in range(2):
+        job(sweep, ["num_rows=3", "shard.count=2", f"shard.index={i}"])
+    with pytest.raises(ConfigError, match=r"num_rows=2: shard.count=2,shard.index=1 never"):
+        merge.merge_sweep(sweep)
+    out = merge.merge_sweep(sweep, skip_unfinished=True)
+    assert [Path(m["run_dir"]).parent.name for m in out["merged"]] == ["num_rows=3"]
+    assert not (sweep / "num_rows=2").exists()
+
+
 def test_merge_of_an_unsharded_sweep_says_so(tmp_path: Path, fake) -> None:
     job(tmp_path, ["num_rows=2"])
     with pytest.raises(ConfigError, match=r"^merge.sweep: no sharded job dirs"):
