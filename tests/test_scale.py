@@ -499,6 +499,7 @@ def test_ray_shards_each_model_on_its_own_gpus_and_merges_per_model(
             "shard.count": "2",
             "hydra.sweep.dir": str(sweep),
             "hydra.launcher.ray.init.num_gpus": "2",  # Ray believes there are 2 GPUs
+            "hydra.launcher.ray.remote.max_calls": "0",  # reuse workers: no GPU memory to free here
         },
         **{**small(conf), "model": "tiny,tiny2"},
     )
