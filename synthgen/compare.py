@@ -243,11 +243,15 @@ def find_runs(paths: Iterable[str | Path], missing_ok: bool = False) -> list[Pat
 
 
 def _runs_below(root: Path) -> list[Path]:
+    """Run dirs below a sweep dir; a shard is part of a run, so its merged dir stands for it."""
+    from synthgen.sharding import is_shard
+
     found = []
     for dirpath, dirnames, _ in os.walk(root):
         d = Path(dirpath)
         if d != root and is_run_dir(d):
-            found.append(d)
+            if not is_shard(d):
+                found.append(d)
             dirnames.clear()  # a run dir holds no runs
             continue
         dirnames[:] = sorted(n for n in dirnames if not n.startswith("."))

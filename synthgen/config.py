@@ -58,6 +58,12 @@ def check(cfg: DictConfig) -> None:
     from synthgen import backends, prompting
 
     _int(cfg, "num_rows", 1)
+    count = _int(cfg, "shard.count", 1)
+    index = OmegaConf.select(cfg, "shard.index")
+    _need(
+        isinstance(index, int) and not isinstance(index, bool) and 0 <= index < count,
+        f"shard.index: must be an integer in 0..{count - 1} (shard.count={count}), got {index!r}",
+    )
     _int(cfg, "generation.max_new_tokens", 1)
     _int(cfg, "generation.min_new_tokens", 0)
     _int(cfg, "generation.seed", 0)

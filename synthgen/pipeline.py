@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import platform
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 import synthgen
-from synthgen import chunking, prompting, reading, selection, writing
+from synthgen import chunking, prompting, reading, selection, sharding, writing
 from synthgen.backends.base import Generated, GenParams, ModelSpec
 from synthgen.config import (
     ConfigError,
@@ -46,6 +47,7 @@ TASKS = {
     "finetune": "synthgen.finetune:finetune",
     "evaluate": "synthgen.evaluate:evaluate",
     "export": "synthgen.export:export",
+    "merge": "synthgen.merge:merge",
 }
 
 
@@ -173,6 +175,38 @@ class RunState:
     def done_keys(self) -> set[str]:
         keys = {Row(**r).key for rows in self.rows.values() for r in rows}
         return keys | {r["key"] for r in self.rejected}
+
+    @classmethod
+    def union(cls, states: list[RunState]) -> RunState:
+        return cls(
+            {s: [r for st in states for r in st.rows[s]] for s in SPLITS},
+            [r for st in states for r in st.rejected],
+            [q for st in states for q in st.questions],
+        )
+
+
+def sibling_state(cfg: DictConfig, run_dir: Path) -> tuple[RunState, list[Path]]:
+    """What the sweep's other job dirs for this dataset hold (an earlier launch's shards).
+
+    Read without repair (they may be running); a dir made with another row config is refused.
+    """
+    states, dirs = [], []
+    mine = row_config(cfg)
+    for d in sharding.siblings(run_dir):
+        if not (d / "config.yaml").exists():
+            continue  # started, wrote nothing
+        diff = row_config_diff(row_config(OmegaConf.load(d / "config.yaml")), mine)
+        if diff:
+            raise ConfigError(
+                f"resume: {d} in the same sweep was made with another config ({diff}); "
+                "use a new hydra.sweep.dir or the old value"
+            )
+        st = RunState.load(d, repair=False)
+        for s in SPLITS:  # keys and questions are all that is used here: drop the big texts
+            st.rows[s] = [{**r, "doc": "", "answer": ""} for r in st.rows[s]]
+        states.append(st)
+        dirs.append(d)
+    return RunState.union(states), dirs
 
 
 # --- generation -----------------------------------------------------------------------------
@@ -375,6 +409,9 @@ def generate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     check(cfg)
     corpus = load_corpus(cfg, seconds)
     slots = make_slots(cfg, corpus)
+    slots_total = {s: len(v) for s, v in slots.items()}
+    count, index = sharding.shard_count(cfg)
+    slots = sharding.keep(slots, count, index)  # this job's part (all of it when count=1)
     n_slots = sum(len(s) for s in slots.values())
 
     if cfg.dry_run:
@@ -398,10 +435,17 @@ def generate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
                 "use a new hydra.run.dir or the old value"
             )
     state = RunState.load(run_dir, repair=True)  # cut a half-written last line before appending
-    OmegaConf.save(cfg, cfg_path, resolve=True)
+    others, sibling_dirs = sibling_state(cfg, run_dir)
+    (run_dir / sharding.DONE).unlink(missing_ok=True)  # back only when this session finishes
+    tmp = cfg_path.with_suffix(".tmp")  # renamed: a sibling shard never reads half a file
+    OmegaConf.save(cfg, tmp, resolve=True)
+    os.replace(tmp, cfg_path)
 
-    done = state.done_keys()
+    own = state.done_keys()
+    known = RunState.union([state, others])  # other shards' rows count as done here too
+    done = known.done_keys()
     todo = sum(1 for ss in slots.values() for s in ss if s.key not in done)
+    elsewhere = sum(1 for ss in slots.values() for s in ss if s.key in done and s.key not in own)
     log.info("%d slots, %d done already, %d to generate", n_slots, n_slots - todo, todo)
 
     stats = Stats()
@@ -410,7 +454,7 @@ def generate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         backend = load_backend(cfg)
         seconds["load_model"] += time.perf_counter() - t
         backend.set_seed(cfg.generation.seed)
-        gen = Generator(cfg, run_dir, lambda m: encode(backend.tokenizer, m), state)
+        gen = Generator(cfg, run_dir, lambda m: encode(backend.tokenizer, m), known)
         params = GenParams(
             **{
                 k: cfg.generation[k]
@@ -431,7 +475,7 @@ def generate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
                 gen.progress = bar
                 size = _batch_size(cfg, backend)
                 for split in SPLITS:
-                    jobs = gen.initial_jobs(slots[split], state, done)
+                    jobs = gen.initial_jobs(slots[split], known, done)
                     # a batch size halved by OOM stays halved for the next split
                     run_queue(backend.generate, jobs, gen.on_result, params, size, bar, stats)
                     size = stats.batch_size or size
@@ -450,6 +494,8 @@ def generate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         rejects, first_row, engine = Counter(), None, {}
 
     t = time.perf_counter()
+    for name in [*(f"{s}.jsonl" for s in SPLITS), "rejected.jsonl", "questions.jsonl"]:
+        (run_dir / name).touch()  # present even when nothing was generated here (an empty shard)
     state = RunState.load(run_dir, repair=False)
     rows = {s: order_rows(state.rows[s], corpus[s]) for s in SPLITS}
     corpus_json = {s: {c.id: c.text for c in corpus[s].chunks} for s in SPLITS}
@@ -461,6 +507,14 @@ def generate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     )
     summary["this_session"].update(started=started, first_row_seconds=first_row)
     summary["generation"] = totals(run_dir, summary["this_session"])
+    summary["shard"] = {
+        "count": count,
+        "index": index,
+        "slots_total": slots_total,  # slots of the whole dataset, before sharding
+        "done_elsewhere": elsewhere,  # this shard's slots already done in a sibling job dir
+        "siblings": [str(d) for d in sibling_dirs],
+    }
+    summary["host"] = sharding.host()
     summary.update(
         status="complete",
         started=started,
@@ -474,11 +528,13 @@ def generate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
                 "val.jsonl",
                 "rejected.jsonl",
                 "questions.jsonl",
+                sharding.DONE,
             ]
         ),
     )
     summary["seconds"]["total"] = round(time.perf_counter() - t_start, 3)
     writing.write_json(run_dir / "summary.json", summary)
+    writing.write_json(run_dir / sharding.DONE, {"finished": summary["finished"]})  # last
     log.info("rows: train %d, val %d -> %s", len(rows["train"]), len(rows["val"]), run_dir)
     return summary
 
@@ -659,6 +715,9 @@ def dry_run(
     list_mode = prompting.asks_for_list(cfg.prompt.question)
     n_q = sum(len({x.chunk.id for x in ss}) if list_mode else len(ss) for ss in slots.values())
     n_a = sum(len(ss) for ss in slots.values())
+    count, index = sharding.shard_count(cfg)
+    if count > 1:
+        lines.append(f"shard {index} of {count}: the slots above are this shard's part")
     lines.append(f"prompts to run: {n_q} question + up to {n_a} answer")
     first = next((ss[0] for ss in (slots["train"], slots["val"]) if ss), None)
     if first is not None:

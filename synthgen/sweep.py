@@ -51,7 +51,13 @@ def run_dirname(overrides: Any, exclude: Any = ()) -> str:
 
     parsed = OverridesParser.create().parse_overrides([str(o) for o in overrides])
     parsed = [o for o in parsed if o.key_or_group not in set(exclude or ())]
-    chosen = [o for o in parsed if o.key_or_group in _swept] or parsed
+    if _swept:  # shard.* always names a shard's dir: another shard.count gets new dirs
+        chosen = [
+            o for o in parsed if o.key_or_group in _swept or o.key_or_group.startswith("shard.")
+        ]
+    else:  # swept keys unknown (jobs in other processes): every override names the dir
+        chosen = parsed
+    chosen = chosen or parsed
     return safe_dirname(",".join(sorted(str(o.input_line) for o in chosen)))
 
 

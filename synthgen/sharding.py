@@ -1,0 +1,167 @@
+"""Shards: one dataset made by many jobs (one model copy per GPU), each on its own chunks.
+
+A shard keeps the slots whose chunk id hashes to its index, after selection and the
+num_rows cap, so N shards together make exactly the slots of one run. Jobs of a Hydra
+multirun find each other through the sweep dir: every job dir holds Hydra's
+`.hydra/overrides.yaml`, and jobs whose overrides agree once `shard.*` is dropped make the
+same dataset (a "group").
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+
+from synthgen.records import Slot
+
+DONE = "DONE"  # written last (temp + rename) by a run that finished; absent while it runs
+
+# conf/hydra/launcher/*.yaml replace the launcher plugins' configs of the same name (every key,
+# commented); Hydra 1.3 still checks them against the plugin's schema and warns each time, in
+# the launching process and in every job (this module is imported in both before composing).
+warnings.filterwarnings("ignore", message=r"\n?'hydra/launcher/", category=UserWarning)
+
+
+def shard_of(chunk_id: str, count: int) -> int:
+    """Shard of a chunk: its id is a sha1 hex prefix, so ids spread evenly over shards."""
+    return int(chunk_id, 16) % count
+
+
+def shard_count(cfg: DictConfig) -> tuple[int, int]:
+    """(count, index) of this job; (1, 0) for configs from before sharding existed."""
+    return (
+        int(OmegaConf.select(cfg, "shard.count", default=1)),
+        int(OmegaConf.select(cfg, "shard.index", default=0)),
+    )
+
+
+def keep(slots: dict[str, list[Slot]], count: int, index: int) -> dict[str, list[Slot]]:
+    """This shard's slots, in the same order (all of them when count is 1)."""
+    if count == 1:
+        return slots
+    return {s: [x for x in v if shard_of(x.chunk.id, count) == index] for s, v in slots.items()}
+
+
+def host() -> dict[str, Any]:
+    """Where a job ran: which machine and which GPUs it was given (Ray and Slurm set these)."""
+    env = os.environ
+    return {
+        "hostname": socket.gethostname(),
+        "cuda_visible_devices": env.get("CUDA_VISIBLE_DEVICES"),
+        "slurm_job_id": env.get("SLURM_ARRAY_JOB_ID") or env.get("SLURM_JOB_ID"),
+        "slurm_array_task_id": env.get("SLURM_ARRAY_TASK_ID"),
+    }
+
+
+def is_shard(run_dir: Path) -> bool:
+    """A job dir that holds one shard of a dataset: a part of a run, not a run.
+
+    Tools that collect runs (a comparison) skip these and take the merged dir instead.
+    """
+    try:
+        cfg = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
+        return int((cfg.get("shard") or {}).get("count", 1)) > 1
+    except (OSError, yaml.YAMLError, TypeError, ValueError, AttributeError):
+        return False
+
+
+# --- job dirs of a sweep -------------------------------------------------------------------------
+
+
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def group_of(overrides: list[str]) -> tuple[str, ...]:
+    """The dataset a job makes: its command-line overrides without shard.* (sorted)."""
+    return tuple(sorted(o for o in overrides if not _key(o).startswith("shard.")))
+
+
+@dataclass(frozen=True)
+class JobDir:
+    """One job of a multirun, as Hydra left it on disk."""
+
+    path: Path
+    overrides: tuple[str, ...]  # the job's task overrides (.hydra/overrides.yaml)
+    count: int  # shard.count
+    index: int  # shard.index
+    task: str
+
+    @property
+    def group(self) -> tuple[str, ...]:
+        return group_of(list(self.overrides))
+
+    @property
+    def finished(self) -> bool:
+        return (self.path / DONE).is_file()
+
+    @property
+    def label(self) -> str:
+        return f"shard.count={self.count},shard.index={self.index}"
+
+
+def read_job_dir(path: Path) -> JobDir | None:
+    """A job dir from its `.hydra/` record; None when it is not one (or not readable)."""
+    hydra_dir = path / ".hydra"
+    try:
+        overrides = yaml.safe_load((hydra_dir / "overrides.yaml").read_text(encoding="utf-8"))
+        cfg = yaml.safe_load((hydra_dir / "config.yaml").read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return None
+    shard = cfg.get("shard") or {}
+    try:
+        count, index = int(shard.get("count", 1)), int(shard.get("index", 0))
+    except (TypeError, ValueError):
+        return None
+    return JobDir(
+        path=path,
+        overrides=tuple(str(o) for o in overrides or []),
+        count=count,
+        index=index,
+        task=str(cfg.get("task", "generate")),
+    )
+
+
+def job_dirs(sweep: Path) -> list[JobDir]:
+    """Every generate job under a sweep dir, in path order.
+
+    Searched recursively: Hydra's subdir is the override string, and a value with a slash
+    in it (a model path) nests the job dir.
+    """
+    found = []
+    for marker in sorted(sweep.rglob(".hydra/overrides.yaml")):
+        job = read_job_dir(marker.parent.parent)
+        if job is not None and job.task == "generate":
+            found.append(job)
+    return found
+
+
+def siblings(run_dir: Path) -> list[Path]:
+    """Other job dirs of this multirun's sweep that make the same dataset (any shard.count).
+
+    Empty outside a Hydra multirun. A relaunch reads their rows so that nothing a shard of
+    an earlier launch finished is generated again.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return []
+    hc = HydraConfig.get()
+    if hc.mode != RunMode.MULTIRUN:
+        return []
+    mine = group_of(list(hc.overrides.task))
+    me = run_dir.resolve()
+    # the sweep dir is the job dir less its subdir (hydra.sweep.dir may hold ${now:} and
+    # would not resolve to the same time here)
+    sweep = Path(hc.runtime.output_dir).resolve()
+    for _ in Path(str(hc.sweep.subdir)).parts:
+        sweep = sweep.parent
+    return [j.path for j in job_dirs(sweep) if j.group == mine and j.path.resolve() != me]
