@@ -131,7 +131,8 @@ def build_tiny_embedder(out: Path, repo: Path, vocab_size: int = 2000, seed: int
     )
     BertModel(config).save_pretrained(hf_dir)
     word = models.Transformer(str(hf_dir), max_seq_length=256)
-    pool = models.Pooling(word.get_word_embedding_dimension(), pooling_mode="mean")
+    dim = getattr(word, "get_embedding_dimension", None) or word.get_word_embedding_dimension
+    pool = models.Pooling(dim(), pooling_mode="mean")
     st = SentenceTransformer(modules=[word, pool, models.Normalize()], device="cpu")
     st.save(str(out / "st"))
     return out / "st"
