@@ -248,10 +248,7 @@ def merge_group(
                 *files,
                 "config.yaml",
                 "summary.json",
-                "train.jsonl",
-                "val.jsonl",
-                "rejected.jsonl",
-                "questions.jsonl",
+                *writing.JSONL_FILES,
                 *([sharding.DONE] if complete else []),
             ]
         ),

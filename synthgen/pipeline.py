@@ -494,7 +494,7 @@ def generate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         rejects, first_row, engine = Counter(), None, {}
 
     t = time.perf_counter()
-    for name in [*(f"{s}.jsonl" for s in SPLITS), "rejected.jsonl", "questions.jsonl"]:
+    for name in writing.JSONL_FILES:
         (run_dir / name).touch()  # present even when nothing was generated here (an empty shard)
     state = RunState.load(run_dir, repair=False)
     rows = {s: order_rows(state.rows[s], corpus[s]) for s in SPLITS}
@@ -524,10 +524,7 @@ def generate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
                 *files,
                 "config.yaml",
                 "summary.json",
-                "train.jsonl",
-                "val.jsonl",
-                "rejected.jsonl",
-                "questions.jsonl",
+                *writing.JSONL_FILES,
                 sharding.DONE,
             ]
         ),

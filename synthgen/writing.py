@@ -10,6 +10,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+# appended as the run goes; with config.yaml and summary.json every run dir holds these
+JSONL_FILES = ("train.jsonl", "val.jsonl", "rejected.jsonl", "questions.jsonl")
 EXCEL_CELL_MAX = 32_767  # characters an XLSX cell holds
 _FORMULA_START = ("=", "+", "-", "@")
 # control characters XLSX (XML 1.0) cannot store; openpyxl raises IllegalCharacterError on them

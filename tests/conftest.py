@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -33,3 +35,21 @@ def tiny_embedder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.tiny import build_tiny_embedder
 
     return build_tiny_embedder(tmp_path_factory.mktemp("tiny-bert"), REPO)
+
+
+def cli(
+    *args: str, check: bool = True, timeout: int = 600, **env: str
+) -> subprocess.CompletedProcess:
+    """`python run.py ARGS` from the repo root, offline, as a user runs it."""
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", **env}
+    p = subprocess.run(
+        [sys.executable, "run.py", *args],
+        cwd=REPO,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check:
+        assert p.returncode == 0, p.stderr[-4000:]
+    return p

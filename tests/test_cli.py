@@ -13,25 +13,9 @@ from pathlib import Path
 import pytest
 
 from tests.broken_files import make_mixed_corpus
-from tests.conftest import REPO
+from tests.conftest import REPO, cli
 
 pytestmark = pytest.mark.slow
-
-
-def cli(*args: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
-    p = subprocess.run(
-        [sys.executable, "run.py", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        **kw,
-    )
-    if check:
-        assert p.returncode == 0, p.stderr[-3000:]
-    return p
 
 
 def model_args(tiny: Path, run_dir: Path) -> list[str]:

@@ -4,32 +4,23 @@ with a tiny random BERT built locally; and every bad input as a one-line error."
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from synthgen import pipeline
 from synthgen.config import SynthgenError
-from tests.conftest import REPO, compose
+from tests.conftest import cli, compose
 from tests.qa_run import make_qa_run
 
+
+def cli_unchecked(*args: str) -> subprocess.CompletedProcess:
+    return cli(*args, check=False, TOKENIZERS_PARALLELISM="false")
+
+
 METRICS = ("hit@1", "hit@5", "hit@10", "mrr@10", "ndcg@10")
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    return subprocess.run(
-        [sys.executable, "run.py", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +35,7 @@ def embedder_args(tiny: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def ft(qa: Path, tiny_embedder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_dir = tmp_path_factory.mktemp("ft") / "run"
-    p = run_cli(
+    p = cli_unchecked(
         "task=finetune",
         f"finetune.data={qa}",
         *embedder_args(tiny_embedder),
@@ -111,7 +102,7 @@ def test_hard_negatives_never_the_positive_and_guard_counted(ft: Path, qa: Path)
 def test_evaluate_task_gives_the_same_numbers(
     ft: Path, qa: Path, tiny_embedder: Path, tmp_path: Path
 ) -> None:
-    p = run_cli(
+    p = cli_unchecked(
         "task=evaluate",
         f"evaluate.data={qa}",
         *embedder_args(tiny_embedder),
@@ -128,7 +119,7 @@ def test_evaluate_task_gives_the_same_numbers(
 
 @pytest.mark.slow
 def test_resume_with_another_config_is_refused(ft: Path, qa: Path, tiny_embedder: Path) -> None:
-    p = run_cli(
+    p = cli_unchecked(
         "task=finetune",
         f"finetune.data={qa}",
         *embedder_args(tiny_embedder),
@@ -221,7 +212,9 @@ def test_evaluate_bad_input_is_one_line(
 
 
 def test_cli_bad_input_exits_2_with_one_line(tmp_path: Path) -> None:
-    p = run_cli("task=evaluate", f"evaluate.data={tmp_path}", f"hydra.run.dir={tmp_path / 'x'}")
+    p = cli_unchecked(
+        "task=evaluate", f"evaluate.data={tmp_path}", f"hydra.run.dir={tmp_path / 'x'}"
+    )
     assert p.returncode == 2
     assert p.stderr.strip().splitlines() == [
         f"error: evaluate.data: {tmp_path} has no val.jsonl (not a run dir of task=generate?)"

@@ -12,12 +12,10 @@ import dataclasses
 import importlib
 import importlib.util
 import json
-import os
 import re
 import shlex
 import shutil
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -29,6 +27,7 @@ from synthgen.config import ConfigError, check, row_config
 from synthgen.records import Row
 from tests import fake_backend
 from tests.conftest import REPO, compose
+from tests.conftest import cli as conftest_cli
 
 FAKE = "model._target_=tests.fake_backend.Backend"
 SPLITS = ("train", "val")
@@ -266,18 +265,7 @@ def with_args(args: list[str], **values: str) -> list[str]:
 
 
 def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", "RAY_DEDUP_LOGS": "0"}
-    p = subprocess.run(
-        [sys.executable, "run.py", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if check:
-        assert p.returncode == 0, p.stderr[-4000:]
-    return p
+    return conftest_cli(*args, check=check, timeout=300, RAY_DEDUP_LOGS="0")
 
 
 @pytest.fixture(scope="module")
