@@ -281,7 +281,12 @@ class Run:
 
     @property
     def error(self) -> str | None:
-        return self.load_error or self.summary.get("error")
+        last = self.summary.get("last_attempt_error")  # a relaunch refused; its data still stand
+        return (
+            self.load_error
+            or self.summary.get("error")
+            or (f"last attempt: {last}" if last else None)
+        )
 
 
 def load_run(path: Path) -> Run:

@@ -64,8 +64,10 @@ def run_queue(
     batch_size: int,
     progress: tqdm | None = None,
     stats: Stats | None = None,
+    after_batch: Callable[[], None] | None = None,
 ) -> Stats:
-    """Run every job and every job its result spawns. `on_result` persists each result.
+    """Run every job and every job its result spawns. `on_result` persists each result,
+    `after_batch` (an fsync) runs once the batch's results are all handled.
 
     On OutOfMemory the batch size halves and the same prompts are tried again (recorded in
     stats.oom_retries); at batch size 1 the error propagates.
@@ -100,6 +102,8 @@ def run_queue(
             stats.unfinished += not out.finished
             for new_job in on_result(job, out):
                 pools[new_job.stage].append(new_job)
+        if after_batch is not None:
+            after_batch()
         if progress is not None:
             progress.set_postfix(tok_s=f"{stats.tokens_per_second:.0f}", batch=size, refresh=False)
     stats.batch_size = size

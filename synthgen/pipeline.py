@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import synthgen
 from synthgen import chunking, prompting, reading, selection, sharding, writing
-from synthgen.backends.base import Generated, GenParams, ModelSpec
+from synthgen.backends.base import Generated, GenParams, ModelSpec, OutOfMemory
 from synthgen.config import (
     ConfigError,
     ModelLoadError,
@@ -117,6 +117,12 @@ def load_corpus(cfg: DictConfig, seconds: Counter[str]) -> dict[str, SplitCorpus
         s: reading.resolve_files(directory, list(cfg.corpus[f"{s}_files"]), f"corpus.{s}_files")
         for s in SPLITS
     }  # every list is checked before any file is read
+    both = sorted(set(files["train"]) & set(files["val"]))
+    if both:  # a chunk in both splits would leak val into train, and share its row keys
+        name = both[0].relative_to(directory).as_posix()
+        raise ConfigError(
+            f"corpus.val_files: {name!r} is also in corpus.train_files; a file belongs to one split"
+        )
     for split in SPLITS:
         sc = SplitCorpus(files=[p.relative_to(directory).as_posix() for p in files[split]])
         t = time.perf_counter()
@@ -167,9 +173,14 @@ class RunState:
 
     @classmethod
     def load(cls, run_dir: Path, repair: bool) -> RunState:
-        rows = {s: writing.read_jsonl(run_dir / f"{s}.jsonl", repair) for s in SPLITS}
-        rejected = writing.read_jsonl(run_dir / "rejected.jsonl", repair)
-        questions = writing.read_jsonl(run_dir / "questions.jsonl", repair)
+        try:
+            rows = {s: writing.read_jsonl(run_dir / f"{s}.jsonl", repair) for s in SPLITS}
+            rejected = writing.read_jsonl(run_dir / "rejected.jsonl", repair)
+            questions = writing.read_jsonl(run_dir / "questions.jsonl", repair)
+        except ValueError as e:  # damage beyond a cut last line: a person must look
+            raise SynthgenError(
+                f"resume: {e}; move the file aside or use a new hydra.run.dir"
+            ) from None
         return cls(rows, rejected, questions)
 
     def done_keys(self) -> set[str]:
@@ -223,14 +234,25 @@ class Generator:
         self.rows_out = {s: writing.JsonlAppender(run_dir / f"{s}.jsonl") for s in SPLITS}
         self.rejected_out = writing.JsonlAppender(run_dir / "rejected.jsonl")
         self.questions_out = writing.JsonlAppender(run_dir / "questions.jsonl")
-        self.seen = {s: {prompting.normalize(r["question"]) for r in state.rows[s]} for s in SPLITS}
+        # every question accepted so far, answered or still waiting: none may come twice
+        self.seen: dict[str, set[str]] = {s: set() for s in SPLITS}
+        for r in [*state.questions, *(r for rows in state.rows.values() for r in rows)]:
+            self.seen[r["split"]].add(prompting.normalize(r["question"]))
         self.rows_written: Counter[str] = Counter()
         self.rejects: Counter[str] = Counter()  # "stage:reason" -> count
         self.progress: Any = None
         self.first_row_at: float | None = None  # perf_counter when the first row hit the disk
 
+    def files(self) -> list[writing.JsonlAppender]:
+        return [*self.rows_out.values(), self.rejected_out, self.questions_out]
+
+    def sync(self) -> None:
+        """After each batch: what it produced is on disk before the next batch starts."""
+        for f in self.files():
+            f.sync()
+
     def close(self) -> None:
-        for f in [*self.rows_out.values(), self.rejected_out, self.questions_out]:
+        for f in self.files():
             f.close()
 
     def _msgs(self, user: str) -> list[dict[str, str]]:
@@ -477,7 +499,23 @@ def generate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
                 for split in SPLITS:
                     jobs = gen.initial_jobs(slots[split], known, done)
                     # a batch size halved by OOM stays halved for the next split
-                    run_queue(backend.generate, jobs, gen.on_result, params, size, bar, stats)
+                    try:
+                        run_queue(
+                            backend.generate,
+                            jobs,
+                            gen.on_result,
+                            params,
+                            size,
+                            bar,
+                            stats,
+                            gen.sync,
+                        )
+                    except OutOfMemory:
+                        raise SynthgenError(
+                            "generation.batch_size: out of memory even at batch size 1; rows so "
+                            "far are kept: lower generation.max_new_tokens, set "
+                            "model.load_in_4bit=true or use a smaller model"
+                        ) from None
                     size = stats.batch_size or size
         finally:
             gen.close()
@@ -497,7 +535,12 @@ def generate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     for name in writing.JSONL_FILES:
         (run_dir / name).touch()  # present even when nothing was generated here (an empty shard)
     state = RunState.load(run_dir, repair=False)
-    rows = {s: order_rows(state.rows[s], corpus[s]) for s in SPLITS}
+    wanted = {sl.key for ss in slots.values() for sl in ss}
+    # rows of a larger num_rows in an earlier session stay in the JSONL, not in the dataset
+    rows = {
+        s: order_rows([r for r in state.rows[s] if Row(**r).key in wanted], corpus[s])
+        for s in SPLITS
+    }
     corpus_json = {s: {c.id: c.text for c in corpus[s].chunks} for s in SPLITS}
     files = writing.write_outputs(run_dir, rows, corpus_json)
     seconds["write"] += time.perf_counter() - t

@@ -18,11 +18,12 @@ def fill(template: str, **values: object) -> str:
 
     str.format would choke on the literal braces of a JSON example inside a prompt.
     """
-    for name, value in values.items():
+    for name in values:
         if name not in PLACEHOLDERS:
             raise KeyError(name)
-        template = template.replace("{" + name + "}", str(value))
-    return template
+    # one pass over the template only: a "{question}" inside the chunk text stays as it is
+    pattern = re.compile("|".join(re.escape("{" + n + "}") for n in values))
+    return pattern.sub(lambda m: str(values[m.group(0)[1:-1]]), template) if values else template
 
 
 def messages(system: str | None, user: str, system_role: bool = True) -> list[dict[str, str]]:
@@ -64,7 +65,11 @@ _PREAMBLE = re.compile(
     re.IGNORECASE,
 )
 _LABEL = re.compile(
-    r"^\s*[*_#>\s]*(?:quiz\s+|exam\s+)?(?:question|q|answer|a)\s*(?:\d+)?\s*[*_]*\s*[:：.)\-]\s*[*_]*\s*",
+    r"^\s*[*_#>\s]*(?:"
+    r"(?:quiz\s+|exam\s+)?(?:question|answer)\s*\d*\s*[*_]*\s*[:：.)\-]"
+    # one-letter labels need a colon or ")" or ". ": "A-list actors" and "A.I." are text
+    r"|(?:q|a)\s*\d*\s*[*_]*\s*(?:[:：)]|\.(?=\s))"
+    r")\s*[*_]*\s*",
     re.IGNORECASE,
 )
 _NUMBER = re.compile(r"^\s*(?:\(?\d{1,3}[.)]|[-*•])\s+")

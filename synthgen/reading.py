@@ -31,7 +31,7 @@ def resolve_files(directory: str | Path, patterns: list[str], key: str) -> list[
     out: list[Path] = []
     for pattern in patterns:
         pattern = str(pattern)
-        if glob.has_magic(pattern):
+        if glob.has_magic(pattern) and not (directory / pattern).is_file():  # "Notes [draft].txt"
             hits = sorted(p for p in directory.glob(pattern) if p.is_file())
             if not hits:
                 raise ConfigError(f"{key}: pattern {pattern!r} matches no file in {directory}")

@@ -101,6 +101,14 @@ def record_failure(cfg: DictConfig, exc: BaseException, run_dir: Path | None = N
             old = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
             old = {}
+    from synthgen.config import ConfigError
+
+    if isinstance(exc, ConfigError) and old.get("status") == "complete":
+        # refused before touching the run dir (e.g. a relaunch with another row config): the
+        # finished run stays finished; the refusal is kept beside it and still fails the sweep
+        summary = {**old, "last_attempt_error": msg, "last_attempt_at": pipeline.now()}
+        writing.write_json(path, summary)
+        return run_dir
     summary = {
         **old,
         "run_dir": str(run_dir),
@@ -123,12 +131,12 @@ def record_failure(cfg: DictConfig, exc: BaseException, run_dir: Path | None = N
 
 
 def run_status(run_dir: Path) -> str:
+    """ "failed" also for a finished run whose last attempt in this sweep was refused."""
     try:
-        return json.loads((run_dir / "summary.json").read_text(encoding="utf-8")).get(
-            "status", "unknown"
-        )
+        summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return "unreadable"
+    return "failed" if summary.get("last_attempt_error") else summary.get("status", "unknown")
 
 
 class SweepCallback(Callback):
@@ -144,16 +152,16 @@ class SweepCallback(Callback):
         _swept.update(o.key_or_group for o in parsed if o.is_sweep_override())
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from synthgen import compare
+        from synthgen import compare, sharding
 
         sweep_dir = Path(str(config.hydra.sweep.dir))
         runs = compare.find_runs([sweep_dir], missing_ok=True)
-        if not runs:
-            log.warning("no run dir under %s: nothing to compare", sweep_dir)
-            return
+        jobs = sorted({*runs, *(j.path for j in sharding.job_dirs(sweep_dir))})  # shards too
         opts = config.get("compare")
         report = None
-        if opts is not None and opts.get("auto", True):
+        if not runs:
+            log.warning("no run dir under %s: nothing to compare", sweep_dir)
+        elif opts is not None and opts.get("auto", True):
             try:
                 compare.build_report([sweep_dir], sweep_dir, opts)
                 report = sweep_dir / "compare.md"
@@ -164,12 +172,12 @@ class SweepCallback(Callback):
                     "compare failed; rerun it: python run.py task=compare compare.runs='[%s]'",
                     sweep_dir,
                 )
-        failed = [r for r in runs if run_status(r) == "failed"]
+        failed = [r for r in jobs if run_status(r) == "failed"]
         if failed:  # the sweep went on; its exit code still says that something failed
             names = ", ".join(r.relative_to(sweep_dir).as_posix() for r in failed)
             where = f"; see {report}" if report else ""
             print(
-                f"error: {len(failed)} of {len(runs)} runs failed ({names}): the error is in "
+                f"error: {len(failed)} of {len(jobs)} runs failed ({names}): the error is in "
                 f"each one's summary.json{where}",
                 file=sys.stderr,
             )

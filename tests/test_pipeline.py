@@ -125,3 +125,60 @@ def test_counts_add_up(tmp_path: Path) -> None:
         assert c["chunks_used"] == c["chunks_kept"]  # 500 rows wants every kept chunk
         rejected = sum(c["rejected_questions"].values()) + sum(c["rejected_answers"].values())
         assert c["slots"] == c["rows"] + rejected
+
+
+def test_resume_dedups_against_questions_still_waiting_for_answers(tmp_path: Path) -> None:
+    fake_backend.Backend.duplicate_questions = True
+    cfg = compose([FAKE, "num_rows=3", "generation.batch_size=1"])
+    fake_backend.Backend.crash_after = 1  # the first question is accepted, then the crash
+    with pytest.raises(RuntimeError):
+        pipeline.run(cfg, tmp_path)
+    assert len((tmp_path / "questions.jsonl").read_text().splitlines()) == 1
+    fake_backend.Backend.crash_after = None
+    s = pipeline.run(cfg, tmp_path)
+    assert s["rows"]["train"] == 1  # the waiting question was answered; its twins are duplicates
+    assert s["splits"]["train"]["duplicates"] == 2
+
+
+def test_a_file_in_both_splits_is_refused(tmp_path: Path) -> None:
+    overrides = [
+        FAKE,
+        "corpus.train_files=[film_critics.txt]",
+        "corpus.val_files=[film_critics.txt]",
+    ]
+    with pytest.raises(
+        ConfigError, match="^corpus.val_files: 'film_critics.txt' is also in corpus.train_files"
+    ):
+        pipeline.run(compose(overrides), tmp_path)
+
+
+def test_lowering_num_rows_on_resume_keeps_the_dataset_to_the_cap(tmp_path: Path) -> None:
+    pipeline.run(compose([FAKE, "num_rows=4"]), tmp_path)
+    s = pipeline.run(compose([FAKE, "num_rows=2"]), tmp_path)
+    assert s["rows"] == {"train": 2, "val": 2}
+    assert len(json.loads((tmp_path / "train.json").read_text())) == 2
+    assert len(rows(tmp_path)) == 4  # the JSONL keeps every finished row: nothing is lost
+    c = s["splits"]["train"]
+    assert c["slots"] == c["rows"] + sum(c["rejected_questions"].values()) + sum(
+        c["rejected_answers"].values()
+    )
+
+
+def test_oom_at_batch_one_is_one_line_and_keeps_rows(tmp_path: Path) -> None:
+    from synthgen.config import SynthgenError
+
+    fake_backend.Backend.oom_above = 0
+    with pytest.raises(
+        SynthgenError, match="^generation.batch_size: out of memory even at batch size 1"
+    ):
+        pipeline.run(compose([FAKE, "num_rows=2"]), tmp_path)
+
+
+def test_corrupt_jsonl_in_the_middle_stops_with_one_line(tmp_path: Path) -> None:
+    from synthgen.config import SynthgenError
+
+    pipeline.run(compose([FAKE, "num_rows=2"]), tmp_path)
+    lines = (tmp_path / "train.jsonl").read_text().splitlines()
+    (tmp_path / "train.jsonl").write_text("\n".join(["{broken", *lines]) + "\n")
+    with pytest.raises(SynthgenError, match="^resume: .*train.jsonl: corrupt line"):
+        pipeline.run(compose([FAKE, "num_rows=2"]), tmp_path)

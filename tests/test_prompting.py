@@ -30,6 +30,13 @@ from synthgen.prompting import (
         ("What is montage?\nAnswer: cutting.", "What is montage?"),
         ("  What   is\nmontage?  ", "What is montage?"),
         ("Explain the role of the soundtrack", "Explain the role of the soundtrack"),
+        (
+            "A-list actors of the 1980s: who were they?",
+            "A-list actors of the 1980s: who were they?",
+        ),
+        ("A.I. in film: what is it?", "A.I. in film: what is it?"),
+        ("Q: What?", "What?"),
+        ("A) It cuts.", "It cuts."),
     ],
 )
 def test_parse_question_strips_wrapping(raw: str, want: str) -> None:
@@ -61,6 +68,13 @@ def test_parse_question_list_numbered_and_json() -> None:
         "What is B?",
         None,
     ]
+
+
+def test_fill_replaces_placeholders_of_the_template_only() -> None:
+    # a chunk that itself contains "{question}" is not rewritten
+    assert (
+        fill("{context}|{question}", context="a {question} b", question="Q?") == "a {question} b|Q?"
+    )
 
 
 def test_fill_leaves_other_braces() -> None:

@@ -62,3 +62,10 @@ def test_resolve_files_keeps_list_order_and_reports_missing(mixed) -> None:
         resolve_files(d, ["*.epub"], "corpus.val_files")
     with pytest.raises(ConfigError, match="^corpus.train_files: the file list is empty"):
         resolve_files(d, [], "corpus.train_files")
+
+
+def test_a_file_name_with_brackets_is_taken_literally(tmp_path: Path) -> None:
+    (tmp_path / "Notes [draft].txt").write_text("film", encoding="utf-8")
+    assert resolve_files(tmp_path, ["Notes [draft].txt"], "corpus.train_files") == [
+        tmp_path / "Notes [draft].txt"
+    ]

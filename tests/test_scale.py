@@ -509,3 +509,32 @@ def test_ray_shards_each_model_on_its_own_gpus_and_merges_per_model(
     assert [(r["chunk_id"], r["q_index"]) for r in tiny2["train"]] == [
         (r["chunk_id"], r["q_index"]) for r in rows_of(runs[0])["train"]
     ]
+
+
+def test_a_failed_shard_fails_the_sweep(tmp_path: Path) -> None:
+    p = cli(
+        "-m",
+        "model._target_=tests.fake_backend.Backend",
+        "num_rows=4",
+        "shard.index=0,1,7",
+        "shard.count=3",
+        "compare.embedder=null",
+        f"hydra.sweep.dir={tmp_path}",
+        check=False,
+    )
+    assert p.returncode == 1, p.stderr[-2000:]
+    assert "error: 1 of 3 runs failed" in p.stderr and "shard.index=7" in p.stderr
+
+
+def test_a_refused_relaunch_keeps_a_finished_run_finished(tmp_path: Path) -> None:
+    from synthgen import sweep
+    from synthgen.config import ConfigError
+
+    (tmp_path / "summary.json").write_text(json.dumps({"status": "complete", "rows": {"train": 3}}))
+    sweep.record_failure(compose(), ConfigError("resume: made with another config"), tmp_path)
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["status"] == "complete" and s["rows"] == {"train": 3}
+    assert s["last_attempt_error"] == "resume: made with another config"
+    assert sweep.run_status(tmp_path) == "failed"  # the sweep still exits 1
+    sweep.record_failure(compose(), RuntimeError("crash mid-run"), tmp_path)
+    assert json.loads((tmp_path / "summary.json").read_text())["status"] == "failed"

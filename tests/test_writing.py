@@ -18,6 +18,7 @@ from synthgen.writing import JsonlAppender, excel_safe, read_jsonl, write_excel
         ("@import", "'@import"),
         ("plain", "plain"),
         ("bell\x07 and nul\x00", "bell and nul"),
+        ("non\ufffecharacters\uffff", "noncharacters"),
         (3, 3),
     ],
 )
