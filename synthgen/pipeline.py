@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 import synthgen
 from synthgen import chunking, prompting, reading, selection, sharding, writing
 from synthgen.backends.base import Generated, GenParams, ModelSpec, OutOfMemory
+from synthgen.backends.base import encode as encode_chat
 from synthgen.config import (
     ConfigError,
     ModelLoadError,
@@ -238,7 +239,6 @@ class Generator:
         self.seen: dict[str, set[str]] = {s: set() for s in SPLITS}
         for r in [*state.questions, *(r for rows in state.rows.values() for r in rows)]:
             self.seen[r["split"]].add(prompting.normalize(r["question"]))
-        self.rows_written: Counter[str] = Counter()
         self.rejects: Counter[str] = Counter()  # "stage:reason" -> count
         self.progress: Any = None
         self.first_row_at: float | None = None  # perf_counter when the first row hit the disk
@@ -299,6 +299,19 @@ class Generator:
             return None
         return Job("question", ids, {"slots": slots, "previous": previous})
 
+    def question_chain(self, slots: list[Slot], previous: list[str]) -> Job | None:
+        """The job for a chunk's first open question; the rest follow it one by one.
+
+        If even the first prompt is too long, so are the later ones (they only grow).
+        """
+        j = self.question_job(slots[:1], previous)
+        if j is None:
+            for s in slots[1:]:
+                self.reject(s, "question", "prompt_too_long")
+            return None
+        j.payload["next"] = slots[1:]
+        return j
+
     def answer_job(self, slot: Slot, question: str, q_tokens: int) -> Job | None:
         ids = self.encode(
             self._msgs(prompting.answer_prompt(self.pr.answer, slot.chunk.text, question))
@@ -355,14 +368,9 @@ class Generator:
                 if (j := self.accept_question(slot, q, out.tokens, out.text)) is not None:
                     new.append(j)
             nxt = job.payload.get("next")
-            if nxt:  # the chunk's next question, told which ones were asked already
-                jq = self.question_job([nxt[0]], previous)
-                if jq is not None:
-                    jq.payload["next"] = nxt[1:]
-                    new.append(jq)
-                else:
-                    for s in nxt[1:]:
-                        self.reject(s, "question", "prompt_too_long")
+            # the chunk's next question, told which ones were asked already
+            if nxt and (jq := self.question_chain(nxt, previous)) is not None:
+                new.append(jq)
             return new
         slot, question = job.payload["slot"], job.payload["question"]
         a, reason = prompting.parse_answer(out.text)
@@ -383,7 +391,6 @@ class Generator:
             tokens={"question": job.payload["q_tokens"], "answer": out.tokens},
         )
         self.rows_out[slot.split].write([row.to_dict()])
-        self.rows_written[slot.split] += 1
         self.first_row_at = self.first_row_at or time.perf_counter()
         self._tick()
         return new
@@ -411,12 +418,7 @@ class Generator:
             if self.list_mode:
                 j = self.question_job(chunk_slots, previous)
             else:  # one prompt per question, each told the questions before it
-                j = self.question_job(chunk_slots[:1], previous)
-                if j is not None:
-                    j.payload["next"] = chunk_slots[1:]
-                else:
-                    for s in chunk_slots[1:]:
-                        self.reject(s, "question", "prompt_too_long")
+                j = self.question_chain(chunk_slots, previous)
             if j is not None:
                 jobs.append(j)
         return jobs
@@ -476,7 +478,7 @@ def generate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         backend = load_backend(cfg)
         seconds["load_model"] += time.perf_counter() - t
         backend.set_seed(cfg.generation.seed)
-        gen = Generator(cfg, run_dir, lambda m: encode(backend.tokenizer, m), known)
+        gen = Generator(cfg, run_dir, lambda m: encode_chat(backend.tokenizer, m), known)
         params = GenParams(
             **{
                 k: cfg.generation[k]
@@ -641,12 +643,6 @@ def _batch_size(cfg: DictConfig, backend: Any) -> int:
         longest = cfg.model.max_seq_length - cfg.generation.max_new_tokens
         return auto(cfg.generation.max_new_tokens, min(longest, 1024)) if auto else 8
     return int(bs)
-
-
-def encode(tokenizer: Any, msgs: list[dict[str, str]]) -> list[int]:
-    from synthgen.backends.base import encode as _encode
-
-    return _encode(tokenizer, msgs)
 
 
 def order_rows(rows: list[dict], sc: SplitCorpus) -> list[dict]:
