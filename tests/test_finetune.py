@@ -20,6 +20,13 @@ def cli_unchecked(*args: str) -> subprocess.CompletedProcess:
     return cli(*args, check=False, TOKENIZERS_PARALLELISM="false")
 
 
+# the fixture's training settings; the resume test must repeat them exactly
+TRAINING = (
+    "finetune.epochs=2",
+    "finetune.batch_size=4",
+    "finetune.lr=1e-3",
+    "finetune.hard_negatives=2",
+)
 METRICS = ("hit@1", "hit@5", "hit@10", "mrr@10", "ndcg@10")
 
 
@@ -39,10 +46,7 @@ def ft(qa: Path, tiny_embedder: Path, tmp_path_factory: pytest.TempPathFactory) 
         "task=finetune",
         f"finetune.data={qa}",
         *embedder_args(tiny_embedder),
-        "finetune.epochs=2",
-        "finetune.batch_size=4",
-        "finetune.lr=1e-3",
-        "finetune.hard_negatives=2",
+        *TRAINING,
         f"hydra.run.dir={run_dir}",
     )
     assert p.returncode == 0, p.stderr[-3000:]
@@ -232,10 +236,7 @@ def test_same_config_resumes_from_the_last_checkpoint(
             "task=finetune",
             f"finetune.data={qa}",
             *embedder_args(tiny_embedder),
-            "finetune.epochs=2",
-            "finetune.batch_size=4",
-            "finetune.lr=1e-3",
-            "finetune.hard_negatives=2",
+            *TRAINING,
             "finetune.evaluate=false",  # not a training key: resuming with it changed is fine
         ]
     )
