@@ -225,9 +225,9 @@ def merge_group(
     out.mkdir(parents=True, exist_ok=True)
     (out / sharding.DONE).unlink(missing_ok=True)
     for s in SPLITS:
-        _write_jsonl(out / f"{s}.jsonl", rows[s])
-    _write_jsonl(out / "rejected.jsonl", rejected)
-    _write_jsonl(out / "questions.jsonl", questions)
+        writing.write_jsonl(out / f"{s}.jsonl", rows[s])
+    writing.write_jsonl(out / "rejected.jsonl", rejected)
+    writing.write_jsonl(out / "questions.jsonl", questions)
     files = writing.write_outputs(out, rows, corpus)
     merged_cfg = OmegaConf.create(OmegaConf.to_container(base, resolve=True))
     merged_cfg.shard = {"count": 1, "index": 0}  # one complete run, as a 1-shard job makes it
@@ -401,11 +401,3 @@ def _load_json(path: Path) -> dict:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return {}
-
-
-def _write_jsonl(path: Path, records: list[dict]) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for r in records:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)

@@ -94,6 +94,15 @@ def write_json(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
+def write_jsonl(path: Path, records: Iterable[dict]) -> None:
+    """A whole JSONL file at once (a merge), through a temp file and a rename like write_json."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for r in records:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+
+
 def excel_safe(value: Any) -> Any:
     """Text as a spreadsheet should show it: no formula, no forbidden characters, fits a cell.
 
