@@ -135,7 +135,13 @@ def check(cfg: DictConfig) -> None:
     )
     path = str(m.name_or_path)
     local = Path(path).expanduser()
-    if local.exists():
+    if path.startswith("pypi:"):  # a model shipped as a Python package (synthgen/models.py)
+        from synthgen import models
+
+        why = models.check_pypi(path[len("pypi:") :])
+        if why:
+            raise ConfigError(why)
+    elif local.exists():
         _need(
             (local / "config.json").is_file(),
             f"model.name_or_path: {path} has no config.json (not a model folder)",

@@ -60,7 +60,9 @@ def load_tokenizer(spec: ModelSpec) -> Any:
     """Tokenizer with left padding and the configured chat template; loads no weights."""
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(spec.name_or_path)
+    from synthgen import models
+
+    tok = AutoTokenizer.from_pretrained(models.resolve(spec.name_or_path))
     tok.padding_side = "left"
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token

@@ -128,7 +128,9 @@ class Backend:
                 load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=self.dtype
             )
             kw["device_map"] = {"": 0}
-        model = AutoModelForCausalLM.from_pretrained(self.spec.name_or_path, **kw)
+        from synthgen import models
+
+        model = AutoModelForCausalLM.from_pretrained(models.resolve(self.spec.name_or_path), **kw)
         if not self.spec.load_in_4bit:
             model.to(self.device)
         return tokenizer, model

@@ -60,8 +60,10 @@ class Backend(hf.Backend):
         import unsloth  # noqa: F401
         from unsloth import FastLanguageModel
 
+        from synthgen import models
+
         model, tokenizer = FastLanguageModel.from_pretrained(
-            model_name=self.spec.name_or_path,
+            model_name=models.resolve(self.spec.name_or_path),
             max_seq_length=self.spec.max_seq_length,
             load_in_4bit=self.spec.load_in_4bit,
             dtype=None if self.spec.dtype == "auto" else self.dtype,
