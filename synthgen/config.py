@@ -153,6 +153,33 @@ def check(cfg: DictConfig) -> None:
             bool(_HUB_ID.match(path)),
             f"model.name_or_path: {path!r} is neither a folder nor a hub id like org/name",
         )
+    fmt = m.get("prompt_format", "chat")
+    _need(fmt in ("chat", "plain"), f"model.prompt_format: must be chat or plain, got {fmt!r}")
+    _need(
+        fmt == "chat" or not m.get("chat_template"),
+        "model.chat_template: unused with model.prompt_format=plain; set it to null",
+    )
+    for name, want in (("cues", "a string"), ("stop_strings", "a list of strings")):
+        per_stage = m.get(name) or {}
+        _need(
+            OmegaConf.is_dict(per_stage) or per_stage == {},
+            f"model.{name}: must map a stage (question, answer) to {want}",
+        )
+        for stage, v in per_stage.items():
+            _need(
+                stage in ("question", "answer"),
+                f"model.{name}: unknown stage {stage!r} (question, answer)",
+            )
+            ok = (
+                isinstance(v, str)
+                if name == "cues"
+                else OmegaConf.is_list(v) and all(isinstance(x, str) and x for x in v)
+            )
+            _need(ok, f"model.{name}.{stage}: must be {want}, got {v!r}")
+    _need(
+        fmt == "plain" or not m.get("cues"),
+        "model.cues: only used with model.prompt_format=plain (a chat template has its own)",
+    )
     target = m.get("_target_")
     if target:
         module, _, attr = str(target).rpartition(".")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -60,14 +60,15 @@ def run_queue(
     generate: GenerateFn,
     jobs: Iterable[Job],
     on_result: Callable[[Job, Generated], list[Job]],
-    params: GenParams,
+    params: GenParams | Mapping[str, GenParams],
     batch_size: int,
     progress: tqdm | None = None,
     stats: Stats | None = None,
     after_batch: Callable[[], None] | None = None,
 ) -> Stats:
     """Run every job and every job its result spawns. `on_result` persists each result,
-    `after_batch` (an fsync) runs once the batch's results are all handled.
+    `after_batch` (an fsync) runs once the batch's results are all handled. `params` may be
+    given per stage ({"question": ..., "answer": ...}): a batch holds one stage only.
 
     On OutOfMemory the batch size halves and the same prompts are tried again (recorded in
     stats.oom_retries); at batch size 1 the error propagates.
@@ -80,8 +81,9 @@ def run_queue(
     while pools["question"] or pools["answer"]:
         batch = _pick(pools, size)
         t0 = time.perf_counter()
+        p = params[batch[0].stage] if isinstance(params, Mapping) else params
         try:
-            outs = generate([j.ids for j in batch], params)
+            outs = generate([j.ids for j in batch], p)
         except OutOfMemory:
             if size == 1:
                 raise

@@ -292,7 +292,7 @@ class Generator:
             previous,
             num_questions=len(slots),
         )
-        ids = self.encode(self._msgs(user))
+        ids = self.encode(self._msgs(user), "question")
         if len(ids) > self.max_prompt:
             for s in slots:
                 self.reject(s, "question", "prompt_too_long", raw=f"{len(ids)} tokens")
@@ -314,7 +314,8 @@ class Generator:
 
     def answer_job(self, slot: Slot, question: str, q_tokens: int) -> Job | None:
         ids = self.encode(
-            self._msgs(prompting.answer_prompt(self.pr.answer, slot.chunk.text, question))
+            self._msgs(prompting.answer_prompt(self.pr.answer, slot.chunk.text, question)),
+            "answer",
         )
         if len(ids) > self.max_prompt:
             self.reject(
@@ -478,20 +479,11 @@ def generate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         backend = load_backend(cfg)
         seconds["load_model"] += time.perf_counter() - t
         backend.set_seed(cfg.generation.seed)
-        gen = Generator(cfg, run_dir, lambda m: encode_chat(backend.tokenizer, m), known)
-        params = GenParams(
-            **{
-                k: cfg.generation[k]
-                for k in (
-                    "max_new_tokens",
-                    "min_new_tokens",
-                    "temperature",
-                    "top_p",
-                    "do_sample",
-                    "seed",
-                )
-            }
+        spec = backend.spec
+        gen = Generator(
+            cfg, run_dir, lambda m, stage: encode_chat(backend.tokenizer, m, spec, stage), known
         )
+        params = stage_params(cfg, spec)
         from tqdm import tqdm
 
         try:
@@ -634,6 +626,18 @@ def load_backend(cfg: DictConfig) -> Any:
             prefill_chunk_size=cfg.generation.prefill_chunk_size,
         ),
     )
+
+
+def stage_params(cfg: DictConfig, spec: ModelSpec) -> dict[str, GenParams]:
+    """Generation settings per stage: the same `generation.*`, the model's stop strings for
+    the stage. A list prompt ({num_questions}) wants several questions from one reply, so
+    stop strings meant to end one question (a "?") do not apply to it."""
+    keys = ("max_new_tokens", "min_new_tokens", "temperature", "top_p", "do_sample", "seed")
+    base = {k: cfg.generation[k] for k in keys}
+    stops = {s: list(spec.stop_strings.get(s) or []) for s in ("question", "answer")}
+    if prompting.asks_for_list(cfg.prompt.question):
+        stops["question"] = []
+    return {s: GenParams(**base, stop_strings=stops[s]) for s in stops}
 
 
 def _batch_size(cfg: DictConfig, backend: Any) -> int:

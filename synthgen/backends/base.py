@@ -27,6 +27,10 @@ class ModelSpec:
     chat_template: str | None = None
     system_role: bool = True
     eos_tokens: list[str] = field(default_factory=list)
+    # chat: the tokenizer's chat template; plain: the prompt text as it is (a base model)
+    prompt_format: str = "chat"
+    cues: dict[str, str] = field(default_factory=dict)  # plain: text after the prompt, per stage
+    stop_strings: dict[str, list[str]] = field(default_factory=dict)  # per stage: end the reply
     hub_id: str | None = None  # the publisher's hub id (informational)
     unsloth_4bit_id: str | None = None  # Unsloth's pre-quantized 4-bit repo, where one exists
 
@@ -47,6 +51,7 @@ class GenParams:
     top_p: float = 0.9
     do_sample: bool = False
     seed: int = 0
+    stop_strings: list[str] = field(default_factory=list)  # the reply ends after any of these
 
 
 @dataclass
@@ -79,21 +84,34 @@ def load_tokenizer(spec: ModelSpec) -> Any:
             )
     elif spec.chat_template:
         tok.chat_template = spec.chat_template
-    if not getattr(tok, "chat_template", None):
+    if spec.prompt_format == "chat" and not getattr(tok, "chat_template", None):
         raise ValueError(
-            f"model.chat_template: {spec.name_or_path} has no chat template; set a Jinja string"
+            f"model.chat_template: {spec.name_or_path} has no chat template; set a Jinja "
+            "string, or model.prompt_format=plain for a base model"
         )
     return tok
 
 
-def render(tokenizer: Any, msgs: list[dict[str, str]]) -> str:
-    """The prompt exactly as the model sees it: chat template applied, generation prompt added."""
+def render(
+    tokenizer: Any, msgs: list[dict[str, str]], spec: ModelSpec | None = None, stage: str = ""
+) -> str:
+    """The prompt exactly as the model sees it.
+
+    chat: the chat template with the generation prompt. plain (a base model, no template):
+    BOS, the messages' text, then the stage's cue (`model.cues`, e.g. "\n\nQuestion:"), which
+    makes the model write a question instead of continuing the instructions.
+    """
+    if spec is not None and spec.prompt_format == "plain":
+        text = "\n\n".join(m["content"] for m in msgs)
+        return (getattr(tokenizer, "bos_token", None) or "") + text + spec.cues.get(stage, "")
     return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
 
 
-def encode(tokenizer: Any, msgs: list[dict[str, str]]) -> list[int]:
-    # the template already holds BOS where the model wants one
-    return tokenizer(render(tokenizer, msgs), add_special_tokens=False)["input_ids"]
+def encode(
+    tokenizer: Any, msgs: list[dict[str, str]], spec: ModelSpec | None = None, stage: str = ""
+) -> list[int]:
+    # the rendered text already holds BOS where the model wants one
+    return tokenizer(render(tokenizer, msgs, spec, stage), add_special_tokens=False)["input_ids"]
 
 
 def eos_ids(tokenizer: Any, spec: ModelSpec, generation_config: Any = None) -> list[int]:

@@ -225,6 +225,8 @@ class Backend:
             if params.do_sample
             else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
         )
+        if params.stop_strings:  # transformers' StopStringCriteria matches across tokens
+            kw.update(stop_strings=list(params.stop_strings), tokenizer=self.tokenizer)
         if static:
             kw["cache_implementation"] = "static"
             if self.prefill_chunk:
@@ -239,14 +241,24 @@ class Backend:
                 pad_token_id=self.pad,
                 **kw,
             )
-        return [self._decode(row) for row in out[: len(batch), width:].tolist()]
+        rows = out[: len(batch), width:].tolist()
+        return [self._decode(row, params.stop_strings) for row in rows]
 
-    def _decode(self, new: list[int]) -> Generated:
-        """Cut at the first end-of-turn token; the rest is padding after the row finished."""
+    def _decode(self, new: list[int], stop_strings: list[str] | None = None) -> Generated:
+        """Cut at the first end-of-turn token or after the first stop string; what follows is
+        padding after the row finished."""
         end = next((i for i, t in enumerate(new) if t in self.eos), None)
         kept = new if end is None else new[:end]
+        if end is None:
+            while kept and kept[-1] == self.pad:  # a row stopped by a stop string
+                kept = kept[:-1]
         text = self.tokenizer.decode(kept, skip_special_tokens=True)
-        return Generated(text=text, tokens=len(kept) + (end is not None), finished=end is not None)
+        stops = [(text.find(s), s) for s in stop_strings or [] if s and s in text]
+        if stops:
+            at, s = min(stops)
+            text = text[: at + len(s)]
+        finished = end is not None or bool(stops)
+        return Generated(text=text, tokens=len(kept) + (end is not None), finished=finished)
 
     def close(self) -> None:
         del self.model
