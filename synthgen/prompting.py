@@ -94,14 +94,33 @@ def _strip_wrapping(text: str) -> str:
     return text
 
 
+def _first_question(text: str) -> str:
+    """The lines up to the end of the first question.
+
+    A base model goes on after its question: it repeats it as a numbered list ("1. ...?\n2.
+    ...?"), starts the next "Q:"/"A:" pair, or writes a statement under it. A later line that
+    opens a new item ends the question, and so does a line that ends with its "?" (a wrapped
+    question spans lines until then).
+    """
+    out: list[str] = []
+    for i, line in enumerate(text.split("\n")):
+        if i and (_NUMBER.match(line) or _LABEL.match(line)):
+            break
+        out.append(line)
+        if line.rstrip().rstrip("\"'”’*_)").endswith("?"):
+            break
+    return "\n".join(out)
+
+
 def parse_question(raw: str, require_question_mark: bool = False) -> tuple[str | None, str | None]:
-    """Returns (question, None) or (None, reason). Keeps the first paragraph only."""
+    """Returns (question, None) or (None, reason). Keeps the first question only."""
     text = raw.strip()
     m = _ANSWER_LINE.search(text)
     if m and m.start() > 0:  # the model answered its own question: keep the question
         text = text[: m.start()]
     text = _strip_wrapping(text)
     text = re.split(r"\n\s*\n", text, maxsplit=1)[0]
+    text = _first_question(text)
     text = " ".join(_strip_wrapping(text).split())
     if not text:
         return None, "empty"
@@ -110,9 +129,31 @@ def parse_question(raw: str, require_question_mark: bool = False) -> tuple[str |
     return text, None
 
 
+_NEXT_QUESTION = re.compile(
+    r"^\s*[*_#>]*\s*(?:question\s*\d*|q\s*\d*)\s*[*_]*\s*[:：]", re.IGNORECASE | re.MULTILINE
+)
+
+
+def _cut_loop(text: str) -> str:
+    """A base model's answer that starts over: cut at the next "Question:"/"Q:" line and at
+    the first line that repeats an earlier one (a greedy loop)."""
+    m = _NEXT_QUESTION.search(text)
+    if m and m.start() > 0:
+        text = text[: m.start()]
+    seen: set[str] = set()
+    out: list[str] = []
+    for line in text.split("\n"):
+        key = normalize(line)
+        if key and key in seen:
+            break
+        seen.add(key)
+        out.append(line)
+    return "\n".join(out)
+
+
 def parse_answer(raw: str) -> tuple[str | None, str | None]:
     """Returns (answer, None) or (None, reason). Keeps paragraphs, strips wrapping."""
-    text = _strip_wrapping(raw)
+    text = _strip_wrapping(_cut_loop(raw.strip()))
     if not text:
         return None, "empty"
     return text, None
