@@ -221,6 +221,28 @@ def sibling_state(cfg: DictConfig, run_dir: Path) -> tuple[RunState, list[Path]]
     return RunState.union(states), dirs
 
 
+def check_resume(cfg: DictConfig, run_dir: Path) -> RunState:
+    """What the run dir holds, read without repair; a dir this config may not continue
+    (resume=false with rows, rows made with another row config) is refused."""
+    state = RunState.load(run_dir, repair=False)
+    n_existing = sum(len(r) for r in state.rows.values())
+    if n_existing and not cfg.resume:
+        raise ConfigError(
+            f"resume: {run_dir} already holds {n_existing} rows; set resume=true to "
+            "continue them or choose a new hydra.run.dir"
+        )
+    cfg_path = run_dir / "config.yaml"
+    if cfg_path.exists() and (n_existing or state.rejected or state.questions):
+        old = row_config(OmegaConf.load(cfg_path))
+        diff = row_config_diff(old, row_config(cfg))
+        if diff:
+            raise ConfigError(
+                f"resume: {run_dir} was made with another config ({diff}); "
+                "use a new hydra.run.dir or the old value"
+            )
+    return state
+
+
 # --- generation -----------------------------------------------------------------------------
 
 
@@ -440,25 +462,11 @@ def generate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     n_slots = sum(len(s) for s in slots.values())
 
     if cfg.dry_run:
-        return dry_run(cfg, corpus, slots)
+        return dry_run(cfg, corpus, slots, run_dir)
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    state = RunState.load(run_dir, repair=False)
-    n_existing = sum(len(r) for r in state.rows.values())
-    if n_existing and not cfg.resume:
-        raise ConfigError(
-            f"resume: {run_dir} already holds {n_existing} rows; set resume=true to "
-            "continue them or choose a new hydra.run.dir"
-        )
+    check_resume(cfg, run_dir)
     cfg_path = run_dir / "config.yaml"
-    if cfg_path.exists() and (n_existing or state.rejected or state.questions):
-        old = row_config(OmegaConf.load(cfg_path))
-        diff = row_config_diff(old, row_config(cfg))
-        if diff:
-            raise ConfigError(
-                f"resume: {run_dir} was made with another config ({diff}); "
-                "use a new hydra.run.dir or the old value"
-            )
     state = RunState.load(run_dir, repair=True)  # cut a half-written last line before appending
     others, sibling_dirs = sibling_state(cfg, run_dir)
     (run_dir / sharding.DONE).unlink(missing_ok=True)  # back only when this session finishes
@@ -734,11 +742,11 @@ def versions() -> dict[str, str | None]:
 
 
 def dry_run(
-    cfg: DictConfig, corpus: dict[str, SplitCorpus], slots: dict[str, list[Slot]]
+    cfg: DictConfig, corpus: dict[str, SplitCorpus], slots: dict[str, list[Slot]], run_dir: Path
 ) -> dict[str, Any]:
-    """Counts per stage and the first prompts as the model will see them; tokenizer only."""
-    from synthgen.backends.base import load_tokenizer, render
-
+    """Counts per stage and what resume would skip, then the first prompts as the model will
+    see them. The counts need no model, so they are printed first: a model that cannot load
+    here (offline, not installed) costs only the preview, said in one line."""
     lines = ["dry run: nothing is generated, no weights are loaded", ""]
     for s in SPLITS:
         c = corpus[s].counts()
@@ -759,27 +767,74 @@ def dry_run(
     if count > 1:
         lines.append(f"shard {index} of {count}: the slots above are this shard's part")
     lines.append(f"prompts to run: {n_q} question + up to {n_a} answer")
-    first = next((ss[0] for ss in (slots["train"], slots["val"]) if ss), None)
-    if first is not None:
-        spec = ModelSpec.from_kwargs(OmegaConf.to_container(cfg.model, resolve=True))
-        tok = load_model_part(spec.name_or_path, lambda: load_tokenizer(spec))
-        msgs = lambda u: prompting.messages(cfg.prompt.get("system"), u, spec.system_role)  # noqa: E731
-        k = cfg.prompt.questions_per_chunk if list_mode else 1
-        q = prompting.question_prompt(cfg.prompt.question, first.chunk.text, num_questions=k)
-        a = prompting.answer_prompt(cfg.prompt.answer, first.chunk.text, "<the parsed question>")
-        for title, user in (("first question prompt", q), ("first answer prompt", a)):
-            text = render(tok, msgs(user))
-            n_tok = len(tok(text, add_special_tokens=False)["input_ids"])
-            lines += [
-                "",
-                f"--- {title} ({first.split} {first.chunk.source}, chunk {first.chunk.id}, "
-                f"{n_tok} tokens) ---",
-                text,
-            ]
-    print("\n".join(lines), file=sys.stdout, flush=True)
+    resume, todo = resume_report(cfg, run_dir, slots)
+    lines.append(resume)
+    print("\n".join(lines), file=sys.stdout, flush=True)  # before anything loads
+
+    preview, why = prompt_preview(cfg, slots, list_mode)
+    print(preview if preview else f"\nno prompt preview: {why}", file=sys.stdout, flush=True)
     return {
         "status": "dry_run",
         "splits": {s: corpus[s].counts() for s in SPLITS},
         "slots": {s: len(slots[s]) for s in SPLITS},
         "prompts": {"question": n_q, "answer": n_a},
+        "to_generate": todo,
+        "preview": why is None,
     }
+
+
+def resume_report(
+    cfg: DictConfig, run_dir: Path, slots: dict[str, list[Slot]]
+) -> tuple[str, int | None]:
+    """One line on what a real run in `run_dir` would skip (or why it would refuse), and the
+    number of slots it would generate (None if refused)."""
+    n = sum(len(ss) for ss in slots.values())
+    try:
+        state = check_resume(cfg, run_dir) if run_dir.is_dir() else RunState({}, [], [])
+        others, dirs = sibling_state(cfg, run_dir)
+    except SynthgenError as e:
+        return f"resume: a real run would stop here: {e}", None
+    state.rows = {s: state.rows.get(s, []) for s in SPLITS}
+    own = state.done_keys()
+    done = RunState.union([state, others]).done_keys()
+    keys = [x.key for ss in slots.values() for x in ss]
+    todo = sum(k not in done for k in keys)
+    if todo == n:
+        return f"resume: nothing done yet in {run_dir}: all {n} slots to generate", todo
+    elsewhere = sum(k in done and k not in own for k in keys)
+    where = f" ({elsewhere} of them in {len(dirs)} sibling shard dirs)" if elsewhere else ""
+    return f"resume: {n - todo} of {n} slots already done{where}, {todo} to generate", todo
+
+
+def prompt_preview(
+    cfg: DictConfig, slots: dict[str, list[Slot]], list_mode: bool
+) -> tuple[str | None, str | None]:
+    """The first question and answer prompts, rendered by the model's tokenizer, or (None,
+    why) when the tokenizer cannot load here."""
+    from synthgen.backends.base import load_tokenizer, render
+
+    first = next((ss[0] for ss in (slots["train"], slots["val"]) if ss), None)
+    if first is None:
+        return None, "no slot to fill, so no prompt"
+    spec = ModelSpec.from_kwargs(OmegaConf.to_container(cfg.model, resolve=True))
+    try:
+        tok = load_model_part(spec.name_or_path, lambda: load_tokenizer(spec))
+    except SynthgenError as e:
+        return None, str(e)
+    msgs = lambda u: prompting.messages(cfg.prompt.get("system"), u, spec.system_role)  # noqa: E731
+    k = cfg.prompt.questions_per_chunk if list_mode else 1
+    q = prompting.question_prompt(cfg.prompt.question, first.chunk.text, num_questions=k)
+    a = prompting.answer_prompt(cfg.prompt.answer, first.chunk.text, "<the parsed question>")
+    out: list[str] = []
+    for stage, user in (("question", q), ("answer", a)):
+        text = render(tok, msgs(user), spec, stage)
+        n_tok = len(tok(text, add_special_tokens=False)["input_ids"])
+        stops = spec.stop_strings.get(stage) if not (list_mode and stage == "question") else None
+        ends = f", ends at {stops!r}" if stops else ""
+        out += [
+            "",
+            f"--- first {stage} prompt ({first.split} {first.chunk.source}, chunk "
+            f"{first.chunk.id}, {n_tok} tokens{ends}) ---",
+            text,
+        ]
+    return "\n".join(out), None
