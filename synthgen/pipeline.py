@@ -454,6 +454,8 @@ def generate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     started, t_start = now(), time.perf_counter()
     seconds: Counter[str] = Counter()
     check(cfg)
+    if not cfg.dry_run:  # a model that cannot come fails before the corpus is read
+        prepare_model(cfg)
     corpus = load_corpus(cfg, seconds)
     slots = make_slots(cfg, corpus)
     slots_total = {s: len(v) for s, v in slots.items()}
@@ -612,6 +614,8 @@ def load_model_part(name_or_path: str, load: Any) -> Any:
     except Exception as e:
         while e.__cause__ is not None and type(e).__name__ == "InstantiationException":
             e = e.__cause__  # hydra wraps the constructor's error
+        if isinstance(e, SynthgenError):  # already one line naming its key (synthgen/models.py)
+            raise e from None
         first = " ".join(str(e).split())[:300]
         if isinstance(e, ValueError) and first.startswith(("model.", "generation.")):
             raise ConfigError(first) from None  # a backend's own check, already "key: why"
@@ -620,6 +624,16 @@ def load_model_part(name_or_path: str, load: Any) -> Any:
         raise ModelLoadError(
             f"model.name_or_path: cannot load {name_or_path!r}{hint}: {type(e).__name__}: {first}"
         ) from None
+
+
+def prepare_model(cfg: DictConfig) -> None:
+    """The backend's `prepare(spec)`, where it has one: find or fetch what the model needs."""
+    from hydra.utils import get_class
+
+    prepare = getattr(get_class(cfg.model._target_), "prepare", None)
+    if prepare is not None:
+        spec = ModelSpec.from_kwargs(OmegaConf.to_container(cfg.model, resolve=True))
+        load_model_part(spec.name_or_path, lambda: prepare(spec))
 
 
 def load_backend(cfg: DictConfig) -> Any:
@@ -800,10 +814,13 @@ def resume_report(
     keys = [x.key for ss in slots.values() for x in ss]
     todo = sum(k not in done for k in keys)
     if todo == n:
-        return f"resume: nothing done yet in {run_dir}: all {n} slots to generate", todo
+        return f"resume: no slot done yet in the run dir: all {n} to generate", todo
     elsewhere = sum(k in done and k not in own for k in keys)
     where = f" ({elsewhere} of them in {len(dirs)} sibling shard dirs)" if elsewhere else ""
-    return f"resume: {n - todo} of {n} slots already done{where}, {todo} to generate", todo
+    return (
+        f"resume: {n - todo} of {n} slots already done in {run_dir}{where}, {todo} to generate",
+        todo,
+    )
 
 
 def prompt_preview(

