@@ -1,31 +1,20 @@
-"""synthgen command line: composes the Hydra config and runs it.
+"""synthgen command line: composes the Hydra config and runs it (synthgen/cli.py).
 
 python run.py corpus=movies model=llama31_8b
 python run.py -m prompt=notebook,critic model=llama31_8b,qwen25_7b
+python run.py --help
 """
-
-import sys
 
 import hydra
 from omegaconf import DictConfig
 
-from synthgen import pipeline, sweep  # sweep: the run dir names of -m and its callback
-from synthgen.config import SynthgenError
+from synthgen import cli
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> None:
-    try:
-        pipeline.run(cfg)
-    except Exception as e:
-        if sweep.in_multirun():  # recorded in the run dir; the sweep goes on to the next run
-            sweep.record_failure(cfg, e)
-            return
-        if isinstance(e, SynthgenError):  # the user's to fix: one line, no traceback
-            print(f"error: {e}", file=sys.stderr)
-            sys.exit(2)
-        raise
+    cli.task(cfg)
 
 
 if __name__ == "__main__":
-    main()
+    cli.main(main)

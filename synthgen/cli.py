@@ -1,0 +1,138 @@
+"""The command line behind `python run.py ...` (run.py only composes the config).
+
+- A config error is one line on stderr and exit code 2: synthgen's own checks, an
+  interpolation that cannot resolve, and Hydra's own (an unknown option such as
+  `prompt=critc`, a bad override, an unknown key). HYDRA_FULL_ERROR=1 shows Hydra's traceback.
+  An unexpected error keeps its traceback (exit code 1).
+- A single run that fails, and a dry run, leave no run dir behind when it holds nothing but
+  Hydra's record of the command (`.hydra/`, `run.log`): outputs/ only gets dirs with work in
+  them. In a -m sweep a failed run is recorded in its run dir and the sweep goes on
+  (synthgen/sweep.py), as before.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from synthgen import pipeline, sweep, writing  # sweep: the run dir names of -m and its callback
+from synthgen.config import SynthgenError
+
+_task_raised = False  # an unexpected error came out of the task: keep its traceback
+
+
+def task(cfg: DictConfig) -> None:
+    """The body of run.py's @hydra.main function."""
+    global _task_raised
+    try:
+        pipeline.run(cfg)
+    except BaseException as e:
+        multirun = sweep.in_multirun()
+        if multirun and isinstance(e, Exception):  # recorded; the sweep goes on to the next run
+            sweep.record_failure(cfg, e)
+            return
+        if not multirun:
+            remove_if_empty(pipeline.resolve_run_dir(None))
+        if isinstance(e, SynthgenError):  # the user's to fix: one line, no traceback
+            fail(str(e))
+        if _is_interpolation_error(e):  # a ${...} in the config or an override
+            fail(f"config: {one_line(e)}")
+        _task_raised = True
+        raise
+    if cfg.get("dry_run") and not sweep.in_multirun():  # printed, nothing written
+        remove_if_empty(pipeline.resolve_run_dir(None))
+
+
+def main(hydra_main: Callable[[], None]) -> None:
+    """Call run.py's @hydra.main function; Hydra's own config errors become one line, exit 2."""
+    if os.environ.get("HYDRA_FULL_ERROR"):  # the user wants Hydra's own report
+        hydra_main()
+        return
+    # Hydra prints its errors over several lines and exits 1; told this, it raises them instead
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        hydra_main()
+    except (HydraException, OmegaConfBaseException) as e:
+        if _task_raised:
+            raise
+        fail(hydra_one_line(e))
+
+
+def fail(msg: str) -> None:
+    print(f"error: {msg}", file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
+def one_line(e: BaseException) -> str:
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return " ".join(lines) or type(e).__name__
+
+
+def hydra_one_line(e: BaseException) -> str:
+    """Hydra's message as one line: the group and its options for an unknown option."""
+    options = getattr(e, "options", None)
+    missing = str(getattr(e, "missing_cfg_file", "") or "")
+    if options and "/" in missing:
+        group, _, name = missing.rpartition("/")
+        return f"{group}: no option {name!r} in conf/{group}/ (options: {', '.join(options)})"
+    lines = []
+    for ln in str(e).splitlines():
+        if ln.startswith("Config search path") or ln.startswith("See https://hydra.cc"):
+            break
+        if ln.strip():
+            lines.append(ln.strip())
+    text = " ".join(lines) or type(e).__name__
+    cause = e.__cause__
+    if cause is not None and str(cause).strip():
+        text += f" ({str(cause).strip().splitlines()[0]})"
+    return text
+
+
+def _is_interpolation_error(e: BaseException) -> bool:
+    from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
+
+    return isinstance(e, InterpolationResolutionError | MissingMandatoryValue)
+
+
+def remove_if_empty(run_dir: Path) -> bool:
+    """Remove a run dir that holds only Hydra's record of the command and files with nothing
+    in them (a run that stopped before its first result). Anything else keeps it whole."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not run_dir.is_dir():
+        return False
+    log_name = f"{HydraConfig.get().job.name}.log" if HydraConfig.initialized() else "run.log"
+    removable = []
+    for p in run_dir.iterdir():
+        hydra_record = (
+            p.name == ".hydra"
+            and p.is_dir()
+            and {x.name for x in p.iterdir()}
+            <= {
+                "config.yaml",
+                "hydra.yaml",
+                "overrides.yaml",
+            }
+        )
+        ours = p.is_file() and (
+            p.name in (log_name, "config.yaml")  # config.yaml: written just before the model loads
+            or (p.name in writing.JSONL_FILES and p.stat().st_size == 0)
+        )
+        if not (hydra_record or ours):
+            return False
+        removable.append(p)
+    here = Path.cwd().resolve()
+    if here == run_dir.resolve() or run_dir.resolve() in here.parents:
+        for p in removable:  # never the folder the command runs in
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+        return True
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return True
