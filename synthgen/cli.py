@@ -41,7 +41,8 @@ def task(cfg: DictConfig) -> None:
         if isinstance(e, SynthgenError):  # the user's to fix: one line, no traceback
             fail(str(e))
         if _is_interpolation_error(e):  # a ${...} in the config or an override
-            fail(f"config: {one_line(e)}")
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            fail(f"{getattr(e, 'full_key', None) or 'config'}: {first}")
         _task_raised = True
         raise
     if cfg.get("dry_run") and not sweep.in_multirun():  # printed, nothing written
@@ -69,11 +70,6 @@ def main(hydra_main: Callable[[], None]) -> None:
 def fail(msg: str) -> None:
     print(f"error: {msg}", file=sys.stderr, flush=True)
     sys.exit(2)
-
-
-def one_line(e: BaseException) -> str:
-    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-    return " ".join(lines) or type(e).__name__
 
 
 def hydra_one_line(e: BaseException) -> str:

@@ -72,9 +72,9 @@ def hub(repo_id: str, key: str = "model.name_or_path") -> str:
         if cached:
             return cached
         raise ModelLoadError(
-            f"{key}: {repo_id!r} is not in the local Hugging Face cache ({constants.HF_HUB_CACHE}) "
-            "and HF_HUB_OFFLINE is set: run once with the hub reachable, or set "
-            f"{key} to a local model folder"
+            f"{key}: cannot load {repo_id!r}: it is not in the local Hugging Face cache "
+            f"({constants.HF_HUB_CACHE}) and HF_HUB_OFFLINE is set: run once with the hub "
+            f"reachable and HF_HUB_OFFLINE unset, or set {key} to a local model folder"
         )
     why = hub_unreachable(repo_id)
     if why is None:
@@ -83,9 +83,10 @@ def hub(repo_id: str, key: str = "model.name_or_path") -> str:
         log.info("hub unreachable (%s): loading the cached copy of %s", why, repo_id)
         return cached
     raise ModelLoadError(
-        f"{key}: cannot download {repo_id!r}: the hub ({constants.ENDPOINT}) is unreachable "
+        f"{key}: cannot load {repo_id!r}: the hub ({constants.ENDPOINT}) is unreachable "
         f"({why}) and the model is not in the local cache: run once with the hub reachable, "
-        f"set {key} to a local model folder, or set HF_HUB_OFFLINE=1 to use cached models only"
+        f"set {key} to a local model folder, or set HF_HUB_OFFLINE=1 to load cached models "
+        "without asking the hub"
     )
 
 

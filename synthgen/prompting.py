@@ -134,9 +134,13 @@ _NEXT_QUESTION = re.compile(
 )
 
 
+_BARE_MARKER = re.compile(r"^\s*(?:\d{1,3}[.)]|question\s*\d*|q\s*\d*)\s*[:：]?\s*$", re.I)
+
+
 def _cut_loop(text: str) -> str:
-    """A base model's answer that starts over: cut at the next "Question:"/"Q:" line and at
-    the first line that repeats an earlier one (a greedy loop)."""
+    """A base model's answer that starts over: cut at the next "Question:"/"Q:" line, at the
+    first line that repeats an earlier one (a greedy loop), and drop a last line that is only
+    a list number or a label (where a stop string such as "\n2." ended the reply)."""
     m = _NEXT_QUESTION.search(text)
     if m and m.start() > 0:
         text = text[: m.start()]
@@ -148,6 +152,8 @@ def _cut_loop(text: str) -> str:
             break
         seen.add(key)
         out.append(line)
+    while len(out) > 1 and (not out[-1].strip() or _BARE_MARKER.match(out[-1])):
+        out.pop()
     return "\n".join(out)
 
 

@@ -51,7 +51,9 @@ class GenParams:
     top_p: float = 0.9
     do_sample: bool = False
     seed: int = 0
-    stop_strings: list[str] = field(default_factory=list)  # the reply ends after any of these
+    # the reply ends right after the first of these, which stays in its text (transformers'
+    # stop_strings; a vLLM backend gets the same with include_stop_str_in_output=True)
+    stop_strings: list[str] = field(default_factory=list)
 
 
 @dataclass
