@@ -38,13 +38,13 @@ def tiny_embedder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def cli(
-    *args: str, check: bool = True, timeout: int = 600, **env: str
+    *args: str, check: bool = True, timeout: int = 600, cwd: Path = REPO, **env: str
 ) -> subprocess.CompletedProcess:
-    """`python run.py ARGS` from the repo root, offline, as a user runs it."""
+    """`python run.py ARGS` from the repo root (or `cwd`), offline, as a user runs it."""
     full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", **env}
     p = subprocess.run(
-        [sys.executable, "run.py", *args],
-        cwd=REPO,
+        [sys.executable, str(REPO / "run.py"), *args],
+        cwd=cwd,
         env=full_env,
         capture_output=True,
         text=True,

@@ -19,7 +19,14 @@ pytestmark = pytest.mark.slow
 
 
 def model_args(tiny: Path, run_dir: Path) -> list[str]:
-    return [f"model.name_or_path={tiny}", "model.load_in_4bit=false", f"hydra.run.dir={run_dir}"]
+    # the tiny model is a chat model: the qwen25_05b config (chat format), as before the default
+    # model became the base model gemma3_270m
+    return [
+        "model=qwen25_05b",
+        f"model.name_or_path={tiny}",
+        "model.load_in_4bit=false",
+        f"hydra.run.dir={run_dir}",
+    ]
 
 
 def jsonl(path: Path) -> list[dict]:
@@ -180,6 +187,10 @@ def test_dry_run_loads_no_weights_and_shows_the_prompts(tiny_model: Path, tmp_pa
     assert not (tmp_path / "d" / "train.jsonl").exists()
 
 
+def tree(d: Path) -> list[str]:
+    return sorted(p.relative_to(d).as_posix() for p in d.rglob("*"))
+
+
 @pytest.mark.parametrize(
     ("override", "key"),
     [
@@ -191,21 +202,60 @@ def test_dry_run_loads_no_weights_and_shows_the_prompts(tiny_model: Path, tmp_pa
         ("model.backend=vllm", "model.backend"),
         ("prompt.question=no-placeholder", "prompt.question"),
         ("corpus.dir=/no/such/folder", "corpus.dir"),
+        # Hydra's own errors, before any synthgen code runs
+        ("prompt=critc", "prompt"),  # an unknown option: named with the group's options
+        ("num_rows==3", "Error parsing override"),  # bad override syntax
+        ("no_such_key=3", "Could not override 'no_such_key'"),
+        ("prompt.question=${nope}", "prompt.question"),  # an interpolation that cannot resolve
     ],
 )
-def test_bad_input_stops_before_the_model_with_one_line(
+def test_bad_input_stops_before_the_model_with_one_line_and_no_run_dir(
     override: str, key: str, tiny_model: Path, tmp_path: Path
 ) -> None:
-    p = cli(override, *model_args(tiny_model, tmp_path / "r"), check=False)
-    assert p.returncode != 0
+    """Run where a user runs it (default hydra.run.dir, outputs/ under the working dir, an
+    earlier run in it): exit 2, one line, and outputs/ left exactly as it was."""
+    (tmp_path / "outputs" / "2026-01-01_00-00-00_movies_x").mkdir(parents=True)
+    (tmp_path / "outputs" / "2026-01-01_00-00-00_movies_x" / "train.jsonl").write_text("{}\n")
+    before = tree(tmp_path)
+    args = [f"corpus.dir={REPO / 'data' / 'movies'}", *model_args(tiny_model, tmp_path)[:-1]]
+    p = cli(*args, override, check=False, cwd=tmp_path)  # the override last: it wins
+    assert p.returncode == 2, p.stderr
     lines = [ln for ln in p.stderr.strip().splitlines() if ln.strip()]
-    assert lines == [lines[0]] and lines[0].startswith(f"error: {key}:"), p.stderr
+    assert lines == [lines[0]] and lines[0].startswith(f"error: {key}"), p.stderr
     assert "Traceback" not in p.stderr
-    assert not (tmp_path / "r" / "config.yaml").exists()  # stopped before anything was written
+    assert tree(tmp_path) == before  # no run dir, nothing written
+
+
+def test_a_model_that_fails_to_load_leaves_no_run_dir(tmp_path: Path) -> None:
+    """The one failure that comes after config.yaml is written: the weights do not load."""
+    broken = tmp_path / "broken-model"
+    broken.mkdir()
+    (broken / "config.json").write_text("{}")  # passes check(), fails in transformers
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    text = "The film's editor cut the long take into a montage of close-ups and sound. " * 20
+    for name in ("a.txt", "b.txt"):
+        (docs / name).write_text(text)
+    (tmp_path / "outputs").mkdir()
+    p = cli(
+        "model=qwen25_05b",
+        f"model.name_or_path={broken}",
+        f"corpus.dir={docs}",
+        "corpus.train_files=[a.txt]",
+        "corpus.val_files=[b.txt]",
+        "keywords=none",
+        "chunking=small",
+        check=False,
+        cwd=tmp_path,
+    )
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.strip().startswith(f"error: model.name_or_path: cannot load '{broken}'")
+    assert list((tmp_path / "outputs").iterdir()) == []
 
 
 def test_unreachable_model_is_one_line_and_loses_nothing(tmp_path: Path) -> None:
     # offline (HF_HUB_OFFLINE=1 in cli()), a hub id that is not cached cannot load
+    # (the same with the hub unreachable instead: tests/test_cli_errors.py)
     p = cli(
         "model.name_or_path=nobody/no-such-model",
         "num_rows=2",

@@ -34,6 +34,7 @@ def swept(tiny_model: Path, tiny_embedder: Path, tmp_path_factory: pytest.TempPa
     p = cli(
         "-m",
         "prompt=notebook,factoid",
+        "model=qwen25_05b",  # a chat model's config for the tiny chat model
         f"model.name_or_path={tiny_model}",
         "num_rows=4",
         "generation.max_new_tokens=16",
@@ -230,6 +231,7 @@ def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tiny_model: Path, tmp_p
     p = cli(
         "-m",
         "num_rows=0,2",  # the first run fails its config check, the second must still run
+        "model=qwen25_05b",  # a chat model's config for the tiny chat model
         f"model.name_or_path={tiny_model}",
         "generation.max_new_tokens=8",
         f"hydra.sweep.dir={sweep_dir}",
