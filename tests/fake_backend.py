@@ -29,6 +29,7 @@ class Backend:
     oom_above: int | None = None  # raise OutOfMemory for batches larger than this
     crash_after: int | None = None  # raise RuntimeError on this call number (a killed run)
     duplicate_questions: bool = False  # every question the same text
+    seen: list[tuple[str, list[str]]] = []  # (prompt text, stop strings) of every prompt
 
     def __init__(self, engine: str = "auto", prefill_chunk_size: int = 0, **kwargs: Any) -> None:
         self.spec = ModelSpec.from_kwargs(kwargs)
@@ -47,6 +48,7 @@ class Backend:
         out = []
         for ids in batch:
             text = "".join(chr(i) for i in ids)
+            type(self).seen.append((text, list(params.stop_strings)))
             context = (
                 text.split("-----------")[1].strip("-\n ")[:30] if "-----" in text else text[:30]
             )

@@ -59,6 +59,14 @@ def test_all_group_dirs_are_covered() -> None:
         ("prompt.questions_per_chunk=0", "prompt.questions_per_chunk"),
         ("keywords.match=fuzzy", "keywords.match"),
         ("chunking.chunk_overlap=2000", "chunking.chunk_overlap"),
+        # the plain prompt format of a base model (the default gemma3_270m)
+        ("model.name_or_path=pypi:no-such-model-package", "model.name_or_path"),
+        ("model.prompt_format=raw", "model.prompt_format"),
+        ("model.chat_template='{{ x }}'", "model.chat_template"),
+        ("model.cues.question=[1]", "model.cues.question"),
+        ("+model.cues.system=x", "model.cues"),
+        ("model.stop_strings.answer=['']", "model.stop_strings.answer"),
+        ("model.stop_strings.answer=stop", "model.stop_strings.answer"),
     ],
 )
 def test_bad_values_name_their_key(override: str, key: str) -> None:
@@ -67,6 +75,11 @@ def test_bad_values_name_their_key(override: str, key: str) -> None:
     msg = str(e.value)
     assert msg.startswith(key + ":"), msg
     assert "\n" not in msg
+
+
+def test_cues_belong_to_the_plain_format() -> None:
+    with pytest.raises(ConfigError, match="^model.cues: only used with model.prompt_format=plain"):
+        check(compose(["model=qwen25_05b", "+model.cues={question: 'Q:'}"]))
 
 
 def test_local_model_folder_without_config_json(tmp_path: Path) -> None:

@@ -56,3 +56,21 @@ def test_oom_halves_the_batch_and_loses_nothing() -> None:
 def test_oom_at_batch_one_propagates() -> None:
     with pytest.raises(OutOfMemory):
         run_queue(Recorder(oom_above=0), [Job("question", [1], 0)], lambda j, o: [], GenParams(), 4)
+
+
+def test_stop_strings_end_a_reply_right_after_the_first_match(tiny_model) -> None:
+    """The real transformers backend and StopStringCriteria, greedy on the tiny model: with
+    a piece of its own output as stop string, the reply is that output cut after the piece."""
+    from synthgen.backends.transformers import Backend
+
+    b = Backend(name_or_path=str(tiny_model), max_seq_length=256, eos_tokens=[])
+    ids = b.tokenizer("Context: the long take and the montage of the film.")["input_ids"]
+    free = b.generate([ids], GenParams(max_new_tokens=12))[0]
+    assert not free.finished and free.tokens == 12
+    text = free.text
+    stop = next(text[i : i + 2] for i in range(2, len(text) - 1) if text[i : i + 2].strip())
+    cut = b.generate([ids, ids], GenParams(max_new_tokens=12, stop_strings=[stop, "\x00never"]))
+    for g in cut:
+        assert g.finished and g.text == text[: text.index(stop) + len(stop)]
+        assert g.tokens <= 12
+    b.close()

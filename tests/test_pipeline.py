@@ -21,6 +21,7 @@ def reset_fake():
     fake_backend.Backend.oom_above = None
     fake_backend.Backend.crash_after = None
     fake_backend.Backend.duplicate_questions = False
+    fake_backend.Backend.seen = []
     yield
 
 
@@ -182,3 +183,37 @@ def test_corrupt_jsonl_in_the_middle_stops_with_one_line(tmp_path: Path) -> None
     (tmp_path / "train.jsonl").write_text("\n".join(["{broken", *lines]) + "\n")
     with pytest.raises(SynthgenError, match="^resume: .*train.jsonl: corrupt line"):
         pipeline.run(compose([FAKE, "num_rows=2"]), tmp_path)
+
+
+def test_a_plain_format_model_gets_each_stage_cue_and_stop_strings(tmp_path: Path) -> None:
+    """The default model (gemma3_270m, a base model) has no chat template: the prompt text as
+    it is, then the stage's cue; its stop strings go with each stage's batches."""
+    cfg = compose([FAKE, "num_rows=2"])
+    assert cfg.model.prompt_format == "plain"
+    pipeline.run(cfg, tmp_path)
+    seen = fake_backend.Backend.seen
+    questions = [(t, st) for t, st in seen if "Also, question is given below" not in t]
+    answers = [(t, st) for t, st in seen if "Also, question is given below" in t]
+    assert questions and answers
+    for text, stops in questions:
+        assert text.startswith("Context information is below.")  # no template, no roles
+        assert text.endswith("AGAIN, you should write only one question.\n\nQuestion:")
+        assert stops == list(cfg.model.stop_strings.question)
+    for text, stops in answers:
+        assert text.endswith(
+            "according to the context' because the context will not revealed to others.\n\nAnswer:"
+        )
+        assert stops == list(cfg.model.stop_strings.answer)
+
+
+def test_a_list_prompt_gets_no_question_stop_strings(tmp_path: Path) -> None:
+    pipeline.run(compose([FAKE, "num_rows=2", "prompt=multi_question"]), tmp_path)
+    stops = {tuple(st) for t, st in fake_backend.Backend.seen if "different quiz questions" in t}
+    assert stops == {()}
+
+
+def test_a_chat_model_gets_its_template_and_no_cue(tmp_path: Path) -> None:
+    pipeline.run(compose([FAKE, "num_rows=1", "model=qwen25_05b"]), tmp_path)
+    text, stops = fake_backend.Backend.seen[0]
+    assert text.startswith("<user>Context information is below.")
+    assert text.endswith("<assistant>") and stops == []
