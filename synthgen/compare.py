@@ -521,7 +521,11 @@ def load_embedder(opts: Options) -> tuple[Any | None, str]:
     try:
         from sentence_transformers import SentenceTransformer
 
-        model = SentenceTransformer(str(opts.embedder), device=opts.device)
+        from synthgen import models
+
+        # a hub id with the hub unreachable: the cached copy, or one line at once (no retries)
+        name = models.resolve(str(opts.embedder), key="compare.embedder")
+        model = SentenceTransformer(name, device=opts.device)
     except Exception as e:  # offline, a wrong name, no weights: the rest of the report stands
         msg = " ".join(str(e).split())[:300].rstrip(".")
         log.warning("compare: embedder %s not loaded: %s", opts.embedder, msg)

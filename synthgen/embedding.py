@@ -138,7 +138,12 @@ def load_embedder(
 
     name = check_embedder(cfg, path, key)
     try:
-        model = SentenceTransformer(name, device=device)
+        from synthgen import models
+
+        # a hub id with the hub unreachable: the cached copy, or one line at once (no retries)
+        model = SentenceTransformer(models.resolve(name, key=key), device=device)
+    except SynthgenError:  # already one line naming the key
+        raise
     except Exception as e:  # OSError offline, ValueError on a broken folder, ...
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         hint = " (a hub id needs hub access or the model in the local cache)" if "/" in name else ""
