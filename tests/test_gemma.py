@@ -27,14 +27,6 @@ that film films movie and or for with as by from it its be used term meaning pur
 ENGLISH = set(_COMMON.split())
 
 
-@pytest.fixture(scope="session")
-def gemma() -> Path:
-    """The converted transformers folder of the default model (built on first use)."""
-    from synthgen import models
-
-    return Path(models.resolve(GEMMA))
-
-
 def jsonl(path: Path) -> list[dict]:
     return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
 
