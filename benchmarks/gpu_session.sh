@@ -53,7 +53,7 @@ case $step in
     install /tmp/usite .gpu-wheels/b/*.whl || exit 1
     python3 -c "import unsloth; print('unsloth', unsloth.__version__)" || exit 1
     bench --ways unsloth_vllm_4bit --feeds stream,llm.generate --timeout 300
-    python3 benchmarks/finetune.py --corpus "$corpus" --invocation "$inv" --out "$out"
+    timeout 220 python3 benchmarks/finetune.py --corpus "$corpus" --invocation "$inv" --out "$out"
     ;;
   10)  # if device time is left: Unsloth's bf16 vLLM, the static engine bf16 beside vLLM
     bench --ways unsloth_vllm --feeds stream,llm.generate --timeout 250
