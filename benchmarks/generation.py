@@ -51,6 +51,7 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -553,7 +554,9 @@ def way_vllm(args: argparse.Namespace, way: str, rec: Recorder) -> None:
     size = backend.auto_batch_size(max(args.new_tokens), max(map(len, ids)))
     size = size if args.batch == "auto" else int(args.batch)
     runner = backend.runner
-    feeds = [f for f in args.feeds.split(",") if f]
+    asked = [f for f in args.feeds.split(",") if f]
+    anchor = "llm.generate" in asked  # LLM.generate on this same engine, after synthgen's feeds
+    feeds = [f for f in asked if f in ("stream", "waves")]
     if not hasattr(runner.llm, "llm_engine"):  # Unsloth gave fast_generate only
         feeds = ["waves"]
     warm = GenParams(max_new_tokens=8, min_new_tokens=8, do_sample=False)
@@ -587,6 +590,8 @@ def way_vllm(args: argparse.Namespace, way: str, rec: Recorder) -> None:
                 oom_retries=stats.oom_retries,
                 **memory(),
             )
+        if not anchor:
+            continue
         from vllm import SamplingParams
 
         sp = SamplingParams(
@@ -804,6 +809,26 @@ def child(args: argparse.Namespace) -> int:
 # --- the run --------------------------------------------------------------------------------
 
 
+def run_child(cmd: list[str], timeout: int, quiet: bool) -> str | None:
+    """Run one way in its own process group; None, or what went wrong.
+
+    The whole group goes at the end, so a vLLM engine-core process left by a killed (or
+    finished) way never holds the GPU's memory into the next way. A process group, not a new
+    session: whatever outlives the device command is still ended with it.
+    """
+    group = {"process_group": 0} if sys.version_info >= (3, 11) else {"preexec_fn": os.setpgrp}
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL if quiet else None, **group)
+    try:
+        rc = p.wait(timeout=timeout)
+        err = None if rc == 0 else f"exit code {rc}"
+    except subprocess.TimeoutExpired:
+        err = f"timed out after {timeout} s"
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(p.pid, signal.SIGKILL)
+    p.wait()
+    return err
+
+
 def ways_of(args: argparse.Namespace) -> list[str]:
     ways = [w for w in args.ways.split(",") if w]
     unknown = [w for w in ways if w not in WAYS]
@@ -926,7 +951,10 @@ def parser() -> argparse.ArgumentParser:
         "--notebook-prompts", type=int, default=3, help="prompts for the notebook way (slow)"
     )
     ap.add_argument(
-        "--feeds", default="stream,waves", help="vllm ways: generation.vllm_feed values to time"
+        "--feeds",
+        default="stream,waves,llm.generate",
+        help="vllm ways: generation.vllm_feed values to time (stream, waves), and llm.generate: "
+        "LLM.generate on the same engine",
     )
     ap.add_argument(
         "--hf-engine", default="static", help="engine of hf_bf16 / hf_nf4: static | dynamic"
@@ -1035,13 +1063,7 @@ def main() -> int:
         ]
         log("way", way)
         t = time.time()
-        try:
-            p = subprocess.run(
-                cmd, timeout=args.timeout, stdout=subprocess.DEVNULL if way == "notebook" else None
-            )
-            err = None if p.returncode == 0 else f"exit code {p.returncode}"
-        except subprocess.TimeoutExpired:
-            err = f"timed out after {args.timeout} s"
+        err = run_child(cmd, args.timeout, quiet=way == "notebook")
         got = lines_of(Path(args.results), args.invocation)[before:]
         if err:
             failed += 1
