@@ -59,8 +59,10 @@ case $step in
     bench --ways unsloth_vllm --feeds stream,llm.generate --timeout 250
     bench --ways hf_bf16 --timeout 300
     ;;
-  11)  # if device time is still left: the notebook's way and the static engine in 4-bit
-    bench --ways notebook,hf_nf4 --new-tokens 128 --timeout 270
+  11)  # if device time is still left: the static engine in 4-bit (transformers and Unsloth
+    # backends: item 4's other path), the notebook's way
+    bench --ways hf_nf4,unsloth_static_4bit --new-tokens 128 --timeout 210
+    bench --ways notebook --new-tokens 128 --timeout 150
     ;;
   *)
     echo "unknown step $step" >&2

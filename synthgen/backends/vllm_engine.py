@@ -135,7 +135,10 @@ class VllmStreamer:
         prompt: Any = {"prompt_token_ids": list(ids)}
         if callable(self.render):
             prompt = self.render(prompt)
-        self.engine.add_request(rid, prompt, self.sampling(params, ids))
+        try:
+            self.engine.add_request(rid, prompt, self.sampling(params, ids))
+        except Exception as e:  # a dead engine says so here first
+            raise translate(e) from e
         self.live[rid] = key
 
     def step(self) -> list[tuple[int, Generated]]:
