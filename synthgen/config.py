@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import re
 from pathlib import Path
 from typing import Any
@@ -76,10 +77,7 @@ def check(cfg: DictConfig) -> None:
         cfg.generation.min_new_tokens <= cfg.generation.max_new_tokens,
         "generation.min_new_tokens: must be <= generation.max_new_tokens",
     )
-    _need(
-        cfg.generation.engine in ("auto", "static", "dynamic"),
-        f"generation.engine: must be auto, static or dynamic, got {cfg.generation.engine!r}",
-    )
+    check_engine(cfg)
     _int(cfg, "generation.prefill_chunk_size", 0)
     t, p = cfg.generation.temperature, cfg.generation.top_p
     _need(isinstance(t, int | float) and t > 0, f"generation.temperature: must be > 0, got {t!r}")
@@ -167,6 +165,34 @@ def check(cfg: DictConfig) -> None:
                 backend_check(spec, runtime=not cfg.get("dry_run", False))
             except ValueError as e:
                 raise ConfigError(str(e)) from None
+
+
+def check_engine(cfg: DictConfig) -> None:
+    """generation.engine and the vllm keys; engine=vllm needs vLLM and CUDA (not in dry runs)."""
+    from synthgen.backends import plan
+    from synthgen.backends.vllm_engine import FEEDS
+
+    engine = cfg.generation.engine
+    _need(
+        engine in plan.ENGINES,
+        f"generation.engine: must be one of {', '.join(plan.ENGINES)}, got {engine!r}",
+    )
+    util = OmegaConf.select(cfg, "generation.gpu_memory_utilization", default=0.9)
+    _need(
+        isinstance(util, int | float) and not isinstance(util, bool) and 0 < util <= 1,
+        f"generation.gpu_memory_utilization: must be in (0, 1], got {util!r}",
+    )
+    prefix = OmegaConf.select(cfg, "generation.enable_prefix_caching", default=True)
+    _need(
+        isinstance(prefix, bool),
+        f"generation.enable_prefix_caching: must be true or false, got {prefix!r}",
+    )
+    feed = OmegaConf.select(cfg, "generation.vllm_feed", default="stream")
+    _need(feed in FEEDS, f"generation.vllm_feed: must be one of {', '.join(FEEDS)}, got {feed!r}")
+    if engine == "vllm" and not cfg.get("dry_run", False):
+        has_vllm = importlib.util.find_spec("vllm") is not None
+        missing = plan.vllm_missing(has_vllm, has_vllm and plan.cuda_available())
+        _need(missing is None, f"generation.engine: vllm {missing}")
 
 
 def row_config(cfg: DictConfig) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from synthgen.config import (
     row_config,
     row_config_diff,
 )
-from synthgen.generation import Job, Stats, run_queue
+from synthgen.generation import Job, Stats, drive
 from synthgen.records import Chunk, Row, Skipped, Slot, short_hash
 
 log = logging.getLogger(__name__)
@@ -502,8 +502,8 @@ def generate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
                     jobs = gen.initial_jobs(slots[split], known, done)
                     # a batch size halved by OOM stays halved for the next split
                     try:
-                        run_queue(
-                            backend.generate,
+                        drive(
+                            backend,
                             jobs,
                             gen.on_result,
                             params,
@@ -528,6 +528,8 @@ def generate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         engine = {
             "name": getattr(backend, "engine", None),
             "requested": cfg.generation.engine,
+            **getattr(backend, "choices", {}),  # why this engine, load_in_4bit chosen and why
+            "feed": stats.feed,
             "notes": getattr(backend, "notes", []),
         }
     else:
@@ -632,8 +634,20 @@ def load_backend(cfg: DictConfig) -> Any:
             cfg.model,
             engine=cfg.generation.engine,
             prefill_chunk_size=cfg.generation.prefill_chunk_size,
+            vllm=vllm_options(cfg),
         ),
     )
+
+
+def vllm_options(cfg: DictConfig) -> dict[str, Any]:
+    """The generation.* settings only the vllm engine reads."""
+    g = cfg.generation
+    return {
+        "gpu_memory_utilization": float(g.get("gpu_memory_utilization", 0.9)),
+        "enable_prefix_caching": bool(g.get("enable_prefix_caching", True)),
+        "feed": str(g.get("vllm_feed", "stream")),
+        "seed": int(g.seed),
+    }
 
 
 def _batch_size(cfg: DictConfig, backend: Any) -> int:
