@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 
 from synthgen import pipeline, sweep  # sweep: the run dir names of -m and its callback
 from synthgen.config import SynthgenError
+from synthgen.runlock import RunDirLocked
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
@@ -18,6 +19,11 @@ def main(cfg: DictConfig) -> None:
     try:
         pipeline.run(cfg)
     except Exception as e:
+        if isinstance(e, RunDirLocked) and sweep.in_multirun():
+            # another process writes that dir: leave its files alone, fail the sweep at its end
+            print(f"error: {e}", file=sys.stderr)
+            sweep.locked_out.append(str(e))
+            return
         if sweep.in_multirun():  # recorded in the run dir; the sweep goes on to the next run
             sweep.record_failure(cfg, e)
             return
