@@ -230,7 +230,10 @@ def _decide(left: str, hyphen: str, right: str, words: Counter[str]) -> bool:
         return True
     if hyphenated:
         return False
-    # the halves make hyphenated words elsewhere ("cross-ties" for "cross-\ntimber")
+    # the halves make hyphenated words elsewhere ("cross-ties" for "cross-\ntimber"); halves
+    # of one or two letters say nothing ("in-order" is OCR for "in order", not "in-fantry")
+    if len(lw) < 3 or len(rw) < 3:
+        return True
     return not (words[f"{lw}-"] or words[f"-{rw}"])
 
 
