@@ -1,28 +1,17 @@
-"""One writer per run dir: an exclusive lock held for the whole run.
-
-The lock is `fcntl.flock` on `<run dir>/.lock`, a file that names its holder (pid, host,
-start time, command) for the error line a second writer prints. The kernel drops a flock
-when its process dies, SIGKILL included, so a lock file left behind by a killed run is stale
-by construction: the next run takes it and says so in the log. Where a file system has no
-flock, the holder line decides: a holder on this host whose pid is gone is stale.
+"""One writer per run dir: an exclusive lock held for the whole run (synthgen/lockfile.py).
 
 `python run.py` takes the lock before Hydra writes `.hydra/` into the run dir (the
 `LockRunDir` callback), so a refused second run changes nothing there. Jobs of a multirun
 (shards) and tests that call `pipeline.run` take it in the task itself; `task=merge` locks
-the merged dir it writes.
+the merged dir it writes. Locks are re-entrant within a process (the CLI and the task both
+ask for the same dir).
 """
 
 from __future__ import annotations
 
 import atexit
-import errno
-import fcntl
-import json
-import logging
 import os
-import socket
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -30,128 +19,13 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from synthgen.config import SynthgenError
+from synthgen.lockfile import LOCK_NAME, LockHeld, RunLock
 
-log = logging.getLogger(__name__)
-LOCK_NAME = ".lock"
+__all__ = ["LOCK_NAME", "LockRunDir", "RunDirLocked", "RunLock", "hold", "held", "let_go"]
 
 
 class RunDirLocked(SynthgenError):
     """Another process writes this run dir."""
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
-
-
-def _read_holder(fd: int) -> dict[str, Any]:
-    try:
-        raw = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip()
-        return json.loads(raw) if raw else {}
-    except (OSError, json.JSONDecodeError):
-        return {}
-
-
-def describe(holder: dict[str, Any]) -> str:
-    if not holder:
-        return "another process (no holder recorded yet)"
-    cmd = " ".join(holder.get("argv", []))[:120]
-    return f"pid {holder.get('pid')} on {holder.get('host')} since {holder.get('started')}" + (
-        f" ({cmd})" if cmd else ""
-    )
-
-
-class RunLock:
-    """An exclusive lock on one run dir. `acquire()` raises RunDirLocked if it is taken."""
-
-    def __init__(self, run_dir: str | Path) -> None:
-        self.run_dir = Path(run_dir)
-        self.path = self.run_dir / LOCK_NAME
-        self.fd: int | None = None
-        self.stale: dict[str, Any] = {}  # holder of a lock left by a run that died
-
-    def acquire(self) -> RunLock:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        for _ in range(20):  # a releasing holder may unlink the file between open and flock
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-            try:
-                self._lock(fd)
-            except BaseException:
-                os.close(fd)
-                raise
-            try:
-                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
-            except FileNotFoundError:
-                same = False
-            if same:
-                break
-            os.close(fd)  # we locked an unlinked file: try again on the new one
-        else:  # pragma: no cover - needs 20 lost races in a row
-            raise RunDirLocked(f"run dir {self.run_dir}: could not take {self.path}")
-        self.stale = _read_holder(fd)
-        if self.stale:
-            log.warning(
-                "%s: took over the lock of a run that stopped without releasing it (%s)",
-                self.run_dir,
-                describe(self.stale),
-            )
-        me = {
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "started": datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds"),
-            "argv": sys.argv,
-        }
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, (json.dumps(me) + "\n").encode("utf-8"), 0)
-        os.fsync(fd)
-        self.fd = fd
-        return self
-
-    def _lock(self, fd: int) -> None:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            holder = _read_holder(fd)
-            gone = holder.get("host") == socket.gethostname() and not _alive(
-                int(holder.get("pid", 0) or 0)
-            )
-            why = (
-                "; that process is gone but a process it started still holds the lock"
-                if gone and holder
-                else ""
-            )
-            raise RunDirLocked(
-                f"run dir {self.run_dir} is in use: locked by {describe(holder)}{why}; "
-                "wait for it to finish or choose another hydra.run.dir"
-            ) from None
-        except OSError as e:
-            if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
-                raise
-        # no flock on this file system: the holder line decides (stale when its pid is gone)
-        holder = _read_holder(fd)
-        if holder and (holder.get("host") != socket.gethostname() or _alive(int(holder["pid"]))):
-            raise RunDirLocked(
-                f"run dir {self.run_dir} is in use: locked by {describe(holder)} "
-                f"(no flock here; delete {self.path} if that run is gone); "
-                "wait for it to finish or choose another hydra.run.dir"
-            )
-
-    def release(self) -> None:
-        if self.fd is None:
-            return
-        try:
-            if os.fstat(self.fd).st_ino == os.stat(self.path).st_ino:
-                os.unlink(self.path)  # while still locked: a waiter retries on a new file
-        except FileNotFoundError:
-            pass
-        os.close(self.fd)
-        self.fd = None
 
 
 # --- locks held by this process, by run dir (re-entrant: the CLI and the task both ask) -------
@@ -169,8 +43,11 @@ def hold(run_dir: str | Path) -> Path:
     if k in _held:
         lock, n = _held[k]
         _held[k] = (lock, n + 1)
-    else:
+        return k
+    try:
         _held[k] = (RunLock(k).acquire(), 1)
+    except LockHeld as e:
+        raise RunDirLocked(str(e)) from None
     return k
 
 
