@@ -21,7 +21,9 @@ counted per file:
   make other hyphenated words there (`well-made`, `self-known`); a capital after the break
   (`Anglo-\\nSaxon`) keeps it too.
   Also across a page break, and soft hyphens (U+00AD) always go.
-- `whitespace`: runs of spaces and tabs become one space, three or more line breaks two.
+- `whitespace`: runs of spaces and tabs become one space, three or more line breaks two;
+  control characters (glyphs a PDF font maps to nothing, like datatrove's ftfy step
+  `remove_control_chars`) go.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ _BREAK = re.compile(r"([^\W\d_]+)([-\u00ad\u2010])[ \t]*\n[ \t]*([^\W\d_][\w'’
 _WORDS = re.compile(r"[^\W\d_]+(?:[-'’][^\W\d_]+)*")
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u3000]{2,}|\t")
 _BLANKS = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -276,6 +279,9 @@ def _dehyphenate(texts: list[str], counts: Counter[str]) -> list[str]:
 
 
 def _whitespace(text: str, counts: Counter[str]) -> str:
+    text, c = _CONTROL.subn("", text)  # glyphs a PDF font maps to no character
+    if c:
+        counts["control_chars"] += c
     text, n = _SPACES.subn(" ", text)
     text, m = _BLANKS.subn("\n\n", text)
     lines = text.split("\n")

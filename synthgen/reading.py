@@ -101,12 +101,15 @@ def read_file(
         if ext in TEXT_EXTENSIONS:
             # SimpleDirectoryReader decodes text as UTF-8 with errors="ignore": bytes of any
             # other encoding vanish without a word. Decode here and hand it clean UTF-8.
+            data = path.read_bytes()
             try:
-                d = decoding.decode_bytes(path.read_bytes(), encoding)
+                d = decoding.decode_bytes(data, encoding)
             except UnicodeDecodeError as e:
                 raise ValueError(f"cannot decode: {e.reason} (byte {e.start})") from None
             if d.encoding != "utf-8":
                 info = d.info()
+                if encoding != "auto" and not data.isascii() and _is_utf8(data):
+                    info["warning"] = f"valid UTF-8, read as {d.encoding} as corpus.encoding says"
                 target = Path(tmp) / path.name
                 target.write_text(d.text, encoding="utf-8")
         reader = SimpleDirectoryReader(
@@ -128,8 +131,18 @@ def read_file(
     return docs, info
 
 
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def note_of(info: dict[str, Any]) -> str:
     """The one-line note of a non-UTF-8 file, for the log and dry_run."""
+    if info.get("warning"):
+        return f"decoded as {info['encoding']}: {info['warning']}"
     runner = info.get("runner_up")
     alt = f"; next best {runner['encoding']}" if runner else ""
     return f"decoded as {info['encoding']} (not UTF-8; {info['confidence']} confidence{alt})"

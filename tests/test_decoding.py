@@ -122,5 +122,9 @@ def test_corpus_encoding_is_checked_and_forced(tmp_path: Path) -> None:
     got = read_corpus(docs, [docs / "a.txt"], encoding="cp1250")
     assert got.docs[0].text == "Trčs ŕ la foręt"  # forced, as asked (and reported as such)
     assert got.encodings["a.txt"]["confidence"] == "exact"
+    (docs / "b.txt").write_text("Très à la forêt", encoding="utf-8")
+    utf = read_corpus(docs, [docs / "b.txt"], encoding="cp1252")  # forced, though UTF-8
+    assert utf.docs[0].text == "Très à la forêt".encode().decode("cp1252")  # mojibake
+    assert "valid UTF-8, read as cp1252 as corpus.encoding says" in utf.notes["b.txt"]
     bad = read_corpus(docs, [docs / "a.txt"], encoding="utf-8")
     assert bad.skipped and "cannot decode: not valid utf-8" in bad.skipped[0].reason
