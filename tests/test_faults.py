@@ -33,6 +33,7 @@ import pytest
 from synthgen import runlock
 from synthgen.records import Row
 from tests.conftest import REPO
+from tests.test_scale import fake  # noqa: F401 (the fake backend's reset, a fixture)
 
 pytestmark = pytest.mark.slow
 SEED = int(os.environ.get("SYNTHGEN_SOAK_SEED", "17"))
@@ -363,14 +364,7 @@ def test_the_refusal_without_the_fast_path(tmp_path: Path) -> None:
 
 
 def test_lock_of_a_killed_holder_is_taken_over(tmp_path: Path) -> None:
-    code = (
-        "import sys, time; sys.path.insert(0, sys.argv[2]); from synthgen import runlock; "
-        "runlock.hold(sys.argv[1]); print('held', flush=True); time.sleep(60)"
-    )
-    p = subprocess.Popen(
-        [sys.executable, "-c", code, str(tmp_path), str(REPO)], stdout=subprocess.PIPE, text=True
-    )
-    assert p.stdout.readline().strip() == "held"
+    p = hold_elsewhere(tmp_path)
     with pytest.raises(runlock.RunDirLocked, match=rf"locked by pid {p.pid} on "):
         runlock.hold(tmp_path)
     p.send_signal(signal.SIGKILL)
@@ -380,3 +374,36 @@ def test_lock_of_a_killed_holder_is_taken_over(tmp_path: Path) -> None:
     assert lock.stale["pid"] == p.pid
     lock.release()
     assert not (tmp_path / runlock.LOCK_NAME).exists()
+
+
+HOLDER = (
+    "import sys, time; sys.path.insert(0, sys.argv[2]); from synthgen import runlock; "
+    "runlock.hold(sys.argv[1]); print('held', flush=True); time.sleep(60)"
+)
+
+
+def hold_elsewhere(d: Path) -> subprocess.Popen:
+    """Another process that holds d's lock until killed."""
+    p = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(d), str(REPO)], stdout=subprocess.PIPE, text=True
+    )
+    assert p.stdout.readline().strip() == "held"
+    return p
+
+
+@pytest.mark.usefixtures("fake")
+def test_merge_locks_the_merged_dir(tmp_path: Path) -> None:
+    """Two merges of one sweep: the second stops at once, naming the first."""
+    from synthgen import merge
+    from tests.test_scale import job  # a job dir as a multirun leaves it
+
+    sweep = tmp_path / "sweep"
+    for i in range(2):
+        job(sweep, ["num_rows=2", "shard.count=2", f"shard.index={i}"])  # fake backend
+    other = hold_elsewhere(sweep / "merged")
+    with pytest.raises(runlock.RunDirLocked, match=rf"locked by pid {other.pid} on "):
+        merge.merge_sweep(sweep)
+    other.send_signal(signal.SIGKILL)
+    other.wait()
+    assert not (sweep / "merged" / "summary.json").exists()
+    assert merge.merge_sweep(sweep)["merged"][0]["status"] == "complete"
