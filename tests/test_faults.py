@@ -407,3 +407,22 @@ def test_merge_locks_the_merged_dir(tmp_path: Path) -> None:
     other.wait()
     assert not (sweep / "merged" / "summary.json").exists()
     assert merge.merge_sweep(sweep)["merged"][0]["status"] == "complete"
+
+
+@pytest.mark.usefixtures("fake")
+def test_a_row_in_the_jsonl_twice_is_in_the_dataset_once(tmp_path: Path) -> None:
+    """What two writers without the lock left behind: the final write keeps each key once."""
+    from synthgen import pipeline
+    from tests.conftest import compose
+
+    cfg = compose(["model._target_=tests.fake_backend.Backend", "num_rows=3"])
+    pipeline.run(cfg, tmp_path)
+    path = tmp_path / "train.jsonl"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    path.write_text("\n".join([*lines, *lines[:2]]) + "\n", encoding="utf-8")
+    s = pipeline.run(cfg, tmp_path)  # resume: nothing to generate, the dataset written anew
+    assert s["this_session"]["prompts"] == {"question": 0, "answer": 0}
+    rows = json.loads((tmp_path / "train.json").read_text())
+    assert len(rows) == len({r["id"] for r in rows}) == 3 == s["rows"]["train"]
+    assert s["jsonl_repeated_rows"] == {"train": 2, "val": 0}
+    assert len(json.loads((tmp_path / "train_queries.json").read_text())) == 3
