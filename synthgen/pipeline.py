@@ -1,4 +1,4 @@
-"""The batch job: read -> chunk -> select -> prompt -> generate -> parse -> dedup -> write.
+"""The batch job: read -> clean -> chunk -> dedup -> select -> prompt -> generate -> parse -> write.
 
 `run(cfg)` is what run.py calls; tests call it directly with a composed config.
 """
