@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from tqdm import tqdm
 
+from synthgen import faults
 from synthgen.backends.base import Generated, GenParams, OutOfMemory
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,7 @@ def run_queue(
             for j in batch:  # back into the pool, nothing lost
                 pools[j.stage].append(j)
             continue
+        faults.point("generate")  # a batch generated, none of its results handled yet
         dt = time.perf_counter() - t0
         stats.seconds += dt
         stats.batches += 1
