@@ -29,14 +29,21 @@ _task_raised = False  # an unexpected error came out of the task: keep its trace
 def task(cfg: DictConfig) -> None:
     """The body of run.py's @hydra.main function."""
     global _task_raised
+    from synthgen.runlock import RunDirLocked
+
     try:
         pipeline.run(cfg)
     except BaseException as e:
         multirun = sweep.in_multirun()
+        if multirun and isinstance(e, RunDirLocked):
+            # another process writes that dir: leave its files alone, fail the sweep at its end
+            print(f"error: {e}", file=sys.stderr)
+            sweep.locked_out.append(str(e))
+            return
         if multirun and isinstance(e, Exception):  # recorded; the sweep goes on to the next run
             sweep.record_failure(cfg, e)
             return
-        if not multirun:
+        if not multirun and not isinstance(e, RunDirLocked):  # this process holds its lock
             remove_if_empty(pipeline.resolve_run_dir(None))
         if isinstance(e, SynthgenError):  # the user's to fix: one line, no traceback
             fail(str(e))
@@ -103,6 +110,8 @@ def remove_if_empty(run_dir: Path) -> bool:
     in them (a run that stopped before its first result). Anything else keeps it whole."""
     from hydra.core.hydra_config import HydraConfig
 
+    from synthgen.lockfile import LOCK_NAME
+
     if not run_dir.is_dir():
         return False
     log_name = f"{HydraConfig.get().job.name}.log" if HydraConfig.initialized() else "run.log"
@@ -119,7 +128,8 @@ def remove_if_empty(run_dir: Path) -> bool:
             }
         )
         ours = p.is_file() and (
-            p.name in (log_name, "config.yaml")  # config.yaml: written just before the model loads
+            # config.yaml: written just before the model loads; .lock: this run's own lock
+            p.name in (log_name, "config.yaml", LOCK_NAME)
             or (p.name in writing.JSONL_FILES and p.stat().st_size == 0)
         )
         if not (hydra_record or ours):

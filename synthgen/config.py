@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import re
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,9 @@ class ModelLoadError(SynthgenError):
 # keys whose change changes the rows; resuming a run dir with other values is refused
 ROW_KEYS = (
     "corpus",
+    "cleaning",
     "chunking",
+    "dedup",
     "keywords",
     "prompt",
     "model",
@@ -76,16 +79,15 @@ def check(cfg: DictConfig) -> None:
         cfg.generation.min_new_tokens <= cfg.generation.max_new_tokens,
         "generation.min_new_tokens: must be <= generation.max_new_tokens",
     )
-    _need(
-        cfg.generation.engine in ("auto", "static", "dynamic"),
-        f"generation.engine: must be auto, static or dynamic, got {cfg.generation.engine!r}",
-    )
+    check_engine(cfg)
     _int(cfg, "generation.prefill_chunk_size", 0)
     t, p = cfg.generation.temperature, cfg.generation.top_p
     _need(isinstance(t, int | float) and t > 0, f"generation.temperature: must be > 0, got {t!r}")
     _need(
         isinstance(p, int | float) and 0 < p <= 1, f"generation.top_p: must be in (0, 1], got {p!r}"
     )
+
+    check_corpus(cfg)
 
     ch = cfg.chunking
     _int(cfg, "chunking.chunk_size", 16)
@@ -202,6 +204,81 @@ def check(cfg: DictConfig) -> None:
                 raise ConfigError(str(e)) from None
 
 
+def check_engine(cfg: DictConfig) -> None:
+    """generation.engine and the vllm keys; engine=vllm needs vLLM and CUDA (not in dry runs)."""
+    from synthgen.backends import plan
+    from synthgen.backends.vllm_engine import FEEDS
+
+    engine = cfg.generation.engine
+    _need(
+        engine in plan.ENGINES,
+        f"generation.engine: must be one of {', '.join(plan.ENGINES)}, got {engine!r}",
+    )
+    util = OmegaConf.select(cfg, "generation.gpu_memory_utilization", default=0.9)
+    _need(
+        isinstance(util, int | float) and not isinstance(util, bool) and 0 < util <= 1,
+        f"generation.gpu_memory_utilization: must be in (0, 1], got {util!r}",
+    )
+    prefix = OmegaConf.select(cfg, "generation.enable_prefix_caching", default=True)
+    _need(
+        isinstance(prefix, bool),
+        f"generation.enable_prefix_caching: must be true or false, got {prefix!r}",
+    )
+    feed = OmegaConf.select(cfg, "generation.vllm_feed", default="stream")
+    _need(feed in FEEDS, f"generation.vllm_feed: must be one of {', '.join(FEEDS)}, got {feed!r}")
+    if engine == "vllm" and not cfg.get("dry_run", False):
+        has_vllm = importlib.util.find_spec("vllm") is not None
+        missing = plan.vllm_missing(has_vllm, has_vllm and plan.cuda_available())
+        _need(missing is None, f"generation.engine: vllm {missing}")
+
+
+def _share(cfg: DictConfig, key: str) -> None:
+    v = OmegaConf.select(cfg, key)
+    _need(
+        isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= 1,
+        f"{key}: must be a number in [0, 1], got {v!r}",
+    )
+
+
+def check_corpus(cfg: DictConfig) -> None:
+    """corpus.encoding and corpus.leak, the cleaning and dedup groups (each key may be absent
+    in a config written before they existed: then its default holds)."""
+    import codecs
+
+    enc = OmegaConf.select(cfg, "corpus.encoding", default="auto")
+    if enc != "auto":
+        try:
+            codecs.lookup(str(enc))
+        except LookupError:
+            raise ConfigError(
+                f"corpus.encoding: unknown encoding {enc!r} (auto, or a codec such as "
+                "utf-8, cp1252, latin-1, cp1250)"
+            ) from None
+    leak = OmegaConf.select(cfg, "corpus.leak", default="warn")
+    _need(
+        leak in ("drop", "warn", "fail"),
+        f"corpus.leak: must be drop, warn or fail, got {leak!r}",
+    )
+    if OmegaConf.select(cfg, "cleaning") is not None:
+        _need(
+            OmegaConf.is_list(cfg.cleaning.apply_to)
+            and all(str(e).startswith(".") for e in cfg.cleaning.apply_to),
+            "cleaning.apply_to: must be a list of file extensions such as [.pdf]",
+        )
+        for key in ("page_numbers", "furniture", "hyphenation", "whitespace"):
+            v = cfg.cleaning[key]
+            _need(isinstance(v, bool), f"cleaning.{key}: must be true or false, got {v!r}")
+        _int(cfg, "cleaning.edge_lines", 0)
+        _int(cfg, "cleaning.min_pages", 2)
+        _share(cfg, "cleaning.min_share")
+        _share(cfg, "cleaning.similarity")
+    if OmegaConf.select(cfg, "dedup") is not None:
+        _int(cfg, "dedup.shingle_words", 1)
+        _int(cfg, "dedup.min_shingles", 1)
+        for key in ("leak_threshold", "chunk_threshold", "question_threshold"):
+            _share(cfg, f"dedup.{key}")
+
+
 def row_config(cfg: DictConfig) -> dict[str, Any]:
     """The parts of the config that decide the rows, flattened to dotted keys."""
     out: dict[str, Any] = {}
@@ -225,7 +302,8 @@ def row_config_diff(old: dict[str, Any], new: dict[str, Any]) -> str | None:
     """First differing key as 'key: old -> new' (values shortened), or None."""
     for key in sorted(set(old) | set(new)):
         if old.get(key) != new.get(key):
-            a, b = _short(old.get(key)), _short(new.get(key))
+            a = _short(old[key]) if key in old else "(not set)"
+            b = _short(new[key]) if key in new else "(not set)"
             return f"{key}: {a} -> {b}"
     return None
 

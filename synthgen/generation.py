@@ -1,20 +1,29 @@
-"""The generation loop: batches prompts by length, runs them, halves a batch on OOM.
+"""The generation loop: feeds prompts to the backend, hands each result on, backs off on OOM.
 
-Questions and answers share one queue. A finished question enqueues its answer, and
-answers run as soon as a full batch of them is waiting, so rows reach the JSONL files
-early and steadily instead of after every question of the split.
+Questions and answers share one queue. A finished question enqueues its answer, so rows
+reach the JSONL files early and steadily instead of after every question of the split.
+Two ways to feed a backend, one interface for the caller (`drive`):
+- run_queue, batch by batch (the transformers engines): prompts sorted by length, answers as
+  soon as a full batch of them is waiting; on OOM the batch halves.
+- run_stream, continuously (a continuous-batching engine such as vLLM's): up to N requests
+  in flight, each finished one handed to `on_result` at once and the jobs it spawns (the
+  answer to a question) submitted straight away; on OOM the requests in flight go back to
+  the queue and N halves.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tqdm import tqdm
 
+from synthgen import faults
 from synthgen.backends.base import Generated, GenParams, OutOfMemory
 
 log = logging.getLogger(__name__)
@@ -22,6 +31,20 @@ log = logging.getLogger(__name__)
 
 class GenerateFn(Protocol):
     def __call__(self, batch: list[list[int]], params: GenParams) -> list[Generated]: ...
+
+
+class Streamer(Protocol):
+    """A continuous-batching engine: requests go in one at a time, finished ones come out."""
+
+    def add(self, key: int, ids: list[int], params: GenParams) -> None: ...
+
+    def step(self) -> list[tuple[int, Generated]]:
+        """Advance the engine; the requests that finished, by key. Raises OutOfMemory."""
+        ...
+
+    def abort(self) -> None:
+        """Drop every request in flight (after OutOfMemory; they are submitted again)."""
+        ...
 
 
 @dataclass
@@ -40,7 +63,8 @@ class Stats:
     seconds: float = 0.0  # wall time inside the backend (s)
     batches: int = 0
     oom_retries: list[dict[str, int]] = field(default_factory=list)  # each halving: from, to
-    batch_size: int = 0  # the batch size in use at the end (prompts)
+    batch_size: int = 0  # the batch size (batches) or most requests in flight (stream) at the end
+    feed: str = "batches"  # batches = run_queue; stream = run_stream (seconds = its wall time)
 
     @property
     def tokens_per_second(self) -> float:
@@ -56,19 +80,27 @@ def _pick(pools: dict[str, list[Job]], batch_size: int) -> list[Job]:
     return batch
 
 
+Params = GenParams | Mapping[str, GenParams]  # one for every stage, or per stage
+
+
+def for_stage(params: Params, stage: str) -> GenParams:
+    """A stage's generation settings (its stop strings: a base model's question ends at '?')."""
+    return params[stage] if isinstance(params, Mapping) else params
+
+
 def run_queue(
     generate: GenerateFn,
     jobs: Iterable[Job],
     on_result: Callable[[Job, Generated], list[Job]],
-    params: GenParams | Mapping[str, GenParams],
+    params: Params,
     batch_size: int,
     progress: tqdm | None = None,
     stats: Stats | None = None,
     after_batch: Callable[[], None] | None = None,
 ) -> Stats:
     """Run every job and every job its result spawns. `on_result` persists each result,
-    `after_batch` (an fsync) runs once the batch's results are all handled. `params` may be
-    given per stage ({"question": ..., "answer": ...}): a batch holds one stage only.
+    `after_batch` (an fsync) runs once the batch's results are all handled. A batch holds
+    one stage, with that stage's params.
 
     On OutOfMemory the batch size halves and the same prompts are tried again (recorded in
     stats.oom_retries); at batch size 1 the error propagates.
@@ -81,9 +113,8 @@ def run_queue(
     while pools["question"] or pools["answer"]:
         batch = _pick(pools, size)
         t0 = time.perf_counter()
-        p = params[batch[0].stage] if isinstance(params, Mapping) else params
         try:
-            outs = generate([j.ids for j in batch], p)
+            outs = generate([j.ids for j in batch], for_stage(params, batch[0].stage))
         except OutOfMemory:
             if size == 1:
                 raise
@@ -94,6 +125,7 @@ def run_queue(
             for j in batch:  # back into the pool, nothing lost
                 pools[j.stage].append(j)
             continue
+        faults.point("generate")  # a batch generated, none of its results handled yet
         dt = time.perf_counter() - t0
         stats.seconds += dt
         stats.batches += 1
@@ -110,3 +142,103 @@ def run_queue(
             progress.set_postfix(tok_s=f"{stats.tokens_per_second:.0f}", batch=size, refresh=False)
     stats.batch_size = size
     return stats
+
+
+def run_stream(
+    streamer: Streamer,
+    jobs: Iterable[Job],
+    on_result: Callable[[Job, Generated], list[Job]],
+    params: Params,
+    max_in_flight: int,
+    progress: tqdm | None = None,
+    stats: Stats | None = None,
+    after_batch: Callable[[], None] | None = None,
+    sync_seconds: float = 1.0,
+) -> Stats:
+    """Run every job and every job its result spawns through a continuous-batching engine.
+
+    Answers go in before questions (they finish rows, and their chunk's prompt prefix was just
+    computed), questions in the order given. `after_batch` (an fsync) runs at most every
+    `sync_seconds` while results come in, and at the end. stats.seconds is the wall time of the
+    whole loop: the engine works while results are handled, so there is no "inside" to time.
+    """
+    stats = stats or Stats()
+    stats.feed = "stream"
+    pools: dict[str, deque[Job]] = {"question": deque(), "answer": deque()}
+    for j in jobs:
+        pools[j.stage].append(j)
+    in_flight: dict[int, Job] = {}
+    keys = itertools.count()
+    size = max(1, int(max_in_flight))
+    base = stats.seconds  # a Stats shared over the splits adds up
+    t0 = last_sync = last_bar = time.perf_counter()
+    dirty = False
+    try:
+        while pools["question"] or pools["answer"] or in_flight:
+            while len(in_flight) < size and (pools["answer"] or pools["question"]):
+                job = (pools["answer"] or pools["question"]).popleft()
+                key = next(keys)
+                streamer.add(key, job.ids, for_stage(params, job.stage))
+                in_flight[key] = job
+            try:
+                done = streamer.step()
+            except OutOfMemory:
+                if size == 1:
+                    raise
+                new = max(1, size // 2)
+                log.warning("out of memory at %d requests in flight; retrying with %d", size, new)
+                stats.oom_retries.append({"from": size, "to": new})
+                size = new
+                streamer.abort()
+                for job in reversed(list(in_flight.values())):  # back in front, nothing lost
+                    pools[job.stage].appendleft(job)
+                in_flight.clear()
+                continue
+            stats.batches += 1  # engine steps
+            for key, out in done:
+                job = in_flight.pop(key)
+                stats.prompts[job.stage] += 1
+                stats.output_tokens += out.tokens
+                stats.prompt_tokens += len(job.ids)
+                stats.unfinished += not out.finished
+                for new_job in on_result(job, out):
+                    pools[new_job.stage].append(new_job)
+                dirty = True
+            now = time.perf_counter()
+            if dirty and after_batch is not None and now - last_sync >= sync_seconds:
+                after_batch()
+                last_sync, dirty = now, False
+            if progress is not None and now - last_bar >= 0.5:
+                stats.seconds = base + now - t0
+                progress.set_postfix(
+                    tok_s=f"{stats.tokens_per_second:.0f}", in_flight=len(in_flight), refresh=False
+                )
+                last_bar = now
+    finally:
+        if dirty and after_batch is not None:
+            after_batch()  # what finished before an error is on disk too
+        stats.seconds = base + time.perf_counter() - t0
+    stats.batch_size = size
+    return stats
+
+
+def drive(
+    backend: Any,
+    jobs: Iterable[Job],
+    on_result: Callable[[Job, Generated], list[Job]],
+    params: Params,
+    batch_size: int,
+    progress: tqdm | None = None,
+    stats: Stats | None = None,
+    after_batch: Callable[[], None] | None = None,
+) -> Stats:
+    """Feed the jobs the backend's way: streamed where it offers a `streamer()`, else batched."""
+    make = getattr(backend, "streamer", None)
+    streamer = make() if callable(make) else None
+    if streamer is not None:
+        return run_stream(
+            streamer, jobs, on_result, params, batch_size, progress, stats, after_batch
+        )
+    return run_queue(
+        backend.generate, jobs, on_result, params, batch_size, progress, stats, after_batch
+    )

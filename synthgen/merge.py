@@ -21,7 +21,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from synthgen import prompting, sharding, writing
+from synthgen import dedup, faults, runlock, sharding, writing
 from synthgen.config import ConfigError, SynthgenError, row_config, row_config_diff
 from synthgen.records import Chunk, Row
 from synthgen.sharding import JobDir
@@ -32,11 +32,14 @@ CORPUS_COUNTS = (
     "files_read",
     "files_skipped",
     "file_notes",
+    "encodings",
+    "cleaning",
     "docs",
     "chunks_total",
     "chunks_kept",
     "chunks_rejected",
     "chunks_used",
+    "duplicate_chunks",
 )
 
 
@@ -158,7 +161,17 @@ def unfinished(jobs: list[JobDir]) -> list[str]:
 def merge_group(
     sweep: Path, group: tuple[str, ...], jobs: list[JobDir], out: Path, missing: list[str]
 ) -> dict[str, Any]:
-    """One dataset from its shards' job dirs; returns the merged summary."""
+    """One dataset from its shards' job dirs; returns the merged summary. Holds the merged
+    dir's lock while it writes (a second merge of the same sweep stops at once)."""
+    with runlock.held(out):
+        for tmp in out.glob("*.tmp*"):  # half-written by a merge that was killed
+            tmp.unlink()
+        return _merge_group(sweep, group, jobs, out, missing)
+
+
+def _merge_group(
+    sweep: Path, group: tuple[str, ...], jobs: list[JobDir], out: Path, missing: list[str]
+) -> dict[str, Any]:
     from synthgen.pipeline import RunState, SplitCorpus, load_corpus, now, order_rows
 
     t0, started = time.perf_counter(), now()
@@ -186,7 +199,7 @@ def merge_group(
     corpus = _corpus(jobs)
     if corpus is None:  # no shard finished (merge.partial): read the documents again
         sc = load_corpus(base, Counter())
-        corpus = {s: {c.id: c.text for c in sc[s].chunks} for s in SPLITS}
+        corpus = {s: {c.id: c.text for c in sc[s].corpus_chunks()} for s in SPLITS}
 
     # rows: each key once (first finished shard wins), then dataset order
     rows: dict[str, list[dict]] = {s: [] for s in SPLITS}
@@ -204,18 +217,19 @@ def merge_group(
     rejected = _unique(r for j in jobs for r in states[j.path].rejected)
     questions = _unique(q for j in jobs for q in states[j.path].questions)
     duplicates: set[str] = set()
+    threshold = float(OmegaConf.select(base, "dedup.question_threshold", default=1.0))
     for s in SPLITS:
         chunks = [Chunk(id=cid, source="", text=text) for cid, text in corpus[s].items()]
         rows[s] = order_rows(rows[s], SplitCorpus(chunks=chunks))
         # a question asked in two shards: keep the first in dataset order, as one run would
-        kept, asked = [], set()
+        kept, asked = [], dedup.QuestionSet(threshold)
         for r in rows[s]:
-            q = prompting.normalize(r["question"])
-            if q in asked:
+            twin = asked.match(r["question"])
+            if twin is not None:
                 duplicates.add(Row(**r).key)
-                rejected.append(_duplicate(r))
+                rejected.append(_duplicate(r, twin))
             else:
-                asked.add(q)
+                asked.add(r["question"])
                 kept.append(r)
         rows[s] = kept
     row_keys = {Row(**r).key for s in SPLITS for r in rows[s]}
@@ -226,9 +240,12 @@ def merge_group(
     (out / sharding.DONE).unlink(missing_ok=True)
     for s in SPLITS:
         writing.write_jsonl(out / f"{s}.jsonl", rows[s])
+        faults.point("merge")
     writing.write_jsonl(out / "rejected.jsonl", rejected)
     writing.write_jsonl(out / "questions.jsonl", questions)
+    faults.point("merge")
     files = writing.write_outputs(out, rows, corpus)
+    faults.point("merge")
     merged_cfg = OmegaConf.create(OmegaConf.to_container(base, resolve=True))
     merged_cfg.shard = {"count": 1, "index": 0}  # one complete run, as a 1-shard job makes it
     tmp = out / "config.yaml.tmp"
@@ -255,6 +272,7 @@ def merge_group(
     )
     summary["seconds"]["merge"] = round(time.perf_counter() - t0, 3)
     writing.write_json(out / "summary.json", summary)
+    faults.point("merge")
     if complete:
         writing.write_json(out / sharding.DONE, {"finished": summary["finished"]})
     log.info(
@@ -346,6 +364,7 @@ def _summary(
             "aggregate_tokens_per_second": round(tokens / wall, 1) if wall else 0.0,
         },
         "shards": shards,
+        "leak": ref.get("leak", {}),  # every shard checks the whole corpus: the same in all
         "seconds": {k: round(v, 3) for k, v in seconds.items()},  # summed over shards
         "versions": versions(),
     }
@@ -381,7 +400,7 @@ def _unique(records: Any) -> list[dict]:
     return out
 
 
-def _duplicate(row: dict) -> dict:
+def _duplicate(row: dict, twin: tuple[str, float]) -> dict:
     """The rejected record one run would have written for a repeated question."""
     return {
         "key": Row(**row).key,
@@ -393,6 +412,8 @@ def _duplicate(row: dict) -> dict:
         "reason": "duplicate",
         "question": row["question"],
         "raw": "",
+        "duplicate_of": twin[0],
+        "similarity": round(twin[1], 3),
     }
 
 

@@ -1,4 +1,4 @@
-"""The batch job: read -> chunk -> select -> prompt -> generate -> parse -> dedup -> write.
+"""The batch job: read -> clean -> chunk -> dedup -> select -> prompt -> generate -> parse -> write.
 
 `run(cfg)` is what run.py calls; tests call it directly with a composed config.
 """
@@ -23,7 +23,18 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 import synthgen
-from synthgen import chunking, prompting, reading, selection, sharding, writing
+from synthgen import (
+    chunking,
+    cleaning,
+    dedup,
+    faults,
+    prompting,
+    reading,
+    runlock,
+    selection,
+    sharding,
+    writing,
+)
 from synthgen.backends.base import Generated, GenParams, ModelSpec, OutOfMemory
 from synthgen.backends.base import encode as encode_chat
 from synthgen.config import (
@@ -34,7 +45,7 @@ from synthgen.config import (
     row_config,
     row_config_diff,
 )
-from synthgen.generation import Job, Stats, run_queue
+from synthgen.generation import Job, Stats, drive
 from synthgen.records import Chunk, Row, Skipped, Slot, short_hash
 
 log = logging.getLogger(__name__)
@@ -83,31 +94,46 @@ def now() -> str:
 
 @dataclass
 class SplitCorpus:
-    """One split after reading, chunking and selection, with the counts for the summary."""
+    """One split after reading, cleaning, chunking, dedup and selection, with its counts."""
 
     files: list[str] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     notes: dict[str, str] = field(default_factory=dict)
+    encodings: dict[str, dict[str, Any]] = field(default_factory=dict)  # non-UTF-8 files
+    cleaning: dict[str, dict[str, Any]] = field(default_factory=dict)  # file -> counts per rule
     docs: int = 0
     chunks: list[Chunk] = field(default_factory=list)  # every chunk, in file order
+    copies: list[dedup.Match] = field(default_factory=list)  # repeats of an earlier chunk
+    leaked: list[dedup.Match] = field(default_factory=list)  # val chunks dropped as leaks
     kept: list[Chunk] = field(default_factory=list)  # inside the bounds with a keyword
     rejected: Counter[str] = field(default_factory=Counter)
     used: list[Chunk] = field(default_factory=list)  # the first kept chunks num_rows needs
+
+    def corpus_chunks(self) -> list[Chunk]:
+        """The split's retrieval corpus (<split>_corpus.json): copies and dropped leaks out."""
+        out = {m.chunk.id for m in [*self.copies, *self.leaked]}
+        return [c for c in self.chunks if c.id not in out]
 
     def counts(self) -> dict[str, Any]:
         return {
             "files_read": len(self.files) - len(self.skipped),
             "files_skipped": [{"file": s.source, "reason": s.reason} for s in self.skipped],
             "file_notes": self.notes,
+            "encodings": self.encodings,
+            "cleaning": self.cleaning,
             "docs": self.docs,
             "chunks_total": len(self.chunks),
             "chunks_kept": len(self.kept),
             "chunks_rejected": dict(sorted(self.rejected.items())),
             "chunks_used": len(self.used),
+            "duplicate_chunks": [m.record() for m in self.copies],
         }
 
 
-def load_corpus(cfg: DictConfig, seconds: Counter[str]) -> dict[str, SplitCorpus]:
+def load_corpus(
+    cfg: DictConfig, seconds: Counter[str], leak_report: dict[str, Any] | None = None
+) -> dict[str, SplitCorpus]:
+    """Read, clean, chunk, dedup, check for leaks, select. `leak_report` gets the leak check."""
     directory = Path(cfg.corpus.dir).expanduser()
     if not directory.is_dir():
         raise ConfigError(f"corpus.dir: folder {str(directory)!r} not found")
@@ -124,26 +150,91 @@ def load_corpus(cfg: DictConfig, seconds: Counter[str]) -> dict[str, SplitCorpus
         raise ConfigError(
             f"corpus.val_files: {name!r} is also in corpus.train_files; a file belongs to one split"
         )
+    encoding = str(OmegaConf.select(cfg, "corpus.encoding", default="auto"))
+    clean = cleaning.Settings.from_cfg(OmegaConf.select(cfg, "cleaning"))
+    dd = OmegaConf.select(cfg, "dedup")
+    k = int(dd.shingle_words) if dd is not None else 5
+    min_sh = int(dd.min_shingles) if dd is not None else 8
     for split in SPLITS:
         sc = SplitCorpus(files=[p.relative_to(directory).as_posix() for p in files[split]])
         t = time.perf_counter()
-        docs, sc.skipped, sc.notes = reading.read_files(directory, files[split])
-        sc.docs = len(docs)
+        got = reading.read_corpus(directory, files[split], encoding, clean)
+        sc.skipped, sc.notes, sc.encodings, sc.cleaning = (
+            got.skipped,
+            got.notes,
+            got.encodings,
+            got.cleaning,
+        )
+        sc.docs = len(got.docs)
         seconds["read"] += time.perf_counter() - t
         t = time.perf_counter()
-        sc.chunks = chunking.chunk_docs(docs, cfg.chunking.chunk_size, cfg.chunking.chunk_overlap)
+        sc.chunks = chunking.chunk_docs(
+            got.docs, cfg.chunking.chunk_size, cfg.chunking.chunk_overlap
+        )
+        faults.point("chunk")
+        if dd is not None:  # the same passage twice in one split is generated once
+            sc.copies = dedup.copies(sc.chunks, k, float(dd.chunk_threshold), min_sh)
         seconds["chunk"] += time.perf_counter() - t
+        out[split] = sc
+
+    t = time.perf_counter()
+    action = str(OmegaConf.select(cfg, "corpus.leak", default="warn"))
+    copy_ids = {s: {m.chunk.id for m in out[s].copies} for s in SPLITS}
+    pairs: list[dedup.Match] = []
+    if dd is not None:
+        pairs = dedup.leaks(
+            [c for c in out["train"].chunks if c.id not in copy_ids["train"]],
+            [c for c in out["val"].chunks if c.id not in copy_ids["val"]],
+            k,
+            float(dd.leak_threshold),
+            min_sh,
+        )
+    seconds["dedup"] += time.perf_counter() - t
+    if pairs:
+        first = pairs[0]
+        what = (
+            f"{len(pairs)} val chunk(s) repeat a train passage (val {first.chunk.source!r} "
+            f"chunk {first.chunk.id} ~ train {first.of.source!r} chunk {first.of.id}, "
+            f"overlap {first.similarity:.2f}"
+            + (f"; and {len(pairs) - 1} more" if len(pairs) > 1 else "")
+            + ")"
+        )
+        if action == "fail":
+            raise ConfigError(
+                f"corpus.leak: {what}; fix the file lists, or set corpus.leak=drop to leave "
+                "the val copies out (warn: keep them and report)"
+            )
+        log.warning("leak between splits: %s; corpus.leak=%s", what, action)
+        if action == "drop":
+            out["val"].leaked = pairs
+    if leak_report is not None:
+        leak_report.update(
+            action=action,
+            threshold=float(dd.leak_threshold) if dd is not None else None,
+            pairs=[m.record("val", "train") for m in pairs],
+            dropped=len(out["val"].leaked),
+        )
+
+    for split in SPLITS:
+        sc = out[split]
         t = time.perf_counter()
-        sc.kept, sc.rejected = selection.select(
-            sc.chunks,
+        gone = {m.chunk.id for m in sc.leaked}
+        sc.rejected = Counter()
+        if sc.copies:
+            sc.rejected["duplicate"] = len(sc.copies)
+        if gone:
+            sc.rejected["leak"] = len(gone)
+        candidates = [c for c in sc.chunks if c.id not in copy_ids[split] and c.id not in gone]
+        sc.kept, rejected = selection.select(
+            candidates,
             cfg.chunking.min_chars,
             cfg.chunking.max_chars,
             list(cfg.keywords.words),
             cfg.keywords.match,
         )
+        sc.rejected.update(rejected)
         sc.used = sc.kept[:need]
         seconds["select"] += time.perf_counter() - t
-        out[split] = sc
     return out
 
 
@@ -258,9 +349,10 @@ class Generator:
         self.rejected_out = writing.JsonlAppender(run_dir / "rejected.jsonl")
         self.questions_out = writing.JsonlAppender(run_dir / "questions.jsonl")
         # every question accepted so far, answered or still waiting: none may come twice
-        self.seen: dict[str, set[str]] = {s: set() for s in SPLITS}
+        threshold = float(OmegaConf.select(cfg, "dedup.question_threshold", default=1.0))
+        self.seen = {s: dedup.QuestionSet(threshold) for s in SPLITS}
         for r in [*state.questions, *(r for rows in state.rows.values() for r in rows)]:
-            self.seen[r["split"]].add(prompting.normalize(r["question"]))
+            self.seen[r["split"]].add(r["question"])
         self.rejects: Counter[str] = Counter()  # "stage:reason" -> count
         self.progress: Any = None
         self.first_row_at: float | None = None  # perf_counter when the first row hit the disk
@@ -283,7 +375,13 @@ class Generator:
         )
 
     def reject(
-        self, slot: Slot, stage: str, reason: str, raw: str = "", question: str = ""
+        self,
+        slot: Slot,
+        stage: str,
+        reason: str,
+        raw: str = "",
+        question: str = "",
+        **extra: Any,
     ) -> None:
         self.rejects[f"{stage}:{reason}"] += 1
         rec = {
@@ -296,6 +394,7 @@ class Generator:
             "reason": reason,
             "question": question,
             "raw": raw,
+            **extra,
         }
         self.rejected_out.write([rec])
         self._tick()
@@ -348,11 +447,19 @@ class Generator:
 
     def accept_question(self, slot: Slot, question: str, out_tokens: int, raw: str) -> Job | None:
         """Dedup within the split, persist, and enqueue the answer."""
-        key = prompting.normalize(question)
-        if key in self.seen[slot.split]:
-            self.reject(slot, "question", "duplicate", raw=raw, question=question)
+        twin = self.seen[slot.split].match(question)
+        if twin is not None:  # the same question again, exactly or all but a word
+            self.reject(
+                slot,
+                "question",
+                "duplicate",
+                raw=raw,
+                question=question,
+                duplicate_of=twin[0],
+                similarity=round(twin[1], 3),
+            )
             return None
-        self.seen[slot.split].add(key)
+        self.seen[slot.split].add(question)
         self.questions_out.write(
             [
                 {
@@ -365,6 +472,7 @@ class Generator:
                 }
             ]
         )
+        faults.point("question")  # the question is on disk, its answer not yet asked
         return self.answer_job(slot, question, out_tokens)
 
     def on_result(self, job: Job, out: Generated) -> list[Job]:
@@ -414,6 +522,7 @@ class Generator:
             tokens={"question": job.payload["q_tokens"], "answer": out.tokens},
         )
         self.rows_out[slot.split].write([row.to_dict()])
+        faults.point("row")
         self.first_row_at = self.first_row_at or time.perf_counter()
         self._tick()
         return new
@@ -451,12 +560,23 @@ class Generator:
 
 
 def generate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+    """Build (or resume) the dataset in run_dir, holding the run dir's lock throughout."""
+    check(cfg)
+    if cfg.dry_run:
+        return _generate(cfg, run_dir)
+    with runlock.held(run_dir):  # one writer per run dir (a second run stops here at once)
+        for tmp in run_dir.glob("*.tmp*"):  # half-written by a run that was killed
+            tmp.unlink()
+        return _generate(cfg, run_dir)
+
+
+def _generate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     started, t_start = now(), time.perf_counter()
     seconds: Counter[str] = Counter()
-    check(cfg)
     if not cfg.dry_run:  # a model that cannot come fails before the corpus is read
         prepare_model(cfg)
-    corpus = load_corpus(cfg, seconds)
+    leak: dict[str, Any] = {}
+    corpus = load_corpus(cfg, seconds, leak)
     slots = make_slots(cfg, corpus)
     slots_total = {s: len(v) for s, v in slots.items()}
     count, index = sharding.shard_count(cfg)
@@ -464,7 +584,7 @@ def generate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     n_slots = sum(len(s) for s in slots.values())
 
     if cfg.dry_run:
-        return dry_run(cfg, corpus, slots, run_dir)
+        return dry_run(cfg, corpus, slots, run_dir, leak)
 
     run_dir.mkdir(parents=True, exist_ok=True)
     check_resume(cfg, run_dir)
@@ -504,8 +624,8 @@ def generate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
                     jobs = gen.initial_jobs(slots[split], known, done)
                     # a batch size halved by OOM stays halved for the next split
                     try:
-                        run_queue(
-                            backend.generate,
+                        drive(
+                            backend,
                             jobs,
                             gen.on_result,
                             params,
@@ -530,6 +650,8 @@ def generate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         engine = {
             "name": getattr(backend, "engine", None),
             "requested": cfg.generation.engine,
+            **getattr(backend, "choices", {}),  # why this engine, load_in_4bit chosen and why
+            "feed": stats.feed,
             "notes": getattr(backend, "notes", []),
         }
     else:
@@ -540,12 +662,14 @@ def generate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         (run_dir / name).touch()  # present even when nothing was generated here (an empty shard)
     state = RunState.load(run_dir, repair=False)
     wanted = {sl.key for ss in slots.values() for sl in ss}
-    # rows of a larger num_rows in an earlier session stay in the JSONL, not in the dataset
+    # rows of a larger num_rows in an earlier session stay in the JSONL, not in the dataset;
+    # a key in the JSONL twice (two writers in one dir, before the lock existed) goes in once
+    repeated = {s: len(state.rows[s]) - len(unique_rows(state.rows[s])) for s in SPLITS}
     rows = {
-        s: order_rows([r for r in state.rows[s] if Row(**r).key in wanted], corpus[s])
+        s: order_rows([r for r in unique_rows(state.rows[s]) if Row(**r).key in wanted], corpus[s])
         for s in SPLITS
     }
-    corpus_json = {s: {c.id: c.text for c in corpus[s].chunks} for s in SPLITS}
+    corpus_json = {s: {c.id: c.text for c in corpus[s].corpus_chunks()} for s in SPLITS}
     files = writing.write_outputs(run_dir, rows, corpus_json)
     seconds["write"] += time.perf_counter() - t
 
@@ -562,6 +686,9 @@ def generate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         "siblings": [str(d) for d in sibling_dirs],
     }
     summary["host"] = sharding.host()
+    summary["leak"] = leak
+    if any(repeated.values()):
+        summary["jsonl_repeated_rows"] = repeated  # lines whose key came before: not in the dataset
     summary.update(
         status="complete",
         started=started,
@@ -578,7 +705,9 @@ def generate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     )
     summary["seconds"]["total"] = round(time.perf_counter() - t_start, 3)
     writing.write_json(run_dir / "summary.json", summary)
+    faults.point("summary")
     writing.write_json(run_dir / sharding.DONE, {"finished": summary["finished"]})  # last
+    faults.point("done")
     log.info("rows: train %d, val %d -> %s", len(rows["train"]), len(rows["val"]), run_dir)
     return summary
 
@@ -646,6 +775,7 @@ def load_backend(cfg: DictConfig) -> Any:
             cfg.model,
             engine=cfg.generation.engine,
             prefill_chunk_size=cfg.generation.prefill_chunk_size,
+            vllm=vllm_options(cfg),
         ),
     )
 
@@ -662,6 +792,17 @@ def stage_params(cfg: DictConfig, spec: ModelSpec) -> dict[str, GenParams]:
     return {s: GenParams(**base, stop_strings=stops[s]) for s in stops}
 
 
+def vllm_options(cfg: DictConfig) -> dict[str, Any]:
+    """The generation.* settings only the vllm engine reads."""
+    g = cfg.generation
+    return {
+        "gpu_memory_utilization": float(g.get("gpu_memory_utilization", 0.9)),
+        "enable_prefix_caching": bool(g.get("enable_prefix_caching", True)),
+        "feed": str(g.get("vllm_feed", "stream")),
+        "seed": int(g.seed),
+    }
+
+
 def _batch_size(cfg: DictConfig, backend: Any) -> int:
     bs = cfg.generation.batch_size
     if bs == "auto":
@@ -669,6 +810,18 @@ def _batch_size(cfg: DictConfig, backend: Any) -> int:
         longest = cfg.model.max_seq_length - cfg.generation.max_new_tokens
         return auto(cfg.generation.max_new_tokens, min(longest, 1024)) if auto else 8
     return int(bs)
+
+
+def unique_rows(rows: list[dict]) -> list[dict]:
+    """Each row key once, the first line with it kept."""
+    seen: set[str] = set()
+    out = []
+    for r in rows:
+        key = Row(**r).key
+        if key not in seen:
+            seen.add(key)
+            out.append(r)
+    return out
 
 
 def order_rows(rows: list[dict], sc: SplitCorpus) -> list[dict]:
@@ -693,8 +846,11 @@ def make_summary(
     all_rejects: dict[str, dict[str, Counter[str]]] = {
         s: {"question": Counter(), "answer": Counter()} for s in SPLITS
     }
+    once: set[str] = set()
     for r in state.rejected:
-        all_rejects[r["split"]][r["stage"]][r["reason"]] += 1
+        if r["key"] not in once:  # a key rejected twice (two writers, before the lock) counts once
+            once.add(r["key"])
+            all_rejects[r["split"]][r["stage"]][r["reason"]] += 1
     splits = {}
     for s in SPLITS:
         rq, ra = all_rejects[s]["question"], all_rejects[s]["answer"]
@@ -756,7 +912,11 @@ def versions() -> dict[str, str | None]:
 
 
 def dry_run(
-    cfg: DictConfig, corpus: dict[str, SplitCorpus], slots: dict[str, list[Slot]], run_dir: Path
+    cfg: DictConfig,
+    corpus: dict[str, SplitCorpus],
+    slots: dict[str, list[Slot]],
+    run_dir: Path,
+    leak: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Counts per stage and what resume would skip, then the first prompts as the model will
     see them. The counts need no model, so they are printed first: a model that cannot load
@@ -774,6 +934,21 @@ def dry_run(
             lines.append(f"    skipped {sk['file']}: {sk['reason']}")
         for f, note in c["file_notes"].items():
             lines.append(f"    note {f}: {note}")
+        for f, counts in c["cleaning"].items():
+            done = ", ".join(f"{k} {v}" for k, v in counts.items() if k not in ("furniture",))
+            lines.append(f"    cleaned {f}: {done}")
+            for h in counts.get("furniture", []):
+                lines.append(f"      header/footer: {h!r}")
+        for m in c["duplicate_chunks"]:
+            lines.append(
+                f"    copy {m['chunk_source']} chunk {m['chunk_id']} = {m['copy_of_source']} "
+                f"chunk {m['copy_of_id']} (similarity {m['similarity']}): generated once"
+            )
+    for p in (leak or {}).get("pairs", []):
+        lines.append(
+            f"leak: val {p['val_source']} chunk {p['val_id']} ~ train {p['train_source']} "
+            f"chunk {p['train_id']} (overlap {p['similarity']}); corpus.leak={leak['action']}"
+        )
     list_mode = prompting.asks_for_list(cfg.prompt.question)
     n_q = sum(len({x.chunk.id for x in ss}) if list_mode else len(ss) for ss in slots.values())
     n_a = sum(len(ss) for ss in slots.values())
@@ -789,6 +964,7 @@ def dry_run(
     print(preview if preview else f"\nno prompt preview: {why}", file=sys.stdout, flush=True)
     return {
         "status": "dry_run",
+        "leak": leak or {},
         "splits": {s: corpus[s].counts() for s in SPLITS},
         "slots": {s: len(slots[s]) for s in SPLITS},
         "prompts": {"question": n_q, "answer": n_a},

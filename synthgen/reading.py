@@ -1,4 +1,5 @@
-"""Stage 1: files -> Docs, through LlamaIndex's SimpleDirectoryReader, one file at a time.
+"""Stage 1: files -> Docs, through LlamaIndex's SimpleDirectoryReader, one file at a time
+(then each file's docs through the cleaning stage, synthgen/cleaning.py).
 
 One file at a time so that a broken file is skipped and reported instead of stopping the
 run (or being skipped silently, which SimpleDirectoryReader does with raise_on_error=False).
@@ -9,8 +10,11 @@ from __future__ import annotations
 import glob
 import logging
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from synthgen import cleaning, decoding, faults
 from synthgen.config import ConfigError
 from synthgen.records import Doc, Skipped
 
@@ -44,21 +48,13 @@ def resolve_files(directory: str | Path, patterns: list[str], key: str) -> list[
     return out
 
 
-def decode_text(data: bytes) -> tuple[str, str]:
-    """Decode bytes as UTF-8, else as the detected encoding; never drop characters silently.
+def decode_text(data: bytes, encoding: str = "auto") -> tuple[str, str]:
+    """Decode bytes as UTF-8, else as the most plausible encoding (synthgen/decoding.py).
 
     Returns (text, encoding). Raises UnicodeDecodeError when no encoding fits.
     """
-    try:
-        return data.decode("utf-8-sig"), "utf-8"
-    except UnicodeDecodeError:
-        pass
-    from charset_normalizer import from_bytes
-
-    best = from_bytes(data).best()
-    if best is None:
-        raise UnicodeDecodeError("utf-8", data, 0, len(data), "not UTF-8 and no encoding detected")
-    return str(best), best.encoding
+    d = decoding.decode_bytes(data, encoding)
+    return d.text, d.encoding
 
 
 def root_cause(e: BaseException) -> BaseException:
@@ -85,8 +81,11 @@ def explain(e: BaseException, ext: str) -> str:
     return f"{name}: {text}"
 
 
-def read_file(path: Path, source: str) -> tuple[list[Doc], str | None]:
-    """Read one file. Returns (docs, note); raises with a readable message on failure."""
+def read_file(
+    path: Path, source: str, encoding: str = "auto"
+) -> tuple[list[Doc], dict[str, Any] | None]:
+    """Read one file. Returns (docs, how a non-UTF-8 text file was decoded, else None);
+    raises with a readable message on failure."""
     from llama_index.core import SimpleDirectoryReader
 
     ext = path.suffix.lower()
@@ -96,17 +95,23 @@ def read_file(path: Path, source: str) -> tuple[list[Doc], str | None]:
     if path.stat().st_size == 0:
         raise ValueError("empty file (0 bytes)")
 
-    note = None
+    info = None
     with tempfile.TemporaryDirectory() as tmp:
         target = path
         if ext in TEXT_EXTENSIONS:
             # SimpleDirectoryReader decodes text as UTF-8 with errors="ignore": bytes of any
             # other encoding vanish without a word. Decode here and hand it clean UTF-8.
-            text, encoding = decode_text(path.read_bytes())
-            if encoding != "utf-8":
-                note = f"decoded as {encoding} (not UTF-8)"
+            data = path.read_bytes()
+            try:
+                d = decoding.decode_bytes(data, encoding)
+            except UnicodeDecodeError as e:
+                raise ValueError(f"cannot decode: {e.reason} (byte {e.start})") from None
+            if d.encoding != "utf-8":
+                info = d.info()
+                if encoding != "auto" and not data.isascii() and _is_utf8(data):
+                    info["warning"] = f"valid UTF-8, read as {d.encoding} as corpus.encoding says"
                 target = Path(tmp) / path.name
-                target.write_text(text, encoding="utf-8")
+                target.write_text(d.text, encoding="utf-8")
         reader = SimpleDirectoryReader(
             input_files=[str(target)], raise_on_error=True, errors="strict"
         )
@@ -123,33 +128,75 @@ def read_file(path: Path, source: str) -> tuple[list[Doc], str | None]:
     if not docs:
         what = "image-only or scanned PDF?" if ext == ".pdf" else "empty document"
         raise ValueError(f"no text extracted ({what})")
-    return docs, note
+    return docs, info
 
 
-def read_files(
-    directory: str | Path, files: list[Path]
-) -> tuple[list[Doc], list[Skipped], dict[str, str]]:
-    """Read every file; an unreadable one is skipped with its reason, the rest go on.
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
-    Returns (docs in file order, skipped files, notes per file such as a non-UTF-8 encoding).
-    """
+
+def note_of(info: dict[str, Any]) -> str:
+    """The one-line note of a non-UTF-8 file, for the log and dry_run."""
+    if info.get("warning"):
+        return f"decoded as {info['encoding']}: {info['warning']}"
+    runner = info.get("runner_up")
+    alt = f"; next best {runner['encoding']}" if runner else ""
+    return f"decoded as {info['encoding']} (not UTF-8; {info['confidence']} confidence{alt})"
+
+
+@dataclass
+class ReadResult:
+    """Docs of a file list, with what was skipped and how each non-UTF-8 file was decoded."""
+
+    docs: list[Doc] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    notes: dict[str, str] = field(default_factory=dict)  # file -> one line
+    encodings: dict[str, dict[str, Any]] = field(default_factory=dict)  # file -> Decoded.info()
+    cleaning: dict[str, dict[str, Any]] = field(default_factory=dict)  # file -> counts per rule
+
+
+def read_corpus(
+    directory: str | Path,
+    files: list[Path],
+    encoding: str = "auto",
+    clean: cleaning.Settings | None = None,
+) -> ReadResult:
+    """Read (and clean) every file; an unreadable one is skipped with its reason."""
     directory = Path(directory)
-    docs: list[Doc] = []
-    skipped: list[Skipped] = []
-    notes: dict[str, str] = {}
+    out = ReadResult()
     for path in files:
         source = (
             path.relative_to(directory).as_posix() if path.is_relative_to(directory) else str(path)
         )
         try:
-            got, note = read_file(path, source)
+            got, info = read_file(path, source, encoding)
         except Exception as e:
             reason = " ".join(str(e).split())[:300] or type(e).__name__
             log.warning("skipped %s: %s", source, reason)
-            skipped.append(Skipped(source, reason))
+            out.skipped.append(Skipped(source, reason))
             continue
-        if note:
-            log.warning("%s: %s", source, note)
-            notes[source] = note
-        docs.extend(got)
-    return docs, skipped, notes
+        faults.point("read")
+        if info:
+            out.notes[source] = note_of(info)
+            out.encodings[source] = info
+            log.warning("%s: %s", source, out.notes[source])
+        if clean is not None:
+            got, counts = cleaning.clean_file(got, clean)
+            if counts:
+                out.cleaning[source] = counts
+            faults.point("clean")
+        out.docs.extend(got)
+    return out
+
+
+def read_files(
+    directory: str | Path, files: list[Path], encoding: str = "auto"
+) -> tuple[list[Doc], list[Skipped], dict[str, str]]:
+    """Read every file, uncleaned. Returns (docs in file order, skipped files, notes per file
+    such as a non-UTF-8 encoding)."""
+    r = read_corpus(directory, files, encoding)
+    return r.docs, r.skipped, r.notes

@@ -66,6 +66,10 @@ if not OmegaConf.has_resolver("synthgen.dirname"):
     OmegaConf.register_new_resolver("synthgen.dirname", run_dirname)
 
 
+# jobs of this multirun refused because another process held their run dir (run.py)
+locked_out: list[str] = []
+
+
 def in_multirun() -> bool:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
@@ -173,6 +177,14 @@ class SweepCallback(Callback):
                     sweep_dir,
                 )
         failed = [r for r in jobs if run_status(r) == "failed"]
+        if locked_out:
+            print(
+                f"error: {len(locked_out)} job(s) found their run dir in use by another "
+                f"process and did not run ({locked_out[0]})",
+                file=sys.stderr,
+            )
+            if not failed:
+                sys.exit(1)
         if failed:  # the sweep went on; its exit code still says that something failed
             names = ", ".join(r.relative_to(sweep_dir).as_posix() for r in failed)
             where = f"; see {report}" if report else ""

@@ -10,6 +10,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from synthgen import faults
+
 # appended as the run goes; with config.yaml and summary.json every run dir holds these
 JSONL_FILES = ("train.jsonl", "val.jsonl", "rejected.jsonl", "questions.jsonl")
 EXCEL_CELL_MAX = 32_767  # characters an XLSX cell holds
@@ -166,6 +168,7 @@ def write_outputs(
     def put(name: str, obj: Any) -> None:
         write_json(run_dir / name, obj)
         written.append(name)
+        faults.point("write")
 
     for split, split_rows in rows.items():
         queries = {r["id"]: r["question"] for r in split_rows}
@@ -186,4 +189,5 @@ def write_outputs(
         )
     write_excel(run_dir / "dataset.xlsx", rows)
     written.append("dataset.xlsx")
+    faults.point("write")
     return written

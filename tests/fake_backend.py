@@ -30,8 +30,11 @@ class Backend:
     crash_after: int | None = None  # raise RuntimeError on this call number (a killed run)
     duplicate_questions: bool = False  # every question the same text
     seen: list[tuple[str, list[str]]] = []  # (prompt text, stop strings) of every prompt
+    stream: bool = False  # offer streamed feeding, as the vllm engine does (generation.drive)
 
-    def __init__(self, engine: str = "auto", prefill_chunk_size: int = 0, **kwargs: Any) -> None:
+    def __init__(
+        self, engine: str = "auto", prefill_chunk_size: int = 0, vllm: Any = None, **kwargs: Any
+    ) -> None:
         self.spec = ModelSpec.from_kwargs(kwargs)
         self.engine = "fake"
         self.tokenizer = FakeTokenizer()
@@ -61,5 +64,27 @@ class Backend:
                 out.append(Generated(f"Question: What is #{n} in '{context}'?", 7, True))
         return out
 
+    def streamer(self) -> FakeStreamer | None:
+        return FakeStreamer(self) if self.stream else None
+
     def close(self) -> None:
         pass
+
+
+class FakeStreamer:
+    """A continuous-batching stand-in: two requests finish per step, in the order they came."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.live: list[tuple[int, list[int]]] = []
+
+    def add(self, key: int, ids: list[int], params: GenParams) -> None:
+        self.live.append((key, ids))
+
+    def step(self) -> list[tuple[int, Generated]]:
+        batch, self.live = self.live[:2], self.live[2:]
+        outs = self.backend.generate([ids for _, ids in batch], GenParams())
+        return [(key, out) for (key, _), out in zip(batch, outs, strict=True)]
+
+    def abort(self) -> None:
+        self.live.clear()

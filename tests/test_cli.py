@@ -111,6 +111,17 @@ def test_every_output_is_written_and_loads_in_its_own_library(mixed_run) -> None
         t["rejected_answers"].values()
     )
     assert s["this_session"]["output_tokens"] > 0 and s["this_session"]["tokens_per_second"] > 0
+    engine = s["this_session"]["engine"]  # what ran and why (a CPU: dynamic, batched)
+    assert (engine["name"], engine["reason"], engine["feed"]) == (
+        "dynamic",
+        "auto: no CUDA GPU",
+        "batches",
+    )
+    assert engine["load_in_4bit"] == {
+        "setting": False,
+        "chosen": False,
+        "reason": "model.load_in_4bit=false",
+    }
     assert {"python", "torch", "transformers", "llama-index-core", "synthgen", "git_commit"} <= set(
         s["versions"]
     )
@@ -200,6 +211,7 @@ def tree(d: Path) -> list[str]:
         ("num_rows=0", "num_rows"),
         ("generation.batch_size=0", "generation.batch_size"),
         ("model.backend=vllm", "model.backend"),
+        ("generation.engine=vllm", "generation.engine"),  # no vLLM, no CUDA here
         ("prompt.question=no-placeholder", "prompt.question"),
         ("corpus.dir=/no/such/folder", "corpus.dir"),
         # Hydra's own errors, before any synthgen code runs

@@ -22,6 +22,7 @@ def reset_fake():
     fake_backend.Backend.crash_after = None
     fake_backend.Backend.duplicate_questions = False
     fake_backend.Backend.seen = []
+    fake_backend.Backend.stream = False
     yield
 
 
@@ -217,3 +218,21 @@ def test_a_chat_model_gets_its_template_and_no_cue(tmp_path: Path) -> None:
     text, stops = fake_backend.Backend.seen[0]
     assert text.startswith("<user>Context information is below.")
     assert text.endswith("<assistant>") and stops == []
+
+
+def test_streamed_feeding_writes_as_it_goes_and_resumes(tmp_path: Path) -> None:
+    """The vllm engine's way of feeding (generation.drive -> run_stream), crash and resume."""
+    fake_backend.Backend.stream = True
+    cfg = compose([FAKE, "num_rows=12", "generation.batch_size=4"])
+    fake_backend.Backend.crash_after = 5  # five engine steps (ten results), then the crash
+    with pytest.raises(RuntimeError, match="fake crash"):
+        pipeline.run(cfg, tmp_path)
+    first = rows(tmp_path)
+    assert first  # rows reached the disk before the crash
+    fake_backend.Backend.crash_after = None
+    s = pipeline.run(cfg, tmp_path)
+    again = rows(tmp_path)
+    assert again[: len(first)] == first
+    assert len(again) == 12 and len({r["id"] for r in again}) == 12  # nothing twice
+    assert s["this_session"]["engine"]["feed"] == "stream"
+    assert s["this_session"]["batch_size"] == 4  # requests in flight

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import pkgutil
 
+HELPERS = {"base", "plan", "vllm_engine"}  # shared code, not backends
+
 
 def available() -> list[str]:
     """Backend names = modules of this package that are not helpers."""
-    return sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name not in {"base"})
+    return sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name not in HELPERS)

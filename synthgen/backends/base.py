@@ -21,7 +21,7 @@ class ModelSpec:
     name_or_path: str
     backend: str = "transformers"
     name: str | None = None
-    load_in_4bit: bool = False
+    load_in_4bit: bool | str = False  # true | false | "auto" (decided at load: plan.choose_4bit)
     max_seq_length: int = 4096  # tokens, prompt + new tokens
     dtype: str = "auto"
     chat_template: str | None = None

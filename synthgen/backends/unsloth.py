@@ -1,13 +1,19 @@
-"""Unsloth backend: FastLanguageModel loading (4-bit by default) and Unsloth's own generate.
+"""Unsloth backend: the notebook's loader, with the engine picked for speed.
 
-Needs a CUDA GPU and the `[unsloth]` extra. Unsloth's generate always uses its own dynamic
-KV cache (it overrides cache_implementation), so the engines differ from the transformers
-backend's:
-- static: Unsloth's CUDA-graph replay of the decode step (UNSLOTH_DECODE_CUDA_GRAPHS=1),
-  which removes most of the per-step launch overhead while its attention runs over the true
-  KV length; off by default in Unsloth outside RL training.
-- dynamic: Unsloth's plain fast generate, as the notebook ran it (but batched).
-- auto: static; falls back to dynamic if the graphed step fails.
+Needs a CUDA GPU and the `[unsloth]` extra. Engines (`generation.engine`):
+- vllm: Unsloth's fast path, `FastLanguageModel.from_pretrained(..., fast_inference=True)`,
+  which starts vLLM inside Unsloth (bf16, or vLLM's bitsandbytes 4-bit); synthgen drives
+  the engine Unsloth keeps as `model.vllm_engine` with its own vLLM driver
+  (synthgen/backends/vllm_engine.py), or `model.fast_generate` where that is all there is.
+  Unsloth builds it with `enable_lora=True` and its own `max_num_seqs` estimate, so it is not
+  the same engine as the transformers backend's plain `vllm.LLM`: the benchmark runs both.
+- static: synthgen's static engine (fixed shapes, compiled decode, flex_attention) on the
+  same checkpoint loaded by transformers (+ bitsandbytes nf4 in 4-bit). Not Unsloth's own
+  graphed decode: that pre-allocates its buffers, filled an 80 GB H100 at batch 256 and 128
+  and ran at 628-692 tok/s (benchmarks/RESULTS.md), a third of the static engine in 4-bit.
+- dynamic: Unsloth's own generate (its dynamic KV cache, no CUDA graphs), as the notebook
+  ran it but batched.
+- auto: vllm where it is installed, else static.
 `model.chat_template` may name an Unsloth template (`llama-3.1`, `qwen-2.5`, `gemma2`, ...),
 applied with unsloth.chat_templates.get_chat_template as the notebook did.
 """
@@ -16,16 +22,18 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from types import SimpleNamespace
 from typing import Any
 
 from synthgen.backends import transformers as hf
-from synthgen.backends.base import ModelSpec
+from synthgen.backends.base import ModelSpec, eos_ids
 
 
 def check(spec: ModelSpec, runtime: bool = True) -> None:
     """Before anything loads: unsloth installed and a CUDA GPU present (skipped in dry runs)."""
     if spec.dtype not in hf.DTYPES:
         raise ValueError(f"model.dtype: {spec.dtype!r} is not one of {', '.join(hf.DTYPES)}")
+    hf.check_4bit_setting(spec)
     if not runtime:
         return
     if importlib.util.find_spec("unsloth") is None:
@@ -43,31 +51,22 @@ def check(spec: ModelSpec, runtime: bool = True) -> None:
 
 class Backend(hf.Backend):
     check = staticmethod(check)
+    name = "unsloth"
 
     def __init__(self, **kwargs: Any) -> None:
-        check(
-            ModelSpec.from_kwargs(
-                {k: v for k, v in kwargs.items() if k not in ("engine", "prefill_chunk_size")}
-            )
-        )
+        engine_keys = ("engine", "prefill_chunk_size", "vllm")
+        check(ModelSpec.from_kwargs({k: v for k, v in kwargs.items() if k not in engine_keys}))
+        # unsloth patches transformers when imported: before anything touches a model class
+        import unsloth  # noqa: F401
+
         super().__init__(**kwargs)
 
     def attention(self) -> str:
-        return "sdpa"  # Unsloth patches attention itself
+        # the static engine runs on transformers' own model classes; Unsloth's own generate
+        # (dynamic) patches attention itself
+        return super().attention() if self.engine == "static" else "sdpa"
 
-    def _load(self) -> tuple[Any, Any]:
-        # unsloth must be imported before transformers touches the model classes
-        import unsloth  # noqa: F401
-        from unsloth import FastLanguageModel
-
-        from synthgen import models
-
-        model, tokenizer = FastLanguageModel.from_pretrained(
-            model_name=models.resolve(self.spec.name_or_path),
-            max_seq_length=self.spec.max_seq_length,
-            load_in_4bit=self.spec.load_in_4bit,
-            dtype=None if self.spec.dtype == "auto" else self.dtype,
-        )
+    def _template(self, tokenizer: Any) -> Any:
         template = self.spec.chat_template
         if template and "{" not in template:  # an Unsloth template name
             from unsloth.chat_templates import get_chat_template
@@ -78,17 +77,52 @@ class Backend(hf.Backend):
         tokenizer.padding_side = "left"
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
+        return tokenizer
+
+    def _from_pretrained(self, **extra: Any) -> tuple[Any, Any]:
+        from unsloth import FastLanguageModel
+
+        return FastLanguageModel.from_pretrained(
+            model_name=self.path,  # resolved by synthgen/models.py (a hub id or a folder)
+            max_seq_length=self.spec.max_seq_length,
+            load_in_4bit=bool(self.spec.load_in_4bit),
+            dtype=None if self.spec.dtype == "auto" else self.dtype,
+            **extra,
+        )
+
+    def _load(self) -> tuple[Any, Any]:
+        if self.engine == "static":  # transformers' loading, synthgen's static engine
+            return super()._load()
+        from unsloth import FastLanguageModel
+
+        model, tokenizer = self._from_pretrained()
+        tokenizer = self._template(tokenizer)
         FastLanguageModel.for_inference(model)
+        os.environ["UNSLOTH_DECODE_CUDA_GRAPHS"] = "0"  # read by Unsloth at each generate call
         self.dtype = model.dtype
         return tokenizer, model
 
-    def _generate_static(self, batch: list[list[int]], params: Any) -> list[Any]:
-        os.environ["UNSLOTH_DECODE_CUDA_GRAPHS"] = "1"  # read by Unsloth at each generate call
-        return self._generate(batch, params, pad_to=None, rows=len(batch), static=False)
+    def _load_vllm(self) -> tuple[Any, Any]:
+        """Unsloth's fast_inference=True: vLLM started by Unsloth, driven by synthgen."""
+        from synthgen.backends import vllm_engine
 
-    def _generate(
-        self, batch: list[list[int]], params: Any, pad_to: int | None, rows: int, static: bool
-    ) -> list[Any]:
-        if self.engine == "dynamic":
-            os.environ["UNSLOTH_DECODE_CUDA_GRAPHS"] = "0"
-        return super()._generate(batch, params, pad_to=pad_to, rows=rows, static=False)
+        model, tokenizer = self._from_pretrained(
+            fast_inference=True,
+            gpu_memory_utilization=float(self.options["gpu_memory_utilization"]),
+            enable_prefix_caching=bool(self.options["enable_prefix_caching"]),
+        )
+        tokenizer = self._template(tokenizer)
+        self.eos = eos_ids(tokenizer, self.spec, getattr(model, "generation_config", None))
+        self.model = model
+        llm = getattr(model, "vllm_engine", None)
+        feed = self.options["feed"]
+        if llm is None or not hasattr(llm, "llm_engine"):
+            fast = getattr(model, "fast_generate", None)
+            if fast is None:
+                raise ValueError(
+                    "generation.engine: Unsloth started no vLLM engine (no model.vllm_engine "
+                    "or model.fast_generate); is vllm importable? else use generation.engine=static"
+                )
+            llm, feed = SimpleNamespace(generate=fast), "waves"  # LLM.generate's signature
+            self.notes.append("Unsloth gave model.fast_generate only: fed in waves")
+        return tokenizer, vllm_engine.VllmRunner(llm, tokenizer, self.eos, feed)

@@ -1,0 +1,286 @@
+"""generation.engine=vllm: vLLM runs the prompts synthgen rendered and tokenized itself.
+
+Both backends use it: transformers builds a `vllm.LLM`, unsloth takes the one Unsloth builds
+for `fast_inference=True` (`model.vllm_engine`). Prompts go in as token ids (the chat
+template and end-of-turn tokens are synthgen's, as for the other engines) and the new token
+ids come back undecoded (`detokenize=False`): synthgen decodes them with its own tokenizer,
+so the text matches what the transformers engines give.
+
+Two ways to feed it (`generation.vllm_feed`), both measured by benchmarks/generation.py:
+- stream: `VllmStreamer` on vLLM's engine step API (`llm.llm_engine.add_request`, `step`),
+  driven by synthgen.generation.run_stream: up to `batch_size` requests in flight, each
+  finished one written at once and its answer submitted straight away (the answer's prompt
+  starts with the question prompt's chunk, which vLLM's prefix cache then reuses).
+- waves: `llm.generate` on `batch_size` prompts at a time, through run_queue.
+
+vLLM API as of 0.26.0 (vllm/entrypoints/llm.py, vllm/v1/engine/llm_engine.py): LLMEngine.
+add_request(request_id, prompt, params), step() -> [RequestOutput], abort_request(ids);
+RequestOutput.request_id is the id given to add_request, .finished, .outputs[0].token_ids
+(the stop token included) and .finish_reason ("stop" | "length" | ...).
+
+Everything above the `--- vLLM itself ---` line is pure and CPU-tested without vLLM.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+from synthgen.backends.base import Generated, GenParams, ModelSpec, OutOfMemory
+
+log = logging.getLogger(__name__)
+
+FEEDS = ("stream", "waves")
+_IDS = itertools.count()  # request ids unique over the process, whatever the caller's keys
+
+
+def request_seed(seed: int, ids: list[int]) -> int:
+    """A sampling seed per prompt: the same text for the same prompt whatever the batch."""
+    return (int(seed) * 1_000_003 + zlib.crc32(repr(ids).encode())) % 2**31
+
+
+def sampling_kwargs(params: GenParams, eos: list[int], ids: list[int] | None = None) -> dict:
+    """GenParams -> vllm.SamplingParams keyword arguments.
+
+    Greedy is temperature 0; sampling gets temperature, top_p and a per-prompt seed (when the
+    prompt is given). min_tokens holds the end-of-turn tokens back as min_new_tokens does.
+    """
+    kw: dict[str, Any] = {
+        "n": 1,
+        "max_tokens": int(params.max_new_tokens),
+        "min_tokens": int(params.min_new_tokens),
+        "stop_token_ids": sorted(int(i) for i in eos),
+        "detokenize": False,  # decoded by synthgen's tokenizer, as for every engine
+    }
+    if (
+        params.stop_strings
+    ):  # a base model's reply ends at one; kept in the text, as in transformers
+        kw.update(stop=list(params.stop_strings), include_stop_str_in_output=True, detokenize=True)
+    if params.do_sample:
+        kw.update(temperature=float(params.temperature), top_p=float(params.top_p))
+        if ids is not None:
+            kw["seed"] = request_seed(params.seed, ids)
+    else:
+        kw.update(temperature=0.0, top_p=1.0)
+    return kw
+
+
+def llm_kwargs(
+    spec: ModelSpec,
+    dtype: str,
+    four_bit: bool,
+    gpu_memory_utilization: float,
+    enable_prefix_caching: bool,
+    seed: int,
+    prequantized: bool = False,
+) -> dict:
+    """vllm.LLM keyword arguments for a model spec (dtype as a torch dtype name)."""
+    kw: dict[str, Any] = {
+        "model": spec.name_or_path,
+        "dtype": dtype,
+        "max_model_len": int(spec.max_seq_length),
+        "gpu_memory_utilization": float(gpu_memory_utilization),
+        "enable_prefix_caching": bool(enable_prefix_caching),
+        "seed": int(seed),
+    }
+    if four_bit and not prequantized:  # quantized in flight; a bnb checkpoint is detected
+        kw["quantization"] = "bitsandbytes"
+    return kw
+
+
+def to_generated(
+    token_ids: list[int],
+    finish_reason: str | None,
+    eos: set[int],
+    decode: Callable,
+    stop_strings: list[str] | None = None,
+) -> Generated:
+    """New token ids -> Generated, cut at the first end-of-turn token like the other engines.
+
+    vLLM keeps the stop token in token_ids; if a version drops it, finish_reason "stop" still
+    counts the turn as finished, and its end token, as the transformers engines count it. A
+    stop string stays in the text, which ends right after it (its last token may hold more).
+    """
+    end = next((i for i, t in enumerate(token_ids) if t in eos), None)
+    kept = token_ids if end is None else token_ids[:end]
+    finished = end is not None or finish_reason == "stop"
+    text = decode(kept)
+    hits = [(text.find(s), s) for s in stop_strings or [] if s and s in text]
+    if hits:
+        at, s = min(hits)
+        text = text[: at + len(s)]
+        if end is None:  # the stop string, not an end token, ended it: no end token to count
+            return Generated(text=text, tokens=len(kept), finished=True)
+    return Generated(text=text, tokens=len(kept) + finished, finished=finished)
+
+
+def in_flight_limit(llm: Any, default: int = 512) -> int:
+    """batch_size=auto: twice the sequences vLLM schedules at once, so it never runs dry."""
+    try:
+        seqs = int(llm.llm_engine.vllm_config.scheduler_config.max_num_seqs)
+    except (AttributeError, TypeError, ValueError):
+        return default
+    return max(2 * seqs, 1)
+
+
+def one_line(e: BaseException) -> str:
+    first = " ".join(str(e).split())[:300]
+    return f"{type(e).__name__}: {first}" if first else type(e).__name__
+
+
+class VllmStreamer:
+    """synthgen.generation.Streamer over vLLM's LLMEngine (add_request / step / abort_request)."""
+
+    def __init__(
+        self,
+        llm: Any,
+        sampling: Callable[[GenParams, list[int]], Any],
+        finish: Callable[[list[int], str | None], Generated],
+    ) -> None:
+        self.engine = llm.llm_engine
+        # the renderer LLM.generate itself uses for a prompt, where this vLLM has it
+        self.render = getattr(llm, "_preprocess_cmpl_one", None)
+        self.sampling, self.finish = sampling, finish
+        self.live: dict[str, int] = {}  # request id -> the caller's key
+        self.stops: dict[str, list[str]] = {}  # request id -> its stop strings, where it has some
+
+    def add(self, key: int, ids: list[int], params: GenParams) -> None:
+        rid = f"synthgen-{next(_IDS)}"
+        prompt: Any = {"prompt_token_ids": list(ids)}
+        if callable(self.render):
+            prompt = self.render(prompt)
+        try:
+            self.engine.add_request(rid, prompt, self.sampling(params, ids))
+        except Exception as e:  # a dead engine says so here first
+            raise translate(e) from e
+        self.live[rid] = key
+        if params.stop_strings:
+            self.stops[rid] = list(params.stop_strings)
+
+    def step(self) -> list[tuple[int, Generated]]:
+        try:
+            outs = self.engine.step()
+        except Exception as e:
+            raise translate(e) from e
+        done = []
+        for o in outs:
+            if not getattr(o, "finished", False):
+                continue
+            key = self.live.pop(o.request_id, None)
+            if key is None:
+                continue
+            c = o.outputs[0]
+            stops = self.stops.pop(o.request_id, None)
+            args = (list(c.token_ids), c.finish_reason, *([stops] if stops else []))
+            done.append((key, self.finish(*args)))
+        return done
+
+    def abort(self) -> None:
+        if self.live:
+            self.engine.abort_request(list(self.live))
+        self.live.clear()
+        self.stops.clear()
+
+
+def translate(e: BaseException) -> BaseException:
+    """CUDA out of memory -> OutOfMemory (the caller backs off); a dead engine -> one line."""
+    from synthgen.config import SynthgenError
+
+    if type(e).__name__ == "OutOfMemoryError" or "CUDA out of memory" in str(e):
+        return OutOfMemory(str(e))
+    if type(e).__name__ == "EngineDeadError":
+        return SynthgenError(
+            f"generation.engine: the vLLM engine stopped ({one_line(e)}); rows so far are kept, "
+            "the same command resumes; if it ran out of memory lower "
+            "generation.gpu_memory_utilization"
+        )
+    return e
+
+
+# --- vLLM itself (GPU only; not exercised by the CPU tests) ------------------------------------
+
+
+def sampling_params(params: GenParams, eos: list[int], ids: list[int] | None = None) -> Any:
+    from vllm import SamplingParams
+    from vllm.sampling_params import RequestOutputKind
+
+    return SamplingParams(
+        **sampling_kwargs(params, eos, ids), output_kind=RequestOutputKind.FINAL_ONLY
+    )
+
+
+def make_llm(**kwargs: Any) -> Any:
+    """vllm.LLM(**kwargs); an engine that cannot start is one line naming the key to change."""
+    from vllm import LLM
+
+    log.info("starting vLLM: %s", kwargs)
+    try:
+        return LLM(**kwargs)
+    except Exception as e:
+        text = str(e).lower()
+        if "memory" in text or "cache blocks" in text or "kv cache" in text:
+            raise ValueError(
+                f"generation.gpu_memory_utilization: vLLM could not start ({one_line(e)}); "
+                "free the GPU, change generation.gpu_memory_utilization, lower "
+                "model.max_seq_length or set model.load_in_4bit=true"
+            ) from None
+        raise
+
+
+class VllmRunner:
+    """What the backends call: a wave through `llm.generate`, or a streamer on its engine."""
+
+    def __init__(self, llm: Any, tokenizer: Any, eos: list[int], feed: str) -> None:
+        self.llm, self.tokenizer, self.feed = llm, tokenizer, feed
+        self.eos, self.eos_set = list(eos), set(eos)
+        self._greedy: dict[tuple, Any] = {}  # one SamplingParams per GenParams when greedy
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+    def finish(
+        self, token_ids: list[int], reason: str | None, stop_strings: list[str] | None = None
+    ) -> Generated:
+        return to_generated(token_ids, reason, self.eos_set, self.decode, stop_strings)
+
+    def sampling(self, params: GenParams, ids: list[int]) -> Any:
+        if params.do_sample:
+            return sampling_params(params, self.eos, ids)
+        key = (params.max_new_tokens, params.min_new_tokens, tuple(params.stop_strings))
+        if key not in self._greedy:
+            self._greedy[key] = sampling_params(params, self.eos)
+        return self._greedy[key]
+
+    def streamer(self) -> VllmStreamer | None:
+        return VllmStreamer(self.llm, self.sampling, self.finish) if self.feed == "stream" else None
+
+    def generate(self, batch: list[list[int]], params: GenParams) -> list[Generated]:
+        prompts = [{"prompt_token_ids": list(ids)} for ids in batch]
+        sps = [self.sampling(params, ids) for ids in batch]
+        try:
+            outs = self.llm.generate(prompts, sps, use_tqdm=False)
+        except Exception as e:
+            raise translate(e) from e
+        return [
+            self.finish(
+                list(o.outputs[0].token_ids), o.outputs[0].finish_reason, params.stop_strings
+            )
+            for o in outs
+        ]
+
+    def batch_size(self) -> int:
+        return in_flight_limit(self.llm)
+
+    def close(self) -> None:
+        llm, self.llm = self.llm, None
+        try:
+            engine = getattr(llm, "llm_engine", None)
+            core = getattr(engine, "engine_core", None)
+            if core is not None and hasattr(core, "shutdown"):
+                core.shutdown()  # the engine-core process lets go of the GPU now
+        except Exception as e:  # closing must never hide the run's own result
+            log.warning("vLLM shutdown: %s", one_line(e))
+        del llm

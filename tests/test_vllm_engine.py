@@ -1,0 +1,263 @@
+"""The vllm engine's CPU-checkable parts: the parameter mapping, the result conversion, the
+streamed feeding (run_stream) and the adapter on vLLM's engine step API, with stand-ins for
+vLLM's objects shaped as vllm 0.26 has them. vLLM itself runs only on the GPU machine
+(benchmarks/gpu_session.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from synthgen.backends.base import Generated, GenParams, ModelSpec, OutOfMemory
+from synthgen.backends.vllm_engine import (
+    VllmStreamer,
+    in_flight_limit,
+    llm_kwargs,
+    request_seed,
+    sampling_kwargs,
+    to_generated,
+    translate,
+)
+from synthgen.config import SynthgenError
+from synthgen.generation import Job, drive, run_stream
+
+
+def test_greedy_maps_to_temperature_zero_with_our_stop_tokens() -> None:
+    kw = sampling_kwargs(GenParams(max_new_tokens=64, min_new_tokens=8), eos=[7, 3])
+    assert kw == {
+        "n": 1,
+        "max_tokens": 64,
+        "min_tokens": 8,
+        "stop_token_ids": [3, 7],
+        "detokenize": False,
+        "temperature": 0.0,
+        "top_p": 1.0,
+    }
+
+
+def test_sampling_maps_temperature_top_p_and_a_seed_per_prompt() -> None:
+    p = GenParams(max_new_tokens=5, do_sample=True, temperature=0.6, top_p=0.8, seed=3)
+    a = sampling_kwargs(p, [2], ids=[1, 2, 3])
+    assert (a["temperature"], a["top_p"], a["max_tokens"]) == (0.6, 0.8, 5)
+    assert a["seed"] == sampling_kwargs(p, [2], ids=[1, 2, 3])["seed"]  # same prompt, same seed
+    assert a["seed"] != sampling_kwargs(p, [2], ids=[1, 2, 4])["seed"]
+    assert request_seed(3, [1]) != request_seed(4, [1])
+    assert 0 <= a["seed"] < 2**31
+
+
+def test_llm_kwargs_follow_the_model_spec() -> None:
+    spec = ModelSpec(name_or_path="/m", max_seq_length=4096)
+    kw = llm_kwargs(spec, "bfloat16", False, 0.9, True, seed=5)
+    assert kw == {
+        "model": "/m",
+        "dtype": "bfloat16",
+        "max_model_len": 4096,
+        "gpu_memory_utilization": 0.9,
+        "enable_prefix_caching": True,
+        "seed": 5,
+    }
+    assert llm_kwargs(spec, "bfloat16", True, 0.5, False, 0)["quantization"] == "bitsandbytes"
+    # a pre-quantized bnb checkpoint: vLLM reads its quantization_config itself
+    assert "quantization" not in llm_kwargs(spec, "bfloat16", True, 0.5, False, 0, True)
+
+
+def decode(ids: list[int]) -> str:
+    return " ".join(map(str, ids))
+
+
+def test_results_are_cut_at_the_first_end_of_turn_token_like_the_other_engines() -> None:
+    eos = {9}
+    assert to_generated([4, 5, 9], "stop", eos, decode) == Generated("4 5", 3, True)
+    assert to_generated([4, 5, 6], "length", eos, decode) == Generated("4 5 6", 3, False)
+    # a version that leaves the stop token out still counts it and the finished turn
+    assert to_generated([4, 5], "stop", eos, decode) == Generated("4 5", 3, True)
+
+
+def test_stop_strings_go_to_vllm_and_end_the_text_as_in_transformers() -> None:
+    """A base model's stop strings (model.stop_strings): vLLM needs detokenize for them, keeps
+    them in the text as the transformers engines do, and the text ends right after one."""
+    kw = sampling_kwargs(GenParams(max_new_tokens=8, stop_strings=["?", "\n2."]), eos=[1])
+    assert kw["stop"] == ["?", "\n2."] and kw["include_stop_str_in_output"] is True
+    assert kw["detokenize"] is True
+    words = {4: "What", 5: " is it?", 6: " More"}
+    dec = lambda ids: "".join(words[i] for i in ids)  # noqa: E731
+    assert to_generated([4, 5, 6], "stop", {9}, dec, ["?"]) == Generated("What is it?", 3, True)
+    assert to_generated([4, 5], "stop", {9}, dec, ["?", "\n2."]).text == "What is it?"
+
+
+def test_cuda_oom_becomes_outofmemory_and_a_dead_engine_one_line() -> None:
+    class OutOfMemoryError(RuntimeError):  # torch.cuda.OutOfMemoryError's name
+        pass
+
+    class EngineDeadError(Exception):
+        pass
+
+    assert isinstance(translate(OutOfMemoryError("x")), OutOfMemory)
+    dead = translate(EngineDeadError("EngineCore encountered an issue.\nSee above"))
+    assert isinstance(dead, SynthgenError)
+    assert str(dead).startswith("generation.engine: the vLLM engine stopped") and "\n" not in str(
+        dead
+    )
+    other = ValueError("x")
+    assert translate(other) is other
+
+
+# --- vLLM's LLMEngine as 0.26 has it: add_request / step / abort_request ----------------------
+
+
+@dataclass
+class Completion:
+    token_ids: list[int]
+    finish_reason: str | None
+
+
+@dataclass
+class RequestOutput:
+    request_id: str
+    outputs: list[Completion]
+    finished: bool
+
+
+@dataclass
+class FakeEngine:
+    """Runs `per_step` requests a step (FCFS); request i writes [i, eos]. Counts what it saw."""
+
+    per_step: int = 2
+    oom_on_step: int | None = None
+    waiting: list[tuple[str, list[int]]] = field(default_factory=list)
+    added: list[list[int]] = field(default_factory=list)
+    aborted: list[str] = field(default_factory=list)
+    steps: int = 0
+    max_live: int = 0
+
+    def add_request(self, request_id: str, prompt: dict, params: object) -> str:
+        assert params == "SP" and set(prompt) == {"prompt_token_ids"}
+        self.waiting.append((request_id, prompt["prompt_token_ids"]))
+        self.added.append(prompt["prompt_token_ids"])
+        self.max_live = max(self.max_live, len(self.waiting))
+        return request_id + "-internal"
+
+    def step(self) -> list[RequestOutput]:
+        self.steps += 1
+        if self.oom_on_step == self.steps:
+            raise type("OutOfMemoryError", (RuntimeError,), {})("CUDA out of memory")
+        done, self.waiting = self.waiting[: self.per_step], self.waiting[self.per_step :]
+        running = [RequestOutput(r, [], False) for r, _ in self.waiting[:1]]  # not finished yet
+        return running + [
+            RequestOutput(r, [Completion([ids[0], 99], "stop")], True) for r, ids in done
+        ]
+
+    def abort_request(self, request_ids: list[str]) -> None:
+        self.aborted += request_ids
+        self.waiting = [w for w in self.waiting if w[0] not in request_ids]
+
+
+class FakeLLM:
+    def __init__(self, engine: FakeEngine) -> None:
+        self.llm_engine = engine
+
+
+def streamer(engine: FakeEngine) -> VllmStreamer:
+    return VllmStreamer(
+        FakeLLM(engine),
+        sampling=lambda params, ids: "SP",
+        finish=lambda ids, reason: to_generated(ids, reason, {99}, decode),
+    )
+
+
+def qa_jobs(n: int) -> list[Job]:
+    return [Job("question", [100 + i], i) for i in range(n)]
+
+
+def answer_after_question(log: list) -> object:
+    def on_result(job: Job, out: Generated) -> list[Job]:
+        log.append((job.stage, job.payload, out.text))
+        return [Job("answer", [200 + job.payload], job.payload)] if job.stage == "question" else []
+
+    return on_result
+
+
+def test_stream_hands_each_result_on_at_once_and_submits_its_answer_next() -> None:
+    eng, seen, syncs = FakeEngine(per_step=2), [], []
+    on_result = answer_after_question(seen)
+    sync = lambda: syncs.append(1)  # noqa: E731
+    stats = run_stream(streamer(eng), qa_jobs(5), on_result, GenParams(), 3, None, None, sync, 0.0)
+    assert stats.prompts == {"question": 5, "answer": 5} and stats.feed == "stream"
+    assert stats.output_tokens == 20  # 10 prompts x (1 token + the end-of-turn token)
+    assert eng.max_live <= 3  # never more in flight than asked
+    # the answer of question 0 went in right after it finished, ahead of the other questions
+    assert eng.added[:5] == [[100], [101], [102], [200], [201]]
+    assert seen[0] == ("question", 0, "100") and ("answer", 0, "200") in seen[:4]
+    assert syncs  # fsynced while results came in
+
+
+def test_stream_oom_puts_the_requests_back_and_halves_what_is_in_flight() -> None:
+    eng, seen = FakeEngine(per_step=1, oom_on_step=2), []
+    stats = run_stream(streamer(eng), qa_jobs(4), answer_after_question(seen), GenParams(), 4)
+    assert stats.oom_retries == [{"from": 4, "to": 2}] and stats.batch_size == 2
+    assert len(eng.aborted) == 4  # every request that was in flight, by vLLM's id
+    assert sorted(p for s, p, _ in seen if s == "question") == [0, 1, 2, 3]  # none lost or twice
+    assert sorted(p for s, p, _ in seen if s == "answer") == [0, 1, 2, 3]
+
+
+def test_stream_oom_with_one_request_in_flight_propagates() -> None:
+    with pytest.raises(OutOfMemory):
+        run_stream(streamer(FakeEngine(oom_on_step=1)), qa_jobs(1), lambda j, o: [], GenParams(), 1)
+
+
+def test_a_crash_in_on_result_still_syncs_what_was_written() -> None:
+    syncs, handled = [], []
+
+    def second_fails(job: Job, out: Generated) -> list[Job]:
+        if handled:
+            raise RuntimeError("disk full")
+        handled.append(job.payload)  # the first result was written
+        return []
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        run_stream(
+            streamer(FakeEngine(per_step=1)),
+            qa_jobs(2),
+            second_fails,
+            GenParams(),
+            2,
+            after_batch=lambda: syncs.append(1),
+            sync_seconds=3600,  # no sync on the way: only the one on the way out
+        )
+    assert handled == [0] and syncs == [1]
+
+
+def test_drive_streams_where_the_backend_offers_it_and_batches_otherwise() -> None:
+    class Streaming:
+        def streamer(self) -> VllmStreamer:
+            return streamer(FakeEngine())
+
+    class Batched:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def streamer(self) -> None:
+            return None
+
+        def generate(self, batch: list[list[int]], params: GenParams) -> list[Generated]:
+            self.calls += 1
+            return [Generated("x", 1, True) for _ in batch]
+
+    seen: list = []
+    assert drive(Streaming(), qa_jobs(3), answer_after_question(seen), GenParams(), 8).feed == (
+        "stream"
+    )
+    b = Batched()
+    assert drive(b, qa_jobs(3), answer_after_question([]), GenParams(), 8).feed == "batches"
+    assert b.calls == 2  # the questions, then their answers
+
+
+def test_in_flight_limit_reads_vllms_max_num_seqs() -> None:
+    class Sched:
+        max_num_seqs = 1024
+
+    llm = FakeLLM(FakeEngine())
+    llm.llm_engine.vllm_config = type("C", (), {"scheduler_config": Sched()})()
+    assert in_flight_limit(llm) == 2048
+    assert in_flight_limit(object()) == 512  # an engine without it: a fixed default
