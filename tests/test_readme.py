@@ -10,8 +10,9 @@ working dir, unless
   embedder from the hub), `hydra/launcher=ray|submitit_slurm`;
 - it needs a file of the reader's: an input path in it does not exist here (`/data/docs`,
   `outputs/<run>`); the one check error allowed is the one naming that path;
-- another test runs it: the quick start's `python run.py` (tests/test_gemma.py, with the real
-  default model) and the Scaling out commands (tests/test_scale.py).
+- another test runs it (RUN_ELSEWHERE): the quick start's `python run.py` (tests/test_gemma.py,
+  with the real default model), the Scaling out commands (tests/test_scale.py), the data
+  sections' commands (tests/test_readme_data.py reads the corpus with each).
 """
 
 from __future__ import annotations
@@ -30,9 +31,12 @@ from tests.conftest import REPO, cli
 README = REPO / "README.md"
 DEFAULT_MODEL = "gemma3_270m"
 INPUT_KEYS = (".dir", ".data", ".sweep", ".runs", ".tuned", "name_or_path")  # key endings
-RUN_ELSEWHERE = {
+RUN_ELSEWHERE = {  # (section, command or None = every command of the section): the test
     ("Quick start", "python run.py"): "tests/test_gemma.py",
-    ("Scaling out", None): "tests/test_scale.py",  # every command of the section
+    ("Scaling out", None): "tests/test_scale.py",
+    ("Text files and their encoding", None): "tests/test_readme_data.py",  # up to the corpus
+    ("Cleaning PDF text", None): "tests/test_readme_data.py",
+    ("Duplicates and the train/val leak check", None): "tests/test_readme_data.py",
 }
 SMALL = {"num_rows": "2", "generation.max_new_tokens": "8", "compare.embedder": "null"}
 
