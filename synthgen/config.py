@@ -161,7 +161,11 @@ def check(cfg: DictConfig) -> None:
         fmt == "chat" or not m.get("chat_template"),
         "model.chat_template: unused with model.prompt_format=plain; set it to null",
     )
-    for name, want in (("cues", "a string"), ("stop_strings", "a list of strings")):
+    for name, want in (
+        ("cues", "a string"),
+        ("stop_strings", "a list of strings"),
+        ("max_new_tokens", "an integer >= 1"),
+    ):
         per_stage = m.get(name) or {}
         _need(
             OmegaConf.is_dict(per_stage) or per_stage == {},
@@ -172,11 +176,12 @@ def check(cfg: DictConfig) -> None:
                 stage in ("question", "answer"),
                 f"model.{name}: unknown stage {stage!r} (question, answer)",
             )
-            ok = (
-                isinstance(v, str)
-                if name == "cues"
-                else OmegaConf.is_list(v) and all(isinstance(x, str) and x for x in v)
-            )
+            if name == "cues":
+                ok = isinstance(v, str)
+            elif name == "stop_strings":
+                ok = OmegaConf.is_list(v) and all(isinstance(x, str) and x for x in v)
+            else:
+                ok = isinstance(v, int) and not isinstance(v, bool) and v >= 1
             _need(ok, f"model.{name}.{stage}: must be {want}, got {v!r}")
     _need(
         fmt == "plain" or not m.get("cues"),

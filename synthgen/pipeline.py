@@ -781,15 +781,25 @@ def load_backend(cfg: DictConfig) -> Any:
 
 
 def stage_params(cfg: DictConfig, spec: ModelSpec) -> dict[str, GenParams]:
-    """Generation settings per stage: the same `generation.*`, the model's stop strings for
-    the stage. A list prompt ({num_questions}) wants several questions from one reply, so
-    stop strings meant to end one question (a "?") do not apply to it."""
-    keys = ("max_new_tokens", "min_new_tokens", "temperature", "top_p", "do_sample", "seed")
+    """Generation settings per stage: `generation.*`, with the model's stop strings and token
+    cap for the stage (a base model's: it never stops on its own). A list prompt
+    ({num_questions}) wants several questions from one reply, so what is meant to end one
+    question (a "?", a short cap) does not apply to it."""
+    keys = ("temperature", "top_p", "do_sample", "seed")
     base = {k: cfg.generation[k] for k in keys}
-    stops = {s: list(spec.stop_strings.get(s) or []) for s in ("question", "answer")}
-    if prompting.asks_for_list(cfg.prompt.question):
-        stops["question"] = []
-    return {s: GenParams(**base, stop_strings=stops[s]) for s in stops}
+    out = {}
+    for stage in ("question", "answer"):
+        one = stage == "answer" or not prompting.asks_for_list(cfg.prompt.question)
+        cap = int(cfg.generation.max_new_tokens)
+        if one and spec.max_new_tokens.get(stage):
+            cap = min(cap, int(spec.max_new_tokens[stage]))
+        out[stage] = GenParams(
+            **base,
+            max_new_tokens=cap,
+            min_new_tokens=min(int(cfg.generation.min_new_tokens), cap),
+            stop_strings=list(spec.stop_strings.get(stage) or []) if one else [],
+        )
+    return out
 
 
 def vllm_options(cfg: DictConfig) -> dict[str, Any]:
@@ -1019,11 +1029,13 @@ def prompt_preview(
     q = prompting.question_prompt(cfg.prompt.question, first.chunk.text, num_questions=k)
     a = prompting.answer_prompt(cfg.prompt.answer, first.chunk.text, "<the parsed question>")
     out: list[str] = []
+    params = stage_params(cfg, spec)
     for stage, user in (("question", q), ("answer", a)):
         text = render(tok, msgs(user), spec, stage)
         n_tok = len(tok(text, add_special_tokens=False)["input_ids"])
-        stops = spec.stop_strings.get(stage) if not (list_mode and stage == "question") else None
-        ends = f", ends at {stops!r}" if stops else ""
+        p = params[stage]
+        ends = f", reply ends at {p.stop_strings!r}" if p.stop_strings else ""
+        ends += f", at most {p.max_new_tokens} new tokens"
         out += [
             "",
             f"--- first {stage} prompt ({first.split} {first.chunk.source}, chunk "

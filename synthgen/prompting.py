@@ -122,6 +122,7 @@ def parse_question(raw: str, require_question_mark: bool = False) -> tuple[str |
     text = re.split(r"\n\s*\n", text, maxsplit=1)[0]
     text = _first_question(text)
     text = " ".join(_strip_wrapping(text).split())
+    text = _TRAILING_NUMBER.sub("", text)
     if not text:
         return None, "empty"
     if require_question_mark and "?" not in text:
@@ -134,7 +135,11 @@ _NEXT_QUESTION = re.compile(
 )
 
 
-_BARE_MARKER = re.compile(r"^\s*(?:\d{1,3}[.)]|question\s*\d*|q\s*\d*)\s*[:：]?\s*$", re.I)
+# a last line that is only a list number, a label or a rule ("2.", "Question", "-----")
+_BARE_MARKER = re.compile(
+    r"^\s*(?:\d{1,3}[.)]|question\s*\d*|q\s*\d*|[-=_*]{3,})\s*[:：]?\s*$", re.I
+)
+_TRAILING_NUMBER = re.compile(r"\s+\d{1,2}[.)]$")  # "... the orchestra. 2." (the next item)
 
 
 def _cut_loop(text: str) -> str:

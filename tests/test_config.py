@@ -67,6 +67,7 @@ def test_all_group_dirs_are_covered() -> None:
         ("+model.cues.system=x", "model.cues"),
         ("model.stop_strings.answer=['']", "model.stop_strings.answer"),
         ("model.stop_strings.answer=stop", "model.stop_strings.answer"),
+        ("model.max_new_tokens.answer=0", "model.max_new_tokens.answer"),
     ],
 )
 def test_bad_values_name_their_key(override: str, key: str) -> None:

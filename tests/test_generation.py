@@ -74,3 +74,37 @@ def test_stop_strings_end_a_reply_right_after_the_first_match(tiny_model) -> Non
         assert g.finished and g.text == text[: text.index(stop) + len(stop)]
         assert g.tokens <= 12
     b.close()
+
+
+def test_a_stop_string_counts_once_the_reply_has_begun(tiny_model) -> None:
+    """A base model often opens with a blank line: a "\\n\\n" stop string must not end the
+    reply there (an empty answer); the cut comes after the first text."""
+    from synthgen.backends.transformers import Backend
+
+    b = Backend(name_or_path=str(tiny_model), max_seq_length=256, eos_tokens=[])
+    g = b._decode(
+        b.tokenizer("\n\nThe long take.\n\nMore", add_special_tokens=False)["input_ids"], ["\n\n"]
+    )
+    assert g.text.strip() == "The long take." and g.finished
+    assert not b._decode(
+        b.tokenizer("\n\n", add_special_tokens=False)["input_ids"], ["\n\n"]
+    ).finished
+    b.close()
+
+
+def test_after_content_holds_a_stop_back_while_the_reply_is_blank(tiny_model) -> None:
+    import torch
+    from transformers import AutoTokenizer
+
+    from synthgen.backends.transformers import after_content
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    prompt = tok("Question:", add_special_tokens=False)["input_ids"]
+
+    def every_row_matches(input_ids, scores, **kw):
+        return torch.ones(input_ids.shape[0], dtype=torch.bool)
+
+    stop = after_content(every_row_matches, tok, len(prompt))
+    for reply, done in (("\n\n", False), ("Why?\n\n", True)):
+        ids = torch.tensor([prompt + tok(reply, add_special_tokens=False)["input_ids"]])
+        assert stop(ids, None).tolist() == [done], reply

@@ -207,6 +207,20 @@ def test_a_plain_format_model_gets_each_stage_cue_and_stop_strings(tmp_path: Pat
         assert stops == list(cfg.model.stop_strings.answer)
 
 
+def test_a_base_model_reply_is_capped_per_stage() -> None:
+    from synthgen.backends.base import ModelSpec
+
+    cfg = compose(["generation.max_new_tokens=100", "generation.min_new_tokens=60"])
+    spec = ModelSpec.from_kwargs(dict(cfg.model))
+    p = pipeline.stage_params(cfg, spec)
+    assert p["question"].max_new_tokens == cfg.model.max_new_tokens.question == 48
+    assert p["question"].min_new_tokens == 48  # never above its cap
+    assert p["answer"].max_new_tokens == 100  # generation.max_new_tokens is the lower one
+    chat = compose(["model=qwen25_05b"])
+    q = pipeline.stage_params(chat, ModelSpec.from_kwargs(dict(chat.model)))["question"]
+    assert q.max_new_tokens == chat.generation.max_new_tokens and q.stop_strings == []
+
+
 def test_a_list_prompt_gets_no_question_stop_strings(tmp_path: Path) -> None:
     pipeline.run(compose([FAKE, "num_rows=2", "prompt=multi_question"]), tmp_path)
     stops = {tuple(st) for t, st in fake_backend.Backend.seen if "different quiz questions" in t}

@@ -31,6 +31,7 @@ class ModelSpec:
     prompt_format: str = "chat"
     cues: dict[str, str] = field(default_factory=dict)  # plain: text after the prompt, per stage
     stop_strings: dict[str, list[str]] = field(default_factory=dict)  # per stage: end the reply
+    max_new_tokens: dict[str, int] = field(default_factory=dict)  # per stage: a lower cap
     hub_id: str | None = None  # the publisher's hub id (informational)
     unsloth_4bit_id: str | None = None  # Unsloth's pre-quantized 4-bit repo, where one exists
 

@@ -362,7 +362,9 @@ class Backend:
             from transformers import StoppingCriteriaList
 
             stop = self._stop_criteria(tuple(params.stop_strings))
-            kw["stopping_criteria"] = StoppingCriteriaList([stop])
+            kw["stopping_criteria"] = StoppingCriteriaList(
+                [after_content(stop, self.tokenizer, width)]
+            )
         if static:
             kw["cache_implementation"] = "static"
             if self.prefill_chunk:
@@ -401,7 +403,8 @@ class Backend:
             while kept and kept[-1] == self.pad:  # a row stopped by a stop string
                 kept = kept[:-1]
         text = self.tokenizer.decode(kept, skip_special_tokens=True)
-        stops = [(text.find(s), s) for s in stop_strings or [] if s and s in text]
+        begun = len(text) - len(text.lstrip())  # a stop string counts once the reply has begun
+        stops = [(text.find(s, begun), s) for s in stop_strings or [] if s and s in text[begun:]]
         if stops:
             at, s = min(stops)
             text = text[: at + len(s)]
@@ -417,6 +420,24 @@ class Backend:
             import torch
 
             torch.cuda.empty_cache()
+
+
+def after_content(inner: Any, tokenizer: Any, start: int) -> Any:
+    """`inner` (a StopStringCriteria), counting a match only once a row's reply holds text:
+    a base model often opens with a blank line, which a "\n\n" stop string would turn into
+    an empty reply. `start`: where the new tokens begin in input_ids."""
+    from transformers import StoppingCriteria
+
+    class AfterContent(StoppingCriteria):
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            hit = inner(input_ids, scores, **kwargs)
+            for i in hit.nonzero().flatten().tolist():
+                new = input_ids[i, start:].tolist()
+                if not tokenizer.decode(new, skip_special_tokens=True).strip():
+                    hit[i] = False  # only whitespace so far: not the end of a reply
+            return hit
+
+    return AfterContent()
 
 
 def _generation_config(name_or_path: str) -> Any:
