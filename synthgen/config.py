@@ -32,6 +32,7 @@ ROW_KEYS = (
     "keywords",
     "prompt",
     "model",
+    "filters",
     "generation.max_new_tokens",
     "generation.min_new_tokens",
     "generation.temperature",
@@ -58,7 +59,7 @@ def _int(cfg: DictConfig, key: str, low: int) -> int:
 
 def check(cfg: DictConfig) -> None:
     """Validate a `task=generate` config. Touches the file system, never loads a model."""
-    from synthgen import backends, prompting
+    from synthgen import backends, filters, prompting
 
     _int(cfg, "num_rows", 1)
     count = _int(cfg, "shard.count", 1)
@@ -123,6 +124,8 @@ def check(cfg: DictConfig) -> None:
             "prompt.followup: questions_per_chunk > 1 needs a followup template with {previous} "
             "(or {num_questions} in prompt.question)",
         )
+
+    filters.check(cfg)  # numbers in range, patterns compile
 
     m = cfg.model
     names = backends.available()

@@ -1,4 +1,5 @@
-"""The batch job: read -> clean -> chunk -> dedup -> select -> prompt -> generate -> parse -> write.
+"""The batch job: read -> clean -> chunk -> dedup -> select -> prompt -> generate -> parse -> gate
+-> dedup -> write.
 
 `run(cfg)` is what run.py calls; tests call it directly with a composed config.
 """
@@ -28,6 +29,7 @@ from synthgen import (
     cleaning,
     dedup,
     faults,
+    filters,
     prompting,
     reading,
     runlock,
@@ -60,6 +62,7 @@ TASKS = {
     "evaluate": "synthgen.evaluate:evaluate",
     "export": "synthgen.export:export",
     "merge": "synthgen.merge:merge",
+    "filter": "synthgen.refilter:refilter",
 }
 
 
@@ -318,7 +321,14 @@ def sibling_state(cfg: DictConfig, run_dir: Path) -> tuple[RunState, list[Path]]
 class Generator:
     """Turns slots into rows through one backend, writing every result as it lands."""
 
-    def __init__(self, cfg: DictConfig, run_dir: Path, encode: Any, state: RunState) -> None:
+    def __init__(
+        self,
+        cfg: DictConfig,
+        run_dir: Path,
+        encode: Any,
+        state: RunState,
+        gates: filters.Gates | None = None,
+    ) -> None:
         self.cfg, self.run_dir, self.encode = cfg, run_dir, encode
         self.pr = cfg.prompt
         self.list_mode = prompting.asks_for_list(self.pr.question)
@@ -331,6 +341,10 @@ class Generator:
         self.seen = {s: dedup.QuestionSet(threshold) for s in SPLITS}
         for r in [*state.questions, *(r for rows in state.rows.values() for r in rows)]:
             self.seen[r["split"]].add(r["question"])
+        # quality gates (conf/filters); earlier rows take part in the near-duplicate check
+        self.gates = gates if gates is not None else filters.Gates(cfg, cfg.prompt)
+        for r in (r for rows in state.rows.values() for r in rows):
+            self.gates.accept(r["answer"], r["split"], r["chunk_id"])
         self.rejects: Counter[str] = Counter()  # "stage:reason" -> count
         self.progress: Any = None
         self.first_row_at: float | None = None  # perf_counter when the first row hit the disk
@@ -359,6 +373,7 @@ class Generator:
         reason: str,
         raw: str = "",
         question: str = "",
+        drop: filters.Drop | None = None,
         **extra: Any,
     ) -> None:
         self.rejects[f"{stage}:{reason}"] += 1
@@ -374,6 +389,8 @@ class Generator:
             "raw": raw,
             **extra,
         }
+        if drop is not None:  # a quality gate's: its score and threshold, and which gate set
+            rec.update(drop.record(), filters=self.gates.name)
         self.rejected_out.write([rec])
         self._tick()
 
@@ -422,6 +439,13 @@ class Generator:
             return None
         return Job("answer", ids, {"slot": slot, "question": question, "q_tokens": q_tokens})
 
+    def gated(self, slot: Slot, question: str, raw: str) -> bool:
+        """A question a quality gate drops is rejected here and never answered."""
+        drop = self.gates.question(question, slot.chunk.text)
+        if drop is not None:
+            self.reject(slot, "question", drop.reason, raw=raw, question=question, drop=drop)
+        return drop is not None
+
     def accept_question(self, slot: Slot, question: str, out_tokens: int, raw: str) -> Job | None:
         """Dedup within the split, persist, and enqueue the answer."""
         twin = self.seen[slot.split].match(question)
@@ -463,6 +487,8 @@ class Generator:
                 for slot, q in zip(slots, parsed, strict=True):
                     if q is None:
                         self.reject(slot, "question", "missing_from_list", raw=out.text)
+                    elif self.gated(slot, q, out.text):
+                        continue
                     elif (j := self.accept_question(slot, q, out.tokens, out.text)) is not None:
                         new.append(j)
                 return new
@@ -471,6 +497,8 @@ class Generator:
             previous = list(job.payload["previous"])
             if q is None:
                 self.reject(slot, "question", reason or "empty", raw=out.text)
+            elif self.gated(slot, q, out.text):
+                pass  # not shown to the chunk's next prompt: an echo would be asked for again
             else:
                 previous.append(q)
                 if (j := self.accept_question(slot, q, out.tokens, out.text)) is not None:
@@ -485,6 +513,11 @@ class Generator:
         if a is None:
             self.reject(slot, "answer", reason or "empty", raw=out.text, question=question)
             return new
+        drop = self.gates.answer(a, slot.chunk.text, question, slot.split, slot.chunk.id)
+        if drop is not None:
+            self.reject(slot, "answer", drop.reason, raw=out.text, question=question, drop=drop)
+            return new
+        self.gates.accept(a, slot.split, slot.chunk.id)
         row = Row(
             id=short_hash(slot.key),
             split=slot.split,
@@ -595,10 +628,12 @@ def _generate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     stats = Stats()
     t = time.perf_counter()
     if todo:
+        gates = filters.Gates(cfg, cfg.prompt)
+        gates.prepare()  # the embedding gate's model, if on: a bad one fails before the LLM loads
         backend = load_backend(cfg)
         seconds["load_model"] += time.perf_counter() - t
         backend.set_seed(cfg.generation.seed)
-        gen = Generator(cfg, run_dir, lambda m: encode_chat(backend.tokenizer, m), known)
+        gen = Generator(cfg, run_dir, lambda m: encode_chat(backend.tokenizer, m), known, gates)
         params = GenParams(
             **{
                 k: cfg.generation[k]
@@ -843,6 +878,8 @@ def make_summary(
         "model": cfg.model.name_or_path,
         "splits": splits,
         "rows": {s: len(rows[s]) for s in SPLITS},
+        # quality-gate rejects over the run dir, per "stage:reason" (also in splits.*.rejected_*)
+        "filters": {"name": filters.name(cfg), "rejected": filters.counts(state.rejected)},
         "this_session": {
             "prompts": stats.prompts,
             "rejects": dict(sorted(rejects.items())),
