@@ -29,7 +29,9 @@ log = logging.getLogger(__name__)
 
 
 class GenerateFn(Protocol):
-    def __call__(self, batch: list[list[int]], params: GenParams) -> list[Generated]: ...
+    def __call__(
+        self, batch: list[list[int]], params: GenParams | list[GenParams]
+    ) -> list[Generated]: ...
 
 
 class Streamer(Protocol):
@@ -51,6 +53,8 @@ class Job:
     stage: str  # "question" or "answer"
     ids: list[int]  # prompt token ids, chat template applied
     payload: Any  # what the caller needs back with the result
+    # this prompt's own settings (benchmarks force each row's output length); None = the run's
+    params: GenParams | None = None
 
 
 @dataclass
@@ -79,6 +83,13 @@ def _pick(pools: dict[str, list[Job]], batch_size: int) -> list[Job]:
     return batch
 
 
+def batch_params(batch: list[Job], params: GenParams) -> GenParams | list[GenParams]:
+    """One GenParams for the batch, or one per prompt where some job carries its own."""
+    if all(j.params is None for j in batch):
+        return params
+    return [j.params or params for j in batch]
+
+
 def run_queue(
     generate: GenerateFn,
     jobs: Iterable[Job],
@@ -104,7 +115,7 @@ def run_queue(
         batch = _pick(pools, size)
         t0 = time.perf_counter()
         try:
-            outs = generate([j.ids for j in batch], params)
+            outs = generate([j.ids for j in batch], batch_params(batch, params))
         except OutOfMemory:
             if size == 1:
                 raise
@@ -167,7 +178,7 @@ def run_stream(
             while len(in_flight) < size and (pools["answer"] or pools["question"]):
                 job = (pools["answer"] or pools["question"]).popleft()
                 key = next(keys)
-                streamer.add(key, job.ids, params)
+                streamer.add(key, job.ids, job.params or params)
                 in_flight[key] = job
             try:
                 done = streamer.step()

@@ -38,6 +38,7 @@ from synthgen.backends.base import (
     OutOfMemory,
     eos_ids,
     load_tokenizer,
+    per_row,
 )
 
 log = logging.getLogger(__name__)
@@ -289,7 +290,9 @@ class Backend:
         )
         return rows
 
-    def generate(self, batch: list[list[int]], params: GenParams) -> list[Generated]:
+    def generate(
+        self, batch: list[list[int]], params: GenParams | list[GenParams]
+    ) -> list[Generated]:
         if self.runner is not None:
             return self.runner.generate(batch, params)
         import torch
@@ -315,7 +318,9 @@ class Backend:
             self.static_rows = 0  # a smaller batch is a new fixed shape
             raise OutOfMemory(str(e)) from e
 
-    def _generate_static(self, batch: list[list[int]], params: GenParams) -> list[Generated]:
+    def _generate_static(
+        self, batch: list[list[int]], params: GenParams | list[GenParams]
+    ) -> list[Generated]:
         """Fixed shapes: `static_rows` rows, prompt width a multiple of the prefill chunk."""
         self.static_rows = max(self.static_rows, len(batch))
         width = max(len(ids) for ids in batch)
@@ -324,16 +329,23 @@ class Backend:
         # transformers sizes each call's static cache to max(this call, the largest so far) so
         # that the compiled step keeps its shapes; growing it in 256-token steps means a run
         # recompiles a few times at most (answers' longer prompts), not at every new width
-        need = -(-(pad_to + params.max_new_tokens) // 256) * 256
+        longest = per_row(params, len(batch))[0].max_new_tokens
+        need = -(-(pad_to + longest) // 256) * 256
         prev = getattr(self.model, "_previous_max_cache_length", -1)
         self.model._previous_max_cache_length = max(prev, need)
         return self._generate(batch, params, pad_to=pad_to, rows=self.static_rows, static=True)
 
     def _generate(
-        self, batch: list[list[int]], params: GenParams, pad_to: int | None, rows: int, static: bool
+        self,
+        batch: list[list[int]],
+        params: GenParams | list[GenParams],
+        pad_to: int | None,
+        rows: int,
+        static: bool,
     ) -> list[Generated]:
         import torch
 
+        params, limits = per_row(params, len(batch))
         width = pad_to or max(len(ids) for ids in batch)
         padded = batch + [batch[0]] * (rows - len(batch))  # filler rows keep the shape fixed
         input_ids = torch.full((len(padded), width), self.pad, dtype=torch.long)
@@ -350,20 +362,31 @@ class Backend:
             kw["cache_implementation"] = "static"
             if self.prefill_chunk:
                 kw["prefill_chunk_size"] = self.prefill_chunk
+        if limits is not None:  # each row its own length: ended by a forced end token
+            filler = [(0, params.max_new_tokens)] * (len(padded) - len(batch))
+            kw["logits_processor"] = [row_lengths(limits + filler, width, self.eos)]
         with torch.inference_mode():
             out = self.model.generate(
                 input_ids=input_ids.to(self.device),
                 attention_mask=mask.to(self.device),
                 max_new_tokens=params.max_new_tokens,
-                min_new_tokens=params.min_new_tokens or None,
+                min_new_tokens=(params.min_new_tokens or None) if limits is None else None,
                 eos_token_id=self.eos,
                 pad_token_id=self.pad,
                 **kw,
             )
-        return [self._decode(row) for row in out[: len(batch), width:].tolist()]
+        new = out[: len(batch), width:].tolist()
+        if limits is None:
+            return [self._decode(row) for row in new]
+        return [self._decode(row, most) for row, (_, most) in zip(new, limits, strict=True)]
 
-    def _decode(self, new: list[int]) -> Generated:
-        """Cut at the first end-of-turn token; the rest is padding after the row finished."""
+    def _decode(self, new: list[int], most: int | None = None) -> Generated:
+        """Cut at the first end-of-turn token; the rest is padding after the row finished.
+
+        `most`: the row's own max_new_tokens, where the batch ran longer: its forced end token
+        (row_lengths) is not one of its tokens, as with an engine that stops each row itself.
+        """
+        new = new if most is None else new[:most]
         end = next((i for i, t in enumerate(new) if t in self.eos), None)
         kept = new if end is None else new[:end]
         text = self.tokenizer.decode(kept, skip_special_tokens=True)
@@ -378,6 +401,36 @@ class Backend:
             import torch
 
             torch.cuda.empty_cache()
+
+
+def row_lengths(limits: list[tuple[int, int]], width: int, eos: list[int]) -> Any:
+    """A logits processor that keeps each row between its own (min, max) new tokens.
+
+    Before a row's min its end tokens are masked (what min_new_tokens does for a whole batch);
+    at its max an end token is forced, so that row stops while the batch goes on.
+    """
+    import torch
+    from transformers import LogitsProcessor
+
+    class RowLengths(LogitsProcessor):
+        def __init__(self) -> None:
+            self.low = torch.tensor([lo for lo, _ in limits])
+            self.high = torch.tensor([hi for _, hi in limits])
+            self.eos = torch.tensor(sorted(eos))
+
+        def __call__(self, input_ids: Any, scores: Any) -> Any:
+            t = input_ids.shape[1] - width  # new tokens so far
+            dev = scores.device
+            early = (t < self.low).to(dev)
+            eos = self.eos.to(dev)
+            scores[early.nonzero()[:, 0][:, None], eos[None, :]] = -float("inf")
+            force = (t >= self.high).to(dev)
+            if bool(force.any()):
+                scores[force] = -float("inf")
+                scores[force, eos[0]] = 0.0
+            return scores
+
+    return RowLengths()
 
 
 def _generation_config(name_or_path: str) -> Any:

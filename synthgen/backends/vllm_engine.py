@@ -233,9 +233,12 @@ class VllmRunner:
     def streamer(self) -> VllmStreamer | None:
         return VllmStreamer(self.llm, self.sampling, self.finish) if self.feed == "stream" else None
 
-    def generate(self, batch: list[list[int]], params: GenParams) -> list[Generated]:
+    def generate(
+        self, batch: list[list[int]], params: GenParams | list[GenParams]
+    ) -> list[Generated]:
         prompts = [{"prompt_token_ids": list(ids)} for ids in batch]
-        sps = [self.sampling(params, ids) for ids in batch]
+        per_row = params if isinstance(params, list) else [params] * len(batch)
+        sps = [self.sampling(p, ids) for p, ids in zip(per_row, batch, strict=True)]
         try:
             outs = self.llm.generate(prompts, sps, use_tqdm=False)
         except Exception as e:
