@@ -26,10 +26,12 @@ class Backend:
     """Writes 'Question N about <chunk start>?' and 'Answer to ...'; can fake OOM and crashes."""
 
     calls: list[int] = []  # batch sizes seen, shared across instances for assertions
+    pairs: int = 0  # qa_pair replies written so far
     oom_above: int | None = None  # raise OutOfMemory for batches larger than this
     crash_after: int | None = None  # raise RuntimeError on this call number (a killed run)
     duplicate_questions: bool = False  # every question the same text
     stream: bool = False  # offer streamed feeding, as the vllm engine does (generation.drive)
+    broken_pairs: bool = False  # qa_pair prompts: every 2nd reply without its answer part
 
     def __init__(
         self, engine: str = "auto", prefill_chunk_size: int = 0, vllm: Any = None, **kwargs: Any
@@ -55,6 +57,13 @@ class Backend:
             )
             if "Also, question is given below" in text:
                 out.append(Generated(f"Answer: it is about {context}.", 9, True))
+            elif "Answer: <the answer>" in text:  # prompt=qa_pair: both in one reply
+                type(self).pairs += 1
+                n = text.count("\n- ")
+                q = f"**Question:** What is #{n} in '{context}'?"
+                broken = self.broken_pairs and type(self).pairs % 2 == 0
+                text = q if broken else f"{q}\n**Answer:** it is {context}."
+                out.append(Generated(text, 12, True))
             elif self.duplicate_questions:
                 out.append(Generated("Here is a question:\nWhat is it?", 5, True))
             else:
