@@ -232,13 +232,16 @@ def drive(
     stats: Stats | None = None,
     after_batch: Callable[[], None] | None = None,
 ) -> Stats:
-    """Feed the jobs the backend's way: streamed where it offers a `streamer()`, else batched."""
+    """Feed the jobs the backend's way: streamed where it offers a `streamer()`, else batched.
+
+    A streamer may want more requests in flight than the batch (`max_in_flight`: the
+    continuous engine keeps a queue to refill its slots from).
+    """
     make = getattr(backend, "streamer", None)
-    streamer = make() if callable(make) else None
+    streamer = make(batch_size) if callable(make) else None
     if streamer is not None:
-        return run_stream(
-            streamer, jobs, on_result, params, batch_size, progress, stats, after_batch
-        )
+        size = getattr(streamer, "max_in_flight", None) or batch_size
+        return run_stream(streamer, jobs, on_result, params, size, progress, stats, after_batch)
     return run_queue(
         backend.generate, jobs, on_result, params, batch_size, progress, stats, after_batch
     )

@@ -71,7 +71,7 @@ class Backend:
                 out.append(Generated(f"Question: What is #{n} in '{context}'?", 7, True))
         return out
 
-    def streamer(self) -> FakeStreamer | None:
+    def streamer(self, batch_size: int | None = None) -> FakeStreamer | None:
         return FakeStreamer(self) if self.stream else None
 
     def close(self) -> None:

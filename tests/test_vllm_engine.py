@@ -218,14 +218,14 @@ def test_a_crash_in_on_result_still_syncs_what_was_written() -> None:
 
 def test_drive_streams_where_the_backend_offers_it_and_batches_otherwise() -> None:
     class Streaming:
-        def streamer(self) -> VllmStreamer:
+        def streamer(self, batch_size: int | None = None) -> VllmStreamer:
             return streamer(FakeEngine())
 
     class Batched:
         def __init__(self) -> None:
             self.calls = 0
 
-        def streamer(self) -> None:
+        def streamer(self, batch_size: int | None = None) -> None:
             return None
 
         def generate(self, batch: list[list[int]], params: GenParams) -> list[Generated]:

@@ -11,6 +11,11 @@ prompts, 128 new tokens (benchmarks/RESULTS.md, ../shared/gpu/README.md):
   256). Shapes are kept fixed so it compiles once: every batch has `batch_size` rows (short
   batches are padded with copies) and prompts are left-padded to a multiple of the prefill
   chunk; the prefill runs in chunks of `prefill_chunk_size` tokens so large batches fit.
+- continuous: synthgen's continuous batching over a static KV cache on the same weights
+  (synthgen/backends/continuous.py): per-row positions, a finished row's slot refilled at once,
+  prefill in token-budget sub-batches, decode replayed from CUDA graphs, and prefix reuse (a
+  chunk's answer prefills only what follows the chunk). Not measured on a GPU yet, so auto does
+  not pick it; benchmarks/workload.py compares it with static.
 - vllm: vLLM's continuous batching on the same token ids (synthgen/backends/vllm_engine.py);
   no transformers model is loaded then. Measured on an H100 (2026-11-28): vLLM 0.26 bf16 made
   6,037 tok/s at 128 new tokens where the static engine made 3,874-4,035, and 2,472 vs 892 at
@@ -134,6 +139,7 @@ class Backend:
             },
         }
         self.runner: Any = None  # the vllm engine's VllmRunner
+        self.slots_engine: Any = None  # the continuous engine's SlotEngine, made at first use
         self.model: Any = None
         if self.engine == "vllm":
             self._start_vllm()
@@ -253,9 +259,32 @@ class Backend:
 
         set_seed(seed)
 
-    def streamer(self) -> Any:
-        """The vllm engine's continuous feeding (generation.vllm_feed=stream), else None."""
-        return self.runner.streamer() if self.runner is not None else None
+    def streamer(self, batch_size: int | None = None) -> Any:
+        """Continuous feeding: the vllm engine's (generation.vllm_feed=stream), the continuous
+        engine's (`batch_size` slots, made once and kept over the splits), else None."""
+        if self.runner is not None:
+            return self.runner.streamer()
+        if self.engine != "continuous":
+            return None
+        if self.slots_engine is None:
+            from synthgen.backends.continuous import SlotEngine
+
+            self.slots_engine = SlotEngine(
+                self.model,
+                self.eos,
+                self.pad,
+                lambda ids: self.tokenizer.decode(ids, skip_special_tokens=True),
+                slots=int(batch_size or 8),
+                limit=int(self.spec.max_seq_length),
+                prefill_tokens=self.prefill_chunk or 8192,
+                reuse=bool(self.options["enable_prefix_caching"]),
+            )
+            self.notes.append(
+                f"continuous engine: {self.slots_engine.slots} slots, prefix reuse "
+                f"{'on' if self.slots_engine.reuse else 'off'}, "
+                f"{'CUDA graphs' if self.slots_engine.graphs_on else 'eager'} decode"
+            )
+        return self.slots_engine
 
     def auto_batch_size(self, max_new_tokens: int, max_prompt_tokens: int = 1024) -> int:
         """Rows that fit: free GPU memory after the weights, over the KV cache one row needs.
@@ -272,15 +301,19 @@ class Backend:
             return 8
         import torch
 
-        c = self.model.config.get_text_config()
-        head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
-        kv_heads = getattr(c, "num_key_value_heads", None) or c.num_attention_heads
+        from synthgen.backends.continuous import slot_bytes
+
         cache_len = max_prompt_tokens + max_new_tokens
-        per_row = (
-            2 * c.num_hidden_layers * kv_heads * head_dim * cache_len * self.dtype.itemsize
-        )  # bytes
+        per_row = slot_bytes(self.model.config, cache_len, self.dtype.itemsize)  # bytes
         free, _ = torch.cuda.mem_get_info()
         rows = int(0.6 * free // per_row)
+        if self.engine == "continuous":  # slots; prefill runs in sub-batches, any count fits
+            slots = max(8, min(256, rows - rows % 8))
+            self.notes.append(
+                f"batch_size=auto -> {slots} slots ({free / 2**30:.0f} GiB free, "
+                f"{cache_len}-token cache)"
+            )
+            return slots
         # without chunked prefill the whole batch prefills at once: 384 rows of ~580 tokens ran
         # out of memory on an 80 GB H100 (8 GB MLP blocks), 256 fit
         cap = 512 if self.prefill_chunk else 256
@@ -295,6 +328,10 @@ class Backend:
     ) -> list[Generated]:
         if self.runner is not None:
             return self.runner.generate(batch, params)
+        if self.engine == "continuous":
+            return self.streamer(
+                self.slots_engine.slots if self.slots_engine else len(batch)
+            ).generate(batch, params)
         import torch
 
         try:
@@ -395,7 +432,9 @@ class Backend:
     def close(self) -> None:
         if self.runner is not None:
             self.runner.close()
-        self.runner = None
+        if self.slots_engine is not None:
+            self.slots_engine.close()
+        self.runner = self.slots_engine = None
         self.model = None
         if self.cuda:
             import torch
