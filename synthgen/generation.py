@@ -68,6 +68,8 @@ class Stats:
     oom_retries: list[dict[str, int]] = field(default_factory=list)  # each halving: from, to
     batch_size: int = 0  # the batch size (batches) or most requests in flight (stream) at the end
     feed: str = "batches"  # batches = run_queue; stream = run_stream (seconds = its wall time)
+    cached_tokens: int = 0  # prompt tokens whose KV came from a cached prefix (not prefilled)
+    dropped: int = 0  # question jobs never started because `stop` said so (a timed benchmark)
 
     @property
     def tokens_per_second(self) -> float:
@@ -81,6 +83,12 @@ def _pick(pools: dict[str, list[Job]], batch_size: int) -> list[Job]:
     pool.sort(key=lambda j: len(j.ids), reverse=True)  # similar lengths -> little padding
     batch, pool[:] = pool[:batch_size], pool[batch_size:]
     return batch
+
+
+def _stop_questions(pools: Any, stop: Callable[[], bool] | None, stats: Stats) -> None:
+    if stop is not None and pools["question"] and stop():
+        stats.dropped += len(pools["question"])
+        pools["question"].clear()
 
 
 def batch_params(batch: list[Job], params: GenParams) -> GenParams | list[GenParams]:
@@ -99,12 +107,14 @@ def run_queue(
     progress: tqdm | None = None,
     stats: Stats | None = None,
     after_batch: Callable[[], None] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> Stats:
     """Run every job and every job its result spawns. `on_result` persists each result,
     `after_batch` (an fsync) runs once the batch's results are all handled.
 
     On OutOfMemory the batch size halves and the same prompts are tried again (recorded in
-    stats.oom_retries); at batch size 1 the error propagates.
+    stats.oom_retries); at batch size 1 the error propagates. Once `stop()` is true no new
+    question starts (counted in stats.dropped); what was started, answers included, finishes.
     """
     stats = stats or Stats()
     pools: dict[str, list[Job]] = {"question": [], "answer": []}
@@ -112,6 +122,9 @@ def run_queue(
         pools[j.stage].append(j)
     size = batch_size
     while pools["question"] or pools["answer"]:
+        _stop_questions(pools, stop, stats)
+        if not (pools["question"] or pools["answer"]):
+            break
         batch = _pick(pools, size)
         t0 = time.perf_counter()
         try:
@@ -133,6 +146,7 @@ def run_queue(
             stats.prompts[job.stage] += 1
             stats.output_tokens += out.tokens
             stats.prompt_tokens += len(job.ids)
+            stats.cached_tokens += out.cached_tokens
             stats.unfinished += not out.finished
             for new_job in on_result(job, out):
                 pools[new_job.stage].append(new_job)
@@ -154,6 +168,7 @@ def run_stream(
     stats: Stats | None = None,
     after_batch: Callable[[], None] | None = None,
     sync_seconds: float = 1.0,
+    stop: Callable[[], bool] | None = None,
 ) -> Stats:
     """Run every job and every job its result spawns through a continuous-batching engine.
 
@@ -161,6 +176,7 @@ def run_stream(
     computed), questions in the order given. `after_batch` (an fsync) runs at most every
     `sync_seconds` while results come in, and at the end. stats.seconds is the wall time of the
     whole loop: the engine works while results are handled, so there is no "inside" to time.
+    Once `stop()` is true no new question starts; what was started finishes.
     """
     stats = stats or Stats()
     stats.feed = "stream"
@@ -175,6 +191,9 @@ def run_stream(
     dirty = False
     try:
         while pools["question"] or pools["answer"] or in_flight:
+            _stop_questions(pools, stop, stats)
+            if not (pools["question"] or pools["answer"] or in_flight):
+                break
             while len(in_flight) < size and (pools["answer"] or pools["question"]):
                 job = (pools["answer"] or pools["question"]).popleft()
                 key = next(keys)
@@ -200,6 +219,7 @@ def run_stream(
                 stats.prompts[job.stage] += 1
                 stats.output_tokens += out.tokens
                 stats.prompt_tokens += len(job.ids)
+                stats.cached_tokens += out.cached_tokens
                 stats.unfinished += not out.finished
                 for new_job in on_result(job, out):
                     pools[new_job.stage].append(new_job)
@@ -231,6 +251,7 @@ def drive(
     progress: tqdm | None = None,
     stats: Stats | None = None,
     after_batch: Callable[[], None] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> Stats:
     """Feed the jobs the backend's way: streamed where it offers a `streamer()`, else batched.
 
@@ -241,7 +262,9 @@ def drive(
     streamer = make(batch_size) if callable(make) else None
     if streamer is not None:
         size = getattr(streamer, "max_in_flight", None) or batch_size
-        return run_stream(streamer, jobs, on_result, params, size, progress, stats, after_batch)
+        return run_stream(
+            streamer, jobs, on_result, params, size, progress, stats, after_batch, stop=stop
+        )
     return run_queue(
-        backend.generate, jobs, on_result, params, batch_size, progress, stats, after_batch
+        backend.generate, jobs, on_result, params, batch_size, progress, stats, after_batch, stop
     )

@@ -783,6 +783,7 @@ def make_summary(
             "rejects": dict(sorted(rejects.items())),
             "output_tokens": stats.output_tokens,
             "prompt_tokens": stats.prompt_tokens,
+            "prompt_tokens_cached": stats.cached_tokens,  # prefix reuse: not prefilled again
             "unfinished_outputs": stats.unfinished,
             "generate_seconds": round(stats.seconds, 3),
             "tokens_per_second": round(stats.tokens_per_second, 1),

@@ -75,6 +75,7 @@ class Generated:
     text: str  # the new tokens only, decoded, special tokens removed
     tokens: int  # new tokens, end-of-turn token included (tokens)
     finished: bool  # True: stopped at an end-of-turn token; False: cut at max_new_tokens
+    cached_tokens: int = 0  # prompt tokens whose KV came from a cached prefix (prefix reuse)
 
 
 def load_tokenizer(spec: ModelSpec) -> Any:

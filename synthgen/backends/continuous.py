@@ -184,9 +184,9 @@ def finish(r: Request, eos: set[int], decode: Callable[[list[int]], str]) -> Gen
     """The request's result once its last token is in, else None (it goes on)."""
     t, n = r.out[-1], len(r.out)
     if t in eos and n > r.params.min_new_tokens:
-        return Generated(text=decode(r.out[:-1]), tokens=n, finished=True)
+        return Generated(decode(r.out[:-1]), n, True, r.start)
     if n >= r.params.max_new_tokens:
-        return Generated(text=decode(r.out), tokens=n, finished=False)
+        return Generated(decode(r.out), n, False, r.start)
     return None
 
 
@@ -236,10 +236,13 @@ def slots_attention(
     vc[ctx.rows, :, ctx.pos] = value.permute(0, 2, 1, 3).to(vc.dtype)
     rows, heads, width, dim = query.shape
     kv_heads = key.shape[1]
-    if ctx.fresh:
-        out = F.scaled_dot_product_attention(
-            query, key, value, is_causal=True, scale=scaling, enable_gqa=heads != kv_heads
-        )
+    if ctx.fresh:  # causal over the new tokens only: the flash kernel, K/V per query head
+        # (a copy of this forward's k/v, small beside its matmuls; no reliance on enable_gqa)
+        group = heads // kv_heads
+        if group > 1:
+            key = key[:, :, None].expand(rows, kv_heads, group, width, dim).reshape(query.shape)
+            value = value[:, :, None].expand(rows, kv_heads, group, width, dim).reshape(query.shape)
+        out = F.scaled_dot_product_attention(query, key, value, is_causal=True, scale=scaling)
         return out.transpose(1, 2).contiguous(), None
     if ctx.gather is None:
         keys, values = kc[:, :, : ctx.keys], vc[:, :, : ctx.keys]
