@@ -41,7 +41,10 @@ commands of one GPU session). At the end the invocation's table goes to RESULTS.
     python benchmarks/generation.py --ways vllm_raw,vllm --new-tokens 128,32   # GPU machine
     python benchmarks/generation.py --tiny --ways hf_bf16 --hf-engine dynamic  # CPU check
     python benchmarks/generation.py --report 2026-12-01T10-00-00                # table again
+    python benchmarks/generation.py --workload pipeline    # rows/hour on the real workload
 
+`--workload pipeline` (benchmarks/workload.py) measures finished rows per hour instead: a question
+and then an answer call per chunk through the pipeline's own Generator, lengths drawn per row.
 See benchmarks/gpu_session.md for the GPU session that produces the issue's figures.
 """
 
@@ -914,7 +917,10 @@ def table(rows: list[dict]) -> str:
 
 
 def write_table(args: argparse.Namespace, invocation: str) -> str:
-    text = table(lines_of(Path(args.results), invocation))
+    import workload
+
+    lines = lines_of(Path(args.results), invocation)
+    text = table([r for r in lines if r.get("workload") != "pipeline"]) + workload.table(lines)
     print(text)
     if text and args.table:
         res = Path(args.table)
@@ -934,11 +940,20 @@ def parser() -> argparse.ArgumentParser:
     )
     ap.add_argument("--model", default="llama31_8b", choices=sorted(ARCH))
     ap.add_argument(
+        "--workload",
+        choices=("prompts", "pipeline"),
+        default="prompts",
+        help="prompts: one prompt shape, forced length, tok/s (this docstring); pipeline: a "
+        "question and an answer call per chunk, drawn lengths, rows/hour (benchmarks/workload.py)",
+    )
+    ap.add_argument(
         "--ways",
         "--variants",
         dest="ways",
-        default="vllm_raw,vllm,hf_bf16",
-        help=f"comma list of: {', '.join(WAYS)}",
+        default=None,
+        help=f"comma list of: {', '.join(WAYS)} (default vllm_raw,vllm,hf_bf16); --workload "
+        "pipeline: way[:run+run] of vllm_raw, vllm, continuous, static, notebook "
+        "(benchmarks/workload.py)",
     )
     ap.add_argument(
         "--new-tokens",
@@ -1022,6 +1037,9 @@ def parser() -> argparse.ArgumentParser:
     )
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--prompts-file", help=argparse.SUPPRESS)
+    import workload
+
+    workload.add_arguments(ap)
     return ap
 
 
@@ -1038,6 +1056,12 @@ def main() -> int:
     if args.report:
         write_table(args, args.report)
         return 0
+    if args.workload == "pipeline":
+        import workload
+
+        args.ways = args.ways or workload.DEFAULT_WAYS
+        return workload.main(args)
+    args.ways = args.ways or "vllm_raw,vllm,hf_bf16"
     if args.child:
         return child(args)
     ways = ways_of(args)

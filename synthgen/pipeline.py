@@ -728,6 +728,8 @@ def vllm_options(cfg: DictConfig) -> dict[str, Any]:
 
 
 def _batch_size(cfg: DictConfig, backend: Any) -> int:
+    if hasattr(backend, "reserve_new"):  # the continuous engine sizes its KV slots with it
+        backend.reserve_new = int(cfg.generation.max_new_tokens)
     bs = cfg.generation.batch_size
     if bs == "auto":
         auto = getattr(backend, "auto_batch_size", None)

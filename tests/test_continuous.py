@@ -56,6 +56,14 @@ def test_admission_reuses_in_place_then_copies_then_fills_oldest_free_first() ->
     assert (again.admitted[0].slot, again.admitted[0].start) == (3, 7)
 
 
+def test_a_prompt_sharing_only_the_header_never_takes_the_slot_an_answer_waits_for() -> None:
+    idx = PrefixIndex(block=4)
+    idx.add(3, [1, 2, 3, 4, *range(10, 30)])  # a finished question: header, then its chunk
+    waiting = [req(0, [1, 2, 3, 4, 99, 98]), req(1, [1, 2, 3, 4, *range(10, 30), 7])]
+    plan = plan_admission(waiting, [3, 1], idx, lambda s: s in (1, 3))
+    assert {r.key: (r.slot, r.start) for r in plan.admitted} == {1: (3, 24), 0: (1, 4)}
+
+
 def test_sub_batches_keep_to_the_token_budget() -> None:
     reqs = [req(i, [0] * n) for i, n in enumerate((10, 300, 290, 20, 280))]
     groups = sub_batches(reqs, 600)

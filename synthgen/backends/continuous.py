@@ -133,12 +133,14 @@ def plan_admission(
     index: PrefixIndex | None,
     is_free: Callable[[int], bool],
 ) -> Plan:
-    """Give free slots (oldest first) to waiting requests, prefix matches first.
+    """Give free slots (oldest first) to waiting requests, the longest prefix matches first.
 
     A request whose prompt begins with a free slot's cached prompt takes that slot in place
     (its answer after its question); one matching a slot in use, or one already taken, gets
-    another free slot and a copy of the matching KV. At least one prompt token is always left
-    to prefill: its logits give the first new token.
+    another free slot and a copy of the matching KV. Longest first: a prompt that shares only
+    the system text and chat header with a slot must not take the slot whose chunk an answer
+    is waiting for. At least one prompt token is always left to prefill: its logits give the
+    first new token.
     """
     matches: dict[int, tuple[int, int]] = {}
     if index is not None:
@@ -146,7 +148,8 @@ def plan_admission(
             slot, n = index.longest(r.ids, prefer=is_free)
             if slot is not None:
                 matches[i] = (slot, min(n, len(r.ids) - 1))
-    order = sorted(range(len(waiting)), key=lambda i: (i not in matches, i))[: len(free)]
+    order = sorted(range(len(waiting)), key=lambda i: (-matches.get(i, (0, 0))[1], i))
+    order = order[: len(free)]
     left = OrderedDict((s, None) for s in free)
     admitted: list[Request] = []
     copies: list[tuple[int, int, int]] = []
@@ -297,11 +300,13 @@ class SlotEngine:
         reuse: bool = True,
         graphs: bool | None = None,
         refill: int | None = None,
+        reserve_new: int = 256,
     ) -> None:
         """slots: rows decoded together; limit: the most cache positions a slot may need
         (model.max_seq_length). The cache itself is sized from the first prompts (prompt +
-        new tokens, with room for longer answers) and regrown, fewer slots in the same memory,
-        when a longer prompt comes: admission pauses until the rows in flight are done."""
+        reserve_new new tokens, generation.max_new_tokens, with room for answers' longer
+        prompts) and regrown, fewer slots in the same memory, when a longer prompt comes:
+        admission pauses until the rows in flight are done, and cached prefixes are lost."""
         import torch
 
         why = unsupported(model.config)
@@ -319,7 +324,7 @@ class SlotEngine:
         self.dtype = model.dtype
         self.eos, self.pad, self.decode = set(eos), int(pad), decode
         self.eos_t = torch.tensor(sorted(eos), device=self.device)
-        self.limit = int(limit)
+        self.limit, self.reserve_new = int(limit), int(reserve_new)
         self.prefill_tokens, self.reuse = int(prefill_tokens), bool(reuse)
         self.cuda = self.device.type == "cuda"
         self.graphs_on = self.cuda if graphs is None else graphs and self.cuda
@@ -381,7 +386,8 @@ class SlotEngine:
 
     def _size_for(self, reqs: list[Request]) -> int:
         """Cache positions for these prompts: answers run ~25% longer than their questions."""
-        need = max(int(len(r.ids) * 1.25) + r.params.max_new_tokens + 1 for r in reqs)
+        most = max(self.reserve_new, *(r.params.max_new_tokens for r in reqs))
+        need = max(int(len(r.ids) * 1.25) + most + 1 for r in reqs)
         need = max(need, max(len(r.ids) + r.params.max_new_tokens + 1 for r in reqs))
         return min(-(-need // 64) * 64, self.limit + 1)
 
@@ -430,6 +436,8 @@ class SlotEngine:
             if busy:
                 return []
             size = self._size_for(list(self.waiting))
+            if self.max_len:
+                self.notes.append(f"KV slots regrown from {self.max_len} to {size} positions")
             slots = self.slots if not self.max_len else max(1, self.slots * self.max_len // size)
             self._allocate(slots, size)
             fits = list(self.waiting)

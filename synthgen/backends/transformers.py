@@ -140,6 +140,7 @@ class Backend:
         }
         self.runner: Any = None  # the vllm engine's VllmRunner
         self.slots_engine: Any = None  # the continuous engine's SlotEngine, made at first use
+        self.reserve_new = 256  # continuous: new tokens its cache leaves room for (auto_batch_size)
         self.model: Any = None
         if self.engine == "vllm":
             self._start_vllm()
@@ -278,6 +279,7 @@ class Backend:
                 limit=int(self.spec.max_seq_length),
                 prefill_tokens=self.prefill_chunk or 8192,
                 reuse=bool(self.options["enable_prefix_caching"]),
+                reserve_new=self.reserve_new,
             )
             self.notes.append(
                 f"continuous engine: {self.slots_engine.slots} slots, prefix reuse "
@@ -297,6 +299,7 @@ class Backend:
             n = self.runner.batch_size()
             self.notes.append(f"batch_size=auto -> {n} requests in flight (vLLM schedules its own)")
             return n
+        self.reserve_new = int(max_new_tokens)
         if not self.cuda:
             return 8
         import torch
