@@ -9,6 +9,8 @@ each way in its own child process (its own timeout: one failing way loses no oth
   notebook           the notebook's code: Unsloth 4-bit, one prompt at a time, TextStreamer
   hf_bf16, hf_nf4    transformers backend, bf16 / bitsandbytes nf4, synthgen's static engine
                      (--hf-engine), fed batch by batch through synthgen.generation.drive
+  hf_continuous      transformers backend, bf16, engine=continuous (KV slots refilled as rows
+                     finish, sub-batch prefill, CUDA-graph decode), streamed through drive
   unsloth            Unsloth backend, 4-bit, Unsloth's own generate (engine=dynamic)
   unsloth_static_4bit  Unsloth backend, 4-bit, synthgen's static engine (engine=static)
   vllm_raw           the anchor: a plain vLLM script on the same token ids, prefix caching off:
@@ -214,6 +216,7 @@ WAYS: dict[str, dict] = {
     "notebook": {"backend": "unsloth", "four_bit": True, "engine": "notebook"},
     "hf_bf16": {"backend": "transformers", "four_bit": False, "engine": "hf"},
     "hf_nf4": {"backend": "transformers", "four_bit": True, "engine": "hf"},
+    "hf_continuous": {"backend": "transformers", "four_bit": False, "engine": "continuous"},
     "unsloth": {"backend": "unsloth", "four_bit": True, "engine": "dynamic"},
     "unsloth_static_4bit": {"backend": "unsloth", "four_bit": True, "engine": "static"},
     "vllm_raw": {"backend": "vllm", "four_bit": False, "engine": "vllm_raw"},

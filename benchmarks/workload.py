@@ -274,11 +274,27 @@ def skipped(args: argparse.Namespace, rec: g.Recorder, way: str, run: str, why: 
 # --- synthgen's engines -------------------------------------------------------------------
 
 
+def switch_to_static(backend: object) -> None:
+    """The old static engine on the weights the continuous engine ran on (one load for both:
+    its KV slots and CUDA graphs are freed first, and the attention is what engine=static
+    loads with)."""
+    import torch
+
+    if backend.slots_engine is not None:
+        backend.slots_engine.close()
+        backend.slots_engine = None
+    backend.engine, backend.static_rows = "static", 0
+    backend.model.set_attn_implementation(backend.attention())
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def way_synthgen(
-    args: argparse.Namespace, way: str, runs: tuple[str, ...], rec: g.Recorder
+    args: argparse.Namespace, plan: list[tuple[str, tuple[str, ...]]], rec: g.Recorder
 ) -> None:
+    """synthgen's engines through pipeline.Generator + drive. plan: [(way, runs)], one engine
+    start for all: vllm alone, or continuous then static on the same loaded weights."""
     chunks = json.loads(Path(args.chunks_file).read_text())
-    engine = {"vllm": "vllm", "continuous": "continuous", "static": "static"}[way]
     options = {
         "gpu_memory_utilization": args.gpu_memory_utilization,
         "enable_prefix_caching": True,
@@ -287,15 +303,40 @@ def way_synthgen(
     }
     t = time.time()
     spec = {**g.spec_of(args, "hf_bf16"), "eos_tokens": ["<|eot_id|>", "<|eom_id|>"]}
-    backend = g.backend_class("transformers")(engine=engine, vllm=options, **spec)
+    backend = g.backend_class("transformers")(engine=plan[0][0], vllm=options, **spec)
     start_s = round(time.time() - t, 1)
     load_s = round(time.time() - rec.t0, 1)
+    for k, (way, runs) in enumerate(plan):
+        if way == "static" and backend.engine != "static":
+            switch_to_static(backend)  # start_s below: the one load both engines ran on
+        timed_runs(args, backend, way, runs, chunks, rec, start_s, load_s, shared=k > 0)
+    backend.close()
+
+
+def timed_runs(
+    args: argparse.Namespace,
+    backend: object,
+    way: str,
+    runs: tuple[str, ...],
+    chunks: list[dict],
+    rec: g.Recorder,
+    start_s: float,
+    load_s: float,
+    shared: bool = False,
+) -> None:
+    """A warm-up, then each run timed, one line each."""
+    engine = backend.engine
+    notes_from = len(backend.notes) if shared else 0  # this engine's notes only
     size = backend.auto_batch_size(320, 1024) if args.batch == "auto" else int(args.batch)
     warm_n = size if engine == "static" else min(64, size)
+    if out_of_time(args, args.run_seconds + 30):
+        for run in runs:
+            skipped(args, rec, way, run, "no time left in --budget")
+        return
     t = time.time()
     warm = pipeline_pass(args, backend, runs[0], chunks[:warm_n], size, None)
     warmup_s = round(time.time() - t, 1)
-    if warm["first_row_s"] is not None:
+    if warm["first_row_s"] is not None and rec.first_row_s is None:
         rec.first_row_s = round(t - rec.t0 + warm["first_row_s"], 1)
     rate = warm["rows"] / warm["seconds"] if warm["seconds"] else 1.0
     for i, run in enumerate(runs):
@@ -352,10 +393,10 @@ def way_synthgen(
             warmup_rows=warm["rows"],
             engine_stats=eng_stats,
             oom_retries=st.oom_retries,
-            notes=list(backend.notes) + eng_notes,
+            notes=list(backend.notes[notes_from:]) + eng_notes,
+            load_shared=shared,
             **g.memory(),
         )
-    backend.close()
 
 
 # --- the anchor: a plain vLLM script --------------------------------------------------------
@@ -543,10 +584,13 @@ FNS = {"vllm_raw": way_vllm_raw, "notebook": way_notebook}
 
 def child(args: argparse.Namespace) -> int:
     rec = g.Recorder(args)
-    way, _, runs = args.child.partition(":")
-    runs_t = tuple(r for r in runs.split("+") if r)
+    plan = parse_ways(args.child.replace("/", ","))  # "continuous:...,static:...": one process
+    way, runs_t = plan[0][0], tuple(r for _, runs in plan for r in runs)
     try:
-        FNS.get(way, way_synthgen)(args, way, runs_t, rec)
+        if way in FNS:
+            FNS[way](args, way, plan[0][1], rec)
+        else:
+            way_synthgen(args, plan, rec)
         return 0
     except BaseException as e:  # noqa: BLE001  the line says what failed; the parent goes on
         tb = traceback.format_exc()
@@ -584,63 +628,67 @@ def main(args: argparse.Namespace) -> int:
         cf.write_text(json.dumps(chunk_pool(args.chunks)))
     scratch = Path(args.scratch or tempfile.mkdtemp(prefix="wl-runs-"))
     failed = 0
-    for way, runs in ways:
+    children = group(ways)
+    for plan in children:
+        name = "/".join(w for w, _ in plan)
+        spec = "/".join(f"{w}:{'+'.join(r)}" for w, r in plan)
         left = deadline - time.time()
         before = len(g.lines_of(Path(args.results), args.invocation))
         if left < 30:
-            g.append_line(
-                args,
-                {
-                    "date": datetime.now().astimezone().isoformat(timespec="seconds"),
-                    "invocation": args.invocation,
-                    "workload": "pipeline",
-                    "way": way,
-                    "run": "+".join(runs),
-                    "skipped": f"no time left in --budget {args.budget} s",
-                },
-            )
+            for w, r in plan:
+                parent_line(args, w, r, skipped=f"no time left in --budget {args.budget:.0f} s")
             continue
         cmd = [sys.executable, str(REPO / "benchmarks" / "generation.py"), *sys.argv[1:]]
-        cmd += [
-            "--child",
-            f"{way}:{'+'.join(runs)}",
-            "--invocation",
-            args.invocation,
-            "--chunks-file",
-            str(cf),
-            "--results",
-            args.results,
-            "--scratch",
-            str(scratch),
-            "--deadline",
-            str(deadline),
-        ]
-        timeout = int(min(WAYS[way][2] if not args.tiny else 600, left))
-        log("way", way, "runs", "+".join(runs), f"(at most {timeout} s)")
+        cmd += ["--child", spec, "--invocation", args.invocation, "--chunks-file", str(cf)]
+        cmd += ["--results", args.results, "--scratch", str(scratch), "--deadline", str(deadline)]
+        timeout = int(min(600 if args.tiny else sum(WAYS[w][2] for w, _ in plan), left))
+        log("way", spec, f"(at most {timeout} s)")
         t = time.time()
-        err = g.run_child(cmd, timeout, quiet=way == "notebook")
+        err = g.run_child(cmd, timeout, quiet=name == "notebook")
         got = g.lines_of(Path(args.results), args.invocation)[before:]
         if err:
             failed += 1
-            if not any("error" in r for r in got):
-                g.append_line(
+            if not any("error" in r for r in got):  # the child could not say it itself
+                parent_line(
                     args,
-                    {
-                        "date": datetime.now().astimezone().isoformat(timespec="seconds"),
-                        "invocation": args.invocation,
-                        "workload": "pipeline",
-                        "way": way,
-                        "run": "+".join(runs),
-                        "error": err,
-                        "error_line": err,
-                        "lines_written": len(got),
-                    },
+                    name,
+                    tuple(r for _, rs in plan for r in rs),
+                    error=err,
+                    error_line=err,
+                    lines_written=len(got),
                 )
-        log(f"way {way}: {len(got)} lines in {time.time() - t:.0f} s" + (f", {err}" if err else ""))
+        log(
+            f"way {name}: {len(got)} lines in {time.time() - t:.0f} s" + (f", {err}" if err else "")
+        )
     shutil.rmtree(scratch, ignore_errors=True)
     log(f"pipeline workload: {time.time() - t0:.0f} s in all")
     g.write_table(args, args.invocation)
-    return 1 if failed == len(ways) else 0
+    return 1 if failed == len(children) else 0
+
+
+def group(ways: list[tuple[str, tuple[str, ...]]]) -> list[list[tuple[str, tuple[str, ...]]]]:
+    """One child process per way; continuous followed by static share one (one model load)."""
+    out: list[list[tuple[str, tuple[str, ...]]]] = []
+    for way, runs in ways:
+        if way == "static" and out and out[-1][-1][0] == "continuous":
+            out[-1].append((way, runs))
+        else:
+            out.append([(way, runs)])
+    return out
+
+
+def parent_line(args: argparse.Namespace, way: str, runs: tuple[str, ...], **what: object) -> None:
+    g.append_line(
+        args,
+        {
+            "date": datetime.now().astimezone().isoformat(timespec="seconds"),
+            "invocation": args.invocation,
+            "workload": "pipeline",
+            "way": way,
+            "run": "+".join(runs),
+            **what,
+        },
+    )
 
 
 # --- the table -------------------------------------------------------------------------------

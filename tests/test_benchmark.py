@@ -84,14 +84,14 @@ def test_the_large_corpus_has_distinct_page_sized_files(tmp_path: Path, copies: 
 
 def test_pipeline_workload_writes_rows_per_hour_per_run(tmp_path: Path) -> None:
     """--workload pipeline on the CPU: the continuous engine with and without prefix reuse
-    through the pipeline's Generator, and a way that cannot run here (no vLLM) as one line."""
+    through the pipeline's Generator, then the old static engine on the same loaded weights."""
     ckpt, table = tmp_path / "ckpt", tmp_path / "RESULTS.md"
     p = bench(
         "--workload",
         "pipeline",
         "--tiny",
         "--ways",
-        "continuous:reuse+no_reuse,vllm:reuse",
+        "continuous:reuse+no_reuse,static",
         "--run-seconds",
         "2",
         "--chunks",
@@ -108,16 +108,18 @@ def test_pipeline_workload_writes_rows_per_hour_per_run(tmp_path: Path) -> None:
     assert p.returncode == 0, p.stderr[-3000:]
     lines = [json.loads(x) for x in (ckpt / "results.jsonl").read_text().splitlines()]
     assert {x["invocation"] for x in lines} == {"p1"}
-    reuse, no_reuse, vllm = lines
-    for x in (reuse, no_reuse):
-        assert x["workload"] == "pipeline" and x["engine"] == "continuous" and x["rows"] > 0
+    reuse, no_reuse, static = lines
+    for x in (reuse, no_reuse, static):
+        assert x["workload"] == "pipeline" and x["rows"] > 0
         assert x["rows_h"] == round(x["rows"] / x["seconds"] * 3600)
         assert x["gpu_s_per_1k_rows"] == round(x["seconds"] / x["rows"] * 1000, 1)
         assert x["prompts_by_stage"]["answer"] == x["rows"]  # every row: question, then answer
         assert {"tok_s", "prompt_tok_s", "start_s", "warmup_s", "versions", "gpu"} <= set(x)
     assert (reuse["run"], no_reuse["run"]) == ("reuse", "no_reuse")
+    assert reuse["engine"] == no_reuse["engine"] == "continuous"
     assert reuse["cached_tokens"] > 0 and no_reuse["cached_tokens"] == 0
-    assert "vllm is not installed" in vllm["error_line"]
+    # the old static engine ran on the same loaded weights, in the same process
+    assert static["engine"] == "static" and static["load_shared"] and not static["prefix_reuse"]
     text = table.read_text()
     assert "| continuous | reuse | continuous | on |" in text
-    assert "| vllm | reuse | failed: ValueError: generation.engine: vllm is not installed" in text
+    assert "| static | no_reuse | static | off |" in text

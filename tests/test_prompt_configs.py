@@ -117,3 +117,21 @@ def test_prefix_holds_in_tokens_with_a_real_tokenizer(tiny_model: Path) -> None:
         shared = same.index(False) if False in same else len(same)
         text = tok.decode(a[:shared])
         assert CHUNK.split()[-1] in text, f"{name}: only {shared} tokens shared"
+
+
+def test_the_readme_commands_of_rows_per_hour_compose_and_pass_the_checks() -> None:
+    import shlex
+
+    from synthgen.config import check
+
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    section = text.split("### Rows per hour", 1)[1].split("\n## ", 1)[0]
+    commands = [ln for ln in section.splitlines() if ln.startswith("python run.py ")]
+    assert len(commands) == 3
+    for line in commands:
+        cfg = compose(shlex.split(line)[2:])
+        check(cfg)
+    assert {compose(shlex.split(c)[2:]).prompt.name for c in commands[:2]} == {
+        "notebook_questions",
+        "qa_pair",
+    }
