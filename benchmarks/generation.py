@@ -675,8 +675,10 @@ def way_engine(args: argparse.Namespace, way: str, rec: Recorder) -> None:
 
     w = WAYS[way]
     engine = args.hf_engine if w["engine"] == "hf" else w["engine"]
+    # the prompts repeat ~50 chunks: the continuous engine's prefix reuse stays off with vLLM's
+    reuse = {"enable_prefix_caching": bool(args.prefix_caching)}
     backend = backend_class(w["backend"])(
-        engine=engine, prefill_chunk_size=args.prefill_chunk, **spec_of(args, way)
+        engine=engine, prefill_chunk_size=args.prefill_chunk, vllm=reuse, **spec_of(args, way)
     )
     load_s = round(time.time() - rec.t0, 1)
     ids = load_prompts(args, backend.tokenizer)

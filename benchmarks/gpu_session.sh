@@ -67,7 +67,7 @@ case $step in
   p)  # issue 10, after step 6 (vLLM, deps, checkpoint): the continuous engine's prefill rate on
     # the prompts workload, then rows/hour on the pipeline workload, every way, one command
     python3 -c "import vllm" || exit 1
-    bench --ways hf_continuous --new-tokens 32,128 --timeout 110
+    bench --ways hf_continuous --new-tokens 32 --timeout 90
     ways="vllm_raw,vllm:reuse+questions_only+qa_pair+no_reuse,continuous:reuse+no_reuse,static"
     # the notebook way needs Unsloth and bitsandbytes (steps 8 and 9); find_spec: no 20 s import
     python3 -c "import importlib.util as u, sys; sys.exit(not (u.find_spec('unsloth') and u.find_spec('bitsandbytes')))" &&
