@@ -15,8 +15,7 @@ from tests.conftest import compose
 FAKE = "model._target_=tests.fake_backend.Backend"
 
 
-@pytest.fixture(autouse=True)
-def reset_fake():
+def reset() -> None:
     fake_backend.Backend.calls = []
     fake_backend.Backend.oom_above = None
     fake_backend.Backend.crash_after = None
@@ -24,7 +23,13 @@ def reset_fake():
     fake_backend.Backend.stream = False
     fake_backend.Backend.broken_pairs = False
     fake_backend.Backend.pairs = 0
+
+
+@pytest.fixture(autouse=True)
+def reset_fake():
+    reset()
     yield
+    reset()  # the fake's class settings must not leak into other test files
 
 
 def rows(run_dir: Path, split: str = "train") -> list[dict]:

@@ -13,7 +13,6 @@ from omegaconf import OmegaConf
 
 from synthgen import compare, embedding, merge, pipeline
 from synthgen.pipeline import SPLITS
-from tests import fake_backend
 from tests.conftest import compose
 
 FAKE = "model._target_=tests.fake_backend.Backend"
@@ -32,7 +31,9 @@ def job(sweep: Path, overrides: list[str]) -> Path:
 
 
 def test_shards_merge_export_and_compare_a_questions_only_run(tmp_path: Path) -> None:
-    fake_backend.Backend.calls = []
+    from tests.test_pipeline import reset
+
+    reset()  # the fake backend's class settings, as another test file may have left them
     one = pipeline.run(compose([*QONLY, "num_rows=5"]), tmp_path / "one")
     assert one["this_session"]["prompts"]["answer"] == 0
     sweep = tmp_path / "sweep"
