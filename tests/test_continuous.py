@@ -68,6 +68,8 @@ def test_sub_batches_keep_to_the_token_budget() -> None:
     reqs = [req(i, [0] * n) for i, n in enumerate((10, 300, 290, 20, 280))]
     groups = sub_batches(reqs, 600)
     assert [[len(r.ids) for r in g] for g in groups] == [[300, 290], [280, 20], [10]]
+    even = sub_batches([req(i, [0] * 50) for i in range(16)], 750)  # 15 fit: two forwards
+    assert [len(g) for g in even] == [8, 8]
 
 
 @pytest.fixture(scope="module")

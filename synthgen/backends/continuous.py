@@ -172,14 +172,19 @@ def plan_admission(
 
 
 def sub_batches(reqs: list[Request], budget: int) -> list[list[Request]]:
-    """Requests by prefill length, longest first, in groups of at most `budget` padded tokens."""
+    """Requests by prefill length, longest first, in groups of at most `budget` padded tokens,
+    the rows spread evenly over the groups a width needs (16 rows that need two forwards make
+    8 + 8, not 15 + a lone one)."""
+    reqs = sorted(reqs, key=lambda r: len(r.ids) - r.start, reverse=True)
     out: list[list[Request]] = []
-    for r in sorted(reqs, key=lambda r: len(r.ids) - r.start, reverse=True):
-        width = len(out[-1][0].ids) - out[-1][0].start if out else 0
-        if out and (len(out[-1]) + 1) * width <= budget:
-            out[-1].append(r)
-        else:
-            out.append([r])
+    i = 0
+    while i < len(reqs):
+        width = max(1, len(reqs[i].ids) - reqs[i].start)
+        fit = max(1, budget // width)  # rows of this width (or shorter) per forward
+        groups = -(-(len(reqs) - i) // fit)
+        n = -(-(len(reqs) - i) // groups)
+        out.append(reqs[i : i + n])
+        i += n
     return out
 
 
@@ -341,6 +346,7 @@ class SlotEngine:
         self.max_in_flight = self.slots + max(1, self.slots // 4)  # run_stream keeps a queue here
         self.waiting: deque[Request] = deque()
         self.generator: Any = None
+        self._pinned: list[Any] = []  # host buffers of copies in flight (see _device)
 
     # --- memory --------------------------------------------------------------------------
 
@@ -454,11 +460,15 @@ class SlotEngine:
             self.rows[r.slot] = r
             self.stats["prompt_tokens"] += len(r.ids)
             self.stats["reused_tokens"] += r.start
-        done: list[tuple[int, Generated]] = []
+        forwards = []  # every sub-batch's forward is queued before the first read-back
         for fresh in (True, False):
             group = [r for r in plan.admitted if (r.start == 0) == fresh]
             for batch in sub_batches(group, self.prefill_tokens):
-                done += self._prefill(batch, fresh)
+                forwards.append((batch, self._prefill(batch, fresh)))
+        done: list[tuple[int, Generated]] = []
+        for batch, logits in forwards:
+            done += self._first_tokens(batch, logits)
+        self._pinned.clear()
         for r in plan.admitted:
             self.index.add(r.slot, r.ids)  # its prompt's KV is there now, finished or not
         return done
@@ -479,8 +489,18 @@ class SlotEngine:
                 cache[dst, :, :n] = cache[src, :, :n]
         self.stats["copied_tokens"] += sum(c[2] for c in copies)
 
-    def _prefill(self, batch: list[Request], fresh: bool) -> list[tuple[int, Generated]]:
-        """One forward for the batch's prompt tokens after their cached prefix; first tokens."""
+    def _device(self, t: Any) -> Any:
+        """A host tensor on the GPU without a blocking copy (pinned, kept until the next sync),
+        so the host queues the next prefill forward while the GPU runs this one."""
+        if not self.cuda:
+            return t
+        t = t.pin_memory()
+        self._pinned.append(t)
+        return t.to(self.device, non_blocking=True)
+
+    def _prefill(self, batch: list[Request], fresh: bool) -> Any:
+        """One forward for the batch's prompt tokens after their cached prefix: the logits of
+        each row's last prompt token [R, vocab], not yet read back (see _first_tokens)."""
         import torch
 
         global _CTX
@@ -492,8 +512,9 @@ class SlotEngine:
             tail = r.ids[r.start :]
             ids[i, : len(tail)] = torch.tensor(tail)
             pos[i] = torch.arange(r.start, r.start + width).clamp(max=last)  # pads: harmless
-        ids, pos = ids.to(self.device), pos.to(self.device)
-        rows = torch.tensor([r.slot for r in batch], device=self.device)
+        ids, pos = self._device(ids), self._device(pos)
+        rows = self._device(torch.tensor([r.slot for r in batch]))
+        ends = self._device(torch.tensor([len(r.ids) - r.start - 1 for r in batch]))
         ctx = _Ctx(self.k, self.v, rows[:, None], pos, fresh)
         if not fresh:
             keys = min(self.max_len, -(-max(len(r.ids) for r in batch) // 64) * 64)
@@ -508,13 +529,14 @@ class SlotEngine:
                 hidden = self.base(input_ids=ids, position_ids=pos, use_cache=False)
             finally:
                 _CTX = None
-            ends = torch.tensor([len(r.ids) - r.start - 1 for r in batch], device=self.device)
             h = hidden.last_hidden_state[torch.arange(len(batch), device=self.device), ends]
             logits = self.head(h).float()
         self.stats["prefill_forwards"] += 1
-        tokens = self._sample(logits, batch)
+        return logits
+
+    def _first_tokens(self, batch: list[Request], logits: Any) -> list[tuple[int, Generated]]:
         done = []
-        for r, t in zip(batch, tokens, strict=True):
+        for r, t in zip(batch, self._sample(logits, batch), strict=True):
             r.out.append(t)
             res = finish(r, self.eos, self.decode)
             if res is not None:
