@@ -459,7 +459,8 @@ def run_metrics(run: Run, opts: Options) -> dict[str, Any]:
 
     questions = [r["question"] for r in rows]
     q_tok = length_stats([question_tokens(run, r) for r in rows])
-    a_tok = length_stats([r.get("tokens", {}).get("answer", 0) for r in rows])
+    # questions-only and qa_pair rows have no answer call of their own: no answer length
+    a_tok = length_stats([r["tokens"]["answer"] for r in rows if "answer" in r.get("tokens", {})])
     shared, top = openings(questions)
     asked = {(r["split"], r["chunk_id"]) for r in [*rows, *run.rejected]}
     chunk_texts = [run.corpus.get(s, {}).get(cid, "") for s, cid in sorted(asked)]
@@ -730,7 +731,12 @@ def build_report(paths: Iterable[str | Path], out: Path, opts_node: Any) -> dict
         "lengths": {
             r.label: {
                 "question": [question_tokens(r, x) for s in SPLITS for x in r.rows.get(s, [])],
-                "answer": [x.get("tokens", {}).get("answer", 0) for s in SPLITS for x in r.rows[s]],
+                "answer": [
+                    x["tokens"]["answer"]
+                    for s in SPLITS
+                    for x in r.rows[s]
+                    if "answer" in x.get("tokens", {})
+                ],
             }
             for r in runs
             if r.ok

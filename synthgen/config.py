@@ -113,10 +113,28 @@ def check(cfg: DictConfig) -> None:
         isinstance(pr.question, str) and "{context}" in pr.question,
         "prompt.question: the template must contain {context}",
     )
+    reply = prompting.reply_mode(pr)
     _need(
-        isinstance(pr.answer, str) and "{context}" in pr.answer and "{question}" in pr.answer,
-        "prompt.answer: the template must contain {context} and {question}",
+        reply in prompting.REPLIES,
+        f"prompt.reply: must be one of {', '.join(prompting.REPLIES)}, got {reply!r}",
     )
+    answer = pr.get("answer")
+    if reply == "qa_pair":
+        _need(
+            answer is None,
+            "prompt.answer: must be null with prompt.reply=qa_pair (its reply holds the answer)",
+        )
+        _need(
+            not prompting.asks_for_list(pr.question),
+            "prompt.question: {num_questions} asks for a list; prompt.reply=qa_pair wants one pair",
+        )
+    else:  # null: questions only, no answer stage
+        _need(
+            answer is None
+            or (isinstance(answer, str) and "{context}" in answer and "{question}" in answer),
+            "prompt.answer: the template must contain {context} and {question} "
+            "(or be null: questions only)",
+        )
     _int(cfg, "prompt.questions_per_chunk", 1)
     if pr.questions_per_chunk > 1 and not prompting.asks_for_list(pr.question):
         _need(

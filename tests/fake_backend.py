@@ -32,12 +32,14 @@ class Backend:
     """Writes 'Question N about <chunk start>?' and 'Answer to ...'; can fake OOM and crashes."""
 
     calls: list[int] = []  # batch sizes seen, shared across instances for assertions
+    pairs: int = 0  # qa_pair replies written so far
     oom_above: int | None = None  # raise OutOfMemory for batches larger than this
     crash_after: int | None = None  # raise RuntimeError on this call number (a killed run)
     duplicate_questions: bool = False  # every question the same text
     stream: bool = False  # offer streamed feeding, as the vllm engine does (generation.drive)
     bad: bool = False  # some outputs fail quality gates, chosen by the chunk text (kind below)
     same_answer: str | None = None  # every answer this text (near-duplicates across chunks)
+    broken_pairs: bool = False  # qa_pair prompts: every 2nd reply without its answer part
 
     def __init__(
         self, engine: str = "auto", prefill_chunk_size: int = 0, vllm: Any = None, **kwargs: Any
@@ -69,6 +71,13 @@ class Backend:
                     out.append(Generated("I cannot answer that from the context.", 9, True))
                 else:
                     out.append(Generated(f"Answer: it is about {context}.", 9, True))
+            elif "Answer: <the answer>" in text:  # prompt=qa_pair: both in one reply
+                type(self).pairs += 1
+                n = text.count("\n- ")
+                q = f"**Question:** What is #{n} in '{context}'?"
+                broken = self.broken_pairs and type(self).pairs % 2 == 0
+                text = q if broken else f"{q}\n**Answer:** it is {context}."
+                out.append(Generated(text, 12, True))
             elif self.bad and kind == 0:  # the notebook prompt's instructions, echoed
                 out.append(Generated(ECHO, 30, False))
             elif self.bad and kind == 1:
@@ -80,7 +89,7 @@ class Backend:
                 out.append(Generated(f"Question: What is #{n} in '{context}'?", 7, True))
         return out
 
-    def streamer(self) -> FakeStreamer | None:
+    def streamer(self, batch_size: int | None = None) -> FakeStreamer | None:
         return FakeStreamer(self) if self.stream else None
 
     def close(self) -> None:

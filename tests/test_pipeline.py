@@ -16,8 +16,7 @@ from tests.conftest import compose
 FAKE = "model._target_=tests.fake_backend.Backend"
 
 
-@pytest.fixture(autouse=True)
-def reset_fake():
+def reset() -> None:
     fake_backend.Backend.calls = []
     fake_backend.Backend.oom_above = None
     fake_backend.Backend.crash_after = None
@@ -25,7 +24,15 @@ def reset_fake():
     fake_backend.Backend.stream = False
     fake_backend.Backend.bad = False
     fake_backend.Backend.same_answer = None
+    fake_backend.Backend.broken_pairs = False
+    fake_backend.Backend.pairs = 0
+
+
+@pytest.fixture(autouse=True)
+def reset_fake():
+    reset()
     yield
+    reset()  # the fake's class settings must not leak into other test files
 
 
 def rows(run_dir: Path, split: str = "train") -> list[dict]:
@@ -318,3 +325,79 @@ def test_an_embedding_gate_that_cannot_load_stops_before_the_model(tmp_path: Pat
     with pytest.raises(ConfigError, match=r"^filters.grounding.embedder: cannot load"):
         pipeline.run(compose(over), tmp_path)
     assert fake_backend.Backend.calls == []  # nothing generated
+
+
+def test_questions_only_writes_rows_without_answers_and_resumes(tmp_path: Path) -> None:
+    """prompt=questions_only (prompt.answer: null): one call per row, "answer": null."""
+    cfg = compose([FAKE, "prompt=questions_only", "num_rows=6", "generation.batch_size=2"])
+    fake_backend.Backend.crash_after = 2  # two batches of questions, then the crash
+    with pytest.raises(RuntimeError, match="fake crash"):
+        pipeline.run(cfg, tmp_path)
+    assert len(rows(tmp_path)) == 4
+    fake_backend.Backend.crash_after = None
+    s = pipeline.run(cfg, tmp_path)
+    got = rows(tmp_path)
+    assert len(got) == 6 and len({r["id"] for r in got}) == 6
+    assert all(r["answer"] is None and r["question"].startswith("What is") for r in got)
+    assert all(set(r["tokens"]) == {"question"} for r in got)
+    assert s["this_session"]["prompts"]["answer"] == 0
+    assert (tmp_path / "questions.jsonl").read_text() == ""  # no answer waits for anything
+    data = json.loads((tmp_path / "train.json").read_text())
+    assert [r["answer"] for r in data] == [None] * 6
+    queries = json.loads((tmp_path / "train_queries.json").read_text())
+    assert sorted(queries.values()) == sorted(r["question"] for r in got)
+    lidx = json.loads((tmp_path / "train_dataset.json").read_text())
+    assert set(lidx["relevant_docs"]) == set(queries)
+    import pandas as pd
+
+    sheet = pd.read_excel(tmp_path / "dataset.xlsx", sheet_name="train")
+    assert sheet["answer"].isna().all() and len(sheet) == 6
+
+
+def test_qa_pair_splits_the_reply_and_rejects_what_does_not_split(tmp_path: Path) -> None:
+    fake_backend.Backend.broken_pairs = True
+    s = pipeline.run(compose([FAKE, "prompt=qa_pair", "num_rows=6"]), tmp_path)
+    got = rows(tmp_path)
+    assert s["this_session"]["prompts"]["answer"] == 0  # one call per row
+    assert len(got) == 3  # every 2nd reply had no answer part
+    for r in got:
+        assert r["question"].startswith("What is #0 in") and r["question"].endswith("?")
+        assert r["answer"].startswith("it is ") and set(r["tokens"]) == {"qa_pair"}
+    rej = [json.loads(x) for x in (tmp_path / "rejected.jsonl").read_text().splitlines()]
+    train_rej = [r for r in rej if r["split"] == "train"]
+    assert len(train_rej) == 3
+    assert {(r["stage"], r["reason"]) for r in train_rej} == {("question", "not_a_pair")}
+    assert all(r["raw"].startswith("**Question:**") for r in train_rej)
+    assert s["splits"]["train"]["rejected_questions"] == {"not_a_pair": 3}
+
+
+def test_accept_any_keeps_what_the_gates_would_drop_and_counts_it(tmp_path: Path) -> None:
+    """The benchmarks' mode (random weights write the same text for every chunk)."""
+    from synthgen.backends.base import GenParams
+
+    fake_backend.Backend.duplicate_questions = True
+    cfg = compose([FAKE, "num_rows=4"])
+    backend = fake_backend.Backend(name_or_path="fake")
+    state = pipeline.RunState.load(tmp_path, repair=False)
+    seen: list[tuple[str, int | None]] = []
+
+    def params_for(stage: str, slot) -> GenParams:
+        seen.append((stage, slot.q_index))
+        return GenParams(max_new_tokens=5, min_new_tokens=5)
+
+    gen = pipeline.Generator(
+        cfg,
+        tmp_path,
+        lambda m: pipeline.encode_chat(backend.tokenizer, m),
+        state,
+        accept_any=True,
+        params_for=params_for,
+    )
+    slots = pipeline.make_slots(cfg, pipeline.load_corpus(cfg, pipeline.Counter()))
+    jobs = gen.initial_jobs(slots["train"], state, set())
+    assert all(j.params == GenParams(max_new_tokens=5, min_new_tokens=5) for j in jobs)
+    pipeline.drive(backend, jobs, gen.on_result, GenParams(), 8)
+    gen.close()
+    assert len(rows(tmp_path)) == 4  # nothing dropped as a duplicate
+    assert gen.overridden == {"question:duplicate": 3}
+    assert [st for st, _ in seen].count("answer") == 4

@@ -88,17 +88,22 @@ def llm_kwargs(
 
 
 def to_generated(
-    token_ids: list[int], finish_reason: str | None, eos: set[int], decode: Callable
+    token_ids: list[int],
+    finish_reason: str | None,
+    eos: set[int],
+    decode: Callable,
+    cached: int | None = 0,
 ) -> Generated:
     """New token ids -> Generated, cut at the first end-of-turn token like the other engines.
 
     vLLM keeps the stop token in token_ids; if a version drops it, finish_reason "stop" still
     counts the turn as finished, and its end token, as the transformers engines count it.
+    cached: RequestOutput.num_cached_tokens, the prompt tokens its prefix cache supplied.
     """
     end = next((i for i, t in enumerate(token_ids) if t in eos), None)
     kept = token_ids if end is None else token_ids[:end]
     finished = end is not None or finish_reason == "stop"
-    return Generated(text=decode(kept), tokens=len(kept) + finished, finished=finished)
+    return Generated(decode(kept), len(kept) + finished, finished, int(cached or 0))
 
 
 def in_flight_limit(llm: Any, default: int = 512) -> int:
@@ -122,17 +127,22 @@ class VllmStreamer:
         self,
         llm: Any,
         sampling: Callable[[GenParams, list[int]], Any],
-        finish: Callable[[list[int], str | None], Generated],
+        finish: Callable[..., Generated],
+        salt: bool = False,
     ) -> None:
+        """salt: every request its own cache_salt, so none reuses another's prefix (benchmarks
+        measure no reuse on an engine started with prefix caching on)."""
         self.engine = llm.llm_engine
         # the renderer LLM.generate itself uses for a prompt, where this vLLM has it
         self.render = getattr(llm, "_preprocess_cmpl_one", None)
-        self.sampling, self.finish = sampling, finish
+        self.sampling, self.finish, self.salt = sampling, finish, salt
         self.live: dict[str, int] = {}  # request id -> the caller's key
 
     def add(self, key: int, ids: list[int], params: GenParams) -> None:
         rid = f"synthgen-{next(_IDS)}"
         prompt: Any = {"prompt_token_ids": list(ids)}
+        if self.salt:
+            prompt["cache_salt"] = rid
         if callable(self.render):
             prompt = self.render(prompt)
         try:
@@ -154,7 +164,8 @@ class VllmStreamer:
             if key is None:
                 continue
             c = o.outputs[0]
-            done.append((key, self.finish(list(c.token_ids), c.finish_reason)))
+            cached = getattr(o, "num_cached_tokens", 0)
+            done.append((key, self.finish(list(c.token_ids), c.finish_reason, cached)))
         return done
 
     def abort(self) -> None:
@@ -214,13 +225,14 @@ class VllmRunner:
     def __init__(self, llm: Any, tokenizer: Any, eos: list[int], feed: str) -> None:
         self.llm, self.tokenizer, self.feed = llm, tokenizer, feed
         self.eos, self.eos_set = list(eos), set(eos)
+        self.salt = False  # benchmarks: no request reuses another's prefix (VllmStreamer)
         self._greedy: dict[tuple, Any] = {}  # one SamplingParams per GenParams when greedy
 
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
 
-    def finish(self, token_ids: list[int], reason: str | None) -> Generated:
-        return to_generated(token_ids, reason, self.eos_set, self.decode)
+    def finish(self, token_ids: list[int], reason: str | None, cached: int | None = 0) -> Generated:
+        return to_generated(token_ids, reason, self.eos_set, self.decode, cached)
 
     def sampling(self, params: GenParams, ids: list[int]) -> Any:
         if params.do_sample:
@@ -231,16 +243,28 @@ class VllmRunner:
         return self._greedy[key]
 
     def streamer(self) -> VllmStreamer | None:
-        return VllmStreamer(self.llm, self.sampling, self.finish) if self.feed == "stream" else None
+        if self.feed != "stream":
+            return None
+        return VllmStreamer(self.llm, self.sampling, self.finish, self.salt)
 
-    def generate(self, batch: list[list[int]], params: GenParams) -> list[Generated]:
+    def generate(
+        self, batch: list[list[int]], params: GenParams | list[GenParams]
+    ) -> list[Generated]:
         prompts = [{"prompt_token_ids": list(ids)} for ids in batch]
-        sps = [self.sampling(params, ids) for ids in batch]
+        per_row = params if isinstance(params, list) else [params] * len(batch)
+        sps = [self.sampling(p, ids) for p, ids in zip(per_row, batch, strict=True)]
         try:
             outs = self.llm.generate(prompts, sps, use_tqdm=False)
         except Exception as e:
             raise translate(e) from e
-        return [self.finish(list(o.outputs[0].token_ids), o.outputs[0].finish_reason) for o in outs]
+        return [
+            self.finish(
+                list(o.outputs[0].token_ids),
+                o.outputs[0].finish_reason,
+                getattr(o, "num_cached_tokens", 0),
+            )
+            for o in outs
+        ]
 
     def batch_size(self) -> int:
         return in_flight_limit(self.llm)
