@@ -299,29 +299,38 @@ class NearDuplicateAnswers:
     Score: Jaccard similarity of word n-gram sets; answers shorter than min_words are exempt
     (short facts such as a year or a name repeat legitimately). Which one stays is the one
     accepted first: finishing order while generating, dataset order in task=filter and merge.
+    Only the earlier answers that share the most of this answer's rarest n-grams are scored
+    (a near-duplicate shares most of its n-grams, the rare ones too), so a split of 100,000
+    answers stays near-linear instead of comparing every pair.
     """
+
+    RARE = 16  # the answer's rarest n-grams whose answers are candidates (n-grams)
+    POSTING_CAP = 512  # per n-gram, only its latest answers are looked at (answers)
+    CANDIDATES = 32  # at most this many candidates are scored (answers)
 
     def __init__(self, ngram: int, max_similarity: float, min_words: int) -> None:
         self.n, self.max_similarity, self.min_words = ngram, max_similarity, min_words
-        self.index: dict[str, dict[tuple[str, ...], list[int]]] = {}  # split -> shingle -> ids
-        self.kept: dict[str, list[tuple[str, int]]] = {}  # split -> (chunk id, shingles)
+        self.index: dict[str, dict[tuple[str, ...], list[int]]] = {}  # split -> n-gram -> ids
+        self.kept: dict[str, list[tuple[str, frozenset]]] = {}  # split -> (chunk id, n-grams)
 
-    def _shingles(self, text: str) -> set[tuple[str, ...]] | None:
+    def _shingles(self, text: str) -> frozenset[tuple[str, ...]] | None:
         ws = words(text)
-        return set(ngrams(ws, self.n)) if len(ws) >= max(self.min_words, self.n) else None
+        return frozenset(ngrams(ws, self.n)) if len(ws) >= max(self.min_words, self.n) else None
 
     def check(self, text: str, split: str, chunk_id: str) -> Drop | None:
         sh = self._shingles(text)
         if not sh:
             return None
         index, kept = self.index.get(split, {}), self.kept.get(split, [])
-        shared: Counter[int] = Counter(i for g in sh for i in index.get(g, ()))
+        known = sorted((g for g in sh if g in index), key=lambda g: (len(index[g]), g))
+        votes = Counter(i for g in known[: self.RARE] for i in index[g][-self.POSTING_CAP :])
         best, best_id = 0.0, ""
-        for i, n in shared.items():
-            other_chunk, size = kept[i]
+        for i, _ in votes.most_common(self.CANDIDATES):
+            other_chunk, other = kept[i]
             if other_chunk == chunk_id:
                 continue
-            sim = n / (len(sh) + size - n)
+            n = len(sh & other)
+            sim = n / (len(sh) + len(other) - n)
             if sim > best:
                 best, best_id = sim, other_chunk
         if best >= self.max_similarity:
@@ -336,7 +345,7 @@ class NearDuplicateAnswers:
         index = self.index.setdefault(split, {})
         for g in sh:
             index.setdefault(g, []).append(len(kept))
-        kept.append((chunk_id, len(sh)))
+        kept.append((chunk_id, sh))
 
 
 # --- the set of gates a config names -------------------------------------------------------------
