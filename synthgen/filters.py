@@ -464,17 +464,21 @@ class Gates:
         return next((d for g in self.questions if (d := g.check(text, chunk))), None)
 
     def answer(
-        self, text: str, chunk: str, question: str = "", split: str = "", chunk_id: str = ""
+        self, text: str | None, chunk: str, question: str = "", split: str = "", chunk_id: str = ""
     ) -> Drop | None:
-        """Every answer gate, then the near-duplicate check against accepted answers."""
+        """Every answer gate, then the near-duplicate check against accepted answers.
+
+        A questions-only row (prompt.answer: null) has no answer: nothing to gate."""
+        if text is None:
+            return None
         d = next((d for g in self.answers if (d := g.check(text, chunk, question))), None)
         if d is None and self.duplicates is not None:
             d = self.duplicates.check(text, split, chunk_id)
         return d
 
-    def accept(self, answer: str, split: str, chunk_id: str) -> None:
+    def accept(self, answer: str | None, split: str, chunk_id: str) -> None:
         """Remember an accepted answer for the near-duplicate check of later ones."""
-        if self.duplicates is not None:
+        if self.duplicates is not None and answer is not None:
             self.duplicates.add(answer, split, chunk_id)
 
 

@@ -233,13 +233,15 @@ def _merge_group(
                 rejected.append(_duplicate(r, twin))
                 continue
             asked.add(r["question"])  # asked, whatever becomes of its answer (as in one run)
-            drop = near.check(r["answer"], s, r["chunk_id"]) if near is not None else None
+            answer = r["answer"]  # None in a questions-only run: nothing to compare
+            check = near is not None and answer is not None
+            drop = near.check(answer, s, r["chunk_id"]) if check else None
             if drop is not None:
                 rejected.append(_near_duplicate(r, drop, filters.name(base)))
                 continue
             kept.append(r)
-            if near is not None:
-                near.add(r["answer"], s, r["chunk_id"])
+            if near is not None and answer is not None:
+                near.add(answer, s, r["chunk_id"])
         rows[s] = kept
     row_keys = {Row(**r).key for s in SPLITS for r in rows[s]}
     rejected = [r for r in rejected if r["key"] not in row_keys]

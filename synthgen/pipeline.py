@@ -361,8 +361,7 @@ class Generator:
         # quality gates (conf/filters); earlier rows take part in the near-duplicate check
         self.gates = gates if gates is not None else filters.Gates(cfg, cfg.prompt)
         for r in (r for rows in state.rows.values() for r in rows):
-            if r["answer"] is not None:  # a questions-only row has none
-                self.gates.accept(r["answer"], r["split"], r["chunk_id"])
+            self.gates.accept(r["answer"], r["split"], r["chunk_id"])
         self.rejects: Counter[str] = Counter()  # "stage:reason" -> count
         self.progress: Any = None
         self.first_row_at: float | None = None  # perf_counter when the first row hit the disk
