@@ -9,6 +9,8 @@ each way in its own child process (its own timeout: one failing way loses no oth
   notebook           the notebook's code: Unsloth 4-bit, one prompt at a time, TextStreamer
   hf_bf16, hf_nf4    transformers backend, bf16 / bitsandbytes nf4, synthgen's static engine
                      (--hf-engine), fed batch by batch through synthgen.generation.drive
+  hf_continuous      transformers backend, bf16, engine=continuous (KV slots refilled as rows
+                     finish, sub-batch prefill, CUDA-graph decode), streamed through drive
   unsloth            Unsloth backend, 4-bit, Unsloth's own generate (engine=dynamic)
   unsloth_static_4bit  Unsloth backend, 4-bit, synthgen's static engine (engine=static)
   vllm_raw           the anchor: a plain vLLM script on the same token ids, prefix caching off:
@@ -41,7 +43,10 @@ commands of one GPU session). At the end the invocation's table goes to RESULTS.
     python benchmarks/generation.py --ways vllm_raw,vllm --new-tokens 128,32   # GPU machine
     python benchmarks/generation.py --tiny --ways hf_bf16 --hf-engine dynamic  # CPU check
     python benchmarks/generation.py --report 2026-12-01T10-00-00                # table again
+    python benchmarks/generation.py --workload pipeline    # rows/hour on the real workload
 
+`--workload pipeline` (benchmarks/workload.py) measures finished rows per hour instead: a question
+and then an answer call per chunk through the pipeline's own Generator, lengths drawn per row.
 See benchmarks/gpu_session.md for the GPU session that produces the issue's figures.
 """
 
@@ -211,6 +216,7 @@ WAYS: dict[str, dict] = {
     "notebook": {"backend": "unsloth", "four_bit": True, "engine": "notebook"},
     "hf_bf16": {"backend": "transformers", "four_bit": False, "engine": "hf"},
     "hf_nf4": {"backend": "transformers", "four_bit": True, "engine": "hf"},
+    "hf_continuous": {"backend": "transformers", "four_bit": False, "engine": "continuous"},
     "unsloth": {"backend": "unsloth", "four_bit": True, "engine": "dynamic"},
     "unsloth_static_4bit": {"backend": "unsloth", "four_bit": True, "engine": "static"},
     "vllm_raw": {"backend": "vllm", "four_bit": False, "engine": "vllm_raw"},
@@ -669,8 +675,10 @@ def way_engine(args: argparse.Namespace, way: str, rec: Recorder) -> None:
 
     w = WAYS[way]
     engine = args.hf_engine if w["engine"] == "hf" else w["engine"]
+    # the prompts repeat ~50 chunks: the continuous engine's prefix reuse stays off with vLLM's
+    reuse = {"enable_prefix_caching": bool(args.prefix_caching)}
     backend = backend_class(w["backend"])(
-        engine=engine, prefill_chunk_size=args.prefill_chunk, **spec_of(args, way)
+        engine=engine, prefill_chunk_size=args.prefill_chunk, vllm=reuse, **spec_of(args, way)
     )
     load_s = round(time.time() - rec.t0, 1)
     ids = load_prompts(args, backend.tokenizer)
@@ -914,7 +922,10 @@ def table(rows: list[dict]) -> str:
 
 
 def write_table(args: argparse.Namespace, invocation: str) -> str:
-    text = table(lines_of(Path(args.results), invocation))
+    import workload
+
+    lines = lines_of(Path(args.results), invocation)
+    text = table([r for r in lines if r.get("workload") != "pipeline"]) + workload.table(lines)
     print(text)
     if text and args.table:
         res = Path(args.table)
@@ -934,11 +945,20 @@ def parser() -> argparse.ArgumentParser:
     )
     ap.add_argument("--model", default="llama31_8b", choices=sorted(ARCH))
     ap.add_argument(
+        "--workload",
+        choices=("prompts", "pipeline"),
+        default="prompts",
+        help="prompts: one prompt shape, forced length, tok/s (this docstring); pipeline: a "
+        "question and an answer call per chunk, drawn lengths, rows/hour (benchmarks/workload.py)",
+    )
+    ap.add_argument(
         "--ways",
         "--variants",
         dest="ways",
-        default="vllm_raw,vllm,hf_bf16",
-        help=f"comma list of: {', '.join(WAYS)}",
+        default=None,
+        help=f"comma list of: {', '.join(WAYS)} (default vllm_raw,vllm,hf_bf16); --workload "
+        "pipeline: way[:run+run] of vllm_raw, vllm, continuous, static, notebook "
+        "(benchmarks/workload.py)",
     )
     ap.add_argument(
         "--new-tokens",
@@ -1022,6 +1042,9 @@ def parser() -> argparse.ArgumentParser:
     )
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--prompts-file", help=argparse.SUPPRESS)
+    import workload
+
+    workload.add_arguments(ap)
     return ap
 
 
@@ -1038,6 +1061,12 @@ def main() -> int:
     if args.report:
         write_table(args, args.report)
         return 0
+    if args.workload == "pipeline":
+        import workload
+
+        args.ways = args.ways or workload.DEFAULT_WAYS
+        return workload.main(args)
+    args.ways = args.ways or "vllm_raw,vllm,hf_bf16"
     if args.child:
         return child(args)
     ways = ways_of(args)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU session of issue 15, one step per device command (benchmarks/gpu_session.md says which
+# The GPU session of issues 15 and 10, one step per device command (benchmarks/gpu_session.md says which
 # folders each step carries, how long it takes and what it measures). Run from the repo root on
 # the GPU machine:   bash benchmarks/gpu_session.sh STEP [INVOCATION]
 # Steps must follow each other within the machine's ~30 s between commands: /tmp (the vLLM
@@ -7,7 +7,7 @@
 # JSON line in $OUT/results.jsonl as soon as it is taken.
 set -uo pipefail
 step=${1:?usage: gpu_session.sh STEP [INVOCATION]}
-inv=${2:-issue15-gpu}
+inv=${2:-$([ "$step" = p ] && echo issue10-gpu || echo issue15-gpu)}
 out=${OUT:-/tmp/out}
 mkdir -p "$out"
 export PYTHONPATH=/tmp/site:/tmp/vsite:/tmp/usite PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
@@ -63,6 +63,16 @@ case $step in
     # backends: item 4's other path), the notebook's way
     bench --ways hf_nf4,unsloth_static_4bit --new-tokens 128 --timeout 210
     bench --ways notebook --new-tokens 128 --timeout 150
+    ;;
+  p)  # issue 10, after step 6 (vLLM, deps, checkpoint): the continuous engine's prefill rate on
+    # the prompts workload, then rows/hour on the pipeline workload, every way, one command
+    python3 -c "import vllm" || exit 1
+    bench --ways hf_continuous --new-tokens 32 --timeout 90
+    ways="vllm_raw,vllm:reuse+questions_only+qa_pair+no_reuse,continuous:reuse+no_reuse,static"
+    # the notebook way needs Unsloth and bitsandbytes (steps 8 and 9); find_spec: no 20 s import
+    python3 -c "import importlib.util as u, sys; sys.exit(not (u.find_spec('unsloth') and u.find_spec('bitsandbytes')))" &&
+      ways="$ways,notebook"
+    bench --workload pipeline --ways "$ways" --budget $((535 - ($(date +%s) - t0)))
     ;;
   *)
     echo "unknown step $step" >&2

@@ -19,7 +19,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from synthgen import prompting, retrieval, selection, writing
+from synthgen import filters, prompting, retrieval, selection, writing
 from synthgen.config import ConfigError
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,15 @@ METRICS = [
         "rate",
         "Share of slots whose question or answer the parser could not use "
         f"(reasons {', '.join(PARSE_REASONS)}).",
+        better="lower",
+    ),
+    Metric(
+        "gate_reject_rate",
+        "rejected by quality gates",
+        "rate",
+        "Share of slots whose question or answer a quality gate dropped (conf/filters: prompt "
+        "echo, repetition, not a question, meta reference, refusal, length, ungrounded, "
+        "near-duplicate answer); per reason in the table 'Rejects by reason'.",
         better="lower",
     ),
     Metric(
@@ -450,7 +459,8 @@ def run_metrics(run: Run, opts: Options) -> dict[str, Any]:
 
     questions = [r["question"] for r in rows]
     q_tok = length_stats([question_tokens(run, r) for r in rows])
-    a_tok = length_stats([r.get("tokens", {}).get("answer", 0) for r in rows])
+    # questions-only and qa_pair rows have no answer call of their own: no answer length
+    a_tok = length_stats([r["tokens"]["answer"] for r in rows if "answer" in r.get("tokens", {})])
     shared, top = openings(questions)
     asked = {(r["split"], r["chunk_id"]) for r in [*rows, *run.rejected]}
     chunk_texts = [run.corpus.get(s, {}).get(cid, "") for s, cid in sorted(asked)]
@@ -464,6 +474,7 @@ def run_metrics(run: Run, opts: Options) -> dict[str, Any]:
         "reject_rate": rate(len(run.rejected)),
         "duplicate_rate": rate(reasons.get("duplicate", 0)),
         "parse_failure_rate": rate(sum(reasons.get(x, 0) for x in PARSE_REASONS)),
+        "gate_reject_rate": rate(sum(reasons.get(x, 0) for x in filters.REASONS)),
         **{f"q_tokens_{k}": v for k, v in q_tok.items()},
         **{f"a_tokens_{k}": v for k, v in a_tok.items()},
         "distinct_2": distinct_n(questions, 2),
@@ -481,6 +492,25 @@ def run_metrics(run: Run, opts: Options) -> dict[str, Any]:
         "generate_seconds": gen.get("generate_seconds"),
         "wall_seconds": run.summary.get("seconds", {}).get("total"),
     }
+
+
+def reject_shares(runs: list[Run]) -> list[dict[str, Any]]:
+    """One row per 'stage:reason' seen in any complete run: each run's share of its slots."""
+    ok = [r for r in runs if r.ok]
+    slots = {r.label: sum(c["slots"] for c in split_counts(r)) for r in ok}
+    counts = {r.label: Counter(f"{x['stage']}:{x['reason']}" for x in r.rejected) for r in ok}
+    keys = sorted(set().union(*counts.values())) if counts else []
+    return [
+        {
+            "reason": k,
+            "gate": k.split(":", 1)[1] in filters.REASONS,
+            **{
+                label: (counts[label][k] / slots[label] if slots[label] else None)
+                for label in counts
+            },
+        }
+        for k in keys
+    ]
 
 
 # --- retrieval difficulty ----------------------------------------------------------------------
@@ -697,6 +727,7 @@ def build_report(paths: Iterable[str | Path], out: Path, opts_node: Any) -> dict
         "metrics": table,
         "config_diff": config_diff(runs),
         "splits": [{"run": r.label, **c} for r in runs if r.ok for c in split_counts(r)],
+        "rejects": reject_shares(runs),
         "retrieval": scores,
         "embedder": note,
         "verdict": verdict(table, note),
@@ -704,7 +735,12 @@ def build_report(paths: Iterable[str | Path], out: Path, opts_node: Any) -> dict
         "lengths": {
             r.label: {
                 "question": [question_tokens(r, x) for s in SPLITS for x in r.rows.get(s, [])],
-                "answer": [x.get("tokens", {}).get("answer", 0) for s in SPLITS for x in r.rows[s]],
+                "answer": [
+                    x["tokens"]["answer"]
+                    for s in SPLITS
+                    for x in r.rows[s]
+                    if "answer" in x.get("tokens", {})
+                ],
             }
             for r in runs
             if r.ok

@@ -32,6 +32,7 @@ ROW_KEYS = (
     "keywords",
     "prompt",
     "model",
+    "filters",
     "generation.max_new_tokens",
     "generation.min_new_tokens",
     "generation.temperature",
@@ -58,7 +59,7 @@ def _int(cfg: DictConfig, key: str, low: int) -> int:
 
 def check(cfg: DictConfig) -> None:
     """Validate a `task=generate` config. Touches the file system, never loads a model."""
-    from synthgen import backends, prompting
+    from synthgen import backends, filters, prompting
 
     _int(cfg, "num_rows", 1)
     count = _int(cfg, "shard.count", 1)
@@ -112,10 +113,28 @@ def check(cfg: DictConfig) -> None:
         isinstance(pr.question, str) and "{context}" in pr.question,
         "prompt.question: the template must contain {context}",
     )
+    reply = prompting.reply_mode(pr)
     _need(
-        isinstance(pr.answer, str) and "{context}" in pr.answer and "{question}" in pr.answer,
-        "prompt.answer: the template must contain {context} and {question}",
+        reply in prompting.REPLIES,
+        f"prompt.reply: must be one of {', '.join(prompting.REPLIES)}, got {reply!r}",
     )
+    answer = pr.get("answer")
+    if reply == "qa_pair":
+        _need(
+            answer is None,
+            "prompt.answer: must be null with prompt.reply=qa_pair (its reply holds the answer)",
+        )
+        _need(
+            not prompting.asks_for_list(pr.question),
+            "prompt.question: {num_questions} asks for a list; prompt.reply=qa_pair wants one pair",
+        )
+    else:  # null: questions only, no answer stage
+        _need(
+            answer is None
+            or (isinstance(answer, str) and "{context}" in answer and "{question}" in answer),
+            "prompt.answer: the template must contain {context} and {question} "
+            "(or be null: questions only)",
+        )
     _int(cfg, "prompt.questions_per_chunk", 1)
     if pr.questions_per_chunk > 1 and not prompting.asks_for_list(pr.question):
         _need(
@@ -123,6 +142,8 @@ def check(cfg: DictConfig) -> None:
             "prompt.followup: questions_per_chunk > 1 needs a followup template with {previous} "
             "(or {num_questions} in prompt.question)",
         )
+
+    filters.check(cfg)  # numbers in range, patterns compile
 
     m = cfg.model
     names = backends.available()

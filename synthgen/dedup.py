@@ -136,12 +136,22 @@ def leaks(
     return out
 
 
+# A question is compared in full (difflib) only with the few earlier questions that share the
+# most of its rarest words: a near-duplicate differs from it in a word or two, so it shares
+# nearly all of them. This keeps a split of 100,000 questions (or the same few words over and
+# over, as a random-weight model writes) near-linear instead of comparing every pair.
+RARE_WORDS = 4  # the query's rarest words whose questions are candidates (words)
+POSTING_CAP = 512  # per word, only its latest questions are looked at (questions)
+CANDIDATES = 16  # at most this many candidates get the full comparison (questions)
+
+
 class QuestionSet:
     """The questions of one split so far; `match(q)` is an earlier one q repeats, or None."""
 
     def __init__(self, threshold: float = 1.0) -> None:
         self.threshold = threshold
         self.exact: dict[str, str] = {}  # folded -> the question as first asked
+        self.words: dict[str, frozenset[str]] = {}  # folded -> its words
         self.by_word: dict[str, list[str]] = {}  # folded word -> folded questions with it
 
     def match(self, question: str) -> tuple[str, float] | None:
@@ -150,17 +160,18 @@ class QuestionSet:
             return self.exact[key], 1.0
         if self.threshold >= 1.0 or not key:
             return None
-        words = set(key.split())
-        seen: Counter[str] = Counter()
-        for w in words:
-            for other in self.by_word.get(w, ()):
-                seen[other] += 1
+        words = frozenset(key.split())
+        by_word = self.by_word
+        known = sorted((w for w in words if w in by_word), key=lambda w: (len(by_word[w]), w))
+        votes = Counter(o for w in known[:RARE_WORDS] for o in by_word[w][-POSTING_CAP:])
+        shared = {o: len(words & self.words[o]) for o, _ in votes.most_common(4 * CANDIDATES)}
+        ranked = sorted(shared, key=lambda o: -shared[o])[:CANDIDATES]
         sm = SequenceMatcher(None, autojunk=False)
         sm.set_seq2(key)
         numbers = _DIGITS.findall(key)
         best: tuple[float, str] | None = None
-        for other, shared in seen.items():
-            if shared < len(words) / 2:  # too few words in common to be the same question
+        for other in ranked:
+            if shared[other] < len(words) / 2:  # too few words in common to be the same question
                 continue
             if _DIGITS.findall(other) != numbers:  # "in 1990?" and "in 1991?" differ
                 continue
@@ -177,5 +188,6 @@ class QuestionSet:
         if key in self.exact:
             return
         self.exact[key] = question
-        for w in set(key.split()):
+        self.words[key] = frozenset(key.split())
+        for w in self.words[key]:
             self.by_word.setdefault(w, []).append(key)

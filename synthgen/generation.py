@@ -30,7 +30,9 @@ log = logging.getLogger(__name__)
 
 
 class GenerateFn(Protocol):
-    def __call__(self, batch: list[list[int]], params: GenParams) -> list[Generated]: ...
+    def __call__(
+        self, batch: list[list[int]], params: GenParams | list[GenParams]
+    ) -> list[Generated]: ...
 
 
 class Streamer(Protocol):
@@ -52,6 +54,8 @@ class Job:
     stage: str  # "question" or "answer"
     ids: list[int]  # prompt token ids, chat template applied
     payload: Any  # what the caller needs back with the result
+    # this prompt's own settings (benchmarks force each row's output length); None = the run's
+    params: GenParams | None = None
 
 
 @dataclass
@@ -65,6 +69,8 @@ class Stats:
     oom_retries: list[dict[str, int]] = field(default_factory=list)  # each halving: from, to
     batch_size: int = 0  # the batch size (batches) or most requests in flight (stream) at the end
     feed: str = "batches"  # batches = run_queue; stream = run_stream (seconds = its wall time)
+    cached_tokens: int = 0  # prompt tokens whose KV came from a cached prefix (not prefilled)
+    dropped: int = 0  # question jobs never started because `stop` said so (a timed benchmark)
 
     @property
     def tokens_per_second(self) -> float:
@@ -88,6 +94,21 @@ def for_stage(params: Params, stage: str) -> GenParams:
     return params[stage] if isinstance(params, Mapping) else params
 
 
+def _stop_questions(pools: Any, stop: Callable[[], bool] | None, stats: Stats) -> None:
+    if stop is not None and pools["question"] and stop():
+        stats.dropped += len(pools["question"])
+        pools["question"].clear()
+
+
+def batch_params(batch: list[Job], params: Params) -> GenParams | list[GenParams]:
+    """One GenParams for the batch (one stage), or one per prompt where some job carries its
+    own."""
+    base = for_stage(params, batch[0].stage)
+    if all(j.params is None for j in batch):
+        return base
+    return [j.params or base for j in batch]
+
+
 def run_queue(
     generate: GenerateFn,
     jobs: Iterable[Job],
@@ -97,13 +118,15 @@ def run_queue(
     progress: tqdm | None = None,
     stats: Stats | None = None,
     after_batch: Callable[[], None] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> Stats:
     """Run every job and every job its result spawns. `on_result` persists each result,
     `after_batch` (an fsync) runs once the batch's results are all handled. A batch holds
     one stage, with that stage's params.
 
     On OutOfMemory the batch size halves and the same prompts are tried again (recorded in
-    stats.oom_retries); at batch size 1 the error propagates.
+    stats.oom_retries); at batch size 1 the error propagates. Once `stop()` is true no new
+    question starts (counted in stats.dropped); what was started, answers included, finishes.
     """
     stats = stats or Stats()
     pools: dict[str, list[Job]] = {"question": [], "answer": []}
@@ -111,10 +134,13 @@ def run_queue(
         pools[j.stage].append(j)
     size = batch_size
     while pools["question"] or pools["answer"]:
+        _stop_questions(pools, stop, stats)
+        if not (pools["question"] or pools["answer"]):
+            break
         batch = _pick(pools, size)
         t0 = time.perf_counter()
         try:
-            outs = generate([j.ids for j in batch], for_stage(params, batch[0].stage))
+            outs = generate([j.ids for j in batch], batch_params(batch, params))
         except OutOfMemory:
             if size == 1:
                 raise
@@ -133,6 +159,7 @@ def run_queue(
             stats.prompts[job.stage] += 1
             stats.output_tokens += out.tokens
             stats.prompt_tokens += len(job.ids)
+            stats.cached_tokens += out.cached_tokens
             stats.unfinished += not out.finished
             for new_job in on_result(job, out):
                 pools[new_job.stage].append(new_job)
@@ -154,6 +181,7 @@ def run_stream(
     stats: Stats | None = None,
     after_batch: Callable[[], None] | None = None,
     sync_seconds: float = 1.0,
+    stop: Callable[[], bool] | None = None,
 ) -> Stats:
     """Run every job and every job its result spawns through a continuous-batching engine.
 
@@ -161,6 +189,7 @@ def run_stream(
     computed), questions in the order given. `after_batch` (an fsync) runs at most every
     `sync_seconds` while results come in, and at the end. stats.seconds is the wall time of the
     whole loop: the engine works while results are handled, so there is no "inside" to time.
+    Once `stop()` is true no new question starts; what was started finishes.
     """
     stats = stats or Stats()
     stats.feed = "stream"
@@ -175,10 +204,13 @@ def run_stream(
     dirty = False
     try:
         while pools["question"] or pools["answer"] or in_flight:
+            _stop_questions(pools, stop, stats)
+            if not (pools["question"] or pools["answer"] or in_flight):
+                break
             while len(in_flight) < size and (pools["answer"] or pools["question"]):
                 job = (pools["answer"] or pools["question"]).popleft()
                 key = next(keys)
-                streamer.add(key, job.ids, for_stage(params, job.stage))
+                streamer.add(key, job.ids, job.params or for_stage(params, job.stage))
                 in_flight[key] = job
             try:
                 done = streamer.step()
@@ -200,6 +232,7 @@ def run_stream(
                 stats.prompts[job.stage] += 1
                 stats.output_tokens += out.tokens
                 stats.prompt_tokens += len(job.ids)
+                stats.cached_tokens += out.cached_tokens
                 stats.unfinished += not out.finished
                 for new_job in on_result(job, out):
                     pools[new_job.stage].append(new_job)
@@ -231,14 +264,20 @@ def drive(
     progress: tqdm | None = None,
     stats: Stats | None = None,
     after_batch: Callable[[], None] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> Stats:
-    """Feed the jobs the backend's way: streamed where it offers a `streamer()`, else batched."""
+    """Feed the jobs the backend's way: streamed where it offers a `streamer()`, else batched.
+
+    A streamer may want more requests in flight than the batch (`max_in_flight`: the
+    continuous engine keeps a queue to refill its slots from).
+    """
     make = getattr(backend, "streamer", None)
-    streamer = make() if callable(make) else None
+    streamer = make(batch_size) if callable(make) else None
     if streamer is not None:
+        size = getattr(streamer, "max_in_flight", None) or batch_size
         return run_stream(
-            streamer, jobs, on_result, params, batch_size, progress, stats, after_batch
+            streamer, jobs, on_result, params, size, progress, stats, after_batch, stop=stop
         )
     return run_queue(
-        backend.generate, jobs, on_result, params, batch_size, progress, stats, after_batch
+        backend.generate, jobs, on_result, params, batch_size, progress, stats, after_batch, stop
     )

@@ -21,7 +21,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from synthgen import dedup, faults, runlock, sharding, writing
+from synthgen import dedup, faults, filters, runlock, sharding, writing
 from synthgen.config import ConfigError, SynthgenError, row_config, row_config_diff
 from synthgen.records import Chunk, Row
 from synthgen.sharding import JobDir
@@ -218,6 +218,9 @@ def _merge_group(
     questions = _unique(q for j in jobs for q in states[j.path].questions)
     duplicates: set[str] = set()
     threshold = float(OmegaConf.select(base, "dedup.question_threshold", default=1.0))
+    # shards never saw each other's answers: the near-duplicate answer gate runs again over the
+    # whole split, in dataset order (the per-row gates already ran in every shard)
+    near = filters.Gates(base, base.get("prompt")).duplicates
     for s in SPLITS:
         chunks = [Chunk(id=cid, source="", text=text) for cid, text in corpus[s].items()]
         rows[s] = order_rows(rows[s], SplitCorpus(chunks=chunks))
@@ -228,9 +231,17 @@ def _merge_group(
             if twin is not None:
                 duplicates.add(Row(**r).key)
                 rejected.append(_duplicate(r, twin))
-            else:
-                asked.add(r["question"])
-                kept.append(r)
+                continue
+            asked.add(r["question"])  # asked, whatever becomes of its answer (as in one run)
+            answer = r["answer"]  # None in a questions-only run: nothing to compare
+            check = near is not None and answer is not None
+            drop = near.check(answer, s, r["chunk_id"]) if check else None
+            if drop is not None:
+                rejected.append(_near_duplicate(r, drop, filters.name(base)))
+                continue
+            kept.append(r)
+            if near is not None and answer is not None:
+                near.add(answer, s, r["chunk_id"])
         rows[s] = kept
     row_keys = {Row(**r).key for s in SPLITS for r in rows[s]}
     rejected = [r for r in rejected if r["key"] not in row_keys]
@@ -356,6 +367,7 @@ def _summary(
         "merged_from": {"sweep": str(sweep), "overrides": list(group), "job_dirs": len(jobs)},
         "splits": splits,
         "rows": {s: len(rows[s]) for s in SPLITS},
+        "filters": {"name": filters.name(base), "rejected": filters.counts(rejected)},
         "generation": {
             "output_tokens": tokens,
             "generate_seconds": round(gen_secs, 3),  # summed over shards (GPU-seconds)
@@ -400,21 +412,32 @@ def _unique(records: Any) -> list[dict]:
     return out
 
 
-def _duplicate(row: dict, twin: tuple[str, float]) -> dict:
-    """The rejected record one run would have written for a repeated question."""
+def _rejected(row: dict, stage: str, reason: str, raw: str = "", **extra: Any) -> dict:
+    """The rejected record one run would have written for this row (pipeline.Generator.reject)."""
     return {
         "key": Row(**row).key,
         "split": row["split"],
         "chunk_id": row["chunk_id"],
         "source": row["source"],
         "q_index": row["q_index"],
-        "stage": "question",
-        "reason": "duplicate",
+        "stage": stage,
+        "reason": reason,
         "question": row["question"],
-        "raw": "",
-        "duplicate_of": twin[0],
-        "similarity": round(twin[1], 3),
+        "raw": raw,
+        **extra,
     }
+
+
+def _duplicate(row: dict, twin: tuple[str, float]) -> dict:
+    """A question asked in two shards: the later one in dataset order."""
+    return _rejected(
+        row, "question", "duplicate", duplicate_of=twin[0], similarity=round(twin[1], 3)
+    )
+
+
+def _near_duplicate(row: dict, drop: filters.Drop, name: str) -> dict:
+    """An answer another shard already gave for another chunk."""
+    return _rejected(row, "answer", drop.reason, row["answer"], **drop.record(), filters=name)
 
 
 def _load_json(path: Path) -> dict:

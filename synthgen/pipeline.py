@@ -1,4 +1,5 @@
-"""The batch job: read -> clean -> chunk -> dedup -> select -> prompt -> generate -> parse -> write.
+"""The batch job: read -> clean -> chunk -> dedup -> select -> prompt -> generate -> parse -> gate
+-> dedup -> write.
 
 `run(cfg)` is what run.py calls; tests call it directly with a composed config.
 """
@@ -28,6 +29,7 @@ from synthgen import (
     cleaning,
     dedup,
     faults,
+    filters,
     prompting,
     reading,
     runlock,
@@ -60,6 +62,7 @@ TASKS = {
     "evaluate": "synthgen.evaluate:evaluate",
     "export": "synthgen.export:export",
     "merge": "synthgen.merge:merge",
+    "filter": "synthgen.refilter:refilter",
 }
 
 
@@ -340,10 +343,34 @@ def check_resume(cfg: DictConfig, run_dir: Path) -> RunState:
 class Generator:
     """Turns slots into rows through one backend, writing every result as it lands."""
 
-    def __init__(self, cfg: DictConfig, run_dir: Path, encode: Any, state: RunState) -> None:
+    def __init__(
+        self,
+        cfg: DictConfig,
+        run_dir: Path,
+        encode: Any,
+        state: RunState,
+        *,
+        gates: filters.Gates | None = None,
+        accept_any: bool = False,
+        params_for: Any = None,
+    ) -> None:
+        """gates: the quality gates (default: conf/filters as composed). accept_any and
+        params_for are for benchmarks only (benchmarks/workload.py):
+
+        - accept_any: a question or answer the parser or the dedup would reject is kept as
+          generated (its raw text, or "<empty>"), and counted in `overridden`. Random weights
+          write the same garbage for every chunk; this keeps the workload's shape (every
+          question gets its answer call) as a real model that passes the gates would.
+        - params_for(stage, slot) -> GenParams | None: a prompt's own settings (each row's
+          output length forced to a drawn value).
+        """
         self.cfg, self.run_dir, self.encode = cfg, run_dir, encode
         self.pr = cfg.prompt
         self.list_mode = prompting.asks_for_list(self.pr.question)
+        self.pair = prompting.reply_mode(self.pr) == "qa_pair"  # one reply: question and answer
+        self.answers = self.pr.get("answer") is not None and not self.pair  # an answer stage
+        self.accept_any, self.params_for = accept_any, params_for
+        self.overridden: Counter[str] = Counter()  # accept_any: "stage:reason" kept anyway
         self.max_prompt = cfg.model.max_seq_length - cfg.generation.max_new_tokens  # tokens
         self.rows_out = {s: writing.JsonlAppender(run_dir / f"{s}.jsonl") for s in SPLITS}
         self.rejected_out = writing.JsonlAppender(run_dir / "rejected.jsonl")
@@ -353,6 +380,10 @@ class Generator:
         self.seen = {s: dedup.QuestionSet(threshold) for s in SPLITS}
         for r in [*state.questions, *(r for rows in state.rows.values() for r in rows)]:
             self.seen[r["split"]].add(r["question"])
+        # quality gates (conf/filters); earlier rows take part in the near-duplicate check
+        self.gates = gates if gates is not None else filters.Gates(cfg, cfg.prompt)
+        for r in (r for rows in state.rows.values() for r in rows):
+            self.gates.accept(r["answer"], r["split"], r["chunk_id"])
         self.rejects: Counter[str] = Counter()  # "stage:reason" -> count
         self.progress: Any = None
         self.first_row_at: float | None = None  # perf_counter when the first row hit the disk
@@ -381,6 +412,7 @@ class Generator:
         reason: str,
         raw: str = "",
         question: str = "",
+        drop: filters.Drop | None = None,
         **extra: Any,
     ) -> None:
         self.rejects[f"{stage}:{reason}"] += 1
@@ -396,6 +428,8 @@ class Generator:
             "raw": raw,
             **extra,
         }
+        if drop is not None:  # a quality gate's: its score and threshold, and which gate set
+            rec.update(drop.record(), filters=self.gates.name)
         self.rejected_out.write([rec])
         self._tick()
 
@@ -418,7 +452,15 @@ class Generator:
             for s in slots:
                 self.reject(s, "question", "prompt_too_long", raw=f"{len(ids)} tokens")
             return None
-        return Job("question", ids, {"slots": slots, "previous": previous})
+        return Job(
+            "question",
+            ids,
+            {"slots": slots, "previous": previous},
+            self._params("question", slots[0]),
+        )
+
+    def _params(self, stage: str, slot: Slot) -> GenParams | None:
+        return self.params_for(stage, slot) if self.params_for is not None else None
 
     def question_chain(self, slots: list[Slot], previous: list[str]) -> Job | None:
         """The job for a chunk's first open question; the rest follow it one by one.
@@ -443,12 +485,41 @@ class Generator:
                 slot, "answer", "prompt_too_long", raw=f"{len(ids)} tokens", question=question
             )
             return None
-        return Job("answer", ids, {"slot": slot, "question": question, "q_tokens": q_tokens})
+        return Job(
+            "answer",
+            ids,
+            {"slot": slot, "question": question, "q_tokens": q_tokens},
+            self._params("answer", slot),
+        )
 
-    def accept_question(self, slot: Slot, question: str, out_tokens: int, raw: str) -> Job | None:
-        """Dedup within the split, persist, and enqueue the answer."""
+    def gated(self, slot: Slot, question: str, raw: str) -> bool:
+        """A question a quality gate drops is rejected here and never answered."""
+        drop = self.gates.question(question, slot.chunk.text)
+        if drop is None or self.kept_anyway("question", drop.reason):
+            return False
+        self.reject(slot, "question", drop.reason, raw=raw, question=question, drop=drop)
+        return True
+
+    def answer_gated(self, slot: Slot, question: str, answer: str, raw: str) -> bool:
+        """An answer a quality gate drops is rejected; a kept one joins the near-duplicate check."""
+        drop = self.gates.answer(answer, slot.chunk.text, question, slot.split, slot.chunk.id)
+        if drop is not None and not self.kept_anyway("answer", drop.reason):
+            self.reject(slot, "answer", drop.reason, raw=raw, question=question, drop=drop)
+            return True
+        self.gates.accept(answer, slot.split, slot.chunk.id)
+        return False
+
+    def accept_question(
+        self, slot: Slot, question: str, out_tokens: int, raw: str, answer: str | None = None
+    ) -> Job | None:
+        """Dedup within the split, persist, and enqueue the answer (or write the row now).
+
+        Without an answer stage (questions-only, or qa_pair with the answer in hand) the row
+        is written at once and questions.jsonl is not needed.
+        """
         twin = self.seen[slot.split].match(question)
-        if twin is not None:  # the same question again, exactly or all but a word
+        # the same question again, exactly or all but a word
+        if twin is not None and not self.kept_anyway("question", "duplicate"):
             self.reject(
                 slot,
                 "question",
@@ -460,6 +531,12 @@ class Generator:
             )
             return None
         self.seen[slot.split].add(question)
+        if not self.answers:
+            if answer is not None and self.answer_gated(slot, question, answer, raw):
+                return None
+            tokens = {"question": out_tokens} if answer is None else {"qa_pair": out_tokens}
+            self.write_row(slot, question, answer, tokens)
+            return None
         self.questions_out.write(
             [
                 {
@@ -475,6 +552,51 @@ class Generator:
         faults.point("question")  # the question is on disk, its answer not yet asked
         return self.answer_job(slot, question, out_tokens)
 
+    def kept_anyway(self, stage: str, reason: str) -> bool:
+        """accept_any (benchmarks): count the reject that would have been, and go on."""
+        if self.accept_any:
+            self.overridden[f"{stage}:{reason}"] += 1
+        return self.accept_any
+
+    def write_row(
+        self, slot: Slot, question: str, answer: str | None, tokens: dict[str, int]
+    ) -> None:
+        row = Row(
+            id=short_hash(slot.key),
+            split=slot.split,
+            chunk_id=slot.chunk.id,
+            source=slot.chunk.source,
+            doc=slot.chunk.text,
+            question=question,
+            answer=answer,
+            prompt=slot.prompt,
+            model=slot.model,
+            q_index=slot.q_index,
+            tokens=tokens,
+        )
+        self.rows_out[slot.split].write([row.to_dict()])
+        faults.point("row")
+        self.first_row_at = self.first_row_at or time.perf_counter()
+        self._tick()
+
+    def parsed_question(self, slot: Slot, out: Generated) -> tuple[str | None, str | None]:
+        """(question, answer) of a one-question reply; (None, None) after recording the reject."""
+        if self.pair:
+            q, a, reason, stage = prompting.parse_qa_pair(out.text, self.pr.require_question_mark)
+            if reason is not None and self.kept_anyway(stage, reason):
+                raw = out.text.strip() or "<empty>"
+                q, a = q or raw, raw
+            elif reason is not None:
+                self.reject(slot, stage, reason, raw=out.text, question=q or "")
+                return None, None
+            return q, a
+        q, reason = prompting.parse_question(out.text, self.pr.require_question_mark)
+        if q is None and self.kept_anyway("question", reason or "empty"):
+            q = " ".join(out.text.split()) or "<empty>"
+        if q is None:
+            self.reject(slot, "question", reason or "empty", raw=out.text)
+        return q, None
+
     def on_result(self, job: Job, out: Generated) -> list[Job]:
         new: list[Job] = []
         if job.stage == "question":
@@ -484,19 +606,23 @@ class Generator:
                     out.text, len(slots), self.pr.require_question_mark
                 )
                 for slot, q in zip(slots, parsed, strict=True):
+                    if q is None and self.kept_anyway("question", "missing_from_list"):
+                        q = f"{' '.join(out.text.split()) or '<empty>'} #{slot.q_index}"
                     if q is None:
                         self.reject(slot, "question", "missing_from_list", raw=out.text)
+                    elif self.gated(slot, q, out.text):
+                        continue
                     elif (j := self.accept_question(slot, q, out.tokens, out.text)) is not None:
                         new.append(j)
                 return new
             slot = slots[0]
-            q, reason = prompting.parse_question(out.text, self.pr.require_question_mark)
+            q, a = self.parsed_question(slot, out)
             previous = list(job.payload["previous"])
-            if q is None:
-                self.reject(slot, "question", reason or "empty", raw=out.text)
-            else:
+            # a gated question is not shown to the chunk's next prompt: an echo would be asked
+            # for again
+            if q is not None and not self.gated(slot, q, out.text):
                 previous.append(q)
-                if (j := self.accept_question(slot, q, out.tokens, out.text)) is not None:
+                if (j := self.accept_question(slot, q, out.tokens, out.text, a)) is not None:
                     new.append(j)
             nxt = job.payload.get("next")
             # the chunk's next question, told which ones were asked already
@@ -505,26 +631,16 @@ class Generator:
             return new
         slot, question = job.payload["slot"], job.payload["question"]
         a, reason = prompting.parse_answer(out.text)
+        if a is None and self.kept_anyway("answer", reason or "empty"):
+            a = out.text.strip() or "<empty>"
         if a is None:
             self.reject(slot, "answer", reason or "empty", raw=out.text, question=question)
             return new
-        row = Row(
-            id=short_hash(slot.key),
-            split=slot.split,
-            chunk_id=slot.chunk.id,
-            source=slot.chunk.source,
-            doc=slot.chunk.text,
-            question=question,
-            answer=a,
-            prompt=slot.prompt,
-            model=slot.model,
-            q_index=slot.q_index,
-            tokens={"question": job.payload["q_tokens"], "answer": out.tokens},
+        if self.answer_gated(slot, question, a, out.text):
+            return new
+        self.write_row(
+            slot, question, a, {"question": job.payload["q_tokens"], "answer": out.tokens}
         )
-        self.rows_out[slot.split].write([row.to_dict()])
-        faults.point("row")
-        self.first_row_at = self.first_row_at or time.perf_counter()
-        self._tick()
         return new
 
     def initial_jobs(self, slots: list[Slot], state: RunState, done: set[str]) -> list[Job]:
@@ -536,7 +652,7 @@ class Generator:
         for q in state.questions:
             asked.setdefault(q["chunk_id"], []).append(q["question"])
             slot = by_key.get(q["key"])
-            if slot is None or q["key"] in answered:
+            if slot is None or q["key"] in answered or not self.answers:
                 continue
             answered.add(q["key"])
             if (j := self.answer_job(slot, q["question"], q.get("tokens", 0))) is not None:
@@ -606,12 +722,18 @@ def _generate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     stats = Stats()
     t = time.perf_counter()
     if todo:
+        gates = filters.Gates(cfg, cfg.prompt)
+        gates.prepare()  # the embedding gate's model, if on: a bad one fails before the LLM loads
         backend = load_backend(cfg)
         seconds["load_model"] += time.perf_counter() - t
         backend.set_seed(cfg.generation.seed)
         spec = backend.spec
         gen = Generator(
-            cfg, run_dir, lambda m, stage: encode_chat(backend.tokenizer, m, spec, stage), known
+            cfg,
+            run_dir,
+            lambda m, stage: encode_chat(backend.tokenizer, m, spec, stage),
+            known,
+            gates=gates,
         )
         params = stage_params(cfg, spec)
         from tqdm import tqdm
@@ -788,8 +910,9 @@ def stage_params(cfg: DictConfig, spec: ModelSpec) -> dict[str, GenParams]:
     keys = ("temperature", "top_p", "do_sample", "seed")
     base = {k: cfg.generation[k] for k in keys}
     out = {}
+    pair = prompting.reply_mode(cfg.prompt) == "qa_pair"  # a question reply holds its answer
     for stage in ("question", "answer"):
-        one = stage == "answer" or not prompting.asks_for_list(cfg.prompt.question)
+        one = stage == "answer" or not (pair or prompting.asks_for_list(cfg.prompt.question))
         cap = int(cfg.generation.max_new_tokens)
         if one and spec.max_new_tokens.get(stage):
             cap = min(cap, int(spec.max_new_tokens[stage]))
@@ -814,6 +937,8 @@ def vllm_options(cfg: DictConfig) -> dict[str, Any]:
 
 
 def _batch_size(cfg: DictConfig, backend: Any) -> int:
+    if hasattr(backend, "reserve_new"):  # the continuous engine sizes its KV slots with it
+        backend.reserve_new = int(cfg.generation.max_new_tokens)
     bs = cfg.generation.batch_size
     if bs == "auto":
         auto = getattr(backend, "auto_batch_size", None)
@@ -879,11 +1004,14 @@ def make_summary(
         "model": cfg.model.name_or_path,
         "splits": splits,
         "rows": {s: len(rows[s]) for s in SPLITS},
+        # quality-gate rejects over the run dir, per "stage:reason" (also in splits.*.rejected_*)
+        "filters": {"name": filters.name(cfg), "rejected": filters.counts(state.rejected)},
         "this_session": {
             "prompts": stats.prompts,
             "rejects": dict(sorted(rejects.items())),
             "output_tokens": stats.output_tokens,
             "prompt_tokens": stats.prompt_tokens,
+            "prompt_tokens_cached": stats.cached_tokens,  # prefix reuse: not prefilled again
             "unfinished_outputs": stats.unfinished,
             "generate_seconds": round(stats.seconds, 3),
             "tokens_per_second": round(stats.tokens_per_second, 1),
@@ -961,16 +1089,25 @@ def dry_run(
         )
     list_mode = prompting.asks_for_list(cfg.prompt.question)
     n_q = sum(len({x.chunk.id for x in ss}) if list_mode else len(ss) for ss in slots.values())
-    n_a = sum(len(ss) for ss in slots.values())
+    pair = prompting.reply_mode(cfg.prompt) == "qa_pair"
+    answers = cfg.prompt.get("answer") is not None and not pair
+    n_a = sum(len(ss) for ss in slots.values()) if answers else 0
     count, index = sharding.shard_count(cfg)
     if count > 1:
         lines.append(f"shard {index} of {count}: the slots above are this shard's part")
-    lines.append(f"prompts to run: {n_q} question + up to {n_a} answer")
+    how = (
+        f"up to {n_a} answer"
+        if answers
+        else "no answer prompts (prompt.reply=qa_pair: each reply holds its answer)"
+        if pair
+        else "no answer prompts (prompt.answer=null: questions only)"
+    )
+    lines.append(f"prompts to run: {n_q} question + {how}")
     resume, todo = resume_report(cfg, run_dir, slots)
     lines.append(resume)
     print("\n".join(lines), file=sys.stdout, flush=True)  # before anything loads
 
-    preview, why = prompt_preview(cfg, slots, list_mode)
+    preview, why = prompt_preview(cfg, slots, list_mode, answers)
     print(preview if preview else f"\nno prompt preview: {why}", file=sys.stdout, flush=True)
     return {
         "status": "dry_run",
@@ -1010,7 +1147,7 @@ def resume_report(
 
 
 def prompt_preview(
-    cfg: DictConfig, slots: dict[str, list[Slot]], list_mode: bool
+    cfg: DictConfig, slots: dict[str, list[Slot]], list_mode: bool, answers: bool = True
 ) -> tuple[str | None, str | None]:
     """The first question and answer prompts, rendered by the model's tokenizer, or (None,
     why) when the tokenizer cannot load here."""
@@ -1027,10 +1164,13 @@ def prompt_preview(
     msgs = lambda u: prompting.messages(cfg.prompt.get("system"), u, spec.system_role)  # noqa: E731
     k = cfg.prompt.questions_per_chunk if list_mode else 1
     q = prompting.question_prompt(cfg.prompt.question, first.chunk.text, num_questions=k)
-    a = prompting.answer_prompt(cfg.prompt.answer, first.chunk.text, "<the parsed question>")
+    shown = [("question", q)]
+    if answers:  # questions-only and qa_pair runs have no answer prompt
+        a = prompting.answer_prompt(cfg.prompt.answer, first.chunk.text, "<the parsed question>")
+        shown.append(("answer", a))
     out: list[str] = []
     params = stage_params(cfg, spec)
-    for stage, user in (("question", q), ("answer", a)):
+    for stage, user in shown:
         text = render(tok, msgs(user), spec, stage)
         n_tok = len(tok(text, add_special_tokens=False)["input_ids"])
         p = params[stage]

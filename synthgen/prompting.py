@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+from typing import Any
 
 PLACEHOLDERS = ("context", "question", "num_questions", "previous")
 
@@ -33,6 +34,14 @@ def messages(system: str | None, user: str, system_role: bool = True) -> list[di
     if not system_role:
         return [{"role": "user", "content": f"{system}\n\n{user}"}]
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+REPLIES = ("question", "qa_pair")  # prompt.reply: what one reply to the question prompt holds
+
+
+def reply_mode(prompt: Any) -> str:
+    """prompt.reply, `question` where the config has none (every shipped prompt but qa_pair)."""
+    return str(prompt.get("reply") or "question")
 
 
 def asks_for_list(question_template: str) -> bool:
@@ -168,6 +177,62 @@ def parse_answer(raw: str) -> tuple[str | None, str | None]:
     if not text:
         return None, "empty"
     return text, None
+
+
+_QUESTION_LINE = re.compile(
+    r"^\s*[*_#>\s]*(?:q|question)\s*\d*\s*[*_]*\s*[:：][*_]*", re.IGNORECASE | re.MULTILINE
+)
+_PAIR_ANSWER = re.compile(
+    r"^\s*[*_#>\s]*(?:a|answer)\s*\d*\s*[*_]*\s*[:：][*_]*", re.IGNORECASE | re.MULTILINE
+)
+
+
+def parse_qa_pair(
+    raw: str, require_question_mark: bool = False
+) -> tuple[str | None, str | None, str | None, str]:
+    """A `prompt.reply=qa_pair` reply -> (question, answer, reason, stage).
+
+    Accepts `Question: ...` then `Answer: ...` (labels in any case, bold or not, `Q:`/`A:`
+    too) or a JSON object with "question" and "answer". The first pair counts; text after a
+    second "Question:" is dropped. reason is None when both parts parse, else why not, with
+    the stage it belongs to: `empty` or `not_a_pair` (no answer part) for the question,
+    `empty` for the answer.
+    """
+    text = raw.strip()
+    if not text:
+        return None, None, "empty", "question"
+    pair = _json_pair(text)
+    if pair is None:
+        m = _PAIR_ANSWER.search(text)
+        if m is None or m.start() == 0:
+            return None, None, "not_a_pair", "question"
+        q_part, a_part = text[: m.start()], text[m.end() :]
+        nxt = _QUESTION_LINE.search(a_part)
+        if nxt is not None:  # a second pair follows: keep the first
+            a_part = a_part[: nxt.start()]
+        pair = q_part, a_part
+    q, reason = parse_question(pair[0], require_question_mark)
+    if q is None:
+        return None, None, reason, "question"
+    a, reason = parse_answer(pair[1])
+    if a is None:
+        return q, None, reason, "answer"
+    return q, a, None, "answer"
+
+
+def _json_pair(text: str) -> tuple[str, str] | None:
+    m = re.search(r"\{.*\}", text, re.DOTALL)
+    if not m:
+        return None
+    try:
+        data = json.loads(m.group(0))
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    low = {str(k).lower(): v for k, v in data.items()}
+    q, a = low.get("question"), low.get("answer")
+    return (q, a) if isinstance(q, str) and isinstance(a, str) else None
 
 
 def parse_question_list(raw: str, n: int, require_question_mark: bool = False) -> list[str | None]:

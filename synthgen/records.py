@@ -70,11 +70,12 @@ class Row:
     source: str
     doc: str
     question: str
-    answer: str
+    answer: str | None  # None: a questions-only run (prompt.answer: null)
     prompt: str
     model: str
     q_index: int = 0
-    tokens: dict[str, int] = field(default_factory=dict)  # new tokens of question and answer
+    # new tokens of question and answer (qa_pair: of the one reply, as "qa_pair")
+    tokens: dict[str, int] = field(default_factory=dict)
 
     @property
     def key(self) -> str:

@@ -131,6 +131,29 @@ def sections(result: dict[str, Any], plots: dict[str, str]) -> list[Block]:
                 ],
             )
         )
+    if result.get("rejects"):
+        labels = [m["run"] for m in complete]
+        b += [
+            ("h2", "Rejects by reason"),
+            (
+                "p",
+                "Share of each run's slots rejected for each reason (stage:reason). Gate = a "
+                "quality gate of conf/filters dropped it; the others are parsing and duplicate "
+                "questions. A reason a run never gave shows 0.0%.",
+            ),
+            (
+                "table",
+                ["reason", "gate", *labels],
+                [
+                    [
+                        r["reason"],
+                        "yes" if r["gate"] else "",
+                        *(fmt(r.get(x) or 0.0, "rate") for x in labels),
+                    ]
+                    for r in result["rejects"]
+                ],
+            ),
+        ]
     if result["splits"]:
         cols = []
         for s in result["splits"]:
@@ -264,7 +287,7 @@ def to_html(blocks: list[Block], out: Path) -> str:
 
 
 def write_xlsx(path: Path, result: dict[str, Any]) -> None:
-    """Sheets: metrics, config, splits, retrieval, examples, definitions, notes."""
+    """Sheets: metrics, config, splits, rejects, retrieval, examples, definitions, notes."""
     import pandas as pd
 
     runs = result["runs"]
@@ -284,6 +307,7 @@ def write_xlsx(path: Path, result: dict[str, Any]) -> None:
             columns=["key", *runs],
         ),
         "splits": pd.DataFrame(result["splits"]),
+        "rejects": pd.DataFrame(result.get("rejects", [])),
         "retrieval": pd.DataFrame(result["retrieval"]),
         "examples": pd.DataFrame(
             [
@@ -410,7 +434,7 @@ def _unit(m: Metric) -> str:
             "keywords"
             if m.key.startswith("kw_")
             else "slots"
-            if m.key in ("reject_rate", "duplicate_rate", "parse_failure_rate")
+            if m.key in ("reject_rate", "duplicate_rate", "parse_failure_rate", "gate_reject_rate")
             else "questions"
         ),
         "score": "score (0-1)",

@@ -1,4 +1,4 @@
-"""A fake backend for unit tests of the parts around generation (queue, resume, dedup).
+"""A fake backend for unit tests of the parts around generation (queue, resume, dedup, gates).
 
 The end-to-end tests use the real transformers backend with the tiny model instead.
 """
@@ -22,15 +22,25 @@ class FakeTokenizer:
         return {"input_ids": [ord(c) for c in text]}
 
 
+ECHO = (
+    "The question should be diverse in nature across the document. Restrict the questions to "
+    "the context information provided."
+)
+
+
 class Backend:
     """Writes 'Question N about <chunk start>?' and 'Answer to ...'; can fake OOM and crashes."""
 
     calls: list[int] = []  # batch sizes seen, shared across instances for assertions
+    pairs: int = 0  # qa_pair replies written so far
     oom_above: int | None = None  # raise OutOfMemory for batches larger than this
     crash_after: int | None = None  # raise RuntimeError on this call number (a killed run)
     duplicate_questions: bool = False  # every question the same text
     seen: list[tuple[str, list[str]]] = []  # (prompt text, stop strings) of every prompt
     stream: bool = False  # offer streamed feeding, as the vllm engine does (generation.drive)
+    bad: bool = False  # some outputs fail quality gates, chosen by the chunk text (kind below)
+    same_answer: str | None = None  # every answer this text (near-duplicates across chunks)
+    broken_pairs: bool = False  # qa_pair prompts: every 2nd reply without its answer part
 
     def __init__(
         self, engine: str = "auto", prefill_chunk_size: int = 0, vllm: Any = None, **kwargs: Any
@@ -55,8 +65,25 @@ class Backend:
             context = (
                 text.split("-----------")[1].strip("-\n ")[:30] if "-----" in text else text[:30]
             )
+            kind = sum(map(ord, context)) % 4  # the same for a chunk in every run
             if "Also, question is given below" in text:
-                out.append(Generated(f"Answer: it is about {context}.", 9, True))
+                if self.same_answer is not None:
+                    out.append(Generated(self.same_answer, 9, True))
+                elif self.bad and kind == 3:
+                    out.append(Generated("I cannot answer that from the context.", 9, True))
+                else:
+                    out.append(Generated(f"Answer: it is about {context}.", 9, True))
+            elif "Answer: <the answer>" in text:  # prompt=qa_pair: both in one reply
+                type(self).pairs += 1
+                n = text.count("\n- ")
+                q = f"**Question:** What is #{n} in '{context}'?"
+                broken = self.broken_pairs and type(self).pairs % 2 == 0
+                text = q if broken else f"{q}\n**Answer:** it is {context}."
+                out.append(Generated(text, 12, True))
+            elif self.bad and kind == 0:  # the notebook prompt's instructions, echoed
+                out.append(Generated(ECHO, 30, False))
+            elif self.bad and kind == 1:
+                out.append(Generated(f"What does the passage say about '{context}'?", 9, True))
             elif self.duplicate_questions:
                 out.append(Generated("Here is a question:\nWhat is it?", 5, True))
             else:
@@ -64,7 +91,7 @@ class Backend:
                 out.append(Generated(f"Question: What is #{n} in '{context}'?", 7, True))
         return out
 
-    def streamer(self) -> FakeStreamer | None:
+    def streamer(self, batch_size: int | None = None) -> FakeStreamer | None:
         return FakeStreamer(self) if self.stream else None
 
     def close(self) -> None:
@@ -88,3 +115,9 @@ class FakeStreamer:
 
     def abort(self) -> None:
         self.live.clear()
+
+
+class BadBackend(Backend):
+    """For the CLI (a class attribute cannot be set there): some outputs fail the gates."""
+
+    bad = True

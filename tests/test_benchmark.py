@@ -80,3 +80,48 @@ def test_the_large_corpus_has_distinct_page_sized_files(tmp_path: Path, copies: 
     assert all(len(t) < 2600 for t in texts)  # a page each: one chunk of the default chunking
     paras = [x for t in texts for x in t.split("\n\n") if x.strip() and not x.startswith("#")]
     assert all(x.startswith(("(0) ", "(1) ")) for x in paras)
+
+
+def test_pipeline_workload_writes_rows_per_hour_per_run(tmp_path: Path) -> None:
+    """--workload pipeline on the CPU: the continuous engine with and without prefix reuse
+    through the pipeline's Generator, then the old static engine on the same loaded weights."""
+    ckpt, table = tmp_path / "ckpt", tmp_path / "RESULTS.md"
+    p = bench(
+        "--workload",
+        "pipeline",
+        "--tiny",
+        "--ways",
+        "continuous:reuse+no_reuse,static",
+        "--run-seconds",
+        "0.5",
+        "--batch",
+        "4",
+        "--chunks",
+        "16",
+        "--lengths",
+        "2-4,3-5",
+        "--ckpt",
+        str(ckpt),
+        "--table",
+        str(table),
+        "--invocation",
+        "p1",
+    )
+    assert p.returncode == 0, p.stderr[-3000:]
+    lines = [json.loads(x) for x in (ckpt / "results.jsonl").read_text().splitlines()]
+    assert {x["invocation"] for x in lines} == {"p1"}
+    reuse, no_reuse, static = lines
+    for x in (reuse, no_reuse, static):
+        assert x["workload"] == "pipeline" and x["rows"] > 0
+        assert x["rows_h"] == round(x["rows"] / x["seconds"] * 3600)
+        assert x["gpu_s_per_1k_rows"] == round(x["seconds"] / x["rows"] * 1000, 1)
+        assert x["prompts_by_stage"]["answer"] == x["rows"]  # every row: question, then answer
+        assert {"tok_s", "prompt_tok_s", "start_s", "warmup_s", "versions", "gpu"} <= set(x)
+    assert (reuse["run"], no_reuse["run"]) == ("reuse", "no_reuse")
+    assert reuse["engine"] == no_reuse["engine"] == "continuous"
+    assert reuse["cached_tokens"] > 0 and no_reuse["cached_tokens"] == 0
+    # the old static engine ran on the same loaded weights, in the same process
+    assert static["engine"] == "static" and static["load_shared"] and not static["prefix_reuse"]
+    text = table.read_text()
+    assert "| continuous | reuse | continuous | on |" in text
+    assert "| static | no_reuse | static | off |" in text

@@ -40,6 +40,7 @@ def swept(tiny_model: Path, tiny_embedder: Path, tmp_path_factory: pytest.TempPa
         "generation.max_new_tokens=16",
         f"hydra.sweep.dir={sweep_dir}",
         f"compare.embedder={tiny_embedder}",
+        "filters=none",  # the random-weight model writes noise that the quality gates would drop
     )
     return sweep_dir, p
 
@@ -236,6 +237,7 @@ def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tiny_model: Path, tmp_p
         "generation.max_new_tokens=8",
         f"hydra.sweep.dir={sweep_dir}",
         "compare.embedder=null",
+        "filters=none",
         check=False,
     )
     assert p.returncode == 1, p.stderr[-2000:]
@@ -455,3 +457,38 @@ def test_run_metrics_on_a_hand_made_run(tmp_path: Path) -> None:
     assert m["a_tokens_mean"] == pytest.approx(70 / 3) and m["a_tokens_p50"] == 20.0
     assert m["kw_chunks"] == 0.5 and m["kw_questions"] == 0.5  # "camera" yes, "editing" no
     assert m["same_start_rate"] == 0.0  # "who edits" has only two words
+
+
+def test_a_sweep_over_gate_sets_shows_reject_shares_side_by_side(tmp_path: Path) -> None:
+    """`-m filters=none,default`: the report's 'Rejects by reason', per run, from the files."""
+    from synthgen import filters
+
+    sweep_dir = tmp_path / "s"
+    cli(
+        "-m",
+        "filters=none,default",
+        "model._target_=tests.fake_backend.BadBackend",  # echoes, meta references, refusals
+        "num_rows=12",
+        "compare.embedder=null",
+        f"hydra.sweep.dir={sweep_dir}",
+    )
+    data = json.loads((sweep_dir / "compare.json").read_text())
+    assert data["runs"] == ["filters=default", "filters=none"]
+    shares = {r["reason"]: r for r in data["rejects"]}
+    for label in data["runs"]:
+        d = sweep_dir / label
+        rejected = jsonl(d / "rejected.jsonl")
+        slots = len(rejected) + sum(len(jsonl(d / f"{s}.jsonl")) for s in SPLITS)
+        got = Counter(f"{r['stage']}:{r['reason']}" for r in rejected)
+        for reason, row in shares.items():
+            assert row[label] == pytest.approx(got[reason] / slots), (label, reason)
+        m = next(x for x in data["metrics"] if x["run"] == label)
+        gated = sum(1 for r in rejected if r["reason"] in filters.REASONS)
+        assert m["gate_reject_rate"] == pytest.approx(gated / slots)
+    assert shares["question:prompt_echo"]["gate"] and not shares["question:duplicate"]["gate"]
+    assert shares["question:prompt_echo"]["filters=none"] == 0
+    assert shares["question:prompt_echo"]["filters=default"] > 0
+    md = (sweep_dir / "compare.md").read_text()
+    assert "## Rejects by reason" in md and "| question:meta_reference | yes |" in md
+    sheet = pd.read_excel(sweep_dir / "compare.xlsx", sheet_name="rejects")
+    assert list(sheet.columns) == ["reason", "gate", *data["runs"]]

@@ -96,3 +96,21 @@ def test_row_config_diff_names_the_key() -> None:
     # batch size and num_rows do not change rows: resuming with other values is fine
     c = row_config(compose(["generation.batch_size=3", "num_rows=7"]))
     assert row_config_diff(a, c) is None
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        (["prompt=qa_pair", "prompt.reply=both"], "prompt.reply"),
+        (["prompt=qa_pair", "prompt.answer='{context} {question}'"], "prompt.answer"),
+        (["prompt=qa_pair", "prompt.question='{num_questions} of {context}'"], "prompt.question"),
+    ],
+)
+def test_bad_reply_settings_name_their_key(overrides: list[str], key: str) -> None:
+    with pytest.raises(ConfigError, match=f"^{key}:"):
+        check(compose(overrides))
+
+
+def test_questions_only_is_a_null_answer() -> None:
+    check(compose(["prompt.answer=null"]))
+    assert compose(["prompt=questions_only"]).prompt.answer is None

@@ -83,11 +83,13 @@ def test_a_stop_string_counts_once_the_reply_has_begun(tiny_model) -> None:
 
     b = Backend(name_or_path=str(tiny_model), max_seq_length=256, eos_tokens=[])
     g = b._decode(
-        b.tokenizer("\n\nThe long take.\n\nMore", add_special_tokens=False)["input_ids"], ["\n\n"]
+        b.tokenizer("\n\nThe long take.\n\nMore", add_special_tokens=False)["input_ids"],
+        stop_strings=["\n\n"],
     )
     assert g.text.strip() == "The long take." and g.finished
     assert not b._decode(
-        b.tokenizer("\n\n", add_special_tokens=False)["input_ids"], ["\n\n"]
+        b.tokenizer("\n\n", add_special_tokens=False)["input_ids"],
+        stop_strings=["\n\n"],
     ).finished
     b.close()
 
@@ -108,3 +110,92 @@ def test_after_content_holds_a_stop_back_while_the_reply_is_blank(tiny_model) ->
     for reply, done in (("\n\n", False), ("Why?\n\n", True)):
         ids = torch.tensor([prompt + tok(reply, add_special_tokens=False)["input_ids"]])
         assert stop(ids, None).tolist() == [done], reply
+
+
+def test_jobs_with_their_own_params_reach_the_engine_per_prompt() -> None:
+    """Benchmarks force each row's length: a job's params go with it, batched or streamed."""
+    from synthgen.generation import run_stream
+
+    seen: list[object] = []
+
+    def gen(batch: list[list[int]], params: object) -> list[Generated]:
+        seen.append(params)
+        return [Generated("x", 1, True) for _ in batch]
+
+    own = GenParams(max_new_tokens=5, min_new_tokens=5)
+    run_queue(
+        gen,
+        [Job("question", [1], 0, own), Job("question", [2], 1)],
+        lambda j, o: [],
+        GenParams(),
+        2,
+    )
+    assert seen == [[own, GenParams()]]  # one GenParams per prompt where a job has its own
+    run_queue(gen, [Job("question", [1], 0)], lambda j, o: [], GenParams(), 2)
+    assert seen[-1] == GenParams()  # else the run's, as before
+
+    class Streamer:
+        def __init__(self) -> None:
+            self.added: list[tuple[int, GenParams]] = []
+
+        def add(self, key: int, ids: list[int], params: GenParams) -> None:
+            self.added.append((key, params))
+
+        def step(self) -> list[tuple[int, Generated]]:
+            done = [(k, Generated("x", 1, True)) for k, _ in self.added]
+            self.added.clear()
+            return done
+
+        def abort(self) -> None:
+            pass
+
+    st = Streamer()
+    got: list[GenParams] = []
+    orig = st.add
+    st.add = lambda k, ids, p: (got.append(p), orig(k, ids, p))  # type: ignore[method-assign]
+    run_stream(
+        st, [Job("answer", [1], 0, own), Job("question", [2], 1)], lambda j, o: [], GenParams(), 4
+    )
+    assert got == [own, GenParams()]
+
+
+def test_stop_starts_no_new_question_but_finishes_what_started() -> None:
+    """A timed benchmark's deadline: every started question still gets its answer."""
+    from synthgen.generation import run_stream
+
+    calls = {"n": 0}
+
+    def on_result(job: Job, out: Generated) -> list[Job]:
+        return [Job("answer", [0], job.payload)] if job.stage == "question" else []
+
+    def stop() -> bool:
+        calls["n"] += 1
+        return calls["n"] > 1  # true from the second check on
+
+    stats = run_queue(
+        Recorder(),
+        [Job("question", [0], i) for i in range(6)],
+        on_result,
+        GenParams(),
+        2,
+        stop=stop,
+    )
+    assert stats.prompts == {"question": 2, "answer": 2} and stats.dropped == 4
+
+    class OneAStep:
+        def __init__(self) -> None:
+            self.live: list[int] = []
+
+        def add(self, key: int, ids: list[int], params: GenParams) -> None:
+            self.live.append(key)
+
+        def step(self) -> list[tuple[int, Generated]]:
+            return [(self.live.pop(0), Generated("x", 1, True))] if self.live else []
+
+        def abort(self) -> None:
+            self.live.clear()
+
+    calls["n"] = 0
+    jobs = [Job("question", [0], i) for i in range(6)]
+    stats = run_stream(OneAStep(), jobs, on_result, GenParams(), 3, stop=stop)
+    assert stats.prompts == {"question": 3, "answer": 3} and stats.dropped == 3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -15,15 +16,24 @@ from tests.conftest import compose
 FAKE = "model._target_=tests.fake_backend.Backend"
 
 
-@pytest.fixture(autouse=True)
-def reset_fake():
+def reset() -> None:
     fake_backend.Backend.calls = []
     fake_backend.Backend.oom_above = None
     fake_backend.Backend.crash_after = None
     fake_backend.Backend.duplicate_questions = False
     fake_backend.Backend.seen = []
     fake_backend.Backend.stream = False
+    fake_backend.Backend.bad = False
+    fake_backend.Backend.same_answer = None
+    fake_backend.Backend.broken_pairs = False
+    fake_backend.Backend.pairs = 0
+
+
+@pytest.fixture(autouse=True)
+def reset_fake():
+    reset()
     yield
+    reset()  # the fake's class settings must not leak into other test files
 
 
 def rows(run_dir: Path, split: str = "train") -> list[dict]:
@@ -250,3 +260,193 @@ def test_streamed_feeding_writes_as_it_goes_and_resumes(tmp_path: Path) -> None:
     assert len(again) == 12 and len({r["id"] for r in again}) == 12  # nothing twice
     assert s["this_session"]["engine"]["feed"] == "stream"
     assert s["this_session"]["batch_size"] == 4  # requests in flight
+
+
+# --- quality gates (conf/filters) ---------------------------------------------------------------
+
+
+def jsonl(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text().splitlines() if x]
+
+
+def test_gated_rejects_are_recorded_counted_and_never_answered(tmp_path: Path) -> None:
+    from synthgen import filters
+
+    fake_backend.Backend.bad = True  # echoes, meta references and refusals, by chunk
+    s = pipeline.run(compose([FAKE, "num_rows=40"]), tmp_path)
+    rej = jsonl(tmp_path / "rejected.jsonl")
+    gated = [r for r in rej if r["reason"] in filters.REASONS]
+    reasons = {(r["stage"], r["reason"]) for r in gated}
+    assert {("question", "prompt_echo"), ("question", "meta_reference")} <= reasons
+    assert ("answer", "refusal") in reasons
+    for r in gated:  # each with its gate's score and threshold, and which gate set
+        assert r["filters"] == "default" and {"score", "threshold"} <= set(r)
+        assert r["raw"] and r["question"]
+    echo = next(r for r in gated if r["reason"] == "prompt_echo")
+    assert echo["score"] > echo["threshold"] == 0.5
+    # summary.json: per split and reason, and all gate rejects per stage:reason
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    assert saved["filters"] == {"name": "default", "rejected": filters.counts(rej)}
+    for split in ("train", "val"):
+        c = saved["splits"][split]
+        want = Counter(r["reason"] for r in rej if r["split"] == split and r["stage"] == "question")
+        assert c["rejected_questions"] == dict(want)
+        assert c["slots"] == c["rows"] + len([r for r in rej if r["split"] == split])
+    # a gated question costs no answer prompt
+    n_questions = sum(1 for r in rej if r["stage"] == "question")
+    n_slots = sum(c["slots"] for c in saved["splits"].values())
+    assert s["this_session"]["prompts"]["answer"] == n_slots - n_questions
+    # no accepted row is an echo, a meta reference or a refusal
+    rows_ = rows(tmp_path) + rows(tmp_path, "val")
+    assert rows_ and not any(
+        "should be diverse" in r["question"] or "passage" in r["question"] for r in rows_
+    )
+    assert not any("I cannot" in r["answer"] for r in rows_)
+    # without gates the same outputs are rows, but for the echo repeated word for word
+    none = pipeline.run(compose([FAKE, "num_rows=40", "filters=none"]), tmp_path / "none")
+    assert {r["reason"] for r in jsonl(tmp_path / "none" / "rejected.jsonl")} == {"duplicate"}
+    assert sum(none["rows"].values()) > sum(s["rows"].values())
+    assert none["filters"] == {"name": "none", "rejected": {}}
+
+
+def test_a_gated_question_is_not_shown_to_the_chunks_next_prompt(tmp_path: Path) -> None:
+    """In a chain of follow-ups, a dropped question is not 'already asked': every slot is
+    still asked, and the next prompt lists only the accepted questions."""
+    fake_backend.Backend.bad = True  # the fake echoes the prompt when no question is listed
+    pipeline.run(compose([FAKE, "num_rows=60", "prompt.questions_per_chunk=3"]), tmp_path)
+    rej = jsonl(tmp_path / "rejected.jsonl")
+    echoed = Counter(r["chunk_id"] for r in rej if r["reason"] == "prompt_echo")
+    assert echoed and set(echoed.values()) == {3}  # all three asked, none listed, all echoed
+    got = rows(tmp_path) + rows(tmp_path, "val")
+    assert {r["question"][:10] for r in got} == {"What is #0", "What is #1", "What is #2"}
+
+
+def test_resume_after_gated_rejects_asks_nothing_twice(tmp_path: Path) -> None:
+    fake_backend.Backend.bad = True
+    cfg = compose([FAKE, "num_rows=12", "generation.batch_size=4"])
+    fake_backend.Backend.crash_after = 3
+    with pytest.raises(RuntimeError, match="fake crash"):
+        pipeline.run(cfg, tmp_path)
+    before = jsonl(tmp_path / "rejected.jsonl")
+    assert before
+    fake_backend.Backend.crash_after = None
+    s = pipeline.run(cfg, tmp_path)
+    rej = jsonl(tmp_path / "rejected.jsonl")
+    assert rej[: len(before)] == before
+    keys = [r["key"] for r in rej] + [
+        pipeline.Row(**r).key for sp in ("train", "val") for r in rows(tmp_path, sp)
+    ]
+    assert len(keys) == len(set(keys)) == sum(c["slots"] for c in s["splits"].values())
+    fake_backend.Backend.calls = []
+    pipeline.run(cfg, tmp_path)
+    assert fake_backend.Backend.calls == []  # a rejected slot is done
+
+
+def test_the_same_answer_for_many_chunks_is_kept_once(tmp_path: Path) -> None:
+    fake_backend.Backend.same_answer = (
+        "The film shows how the director and the actors worked together on the set for months."
+    )
+    over = [FAKE, "num_rows=6", "filters.grounding.enabled=false"]
+    s = pipeline.run(compose(over), tmp_path)
+    assert s["rows"] == {"train": 1, "val": 1}
+    rej = jsonl(tmp_path / "rejected.jsonl")
+    assert [r["reason"] for r in rej] == ["near_duplicate_answer"] * 10
+    first = {sp: rows(tmp_path, sp)[0]["chunk_id"] for sp in ("train", "val")}
+    assert all(r["detail"] == f"chunk {first[r['split']]}" and r["score"] == 1.0 for r in rej)
+    # resumed with more rows: the earlier row still counts
+    s = pipeline.run(compose([*over[:1], "num_rows=8", *over[2:]]), tmp_path)
+    assert s["rows"] == {"train": 1, "val": 1}
+
+
+def test_resume_with_other_gates_is_refused(tmp_path: Path) -> None:
+    pipeline.run(compose([FAKE, "num_rows=2"]), tmp_path)
+    with pytest.raises(ConfigError, match=r"^resume: .* \(filters\."):
+        pipeline.run(compose([FAKE, "num_rows=2", "filters=strict"]), tmp_path)
+
+
+def test_an_embedding_gate_that_cannot_load_stops_before_the_model(tmp_path: Path) -> None:
+    over = [
+        FAKE,
+        "num_rows=2",
+        "filters.grounding.embedding=true",
+        "filters.grounding.embedder=nobody/no-such-embedder",
+    ]  # offline: cannot load
+    with pytest.raises(ConfigError, match=r"^filters.grounding.embedder: cannot load"):
+        pipeline.run(compose(over), tmp_path)
+    assert fake_backend.Backend.calls == []  # nothing generated
+
+
+def test_questions_only_writes_rows_without_answers_and_resumes(tmp_path: Path) -> None:
+    """prompt=questions_only (prompt.answer: null): one call per row, "answer": null."""
+    cfg = compose([FAKE, "prompt=questions_only", "num_rows=6", "generation.batch_size=2"])
+    fake_backend.Backend.crash_after = 2  # two batches of questions, then the crash
+    with pytest.raises(RuntimeError, match="fake crash"):
+        pipeline.run(cfg, tmp_path)
+    assert len(rows(tmp_path)) == 4
+    fake_backend.Backend.crash_after = None
+    s = pipeline.run(cfg, tmp_path)
+    got = rows(tmp_path)
+    assert len(got) == 6 and len({r["id"] for r in got}) == 6
+    assert all(r["answer"] is None and r["question"].startswith("What is") for r in got)
+    assert all(set(r["tokens"]) == {"question"} for r in got)
+    assert s["this_session"]["prompts"]["answer"] == 0
+    assert (tmp_path / "questions.jsonl").read_text() == ""  # no answer waits for anything
+    data = json.loads((tmp_path / "train.json").read_text())
+    assert [r["answer"] for r in data] == [None] * 6
+    queries = json.loads((tmp_path / "train_queries.json").read_text())
+    assert sorted(queries.values()) == sorted(r["question"] for r in got)
+    lidx = json.loads((tmp_path / "train_dataset.json").read_text())
+    assert set(lidx["relevant_docs"]) == set(queries)
+    import pandas as pd
+
+    sheet = pd.read_excel(tmp_path / "dataset.xlsx", sheet_name="train")
+    assert sheet["answer"].isna().all() and len(sheet) == 6
+
+
+def test_qa_pair_splits_the_reply_and_rejects_what_does_not_split(tmp_path: Path) -> None:
+    fake_backend.Backend.broken_pairs = True
+    s = pipeline.run(compose([FAKE, "prompt=qa_pair", "num_rows=6"]), tmp_path)
+    got = rows(tmp_path)
+    assert s["this_session"]["prompts"]["answer"] == 0  # one call per row
+    assert len(got) == 3  # every 2nd reply had no answer part
+    for r in got:
+        assert r["question"].startswith("What is #0 in") and r["question"].endswith("?")
+        assert r["answer"].startswith("it is ") and set(r["tokens"]) == {"qa_pair"}
+    rej = [json.loads(x) for x in (tmp_path / "rejected.jsonl").read_text().splitlines()]
+    train_rej = [r for r in rej if r["split"] == "train"]
+    assert len(train_rej) == 3
+    assert {(r["stage"], r["reason"]) for r in train_rej} == {("question", "not_a_pair")}
+    assert all(r["raw"].startswith("**Question:**") for r in train_rej)
+    assert s["splits"]["train"]["rejected_questions"] == {"not_a_pair": 3}
+
+
+def test_accept_any_keeps_what_the_gates_would_drop_and_counts_it(tmp_path: Path) -> None:
+    """The benchmarks' mode (random weights write the same text for every chunk)."""
+    from synthgen.backends.base import GenParams
+
+    fake_backend.Backend.duplicate_questions = True
+    cfg = compose([FAKE, "num_rows=4"])
+    backend = fake_backend.Backend(name_or_path="fake")
+    state = pipeline.RunState.load(tmp_path, repair=False)
+    seen: list[tuple[str, int | None]] = []
+
+    def params_for(stage: str, slot) -> GenParams:
+        seen.append((stage, slot.q_index))
+        return GenParams(max_new_tokens=5, min_new_tokens=5)
+
+    gen = pipeline.Generator(
+        cfg,
+        tmp_path,
+        lambda m, stage: pipeline.encode_chat(backend.tokenizer, m, backend.spec, stage),
+        state,
+        accept_any=True,
+        params_for=params_for,
+    )
+    slots = pipeline.make_slots(cfg, pipeline.load_corpus(cfg, pipeline.Counter()))
+    jobs = gen.initial_jobs(slots["train"], state, set())
+    assert all(j.params == GenParams(max_new_tokens=5, min_new_tokens=5) for j in jobs)
+    pipeline.drive(backend, jobs, gen.on_result, GenParams(), 8)
+    gen.close()
+    assert len(rows(tmp_path)) == 4  # nothing dropped as a duplicate
+    assert gen.overridden == {"question:duplicate": 3}
+    assert [st for st, _ in seen].count("answer") == 4

@@ -8,6 +8,7 @@ from synthgen.prompting import (
     messages,
     normalize,
     parse_answer,
+    parse_qa_pair,
     parse_question,
     parse_question_list,
     question_prompt,
@@ -98,3 +99,48 @@ def test_normalize_for_dedup() -> None:
     assert normalize("What is  Montage?") == normalize("what is montage")
     assert normalize("Café?") == normalize("café")
     assert normalize("What is A?") != normalize("What is B?")
+
+
+@pytest.mark.parametrize(
+    ("raw", "want"),
+    [
+        (
+            "Question: What is montage?\nAnswer: Cutting shots.",
+            ("What is montage?", "Cutting shots."),
+        ),
+        ("**Question:** What?\n**Answer:** It cuts.", ("What?", "It cuts.")),
+        ("Sure! Here is one:\nQ: Who?\nA: Her.", ("Who?", "Her.")),
+        ('{"question": "Why?", "answer": "Because."}', ("Why?", "Because.")),
+        ("Question: Q1?\nAnswer: A1.\n\nQuestion: Q2?\nAnswer: A2.", ("Q1?", "A1.")),
+        (
+            "Question: Why?\nAnswer: First.\n\nSecond paragraph.",
+            ("Why?", "First.\n\nSecond paragraph."),
+        ),
+    ],
+)
+def test_parse_qa_pair_splits_the_reply(raw: str, want: tuple[str, str]) -> None:
+    assert parse_qa_pair(raw) == (*want, None, "answer")
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason", "stage"),
+    [
+        ("", "empty", "question"),
+        ("What is montage? It is cutting.", "not_a_pair", "question"),
+        ("Answer: cutting", "not_a_pair", "question"),
+        ("Question:\nAnswer: cutting", "empty", "question"),
+        ("Question: What is montage?\nAnswer:   ", "empty", "answer"),
+        ('{"question": "Why?"}', "not_a_pair", "question"),
+    ],
+)
+def test_parse_qa_pair_rejects_with_a_reason(raw: str, reason: str, stage: str) -> None:
+    q, a, why, where = parse_qa_pair(raw)
+    assert (why, where) == (reason, stage) and a is None
+    assert q is None or stage == "answer"
+
+
+def test_qa_pair_question_mark_rule() -> None:
+    assert parse_qa_pair("Question: Tell me\nAnswer: no", require_question_mark=True)[2:] == (
+        "no_question_mark",
+        "question",
+    )

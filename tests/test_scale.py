@@ -84,8 +84,10 @@ def fake():
     fake_backend.Backend.duplicate_questions = False
     fake_backend.Backend.crash_after = None
     fake_backend.Backend.oom_above = None
+    fake_backend.Backend.same_answer = None
     yield fake_backend.Backend
     fake_backend.Backend.duplicate_questions = False
+    fake_backend.Backend.same_answer = None
 
 
 def job(sweep: Path, overrides: list[str], run: bool = True) -> Path:
@@ -137,6 +139,29 @@ def test_a_question_asked_in_two_shards_is_kept_once(tmp_path: Path, fake) -> No
     assert out["splits"]["train"]["duplicates"] == one["splits"]["train"]["duplicates"] == 5
     rejected = pipeline.RunState.load(sweep / "merged", False).rejected
     assert len({r["key"] for r in rejected}) == len(rejected) == 10
+
+
+def test_an_answer_given_in_two_shards_is_kept_once(tmp_path: Path, fake) -> None:
+    """Shards never see each other's answers: the merge runs the near-duplicate gate again."""
+    fake.same_answer = (
+        "The film shows how the director and the actors worked on the set for months."
+    )
+    over = ["num_rows=6", "filters.grounding.enabled=false"]
+    one = pipeline.run(compose([FAKE, *over]), tmp_path / "one")
+    sweep = tmp_path / "sweep"
+    for i in range(2):
+        job(sweep, [*over, "shard.count=2", f"shard.index={i}"])
+    shards = [pipeline.RunState.load(d, False) for d in sweep.iterdir() if d.is_dir()]
+    assert sum(len(st.rows["train"]) for st in shards) == 2, "each shard keeps its own first"
+    out = merge.merge_sweep(sweep)["merged"][0]
+    assert out["rows"] == one["rows"] == {"train": 1, "val": 1}
+    for s in SPLITS:
+        assert out["splits"][s]["rejected_answers"] == one["splits"][s]["rejected_answers"]
+    assert out["filters"] == one["filters"]
+    assert out["filters"]["rejected"] == {"answer:near_duplicate_answer": 10}
+    rejected = pipeline.RunState.load(sweep / "merged", False).rejected
+    assert len({r["key"] for r in rejected}) == len(rejected) == 10
+    assert all({"score", "threshold", "filters"} <= set(r) for r in rejected)
 
 
 def test_merge_names_one_dir_per_swept_setting(tmp_path: Path, fake) -> None:
@@ -292,6 +317,7 @@ def small(conf: Path) -> dict[str, str]:
         "generation.max_new_tokens": "16",
         "generation.batch_size": "1",  # each prompt alone: the same tokens in any shard
         "generation.do_sample": "false",
+        "filters": "none",  # the random-weight model writes noise that the gates would drop
     }
 
 

@@ -162,7 +162,7 @@ def streamer(engine: FakeEngine) -> VllmStreamer:
     return VllmStreamer(
         FakeLLM(engine),
         sampling=lambda params, ids: "SP",
-        finish=lambda ids, reason: to_generated(ids, reason, {99}, decode),
+        finish=lambda ids, reason, cached=0: to_generated(ids, reason, {99}, decode, cached),
     )
 
 
@@ -230,14 +230,14 @@ def test_a_crash_in_on_result_still_syncs_what_was_written() -> None:
 
 def test_drive_streams_where_the_backend_offers_it_and_batches_otherwise() -> None:
     class Streaming:
-        def streamer(self) -> VllmStreamer:
+        def streamer(self, batch_size: int | None = None) -> VllmStreamer:
             return streamer(FakeEngine())
 
     class Batched:
         def __init__(self) -> None:
             self.calls = 0
 
-        def streamer(self) -> None:
+        def streamer(self, batch_size: int | None = None) -> None:
             return None
 
         def generate(self, batch: list[list[int]], params: GenParams) -> list[Generated]:
@@ -261,3 +261,22 @@ def test_in_flight_limit_reads_vllms_max_num_seqs() -> None:
     llm.llm_engine.vllm_config = type("C", (), {"scheduler_config": Sched()})()
     assert in_flight_limit(llm) == 2048
     assert in_flight_limit(object()) == 512  # an engine without it: a fixed default
+
+
+def test_salted_requests_each_get_their_own_cache_salt() -> None:
+    """The benchmark's no-reuse run on an engine with prefix caching on."""
+    seen: list[dict] = []
+
+    class Salted(FakeEngine):
+        def add_request(self, request_id: str, prompt: dict, params: object) -> str:
+            seen.append(prompt)
+            return request_id
+
+    s = VllmStreamer(
+        FakeLLM(Salted()), sampling=lambda p, ids: "SP", finish=lambda *a: None, salt=True
+    )
+    s.add(0, [1, 2], GenParams())
+    s.add(1, [1, 2], GenParams())
+    assert seen[0]["prompt_token_ids"] == seen[1]["prompt_token_ids"] == [1, 2]
+    assert seen[0]["cache_salt"] != seen[1]["cache_salt"]
+    assert to_generated([5, 99], "stop", {99}, decode, cached=32).cached_tokens == 32

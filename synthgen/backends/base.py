@@ -57,11 +57,33 @@ class GenParams:
     stop_strings: list[str] = field(default_factory=list)
 
 
+def per_row(
+    params: GenParams | list[GenParams], n: int
+) -> tuple[GenParams, list[tuple[int, int]] | None]:
+    """A batch's shared settings, and each row's (min, max) new tokens where rows carry their own.
+
+    Rows may differ in their lengths only (benchmarks force each row's length); the shared
+    max_new_tokens is the longest row's, so the batch runs until that row ends.
+    """
+    if not isinstance(params, list):
+        return params, None
+    if len(params) != n:
+        raise ValueError(f"{len(params)} GenParams for {n} prompts")
+    first = params[0]
+    sampling = {(p.do_sample, p.temperature, p.top_p, p.seed) for p in params}
+    if len(sampling) > 1:
+        raise ValueError("prompts of one batch must share do_sample, temperature, top_p and seed")
+    limits = [(p.min_new_tokens, p.max_new_tokens) for p in params]
+    shared = dataclasses.replace(first, max_new_tokens=max(m for _, m in limits), min_new_tokens=0)
+    return shared, limits
+
+
 @dataclass
 class Generated:
     text: str  # the new tokens only, decoded, special tokens removed
     tokens: int  # new tokens, end-of-turn token included (tokens)
     finished: bool  # True: stopped at an end-of-turn token; False: cut at max_new_tokens
+    cached_tokens: int = 0  # prompt tokens whose KV came from a cached prefix (prefix reuse)
 
 
 def load_tokenizer(spec: ModelSpec) -> Any:

@@ -16,7 +16,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 GiB = 2**30
-ENGINES = ("auto", "vllm", "static", "dynamic")
+ENGINES = ("auto", "vllm", "continuous", "static", "dynamic")
 
 # load_in_4bit=auto keeps bf16 when the card holds the bf16 weights plus at least as much
 # again (and at least MIN_CACHE) for the KV cache and activations. Measured on an 80 GB H100

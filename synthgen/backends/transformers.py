@@ -11,6 +11,11 @@ prompts, 128 new tokens (benchmarks/RESULTS.md, ../shared/gpu/README.md):
   256). Shapes are kept fixed so it compiles once: every batch has `batch_size` rows (short
   batches are padded with copies) and prompts are left-padded to a multiple of the prefill
   chunk; the prefill runs in chunks of `prefill_chunk_size` tokens so large batches fit.
+- continuous: synthgen's continuous batching over a static KV cache on the same weights
+  (synthgen/backends/continuous.py): per-row positions, a finished row's slot refilled at once,
+  prefill in token-budget sub-batches, decode replayed from CUDA graphs, and prefix reuse (a
+  chunk's answer prefills only what follows the chunk). Not measured on a GPU yet, so auto does
+  not pick it; benchmarks/workload.py compares it with static.
 - vllm: vLLM's continuous batching on the same token ids (synthgen/backends/vllm_engine.py);
   no transformers model is loaded then. Measured on an H100 (2026-11-28): vLLM 0.26 bf16 made
   6,037 tok/s at 128 new tokens where the static engine made 3,874-4,035, and 2,472 vs 892 at
@@ -39,6 +44,7 @@ from synthgen.backends.base import (
     OutOfMemory,
     eos_ids,
     load_tokenizer,
+    per_row,
 )
 
 log = logging.getLogger(__name__)
@@ -145,6 +151,8 @@ class Backend:
             },
         }
         self.runner: Any = None  # the vllm engine's VllmRunner
+        self.slots_engine: Any = None  # the continuous engine's SlotEngine, made at first use
+        self.reserve_new = 256  # continuous: new tokens its cache leaves room for (auto_batch_size)
         self.model: Any = None
         if self.engine == "vllm":
             self._start_vllm()
@@ -264,9 +272,33 @@ class Backend:
 
         set_seed(seed)
 
-    def streamer(self) -> Any:
-        """The vllm engine's continuous feeding (generation.vllm_feed=stream), else None."""
-        return self.runner.streamer() if self.runner is not None else None
+    def streamer(self, batch_size: int | None = None) -> Any:
+        """Continuous feeding: the vllm engine's (generation.vllm_feed=stream), the continuous
+        engine's (`batch_size` slots, made once and kept over the splits), else None."""
+        if self.runner is not None:
+            return self.runner.streamer()
+        if self.engine != "continuous":
+            return None
+        if self.slots_engine is None:
+            from synthgen.backends.continuous import SlotEngine
+
+            self.slots_engine = SlotEngine(
+                self.model,
+                self.eos,
+                self.pad,
+                lambda ids: self.tokenizer.decode(ids, skip_special_tokens=True),
+                slots=int(batch_size or 8),
+                limit=int(self.spec.max_seq_length),
+                prefill_tokens=self.prefill_chunk or 8192,
+                reuse=bool(self.options["enable_prefix_caching"]),
+                reserve_new=self.reserve_new,
+            )
+            self.notes.append(
+                f"continuous engine: {self.slots_engine.slots} slots, prefix reuse "
+                f"{'on' if self.slots_engine.reuse else 'off'}, "
+                f"{'CUDA graphs' if self.slots_engine.graphs_on else 'eager'} decode"
+            )
+        return self.slots_engine
 
     def auto_batch_size(self, max_new_tokens: int, max_prompt_tokens: int = 1024) -> int:
         """Rows that fit: free GPU memory after the weights, over the KV cache one row needs.
@@ -279,19 +311,24 @@ class Backend:
             n = self.runner.batch_size()
             self.notes.append(f"batch_size=auto -> {n} requests in flight (vLLM schedules its own)")
             return n
+        self.reserve_new = int(max_new_tokens)
         if not self.cuda:
             return 8
         import torch
 
-        c = self.model.config.get_text_config()
-        head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
-        kv_heads = getattr(c, "num_key_value_heads", None) or c.num_attention_heads
+        from synthgen.backends.continuous import slot_bytes
+
         cache_len = max_prompt_tokens + max_new_tokens
-        per_row = (
-            2 * c.num_hidden_layers * kv_heads * head_dim * cache_len * self.dtype.itemsize
-        )  # bytes
+        per_row = slot_bytes(self.model.config, cache_len, self.dtype.itemsize)  # bytes
         free, _ = torch.cuda.mem_get_info()
         rows = int(0.6 * free // per_row)
+        if self.engine == "continuous":  # slots; prefill runs in sub-batches, any count fits
+            slots = max(8, min(256, rows - rows % 8))
+            self.notes.append(
+                f"batch_size=auto -> {slots} slots ({free / 2**30:.0f} GiB free, "
+                f"{cache_len}-token cache)"
+            )
+            return slots
         # without chunked prefill the whole batch prefills at once: 384 rows of ~580 tokens ran
         # out of memory on an 80 GB H100 (8 GB MLP blocks), 256 fit
         cap = 512 if self.prefill_chunk else 256
@@ -301,9 +338,15 @@ class Backend:
         )
         return rows
 
-    def generate(self, batch: list[list[int]], params: GenParams) -> list[Generated]:
+    def generate(
+        self, batch: list[list[int]], params: GenParams | list[GenParams]
+    ) -> list[Generated]:
         if self.runner is not None:
             return self.runner.generate(batch, params)
+        if self.engine == "continuous":
+            return self.streamer(
+                self.slots_engine.slots if self.slots_engine else len(batch)
+            ).generate(batch, params)
         import torch
 
         try:
@@ -327,7 +370,9 @@ class Backend:
             self.static_rows = 0  # a smaller batch is a new fixed shape
             raise OutOfMemory(str(e)) from e
 
-    def _generate_static(self, batch: list[list[int]], params: GenParams) -> list[Generated]:
+    def _generate_static(
+        self, batch: list[list[int]], params: GenParams | list[GenParams]
+    ) -> list[Generated]:
         """Fixed shapes: `static_rows` rows, prompt width a multiple of the prefill chunk."""
         self.static_rows = max(self.static_rows, len(batch))
         width = max(len(ids) for ids in batch)
@@ -336,16 +381,23 @@ class Backend:
         # transformers sizes each call's static cache to max(this call, the largest so far) so
         # that the compiled step keeps its shapes; growing it in 256-token steps means a run
         # recompiles a few times at most (answers' longer prompts), not at every new width
-        need = -(-(pad_to + params.max_new_tokens) // 256) * 256
+        longest = per_row(params, len(batch))[0].max_new_tokens
+        need = -(-(pad_to + longest) // 256) * 256
         prev = getattr(self.model, "_previous_max_cache_length", -1)
         self.model._previous_max_cache_length = max(prev, need)
         return self._generate(batch, params, pad_to=pad_to, rows=self.static_rows, static=True)
 
     def _generate(
-        self, batch: list[list[int]], params: GenParams, pad_to: int | None, rows: int, static: bool
+        self,
+        batch: list[list[int]],
+        params: GenParams | list[GenParams],
+        pad_to: int | None,
+        rows: int,
+        static: bool,
     ) -> list[Generated]:
         import torch
 
+        params, limits = per_row(params, len(batch))
         width = pad_to or max(len(ids) for ids in batch)
         padded = batch + [batch[0]] * (rows - len(batch))  # filler rows keep the shape fixed
         input_ids = torch.full((len(padded), width), self.pad, dtype=torch.long)
@@ -369,18 +421,24 @@ class Backend:
             kw["cache_implementation"] = "static"
             if self.prefill_chunk:
                 kw["prefill_chunk_size"] = self.prefill_chunk
+        if limits is not None:  # each row its own length: ended by a forced end token
+            filler = [(0, params.max_new_tokens)] * (len(padded) - len(batch))
+            kw["logits_processor"] = [row_lengths(limits + filler, width, self.eos)]
         with torch.inference_mode():
             out = self.model.generate(
                 input_ids=input_ids.to(self.device),
                 attention_mask=mask.to(self.device),
                 max_new_tokens=params.max_new_tokens,
-                min_new_tokens=params.min_new_tokens or None,
+                min_new_tokens=(params.min_new_tokens or None) if limits is None else None,
                 eos_token_id=self.eos,
                 pad_token_id=self.pad,
                 **kw,
             )
-        rows = out[: len(batch), width:].tolist()
-        return [self._decode(row, params.stop_strings) for row in rows]
+        new = out[: len(batch), width:].tolist()
+        stops = params.stop_strings
+        if limits is None:
+            return [self._decode(row, None, stops) for row in new]
+        return [self._decode(row, most, stops) for row, (_, most) in zip(new, limits, strict=True)]
 
     def _stop_criteria(self, stops: tuple[str, ...]) -> Any:
         """transformers' StopStringCriteria (it matches a string across token boundaries),
@@ -394,9 +452,16 @@ class Backend:
             cache[stops] = StopStringCriteria(self.tokenizer, list(stops))
         return cache[stops]
 
-    def _decode(self, new: list[int], stop_strings: list[str] | None = None) -> Generated:
+    def _decode(
+        self, new: list[int], most: int | None = None, stop_strings: list[str] | None = None
+    ) -> Generated:
         """Cut at the first end-of-turn token or after the first stop string; what follows is
-        padding after the row finished."""
+        padding after the row finished.
+
+        `most`: the row's own max_new_tokens, where the batch ran longer: its forced end token
+        (row_lengths) is not one of its tokens, as with an engine that stops each row itself.
+        """
+        new = new if most is None else new[:most]
         end = next((i for i, t in enumerate(new) if t in self.eos), None)
         kept = new if end is None else new[:end]
         if end is None:
@@ -414,7 +479,9 @@ class Backend:
     def close(self) -> None:
         if self.runner is not None:
             self.runner.close()
-        self.runner = None
+        if self.slots_engine is not None:
+            self.slots_engine.close()
+        self.runner = self.slots_engine = None
         self.model = None
         if self.cuda:
             import torch
@@ -438,6 +505,36 @@ def after_content(inner: Any, tokenizer: Any, start: int) -> Any:
             return hit
 
     return AfterContent()
+
+
+def row_lengths(limits: list[tuple[int, int]], width: int, eos: list[int]) -> Any:
+    """A logits processor that keeps each row between its own (min, max) new tokens.
+
+    Before a row's min its end tokens are masked (what min_new_tokens does for a whole batch);
+    at its max an end token is forced, so that row stops while the batch goes on.
+    """
+    import torch
+    from transformers import LogitsProcessor
+
+    class RowLengths(LogitsProcessor):
+        def __init__(self) -> None:
+            self.low = torch.tensor([lo for lo, _ in limits])
+            self.high = torch.tensor([hi for _, hi in limits])
+            self.eos = torch.tensor(sorted(eos))
+
+        def __call__(self, input_ids: Any, scores: Any) -> Any:
+            t = input_ids.shape[1] - width  # new tokens so far
+            dev = scores.device
+            early = (t < self.low).to(dev)
+            eos = self.eos.to(dev)
+            scores[early.nonzero()[:, 0][:, None], eos[None, :]] = -float("inf")
+            force = (t >= self.high).to(dev)
+            if bool(force.any()):
+                scores[force] = -float("inf")
+                scores[force, eos[0]] = 0.0
+            return scores
+
+    return RowLengths()
 
 
 def _generation_config(name_or_path: str) -> Any:

@@ -11,6 +11,8 @@ Needs a CUDA GPU and the `[unsloth]` extra. Engines (`generation.engine`):
   same checkpoint loaded by transformers (+ bitsandbytes nf4 in 4-bit). Not Unsloth's own
   graphed decode: that pre-allocates its buffers, filled an 80 GB H100 at batch 256 and 128
   and ran at 628-692 tok/s (benchmarks/RESULTS.md), a third of the static engine in 4-bit.
+- continuous: synthgen's continuous engine (synthgen/backends/continuous.py) on the same
+  weights as static.
 - dynamic: Unsloth's own generate (its dynamic KV cache, no CUDA graphs), as the notebook
   ran it but batched.
 - auto: vllm where it is installed, else static.
@@ -64,7 +66,7 @@ class Backend(hf.Backend):
     def attention(self) -> str:
         # the static engine runs on transformers' own model classes; Unsloth's own generate
         # (dynamic) patches attention itself
-        return super().attention() if self.engine == "static" else "sdpa"
+        return super().attention() if self.engine in ("static", "continuous") else "sdpa"
 
     def _template(self, tokenizer: Any) -> Any:
         template = self.spec.chat_template
@@ -91,7 +93,7 @@ class Backend(hf.Backend):
         )
 
     def _load(self) -> tuple[Any, Any]:
-        if self.engine == "static":  # transformers' loading, synthgen's static engine
+        if self.engine in ("static", "continuous"):  # transformers' loading, synthgen's engine
             return super()._load()
         from unsloth import FastLanguageModel
 

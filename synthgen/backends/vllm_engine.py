@@ -55,9 +55,7 @@ def sampling_kwargs(params: GenParams, eos: list[int], ids: list[int] | None = N
         "stop_token_ids": sorted(int(i) for i in eos),
         "detokenize": False,  # decoded by synthgen's tokenizer, as for every engine
     }
-    if (
-        params.stop_strings
-    ):  # a base model's reply ends at one; kept in the text, as in transformers
+    if params.stop_strings:  # a base model's reply ends at one; kept in the text as in transformers
         kw.update(stop=list(params.stop_strings), include_stop_str_in_output=True, detokenize=True)
     if params.do_sample:
         kw.update(temperature=float(params.temperature), top_p=float(params.top_p))
@@ -96,6 +94,7 @@ def to_generated(
     finish_reason: str | None,
     eos: set[int],
     decode: Callable,
+    cached: int | None = 0,
     stop_strings: list[str] | None = None,
 ) -> Generated:
     """New token ids -> Generated, cut at the first end-of-turn token like the other engines.
@@ -103,18 +102,20 @@ def to_generated(
     vLLM keeps the stop token in token_ids; if a version drops it, finish_reason "stop" still
     counts the turn as finished, and its end token, as the transformers engines count it. A
     stop string stays in the text, which ends right after it (its last token may hold more).
+    cached: RequestOutput.num_cached_tokens, the prompt tokens its prefix cache supplied.
     """
     end = next((i for i, t in enumerate(token_ids) if t in eos), None)
     kept = token_ids if end is None else token_ids[:end]
     finished = end is not None or finish_reason == "stop"
     text = decode(kept)
+    cached = int(cached or 0)
     hits = [(text.find(s), s) for s in stop_strings or [] if s and s in text]
     if hits:
         at, s = min(hits)
         text = text[: at + len(s)]
         if end is None:  # the stop string, not an end token, ended it: no end token to count
-            return Generated(text=text, tokens=len(kept), finished=True)
-    return Generated(text=text, tokens=len(kept) + finished, finished=finished)
+            return Generated(text, len(kept), True, cached)
+    return Generated(text, len(kept) + finished, finished, cached)
 
 
 def in_flight_limit(llm: Any, default: int = 512) -> int:
@@ -138,18 +139,23 @@ class VllmStreamer:
         self,
         llm: Any,
         sampling: Callable[[GenParams, list[int]], Any],
-        finish: Callable[[list[int], str | None], Generated],
+        finish: Callable[..., Generated],
+        salt: bool = False,
     ) -> None:
+        """salt: every request its own cache_salt, so none reuses another's prefix (benchmarks
+        measure no reuse on an engine started with prefix caching on)."""
         self.engine = llm.llm_engine
         # the renderer LLM.generate itself uses for a prompt, where this vLLM has it
         self.render = getattr(llm, "_preprocess_cmpl_one", None)
-        self.sampling, self.finish = sampling, finish
+        self.sampling, self.finish, self.salt = sampling, finish, salt
         self.live: dict[str, int] = {}  # request id -> the caller's key
         self.stops: dict[str, list[str]] = {}  # request id -> its stop strings, where it has some
 
     def add(self, key: int, ids: list[int], params: GenParams) -> None:
         rid = f"synthgen-{next(_IDS)}"
         prompt: Any = {"prompt_token_ids": list(ids)}
+        if self.salt:
+            prompt["cache_salt"] = rid
         if callable(self.render):
             prompt = self.render(prompt)
         try:
@@ -174,8 +180,8 @@ class VllmStreamer:
                 continue
             c = o.outputs[0]
             stops = self.stops.pop(o.request_id, None)
-            args = (list(c.token_ids), c.finish_reason, *([stops] if stops else []))
-            done.append((key, self.finish(*args)))
+            cached = getattr(o, "num_cached_tokens", 0)
+            done.append((key, self.finish(list(c.token_ids), c.finish_reason, cached, stops)))
         return done
 
     def abort(self) -> None:
@@ -236,15 +242,20 @@ class VllmRunner:
     def __init__(self, llm: Any, tokenizer: Any, eos: list[int], feed: str) -> None:
         self.llm, self.tokenizer, self.feed = llm, tokenizer, feed
         self.eos, self.eos_set = list(eos), set(eos)
+        self.salt = False  # benchmarks: no request reuses another's prefix (VllmStreamer)
         self._greedy: dict[tuple, Any] = {}  # one SamplingParams per GenParams when greedy
 
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
 
     def finish(
-        self, token_ids: list[int], reason: str | None, stop_strings: list[str] | None = None
+        self,
+        token_ids: list[int],
+        reason: str | None,
+        cached: int | None = 0,
+        stop_strings: list[str] | None = None,
     ) -> Generated:
-        return to_generated(token_ids, reason, self.eos_set, self.decode, stop_strings)
+        return to_generated(token_ids, reason, self.eos_set, self.decode, cached, stop_strings)
 
     def sampling(self, params: GenParams, ids: list[int]) -> Any:
         if params.do_sample:
@@ -255,20 +266,28 @@ class VllmRunner:
         return self._greedy[key]
 
     def streamer(self) -> VllmStreamer | None:
-        return VllmStreamer(self.llm, self.sampling, self.finish) if self.feed == "stream" else None
+        if self.feed != "stream":
+            return None
+        return VllmStreamer(self.llm, self.sampling, self.finish, self.salt)
 
-    def generate(self, batch: list[list[int]], params: GenParams) -> list[Generated]:
+    def generate(
+        self, batch: list[list[int]], params: GenParams | list[GenParams]
+    ) -> list[Generated]:
         prompts = [{"prompt_token_ids": list(ids)} for ids in batch]
-        sps = [self.sampling(params, ids) for ids in batch]
+        per_row = params if isinstance(params, list) else [params] * len(batch)
+        sps = [self.sampling(p, ids) for p, ids in zip(per_row, batch, strict=True)]
         try:
             outs = self.llm.generate(prompts, sps, use_tqdm=False)
         except Exception as e:
             raise translate(e) from e
         return [
             self.finish(
-                list(o.outputs[0].token_ids), o.outputs[0].finish_reason, params.stop_strings
+                list(o.outputs[0].token_ids),
+                o.outputs[0].finish_reason,
+                getattr(o, "num_cached_tokens", 0),
+                p.stop_strings,
             )
-            for o in outs
+            for o, p in zip(outs, per_row, strict=True)
         ]
 
     def batch_size(self) -> int:
