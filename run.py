@@ -7,7 +7,7 @@ python run.py --help
 
 import sys
 
-from synthgen.lockfile import refuse_early
+from synthgen.rundir.lockfile import refuse_early
 
 refuse_early(sys.argv[1:])  # a run dir in use: one line now, not after the imports below
 

@@ -4,7 +4,7 @@ What a user buys is rows, not output tokens per second. Every chunk gets a quest
 then an answer call, as the pipeline makes them: the shipped prompt configs around chunks of the
 sample corpus, synthgen's chat-template encoding, and for synthgen's ways its own
 pipeline.Generator (prompts, parsing, dedup, follow-ups, rows written to a run dir as they
-finish) fed through synthgen.generation.drive, exactly as `python run.py` runs them.
+finish) fed through synthgen.dataset.generation.drive, exactly as `python run.py` runs them.
 
 Lengths: each row's question and answer lengths are drawn per chunk (uniform integers in
 --lengths, default questions 15-60 and answers 40-250 new tokens, from a hash of the chunk id
@@ -108,7 +108,7 @@ def chunk_pool(n: int) -> list[dict]:
     """n distinct chunks of the pipeline's shape: the sample corpus' selected chunks, in variants."""
     from omegaconf import OmegaConf
 
-    from synthgen import chunking, reading, selection
+    from synthgen.dataset import chunking, reading, selection
     from synthgen.records import short_hash
 
     sys.path.insert(0, str(REPO / "benchmarks"))
@@ -192,9 +192,9 @@ def pipeline_pass(
     seconds: float | None,
 ) -> dict:
     """Rows of `chunks` made by pipeline.Generator + drive, as run.py makes them."""
-    from synthgen import pipeline
     from synthgen.backends.base import GenParams, encode
-    from synthgen.generation import Stats, drive
+    from synthgen.dataset import pipeline
+    from synthgen.dataset.generation import Stats, drive
     from synthgen.records import Chunk, Slot
 
     cfg = compose(args, PROMPT[run])
@@ -407,8 +407,8 @@ def way_vllm_raw(
 ) -> None:
     from vllm import LLM, SamplingParams
 
-    from synthgen import prompting
     from synthgen.backends.base import ModelSpec, encode, load_tokenizer
+    from synthgen.dataset import prompting
 
     chunks = json.loads(Path(args.chunks_file).read_text())
     pr = compose(args, "notebook").prompt
@@ -506,7 +506,7 @@ def way_notebook(
     args: argparse.Namespace, way: str, runs: tuple[str, ...], rec: g.Recorder
 ) -> None:
     """The notebook's generate_queries / generate_answers cells, one chunk after the other."""
-    from synthgen import prompting
+    from synthgen.dataset import prompting
 
     chunks = json.loads(Path(args.chunks_file).read_text())[: args.notebook_rows]
     pr = compose(args, "notebook").prompt

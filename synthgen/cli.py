@@ -20,8 +20,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from synthgen import pipeline, sweep, writing  # sweep: the run dir names of -m and its callback
 from synthgen.config import SynthgenError
+from synthgen.dataset import pipeline, writing
+from synthgen.scale import sweep  # sweep: the run dir names of -m and its callback
 
 _task_raised = False  # an unexpected error came out of the task: keep its traceback
 
@@ -29,7 +30,7 @@ _task_raised = False  # an unexpected error came out of the task: keep its trace
 def task(cfg: DictConfig) -> None:
     """The body of run.py's @hydra.main function."""
     global _task_raised
-    from synthgen.runlock import RunDirLocked
+    from synthgen.rundir.runlock import RunDirLocked
 
     try:
         pipeline.run(cfg)
@@ -110,7 +111,7 @@ def remove_if_empty(run_dir: Path) -> bool:
     in them (a run that stopped before its first result). Anything else keeps it whole."""
     from hydra.core.hydra_config import HydraConfig
 
-    from synthgen.lockfile import LOCK_NAME
+    from synthgen.rundir.lockfile import LOCK_NAME
 
     if not run_dir.is_dir():
         return False

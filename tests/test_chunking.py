@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from synthgen.chunking import chunk_docs
+from synthgen.dataset.chunking import chunk_docs
 from synthgen.records import Doc
 
 TEXT = " ".join(f"Sentence number {i} talks about the film and its director." for i in range(300))

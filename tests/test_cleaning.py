@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from synthgen import pipeline
-from synthgen.cleaning import Settings, clean_file
+from synthgen.dataset import pipeline
+from synthgen.dataset.cleaning import Settings, clean_file
 from synthgen.records import Doc
 from tests.conftest import REPO, compose
 

@@ -26,8 +26,8 @@ def model_args(tiny: Path, run_dir: Path) -> list[str]:
         "model=qwen25_05b",
         f"model.name_or_path={tiny}",
         "model.load_in_4bit=false",
-        f"hydra.run.dir={run_dir}",
         "filters=none",
+        f"hydra.run.dir={run_dir}",  # last: some tests leave it out
     ]
 
 

@@ -16,9 +16,10 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from synthgen import compare, sweep
+from synthgen import compare
 from synthgen.config import ConfigError
-from synthgen.writing import excel_safe
+from synthgen.dataset.writing import excel_safe
+from synthgen.scale import sweep
 from tests.conftest import compose
 from tests.test_cli import cli, jsonl
 
@@ -123,7 +124,7 @@ def expected(run: Path, embedder_path: Path, span: int = 8) -> dict:
     ids, texts = list(corpus["val"]), list(corpus["val"].values())
     queries = [r["question"] for r in rows["val"]]
     gold = [ids.index(r["chunk_id"]) for r in rows["val"]]
-    from synthgen.retrieval import rank_bm25
+    from synthgen.embed.retrieval import rank_bm25
 
     bm = rank_bm25(queries, ids, texts, k=10)
     out["bm25_hit@1"] = np.mean([r[:1] == [ids[g]] for r, g in zip(bm, gold, strict=True)])
@@ -385,7 +386,7 @@ def test_bm25_difficulty_of_questions_identical_to_their_chunk(tmp_path: Path) -
 def test_cached_encoder_ranks_like_the_model_and_embeds_each_text_once(tiny_embedder) -> None:
     from sentence_transformers import SentenceTransformer
 
-    from synthgen.retrieval import rank_embeddings
+    from synthgen.embed.retrieval import rank_embeddings
 
     model = SentenceTransformer(str(tiny_embedder), device="cpu")
     calls: list[int] = []
@@ -406,7 +407,7 @@ def test_cached_encoder_ranks_like_the_model_and_embeds_each_text_once(tiny_embe
 
 
 def test_compare_task_needs_runs(tmp_path: Path) -> None:
-    from synthgen import pipeline
+    from synthgen.dataset import pipeline
 
     with pytest.raises(ConfigError, match="^compare.runs: give run dirs"):
         pipeline.run(compose(["task=compare"]), run_dir=tmp_path)
@@ -461,7 +462,7 @@ def test_run_metrics_on_a_hand_made_run(tmp_path: Path) -> None:
 
 def test_a_sweep_over_gate_sets_shows_reject_shares_side_by_side(tmp_path: Path) -> None:
     """`-m filters=none,default`: the report's 'Rejects by reason', per run, from the files."""
-    from synthgen import filters
+    from synthgen.dataset import filters
 
     sweep_dir = tmp_path / "s"
     cli(

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from synthgen import pipeline, prompting
 from synthgen.backends.base import GenParams, encode
 from synthgen.backends.continuous import PrefixIndex, Request, plan_admission, sub_batches
+from synthgen.dataset import pipeline, prompting
 from tests.conftest import REPO, compose
 
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from synthgen import pipeline
 from synthgen.config import ConfigError, check
-from synthgen.decoding import decode_bytes, plausibility
-from synthgen.reading import read_corpus
+from synthgen.dataset import pipeline
+from synthgen.dataset.decoding import decode_bytes, plausibility
+from synthgen.dataset.reading import read_corpus
 from tests.conftest import REPO, compose
 
 FRENCH = (

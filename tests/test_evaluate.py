@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from synthgen import evaluate, retrieval
-from synthgen.embedding import Split
+from synthgen.embed import evaluate, retrieval
+from synthgen.embed.embedding import Split
 from tests.test_negatives import bow_model
 
 WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india"]
@@ -60,7 +60,7 @@ def test_known_ranks_give_known_metrics(case, tmp_path: Path) -> None:
 
 
 def test_evaluator_and_retrieval_metrics_agree_on_the_same_rankings(case) -> None:
-    """rank_embeddings + synthgen.retrieval.metrics give the evaluator's numbers."""
+    """rank_embeddings + synthgen.embed.retrieval.metrics give the evaluator's numbers."""
     model, split = case
     ids, texts = list(split.corpus), list(split.corpus.values())
     ranked = retrieval.rank_embeddings(model, [r["question"] for r in split.rows], ids, texts)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from synthgen import pipeline
 from synthgen.config import SynthgenError
+from synthgen.dataset import pipeline
 from tests.conftest import compose
 from tests.qa_run import make_qa_run
 

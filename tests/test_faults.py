@@ -31,8 +31,8 @@ from pathlib import Path
 
 import pytest
 
-from synthgen import runlock
 from synthgen.records import Row
+from synthgen.rundir import runlock
 from tests.conftest import REPO
 from tests.test_scale import fake  # noqa: F401 (the fake backend's reset, a fixture)
 
@@ -404,7 +404,7 @@ def hold_elsewhere(d: Path) -> subprocess.Popen:
 @pytest.mark.usefixtures("fake")
 def test_merge_locks_the_merged_dir(tmp_path: Path) -> None:
     """Two merges of one sweep: the second stops at once, naming the first."""
-    from synthgen import merge
+    from synthgen.scale import merge
     from tests.test_scale import job  # a job dir as a multirun leaves it
 
     sweep = tmp_path / "sweep"
@@ -422,7 +422,7 @@ def test_merge_locks_the_merged_dir(tmp_path: Path) -> None:
 @pytest.mark.usefixtures("fake")
 def test_a_row_in_the_jsonl_twice_is_in_the_dataset_once(tmp_path: Path) -> None:
     """What two writers without the lock left behind: the final write keeps each key once."""
-    from synthgen import pipeline
+    from synthgen.dataset import pipeline
     from tests.conftest import compose
 
     cfg = compose(["model._target_=tests.fake_backend.Backend", "num_rows=3"])

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from synthgen import pipeline
 from synthgen.config import SynthgenError
+from synthgen.dataset import pipeline
 from tests.conftest import cli, compose
 from tests.qa_run import make_qa_run
 
@@ -273,7 +273,7 @@ def test_cached_mnrl_trains_and_saves_without_eval(
 
 
 def test_warmup_leaves_a_step_that_trains() -> None:
-    from synthgen.finetune import warmup_steps
+    from synthgen.embed.finetune import warmup_steps
 
     assert warmup_steps(0.1, 1) == 0  # one step: no warmup, or nothing would be learned
     assert warmup_steps(0.1, 2) == 1

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from synthgen.prompting import normalize
+from synthgen.dataset.prompting import normalize
 from tests.conftest import cli
 
 pytestmark = pytest.mark.slow

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from synthgen import models
+from synthgen.backends import models
 from synthgen.config import ModelLoadError
 
 

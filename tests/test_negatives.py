@@ -7,8 +7,8 @@ from collections import Counter
 
 import pytest
 
-from synthgen.embedding import Split
-from synthgen.negatives import Guard, mine, random_negatives, select
+from synthgen.embed.embedding import Split
+from synthgen.embed.negatives import Guard, mine, random_negatives, select
 
 POS = "camera director handheld shot"
 CORPUS = {

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from synthgen import pipeline
 from synthgen.config import ConfigError
+from synthgen.dataset import pipeline
 from tests import fake_backend
 from tests.conftest import compose
 
@@ -270,7 +270,7 @@ def jsonl(path: Path) -> list[dict]:
 
 
 def test_gated_rejects_are_recorded_counted_and_never_answered(tmp_path: Path) -> None:
-    from synthgen import filters
+    from synthgen.dataset import filters
 
     fake_backend.Backend.bad = True  # echoes, meta references and refusals, by chunk
     s = pipeline.run(compose([FAKE, "num_rows=40"]), tmp_path)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from synthgen.prompting import (
+from synthgen.dataset.prompting import (
     answer_prompt,
     fill,
     messages,

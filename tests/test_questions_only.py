@@ -11,8 +11,11 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from synthgen import compare, embedding, merge, pipeline
-from synthgen.pipeline import SPLITS
+from synthgen import compare
+from synthgen.dataset import pipeline
+from synthgen.dataset.pipeline import SPLITS
+from synthgen.embed import embedding
+from synthgen.scale import merge
 from tests.conftest import compose
 
 FAKE = "model._target_=tests.fake_backend.Backend"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from synthgen.config import ConfigError
-from synthgen.reading import decode_text, read_files, resolve_files
+from synthgen.dataset.reading import decode_text, read_files, resolve_files
 from tests.broken_files import make_mixed_corpus
 
 

@@ -146,7 +146,8 @@ def compose_job(overrides: list[str]):
 
 def check_job(cfg) -> None:
     """The checks of the job's task before anything loads (GPU-machine checks left out)."""
-    from synthgen import config, export, finetune
+    from synthgen import config
+    from synthgen.embed import export, finetune
 
     task = cfg.get("task", "generate")
     if task == "generate":
@@ -196,7 +197,7 @@ def test_the_parser_finds_the_commands() -> None:
 @pytest.mark.parametrize("cmd", all_commands(), ids=lambda c: c.line[14:70] or "python run.py")
 def test_every_readme_command_composes_and_checks(cmd: Command) -> None:
     from synthgen.config import ConfigError
-    from synthgen.pipeline import TASKS
+    from synthgen.dataset.pipeline import TASKS
 
     missing = cmd.missing_paths(REPO)
     for job in cmd.jobs():

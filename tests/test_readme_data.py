@@ -9,8 +9,8 @@ from collections import Counter
 
 import pytest
 
-from synthgen import pipeline
 from synthgen.config import check
+from synthgen.dataset import pipeline
 from tests.conftest import REPO, compose
 
 SECTIONS = (

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from synthgen.retrieval import metrics, rank_bm25, rank_embeddings
+from synthgen.embed.retrieval import metrics, rank_bm25, rank_embeddings
 
 DOCS = {
     "a": "The director framed every scene with a handheld camera.",

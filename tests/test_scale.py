@@ -22,9 +22,10 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from synthgen import merge, pipeline, sharding
 from synthgen.config import ConfigError, check, row_config
+from synthgen.dataset import pipeline
 from synthgen.records import Row
+from synthgen.scale import merge, sharding
 from tests import fake_backend
 from tests.conftest import REPO, compose
 from tests.conftest import cli as conftest_cli
@@ -226,7 +227,7 @@ def test_callback_is_last_so_later_callbacks_see_merged_runs() -> None:
         cfg = hydra_compose("config", return_hydra_config=True)
     callbacks = list(cfg.hydra.callbacks)
     assert callbacks[-1] == "merge_shards"
-    assert cfg.hydra.callbacks.merge_shards._target_ == "synthgen.merge.MergeShards"
+    assert cfg.hydra.callbacks.merge_shards._target_ == "synthgen.scale.merge.MergeShards"
 
 
 # --- launcher configs ---------------------------------------------------------------------------
@@ -553,8 +554,8 @@ def test_a_failed_shard_fails_the_sweep(tmp_path: Path) -> None:
 
 
 def test_a_refused_relaunch_keeps_a_finished_run_finished(tmp_path: Path) -> None:
-    from synthgen import sweep
     from synthgen.config import ConfigError
+    from synthgen.scale import sweep
 
     (tmp_path / "summary.json").write_text(json.dumps({"status": "complete", "rows": {"train": 3}}))
     sweep.record_failure(compose(), ConfigError("resume: made with another config"), tmp_path)

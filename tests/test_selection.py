@@ -1,7 +1,7 @@
 from __future__ import annotations
 
+from synthgen.dataset.selection import keyword_matcher, select
 from synthgen.records import Chunk
-from synthgen.selection import keyword_matcher, select
 
 
 def chunk(text: str) -> Chunk:

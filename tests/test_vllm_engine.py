@@ -20,7 +20,7 @@ from synthgen.backends.vllm_engine import (
     translate,
 )
 from synthgen.config import SynthgenError
-from synthgen.generation import Job, drive, run_stream
+from synthgen.dataset.generation import Job, drive, run_stream
 
 
 def test_greedy_maps_to_temperature_zero_with_our_stop_tokens() -> None:

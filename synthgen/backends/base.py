@@ -90,7 +90,7 @@ def load_tokenizer(spec: ModelSpec) -> Any:
     """Tokenizer with left padding and the configured chat template; loads no weights."""
     from transformers import AutoTokenizer
 
-    from synthgen import models
+    from synthgen.backends import models
 
     tok = AutoTokenizer.from_pretrained(models.resolve(spec.name_or_path))
     tok.padding_side = "left"

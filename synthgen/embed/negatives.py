@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from synthgen.config import ConfigError
-from synthgen.embedding import Split
+from synthgen.embed.embedding import Split
 
 log = logging.getLogger(__name__)
 

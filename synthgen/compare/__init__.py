@@ -2,7 +2,7 @@
 
 Every number is recomputed from the run dirs' own files (train/val.jsonl, rejected.jsonl,
 *_corpus.json, summary.json, config.yaml), so a comparison can be redone at any time and
-checked by hand. `synthgen.report` writes the result as compare.xlsx, .md, .html and plots.
+checked by hand. `synthgen.compare.report` writes the result as compare.xlsx, .md, .html and plots.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from synthgen import filters, prompting, retrieval, selection, writing
 from synthgen.config import ConfigError
+from synthgen.dataset import filters, prompting, selection, writing
+from synthgen.embed import retrieval
 
 log = logging.getLogger(__name__)
 
@@ -253,7 +254,7 @@ def find_runs(paths: Iterable[str | Path], missing_ok: bool = False) -> list[Pat
 
 def _runs_below(root: Path) -> list[Path]:
     """Run dirs below a sweep dir; a shard is part of a run, so its merged dir stands for it."""
-    from synthgen.sharding import is_shard
+    from synthgen.scale.sharding import is_shard
 
     found = []
     for dirpath, dirnames, _ in os.walk(root):
@@ -551,7 +552,7 @@ def load_embedder(opts: Options) -> tuple[Any | None, str]:
     try:
         from sentence_transformers import SentenceTransformer
 
-        from synthgen import models
+        from synthgen.backends import models
 
         # a hub id with the hub unreachable: the cached copy, or one line at once (no retries)
         name = models.resolve(str(opts.embedder), key="compare.embedder")
@@ -701,7 +702,7 @@ def _short(v: float, key: str) -> str:
 
 def build_report(paths: Iterable[str | Path], out: Path, opts_node: Any) -> dict[str, Any]:
     """Compare the runs in `paths` and write compare.{xlsx,md,html,json} and plots into `out`."""
-    from synthgen import report
+    from synthgen.compare import report
 
     opts = Options.from_cfg(opts_node)
     paths = list(paths)
@@ -773,6 +774,6 @@ def compare(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
 
 
 def _now() -> str:
-    from synthgen.pipeline import now
+    from synthgen.dataset.pipeline import now
 
     return now()

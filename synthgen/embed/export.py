@@ -18,8 +18,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from synthgen import embedding, negatives, writing
 from synthgen.config import ConfigError
+from synthgen.dataset import writing
+from synthgen.embed import embedding, negatives
 
 log = logging.getLogger(__name__)
 FORMATS = ("flag", "st", "beir")
@@ -91,8 +92,8 @@ def check(cfg: DictConfig) -> tuple[list[str], list[str]]:
 
 
 def export(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
-    from synthgen.finetune import guard_of
-    from synthgen.pipeline import now, versions
+    from synthgen.dataset.pipeline import now, versions
+    from synthgen.embed.finetune import guard_of
 
     started, t0 = now(), time.perf_counter()
     ex = cfg.export

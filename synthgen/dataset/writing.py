@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from synthgen import faults
+from synthgen.dataset import faults
 
 # appended as the run goes; with config.yaml and summary.json every run dir holds these
 JSONL_FILES = ("train.jsonl", "val.jsonl", "rejected.jsonl", "questions.jsonl")

@@ -15,8 +15,8 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from synthgen import writing
 from synthgen.config import ConfigError, SynthgenError
+from synthgen.dataset import writing
 
 log = logging.getLogger(__name__)
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
@@ -138,7 +138,7 @@ def load_embedder(
 
     name = check_embedder(cfg, path, key)
     try:
-        from synthgen import models
+        from synthgen.backends import models
 
         # a hub id with the hub unreachable: the cached copy, or one line at once (no retries)
         model = SentenceTransformer(models.resolve(name, key=key), device=device)

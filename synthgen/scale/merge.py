@@ -21,10 +21,12 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from synthgen import dedup, faults, filters, runlock, sharding, writing
 from synthgen.config import ConfigError, SynthgenError, row_config, row_config_diff
+from synthgen.dataset import dedup, faults, filters, writing
 from synthgen.records import Chunk, Row
-from synthgen.sharding import JobDir
+from synthgen.rundir import runlock
+from synthgen.scale import sharding
+from synthgen.scale.sharding import JobDir
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val")
@@ -172,7 +174,7 @@ def merge_group(
 def _merge_group(
     sweep: Path, group: tuple[str, ...], jobs: list[JobDir], out: Path, missing: list[str]
 ) -> dict[str, Any]:
-    from synthgen.pipeline import RunState, SplitCorpus, load_corpus, now, order_rows
+    from synthgen.dataset.pipeline import RunState, SplitCorpus, load_corpus, now, order_rows
 
     t0, started = time.perf_counter(), now()
     jobs = sorted(jobs, key=lambda j: (not j.finished, j.count, j.index, str(j.path)))
@@ -309,7 +311,7 @@ def _summary(
     base: DictConfig,
 ) -> dict[str, Any]:
     """Counts as one run would give them, plus per-shard rows, seconds and tokens/s."""
-    from synthgen.pipeline import versions
+    from synthgen.dataset.pipeline import versions
 
     ref = next((summaries[j.path] for j in jobs if summaries[j.path].get("splits")), {})
     slots_total = next(

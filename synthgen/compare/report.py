@@ -15,8 +15,8 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from synthgen import writing
 from synthgen.compare import AT, HITS, METRICS, Metric
+from synthgen.dataset import writing
 
 PLOTS = "compare_plots"  # folder of the PNGs, next to compare.md
 CELL = 90  # characters of a config value or example text shown in Markdown/HTML tables

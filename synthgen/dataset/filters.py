@@ -495,7 +495,7 @@ def _num(g: dict[str, Any], key: str, **bounds: tuple[float, float | None]) -> N
 
 def _embedder(cfg: Any, g: dict[str, Any]) -> Callable[[], Any]:
     """The embedding gate's model, loaded when first needed (never for a dry run)."""
-    from synthgen import embedding
+    from synthgen.embed import embedding
 
     path = g.get("embedder")
     key = "filters.grounding.embedder" if path else "embedder.name_or_path"

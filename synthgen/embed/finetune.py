@@ -4,7 +4,7 @@ Each train row gives one (question, source chunk) pair. MultipleNegativesRanking
 other chunks of the batch as negatives, so the batch sampler keeps any text out of a batch that
 already holds it: with several questions per chunk, a copy of the positive would otherwise be
 a false negative. Optional hard negatives come from the train split's own chunks
-(synthgen.negatives). The val split is never trained on.
+(synthgen.embed.negatives). The val split is never trained on.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from synthgen import embedding, evaluate, negatives, writing
 from synthgen.config import ConfigError, _flatten, row_config_diff
+from synthgen.dataset import writing
+from synthgen.embed import embedding, evaluate, negatives
 
 log = logging.getLogger(__name__)
 
@@ -280,7 +281,7 @@ def save_model(cfg: DictConfig, model: Any, path: Path) -> None:
 
 
 def finetune(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
-    from synthgen.pipeline import now, versions
+    from synthgen.dataset.pipeline import now, versions
 
     started, t0 = now(), time.perf_counter()
     seconds: dict[str, float] = {}
