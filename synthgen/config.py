@@ -41,6 +41,13 @@ ROW_KEYS = (
     "generation.seed",
 )
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+# where an endpoint is and what it costs: not the rows (a server moved to another port resumes)
+NOT_ROW_KEYS = (
+    "model.base_url",
+    "model.api_key_env",
+    "model.price_per_1m_input",
+    "model.price_per_1m_output",
+)
 
 
 def _need(cond: bool, msg: str) -> None:
@@ -159,7 +166,9 @@ def check(cfg: DictConfig) -> None:
     )
     path = str(m.name_or_path)
     local = Path(path).expanduser()
-    if path.startswith("pypi:"):  # a model shipped as a Python package (synthgen/models.py)
+    if m.backend == "openai":  # a served model's name, no files here: check_endpoint looks
+        check_endpoint(cfg)
+    elif path.startswith("pypi:"):  # a model shipped as a Python package (synthgen/models.py)
         from synthgen.backends import models
 
         why = models.check_pypi(path[len("pypi:") :])
@@ -229,6 +238,19 @@ def check(cfg: DictConfig) -> None:
                 backend_check(spec, runtime=not cfg.get("dry_run", False))
             except ValueError as e:
                 raise ConfigError(str(e)) from None
+
+
+def check_endpoint(cfg: DictConfig) -> None:
+    """generation.* of model.backend=openai (the model.* keys are its backend's check)."""
+    _int(cfg, "generation.concurrency", 1)
+    _int(cfg, "generation.max_retries", 0)
+    for key in ("generation.request_timeout", "generation.retry_backoff"):
+        v = OmegaConf.select(cfg, key)
+        _need(
+            isinstance(v, int | float) and not isinstance(v, bool) and v >= 0,
+            f"{key}: must be a number of seconds >= 0, got {v!r}",
+        )
+    _need(cfg.generation.request_timeout > 0, "generation.request_timeout: must be > 0 seconds")
 
 
 def check_engine(cfg: DictConfig) -> None:
@@ -314,6 +336,8 @@ def row_config(cfg: DictConfig) -> dict[str, Any]:
         if isinstance(value, DictConfig):
             value = OmegaConf.to_container(value, resolve=True)
         _flatten(key, value, out)
+    for key in NOT_ROW_KEYS:
+        out.pop(key, None)
     return out
 
 

@@ -34,6 +34,11 @@ class ModelSpec:
     max_new_tokens: dict[str, int] = field(default_factory=dict)  # per stage: a lower cap
     hub_id: str | None = None  # the publisher's hub id (informational)
     unsloth_4bit_id: str | None = None  # Unsloth's pre-quantized 4-bit repo, where one exists
+    # model.backend=openai (backends/openai.py): the endpoint, the key's variable, the prices
+    base_url: str | None = None  # the server's OpenAI API root, e.g. http://localhost:8000/v1
+    api_key_env: str | None = None  # NAME of the environment variable holding the key
+    price_per_1m_input: float | None = None  # USD per million prompt tokens
+    price_per_1m_output: float | None = None  # USD per million completion tokens
 
     @classmethod
     def from_kwargs(cls, kwargs: dict[str, Any]) -> ModelSpec:
@@ -84,6 +89,11 @@ class Generated:
     tokens: int  # new tokens, end-of-turn token included (tokens)
     finished: bool  # True: stopped at an end-of-turn token; False: cut at max_new_tokens
     cached_tokens: int = 0  # prompt tokens whose KV came from a cached prefix (prefix reuse)
+    # an endpoint request that failed for good (backends/openai.py): why, its HTTP status, and
+    # how many attempts it took; the pipeline records it as a reject `request_failed`
+    failed: str | None = None
+    status: int | None = None
+    attempts: int = 1
 
 
 def load_tokenizer(spec: ModelSpec) -> Any:

@@ -598,6 +598,8 @@ class Generator:
         return q, None
 
     def on_result(self, job: Job, out: Generated) -> list[Job]:
+        if out.failed is not None:  # an endpoint request that failed for good (backends/openai)
+            return self.request_failed(job, out)
         new: list[Job] = []
         if job.stage == "question":
             slots: list[Slot] = job.payload["slots"]
@@ -642,6 +644,20 @@ class Generator:
             slot, question, a, {"question": job.payload["q_tokens"], "answer": out.tokens}
         )
         return new
+
+    def request_failed(self, job: Job, out: Generated) -> list[Job]:
+        """Reject the job's slots as `request_failed` with the status; a chunk's next question
+        is still asked (one failed request loses its own slot only)."""
+        why = {"status": out.status, "error": out.failed, "attempts": out.attempts}
+        if job.stage == "answer":
+            slot, question = job.payload["slot"], job.payload["question"]
+            self.reject(slot, "answer", "request_failed", question=question, **why)
+            return []
+        for slot in job.payload["slots"]:
+            self.reject(slot, "question", "request_failed", **why)
+        nxt = job.payload.get("next")
+        jq = self.question_chain(nxt, list(job.payload["previous"])) if nxt else None
+        return [jq] if jq is not None else []
 
     def initial_jobs(self, slots: list[Slot], state: RunState, done: set[str]) -> list[Job]:
         """Jobs for what is not done: answers for persisted questions, then the questions."""
@@ -728,19 +744,19 @@ def _generate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         seconds["load_model"] += time.perf_counter() - t
         backend.set_seed(cfg.generation.seed)
         spec = backend.spec
-        gen = Generator(
-            cfg,
-            run_dir,
-            lambda m, stage: encode_chat(backend.tokenizer, m, spec, stage),
-            known,
-            gates=gates,
+        # an endpoint backend sends the chat messages as they are (backends/openai.py)
+        encode = getattr(backend, "encode", None) or (
+            lambda m, stage: encode_chat(backend.tokenizer, m, spec, stage)
         )
+        gen = Generator(cfg, run_dir, encode, known, gates=gates)
         params = stage_params(cfg, spec)
         from tqdm import tqdm
 
         try:
             with tqdm(total=todo, unit="row", desc="generate", dynamic_ncols=True) as bar:
                 gen.progress = bar
+                if hasattr(backend, "attach"):  # the endpoint backend shows the run's cost
+                    backend.attach(bar)
                 size = _batch_size(cfg, backend)
                 for split in SPLITS:
                     jobs = gen.initial_jobs(slots[split], known, done)
@@ -776,8 +792,9 @@ def _generate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
             "feed": stats.feed,
             "notes": getattr(backend, "notes", []),
         }
+        usage = backend.usage.to_dict() if hasattr(backend, "usage") else None  # an endpoint's
     else:
-        rejects, first_row, engine = Counter(), None, {}
+        rejects, first_row, engine, usage = Counter(), None, {}, None
 
     t = time.perf_counter()
     for name in writing.JSONL_FILES:
@@ -799,6 +816,8 @@ def _generate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         cfg, run_dir, corpus, slots, state, rows, stats, rejects, seconds, engine
     )
     summary["this_session"].update(started=started, first_row_seconds=first_row)
+    if usage is not None:  # the server's token counts (the prompts here are messages, not ids)
+        summary["this_session"].update(usage=usage, prompt_tokens=usage["prompt_tokens"])
     summary["generation"] = totals(run_dir, summary["this_session"])
     summary["shard"] = {
         "count": count,
@@ -845,12 +864,17 @@ def totals(run_dir: Path, session: dict[str, Any]) -> dict[str, Any]:
     sessions = [*sessions, session]
     tokens = sum(x["output_tokens"] for x in sessions)
     secs = sum(x["generate_seconds"] for x in sessions)
-    return {
+    out = {
         "output_tokens": tokens,
         "generate_seconds": round(secs, 3),
         "tokens_per_second": round(tokens / secs, 1) if secs else 0.0,
         "sessions": sessions,
     }
+    from synthgen.backends.openai import total_usage
+
+    if (usage := total_usage(sessions)) is not None:  # endpoint sessions: tokens and cost
+        out["usage"] = usage
+    return out
 
 
 def load_model_part(name_or_path: str, load: Any) -> Any:
@@ -898,8 +922,22 @@ def load_backend(cfg: DictConfig) -> Any:
             engine=cfg.generation.engine,
             prefill_chunk_size=cfg.generation.prefill_chunk_size,
             vllm=vllm_options(cfg),
+            **endpoint_options(cfg),
         ),
     )
+
+
+def endpoint_options(cfg: DictConfig) -> dict[str, Any]:
+    """The generation.* settings only the endpoint backend (model.backend=openai) reads."""
+    if cfg.model.get("backend") != "openai":
+        return {}
+    g = cfg.generation
+    return {
+        "concurrency": int(g.get("concurrency", 8)),
+        "max_retries": int(g.get("max_retries", 4)),
+        "request_timeout": float(g.get("request_timeout", 120)),
+        "retry_backoff": float(g.get("retry_backoff", 1.0)),
+    }
 
 
 def stage_params(cfg: DictConfig, spec: ModelSpec) -> dict[str, GenParams]:
