@@ -1,0 +1,197 @@
+"""A real OpenAI-compatible server for the endpoint tests, and a real proxy in front of it.
+
+`serve()` starts `transformers serve` (transformers' own OpenAI-compatible server, extra
+`transformers[serving]`) on the tiny local model at a free port. `FaultProxy` is a small HTTP
+proxy (stdlib ThreadingHTTPServer) that forwards every request to that server and, by a plan,
+answers some attempts itself with a 429 or a 500 instead: the retries are tried against real
+sockets and a real server, nothing in the HTTP client is mocked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlsplit
+
+# `transformers serve ...` through this interpreter (no reliance on the console script's PATH)
+SERVE = "import sys; from transformers.cli.transformers import main; sys.argv[0] = 'x'; main()"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(url: str, proc: subprocess.Popen | None, timeout: float, log: Path) -> None:
+    deadline = time.time() + timeout
+    parts = urlsplit(url)
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(
+                f"transformers serve exited {proc.returncode}: {log.read_text()[-3000:]}"
+            )
+        try:
+            c = http.client.HTTPConnection(parts.hostname, parts.port, timeout=2)
+            c.request("GET", "/health")
+            if c.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.25)
+    raise RuntimeError(
+        f"transformers serve not healthy after {timeout} s: {log.read_text()[-3000:]}"
+    )
+
+
+@contextmanager
+def serve(model: Path, log: Path, timeout: float = 120) -> Iterator[str]:
+    """`transformers serve MODEL` on 127.0.0.1:<free port>, CPU, one thread; yields the API root
+    (http://127.0.0.1:PORT/v1). The served model's name is str(model)."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",  # a shared 2-core box: spinning OpenMP threads slow a tiny model
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+    args = ["serve", str(model), "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"]
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", SERVE, *args], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", proc, timeout, log)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@dataclass
+class Seen:
+    """One request as the proxy saw it."""
+
+    at: float  # time.perf_counter() on arrival (s)
+    path: str
+    body: str  # sha1 of the request body: one prompt's attempts share it
+    attempt: int  # 1 for the first time this body came, 2 for its first retry, ...
+    status: int  # what the proxy answered
+    authorization: str | None
+    usage: dict | None = None  # the server's usage of a forwarded 200
+
+
+# plan(ordinal of the distinct body, attempt, authorization) -> (status, extra headers) to
+# answer instead of forwarding, or None to forward
+Plan = Callable[[int, int, str | None], tuple[int, dict[str, str]] | None]
+
+
+@dataclass
+class FaultProxy:
+    upstream: str  # http://host:port of the real server
+    plan: Plan | None = None
+    seen: list[Seen] = field(default_factory=list)
+    max_in_flight: int = 0  # most chat requests open at once (requests)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._order: dict[str, int] = {}  # body hash -> ordinal of its first arrival (1, 2, ...)
+        self._tries: dict[str, int] = {}
+        self._open = 0
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def __enter__(self) -> FaultProxy:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def chats(self) -> list[Seen]:
+        return [s for s in self.seen if s.path.endswith("/chat/completions")]
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:  # quiet
+                pass
+
+            def do_GET(self) -> None:
+                self._forward(b"")
+
+            def do_POST(self) -> None:
+                self._forward(self.rfile.read(int(self.headers.get("content-length") or 0)))
+
+            def _forward(self, body: bytes) -> None:
+                auth = self.headers.get("authorization")
+                digest = hashlib.sha1(body).hexdigest()
+                with proxy._lock:
+                    ordinal = proxy._order.setdefault(digest, len(proxy._order) + 1)
+                    attempt = proxy._tries[digest] = proxy._tries.get(digest, 0) + 1
+                    proxy._open += 1
+                    proxy.max_in_flight = max(proxy.max_in_flight, proxy._open)
+                at = time.perf_counter()
+                try:
+                    chat = self.path.endswith("/chat/completions")
+                    fault = proxy.plan(ordinal, attempt, auth) if (proxy.plan and chat) else None
+                    if fault is not None:
+                        status, headers = fault
+                        # a careless upstream that echoes the request's credentials in its error
+                        reply = json.dumps({"error": f"injected {status}; you sent {auth}"})
+                        self._reply(status, reply.encode(), headers)
+                        usage = None
+                    else:
+                        status, reply, usage = self._upstream(body)
+                        self._reply(status, reply, {})
+                    with proxy._lock:
+                        proxy.seen.append(Seen(at, self.path, digest, attempt, status, auth, usage))
+                finally:
+                    with proxy._lock:
+                        proxy._open -= 1
+
+            def _upstream(self, body: bytes) -> tuple[int, bytes, dict | None]:
+                up = urlsplit(proxy.upstream)
+                c = http.client.HTTPConnection(up.hostname, up.port, timeout=300)
+                headers = {"content-type": self.headers.get("content-type", "application/json")}
+                c.request(self.command, self.path, body=body or None, headers=headers)
+                r = c.getresponse()
+                data = r.read()
+                usage = None
+                if r.status == 200 and self.path.endswith("/chat/completions"):
+                    usage = json.loads(data).get("usage")
+                return r.status, data, usage
+
+            def _reply(self, status: int, data: bytes, headers: dict[str, str]) -> None:
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+
+        return Handler

@@ -1,0 +1,264 @@
+"""model.backend=openai against a real OpenAI-compatible server: `transformers serve` on the
+tiny model (tests/endpoint.py), through `python run.py` as a user runs it.
+
+The server tests are marked `server` (not in the default run; `python -m pytest -m server`,
+which .ci/run runs). The config checks at the bottom need no server and run by default.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import signal
+from pathlib import Path
+
+import pytest
+
+from synthgen.config import ConfigError, check
+from tests.conftest import cli, compose
+from tests.endpoint import FaultProxy, serve
+
+KEY_ENV = "SYNTHGEN_TEST_API_KEY"
+SPLITS = ("train", "val")
+
+
+def jsonl(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+
+
+@pytest.fixture(scope="module")
+def served(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
+    """(API root, served model name) of one transformers serve for the module's tests."""
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    with serve(tiny_model, log) as url:
+        yield url, str(tiny_model)
+
+
+def endpoint_args(url: str, name: str, run_dir: Path, *more: str) -> list[str]:
+    return [
+        "model=openai_compatible",
+        f"model.base_url={url}",
+        f"model.name={name}",
+        f"model.api_key_env={KEY_ENV}",
+        "filters=none",  # the random-weight model writes noise that the quality gates would drop
+        "generation.max_new_tokens=24",
+        *more,
+        f"hydra.run.dir={run_dir}",
+    ]
+
+
+def key_free(root: Path, key: str) -> list[Path]:
+    """Every file under root (config.yaml, summary.json, .hydra/, run.log, JSONL, ...) whose bytes
+    hold the key; [] is the wanted answer."""
+    files = [p for p in root.rglob("*") if p.is_file()]
+    assert files
+    return [p for p in files if key.encode() in p.read_bytes()]
+
+
+def slots_add_up(run_dir: Path) -> tuple[int, list[dict]]:
+    s = json.loads((run_dir / "summary.json").read_text())
+    rows = {sp: jsonl(run_dir / f"{sp}.jsonl") for sp in SPLITS}
+    rejected = jsonl(run_dir / "rejected.jsonl")
+    slots = sum(s["splits"][sp]["slots"] for sp in SPLITS)
+    assert sum(map(len, rows.values())) + len(rejected) == slots  # every slot: a row or a reject
+    ids = [r["id"] for sp in SPLITS for r in rows[sp]]
+    assert len(ids) == len(set(ids))  # none twice
+    return slots, rejected
+
+
+@pytest.mark.server
+def test_retries_rejects_usage_and_no_key_on_disk(served, tmp_path: Path) -> None:
+    """Every request's first attempt is a 429 (Retry-After: 0); the 2nd and 5th prompts to
+    arrive also get 500s until the retry limit and become rejects; the run completes."""
+    url, name = served
+    key = "sk-test-" + secrets.token_hex(16)
+    doomed = {2, 5}
+
+    def plan(ordinal: int, attempt: int, auth: str | None):
+        if attempt == 1:
+            return 429, {"retry-after": "0"}
+        if ordinal in doomed:
+            return 500, {}  # no Retry-After: the client's own backoff
+        return None
+
+    run_dir = tmp_path / "r"
+    with FaultProxy(url.removesuffix("/v1"), plan) as proxy:
+        p = cli(
+            *endpoint_args(
+                proxy.url,
+                name,
+                run_dir,
+                "num_rows=4",
+                "generation.concurrency=4",
+                "generation.max_retries=2",
+                "generation.retry_backoff=0.2",
+                "model.price_per_1m_input=1.0",
+                "model.price_per_1m_output=2.0",
+            ),
+            **{KEY_ENV: key},
+        )
+    s = json.loads((run_dir / "summary.json").read_text())
+    assert s["status"] == "complete"
+    assert all((run_dir / f).exists() for f in s["files"])
+    slots, rejected = slots_add_up(run_dir)
+    assert sum(s["rows"].values()) >= 1
+
+    chats = proxy.chats()
+    failed = [r for r in rejected if r["reason"] == "request_failed"]
+    assert len(failed) == len(doomed)  # the two doomed prompts, and nothing else
+    assert all(r["status"] == 500 and r["attempts"] == 3 for r in failed)  # 1 + max_retries
+    assert all("***" in r["error"] and key not in r["error"] for r in failed)  # echo redacted
+    assert {r["stage"] for r in failed} <= {"question", "answer"}
+
+    # what the server said, summed: the proxy saw the same requests and usage
+    u = s["this_session"]["usage"]
+    bodies = {c.body for c in chats}
+    forwarded = [c for c in chats if c.status == 200]
+    assert u["requests"] == len(forwarded) == len(bodies) - len(doomed)
+    assert u["failed"] == len(doomed)
+    assert u["retries"] == len(chats) - len(bodies)
+    assert u["prompt_tokens"] == sum(c.usage["prompt_tokens"] for c in forwarded) > 0
+    assert u["completion_tokens"] == sum(c.usage["completion_tokens"] for c in forwarded) > 0
+    assert s["this_session"]["output_tokens"] == u["completion_tokens"]
+    assert s["this_session"]["prompt_tokens"] == u["prompt_tokens"]
+    cost = (u["prompt_tokens"] * 1.0 + u["completion_tokens"] * 2.0) / 1e6
+    assert u["cost_usd"] == pytest.approx(cost, abs=1e-6)
+    assert s["generation"]["usage"]["cost_usd"] == u["cost_usd"]
+    assert "generate $0.0" in p.stderr  # the progress bar shows the cost
+    assert s["this_session"]["engine"]["name"] == "endpoint"
+
+    # exponential backoff with jitter: a 500 without Retry-After waits 0.2 * 2**1 s, upper half
+    for body in {c.body for c in chats if c.status == 500}:
+        times = sorted(c.at for c in chats if c.body == body)
+        assert len(times) == 3 and times[2] - times[1] >= 0.2
+    assert proxy.max_in_flight >= 2  # generation.concurrency=4: requests overlap
+
+    # the key went out with every request, and into no file of the run dir
+    assert {c.authorization for c in chats} == {f"Bearer {key}"}
+    assert key_free(run_dir, key) == []
+    assert key not in p.stdout + p.stderr
+
+
+@pytest.mark.server
+def test_killed_run_resumes_without_duplicates(served, tmp_path: Path) -> None:
+    """`python run.py model=openai_compatible model.base_url=... model.name=...` killed after its
+    third row, then the same command again: rows kept, the rest made, none twice."""
+    url, name = served
+    key = "sk-test-" + secrets.token_hex(16)
+    run_dir = tmp_path / "r"
+    args = endpoint_args(url, name, run_dir, "num_rows=5", "generation.concurrency=3")
+    p = cli(*args, check=False, SYNTHGEN_FAULT="row:3", **{KEY_ENV: key})
+    assert p.returncode == -signal.SIGKILL
+    kept = jsonl(run_dir / "train.jsonl")
+    assert len(kept) == 3 and not (run_dir / "summary.json").exists()
+    cli(*args, **{KEY_ENV: key})
+    after = jsonl(run_dir / "train.jsonl")
+    assert after[:3] == kept  # what was on disk stays as it was
+    slots_add_up(run_dir)
+    s = json.loads((run_dir / "summary.json").read_text())
+    assert s["status"] == "complete" and sum(s["rows"].values()) == len(after) + len(
+        jsonl(run_dir / "val.jsonl")
+    )
+    assert s["this_session"]["prompts"]["question"] < s["splits"]["train"]["slots"] * 2
+    assert key_free(run_dir, key) == []
+
+
+@pytest.mark.server
+def test_a_sweep_over_a_local_and_an_endpoint_model_gives_one_report(
+    served, tiny_model: Path, tmp_path: Path
+) -> None:
+    """Two model configs a user would write (a local model, the same weights served) in one -m
+    sweep: both run dirs hold the same outputs, and one comparison report holds both."""
+    url, name = served
+    conf = tmp_path / "conf" / "model"
+    conf.mkdir(parents=True)
+    (conf / "tiny_local.yaml").write_text(
+        f"defaults: [qwen25_05b, _self_]\nname_or_path: {tiny_model}\n"
+    )
+    (conf / "tiny_endpoint.yaml").write_text(
+        "defaults: [openai_compatible, _self_]\n"
+        f"base_url: {url}\nname: {name}\nprice_per_1m_input: 0.5\nprice_per_1m_output: 1.5\n"
+    )
+    sweep = tmp_path / "s"
+    cli(
+        "-m",
+        "model=tiny_local,tiny_endpoint",
+        f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
+        "num_rows=3",
+        "generation.max_new_tokens=16",
+        "filters=none",
+        "compare.embedder=null",
+        f"hydra.sweep.dir={sweep}",
+    )
+    local, endpoint = sweep / "model=tiny_local", sweep / "model=tiny_endpoint"
+    files = {}
+    for d in (local, endpoint):
+        s = json.loads((d / "summary.json").read_text())
+        assert s["status"] == "complete"
+        files[d.name] = sorted(s["files"])
+    assert files[local.name] == files[endpoint.name]  # an endpoint run writes what a local one does
+    report = json.loads((sweep / "compare.json").read_text())
+    text = (sweep / "compare.md").read_text()
+    assert "model=tiny_local" in text and "model=tiny_endpoint" in text
+    assert "endpoint cost (USD)" in text
+    costs = {m["key"]: m for m in report["metrics"]}.get("cost_usd")
+    assert costs is not None, report["metrics"][:3]
+
+
+# --- config checks: no server needed ------------------------------------------------------------
+
+
+def endpoint_cfg(*more: str):
+    return compose(["model=openai_compatible", *more])
+
+
+def test_the_endpoint_configs_pass_the_checks(monkeypatch: pytest.MonkeyPatch) -> None:
+    check(endpoint_cfg())
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-not-a-real-key")
+    cfg = compose(["model=gpt4o_mini"])
+    check(cfg)
+    assert cfg.model.name_or_path == "gpt-4o-mini"  # rows name the served model
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("model.base_url=localhost:8000", "model.base_url"),
+        ("model.name=''", "model.name"),
+        ("model.api_key_env=missing_VAR_for_sure", "model.api_key_env"),
+        ("+model.prompt_format=plain", "model.prompt_format"),
+        ("model.price_per_1m_input=-1", "model.price_per_1m_input"),
+        ("model.price_per_1m_input=1.0", "model.price_per_1m_input"),  # output price missing
+        ("generation.concurrency=0", "generation.concurrency"),
+        ("generation.max_retries=-1", "generation.max_retries"),
+        ("generation.request_timeout=0", "generation.request_timeout"),
+    ],
+)
+def test_bad_endpoint_values_stop_with_one_line(override: str, key: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        check(endpoint_cfg(override))
+    assert str(e.value).startswith(f"{key}:") and "\n" not in str(e.value)
+
+
+def test_a_key_given_as_api_key_env_is_refused_and_not_echoed() -> None:
+    key = "sk-proj-" + secrets.token_hex(20)
+    with pytest.raises(ConfigError) as e:
+        check(endpoint_cfg(f"model.api_key_env={key}"))
+    assert str(e.value).startswith("model.api_key_env:") and key not in str(e.value)
+
+
+def test_no_server_at_base_url_fails_before_the_corpus_is_read(tmp_path: Path) -> None:
+    from tests.endpoint import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
+    p = cli(
+        "model=openai_compatible",
+        f"model.base_url={url}",
+        f"corpus.dir={tmp_path / 'no-such-corpus'}",  # never reached: the server check is first
+        f"hydra.run.dir={tmp_path / 'r'}",
+        check=False,
+    )
+    assert p.returncode != 0
+    last = p.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: model.base_url: no server answers at " + url), last
+    assert not (tmp_path / "r" / "train.jsonl").exists()
