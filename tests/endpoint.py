@@ -9,6 +9,7 @@ sockets and a real server, nothing in the HTTP client is mocked.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import json
@@ -98,8 +99,10 @@ class Seen:
 
 
 # plan(ordinal of the distinct body, attempt, authorization) -> (status, extra headers) to
-# answer instead of forwarding, or None to forward
+# answer instead of forwarding, (STALL, {"seconds": s}) to forward only after s seconds (a slow
+# server: past the client's timeout), or None to forward
 Plan = Callable[[int, int, str | None], tuple[int, dict[str, str]] | None]
+STALL = 0
 
 
 @dataclass
@@ -158,6 +161,13 @@ class FaultProxy:
                 try:
                     chat = self.path.endswith("/chat/completions")
                     fault = proxy.plan(ordinal, attempt, auth) if (proxy.plan and chat) else None
+                    if fault is not None and fault[0] == STALL:  # too slow: the client goes
+                        with proxy._lock:  # seen now: the test may be over when the sleep ends
+                            proxy.seen.append(Seen(at, self.path, digest, attempt, STALL, auth))
+                        time.sleep(float(fault[1]["seconds"]))
+                        with contextlib.suppress(OSError):
+                            self._reply(504, b"{}", {})
+                        return
                     if fault is not None:
                         status, headers = fault
                         # a careless upstream that echoes the request's credentials in its error

@@ -20,6 +20,12 @@ from tests.endpoint import FaultProxy, serve
 
 KEY_ENV = "SYNTHGEN_TEST_API_KEY"
 SPLITS = ("train", "val")
+# text files only (no PDF parsing), enough chunks for 5 rows a split
+CORPUS = [
+    "corpus.train_files=[screenplay-structure.md,in_the_dark_together.md]",
+    "corpus.val_files=[film_critics.txt,'80s action heroes.txt']",
+]
+ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # a shared 2-core box: OpenMP spinning slows a tiny model
 
 
 def jsonl(path: Path) -> list[dict]:
@@ -42,6 +48,7 @@ def endpoint_args(url: str, name: str, run_dir: Path, *more: str) -> list[str]:
         f"model.api_key_env={KEY_ENV}",
         "filters=none",  # the random-weight model writes noise that the quality gates would drop
         "generation.max_new_tokens=24",
+        *CORPUS,
         *more,
         f"hydra.run.dir={run_dir}",
     ]
@@ -96,6 +103,7 @@ def test_retries_rejects_usage_and_no_key_on_disk(served, tmp_path: Path) -> Non
                 "model.price_per_1m_output=2.0",
             ),
             **{KEY_ENV: key},
+            **ONE_THREAD,
         )
     s = json.loads((run_dir / "summary.json").read_text())
     assert s["status"] == "complete"
@@ -147,19 +155,18 @@ def test_killed_run_resumes_without_duplicates(served, tmp_path: Path) -> None:
     key = "sk-test-" + secrets.token_hex(16)
     run_dir = tmp_path / "r"
     args = endpoint_args(url, name, run_dir, "num_rows=5", "generation.concurrency=3")
-    p = cli(*args, check=False, SYNTHGEN_FAULT="row:3", **{KEY_ENV: key})
+    p = cli(*args, check=False, SYNTHGEN_FAULT="row:3", **{KEY_ENV: key}, **ONE_THREAD)
     assert p.returncode == -signal.SIGKILL
-    kept = jsonl(run_dir / "train.jsonl")
-    assert len(kept) == 3 and not (run_dir / "summary.json").exists()
-    cli(*args, **{KEY_ENV: key})
-    after = jsonl(run_dir / "train.jsonl")
-    assert after[:3] == kept  # what was on disk stays as it was
-    slots_add_up(run_dir)
+    kept = {sp: jsonl(run_dir / f"{sp}.jsonl") for sp in SPLITS}
+    assert sum(map(len, kept.values())) == 3 and not (run_dir / "summary.json").exists()
+    cli(*args, **{KEY_ENV: key}, **ONE_THREAD)
+    for sp in SPLITS:  # what was on disk stays as it was, the rest follows it
+        assert jsonl(run_dir / f"{sp}.jsonl")[: len(kept[sp])] == kept[sp]
+    slots, rejected = slots_add_up(run_dir)
     s = json.loads((run_dir / "summary.json").read_text())
-    assert s["status"] == "complete" and sum(s["rows"].values()) == len(after) + len(
-        jsonl(run_dir / "val.jsonl")
-    )
-    assert s["this_session"]["prompts"]["question"] < s["splits"]["train"]["slots"] * 2
+    assert s["status"] == "complete" and sum(s["rows"].values()) + len(rejected) == slots > 3
+    # only what was not on disk was asked for again: 3 rows' answers are not asked twice
+    assert s["this_session"]["prompts"]["answer"] <= slots - 3
     assert key_free(run_dir, key) == []
 
 
@@ -184,11 +191,13 @@ def test_a_sweep_over_a_local_and_an_endpoint_model_gives_one_report(
         "-m",
         "model=tiny_local,tiny_endpoint",
         f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
-        "num_rows=3",
-        "generation.max_new_tokens=16",
+        *CORPUS,
+        "num_rows=2",
+        "generation.max_new_tokens=12",
         "filters=none",
         "compare.embedder=null",
         f"hydra.sweep.dir={sweep}",
+        **ONE_THREAD,
     )
     local, endpoint = sweep / "model=tiny_local", sweep / "model=tiny_endpoint"
     files = {}
@@ -197,12 +206,68 @@ def test_a_sweep_over_a_local_and_an_endpoint_model_gives_one_report(
         assert s["status"] == "complete"
         files[d.name] = sorted(s["files"])
     assert files[local.name] == files[endpoint.name]  # an endpoint run writes what a local one does
-    report = json.loads((sweep / "compare.json").read_text())
-    text = (sweep / "compare.md").read_text()
-    assert "model=tiny_local" in text and "model=tiny_endpoint" in text
-    assert "endpoint cost (USD)" in text
-    costs = {m["key"]: m for m in report["metrics"]}.get("cost_usd")
-    assert costs is not None, report["metrics"][:3]
+    # one report, both runs, the endpoint's cost beside tokens/s (a local model has none)
+    report = {m["run"]: m for m in json.loads((sweep / "compare.json").read_text())["metrics"]}
+    assert set(report) == {local.name, endpoint.name}
+    usage = json.loads((endpoint / "summary.json").read_text())["generation"]["usage"]
+    assert usage["cost_usd"] == pytest.approx(
+        (usage["prompt_tokens"] * 0.5 + usage["completion_tokens"] * 1.5) / 1e6, abs=1e-6
+    )
+    assert float(report[endpoint.name]["cost_usd"]) == pytest.approx(usage["cost_usd"])
+    assert report[local.name]["cost_usd"] is None
+    assert all(report[r]["tokens_per_second"] > 0 for r in report)
+    assert "| endpoint cost (USD) |" in (sweep / "compare.md").read_text()
+
+
+@pytest.mark.server
+def test_generate_answers_a_batch_in_order_and_retries_a_timeout(served) -> None:
+    """The backend contract the transformers backend has: generate(batch, params) -> one
+    Generated per prompt, in order. Each first attempt stalls past request_timeout (a slow
+    server); the retry succeeds and the replies equal those of one request at a time."""
+    from synthgen.backends.base import GenParams
+    from synthgen.backends.openai import Backend
+    from tests.endpoint import STALL
+
+    url, name = served
+    spec = {"backend": "openai", "name_or_path": name, "name": name}
+    prompts = [
+        [{"role": "user", "content": f"Ask one question about film number {i}."}] for i in range(3)
+    ]
+    params = GenParams(max_new_tokens=8)
+    one = Backend(**spec, base_url=url, concurrency=1)
+    try:
+        alone = [one.generate([m], params)[0] for m in prompts]
+    finally:
+        one.close()
+    with FaultProxy(
+        url.removesuffix("/v1"), lambda o, a, auth: (STALL, {"seconds": "1.5"}) if a == 1 else None
+    ) as proxy:
+        b = Backend(
+            **spec, base_url=proxy.url, concurrency=3, request_timeout=0.5, retry_backoff=0.01
+        )
+        try:
+            outs = b.generate(prompts, [params, params, GenParams(max_new_tokens=4)])
+        finally:
+            b.close()
+    assert [o.text for o in outs[:2]] == [a.text for a in alone[:2]]  # in order, greedy
+    assert outs[2].tokens <= 4 and alone[2].text.startswith(outs[2].text)  # its own cap
+    assert all(o.failed is None and o.tokens > 0 for o in outs)
+    assert b.usage.retries == 3 and b.usage.requests == 3 and b.usage.failed == 0
+    assert sorted(c.status for c in proxy.chats()) == [STALL] * 3 + [200] * 3
+    assert proxy.max_in_flight >= 3  # the three went out at once (stalled ones stay open)
+
+
+@pytest.mark.server
+def test_a_model_the_server_does_not_serve_fails_in_one_line(served) -> None:
+    from synthgen.backends.base import ModelSpec
+    from synthgen.backends.openai import Backend
+
+    url, name = served
+    spec = ModelSpec(name_or_path="nope", name="nope", backend="openai", base_url=url)
+    with pytest.raises(ValueError) as e:
+        Backend.prepare(spec)
+    assert str(e.value).startswith("model.name: 'nope' is not served at") and name in str(e.value)
+    assert Backend.prepare(ModelSpec(name_or_path=name, name=name, base_url=url)) == name
 
 
 # --- config checks: no server needed ------------------------------------------------------------

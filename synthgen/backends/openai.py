@@ -36,6 +36,7 @@ from synthgen.backends.base import Generated, GenParams, ModelSpec
 from synthgen.config import SynthgenError
 
 log = logging.getLogger(__name__)
+logging.getLogger("httpx").setLevel(logging.WARNING)  # not a run.log line per request
 
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})  # worth another attempt
 BACKOFF_CAP = 60.0  # most seconds one wait between attempts lasts (s)
