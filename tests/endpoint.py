@@ -13,10 +13,7 @@ import contextlib
 import hashlib
 import http.client
 import json
-import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -26,9 +23,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
-# `transformers serve ...` through this interpreter (no reliance on the console script's PATH)
-SERVE = "import sys; from transformers.cli.transformers import main; sys.argv[0] = 'x'; main()"
-
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -36,53 +30,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_healthy(url: str, proc: subprocess.Popen | None, timeout: float, log: Path) -> None:
-    deadline = time.time() + timeout
-    parts = urlsplit(url)
-    while time.time() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(
-                f"transformers serve exited {proc.returncode}: {log.read_text()[-3000:]}"
-            )
-        try:
-            c = http.client.HTTPConnection(parts.hostname, parts.port, timeout=2)
-            c.request("GET", "/health")
-            if c.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.25)
-    raise RuntimeError(
-        f"transformers serve not healthy after {timeout} s: {log.read_text()[-3000:]}"
-    )
-
-
 @contextmanager
-def serve(model: Path, log: Path, timeout: float = 120) -> Iterator[str]:
-    """`transformers serve MODEL` on 127.0.0.1:<free port>, CPU, one thread; yields the API root
-    (http://127.0.0.1:PORT/v1). The served model's name is str(model)."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "OMP_NUM_THREADS": "1",  # a shared 2-core box: spinning OpenMP threads slow a tiny model
-        "TOKENIZERS_PARALLELISM": "false",
-    }
-    args = ["serve", str(model), "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"]
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", SERVE, *args], env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-    try:
-        wait_healthy(f"http://127.0.0.1:{port}", proc, timeout, log)
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+def serve(model: Path, log: Path, timeout: float = 180) -> Iterator[str]:
+    """`transformers serve MODEL` on 127.0.0.1:<free port>, CPU, one thread, started the way
+    benchmarks/endpoint.py starts it (the GPU session's `vllm serve` takes the same path); yields
+    the API root (http://127.0.0.1:PORT/v1). The served model's name is str(model)."""
+    from benchmarks.endpoint import start_server
+
+    with start_server("transformers", model, log, timeout) as (url, _):
+        yield url
 
 
 @dataclass

@@ -8,14 +8,18 @@ which .ci/run runs). The config checks at the bottom need no server and run by d
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import shlex
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from synthgen.config import ConfigError, check
-from tests.conftest import cli, compose
+from tests.conftest import REPO, cli, compose
 from tests.endpoint import FaultProxy, serve
 
 KEY_ENV = "SYNTHGEN_TEST_API_KEY"
@@ -268,6 +272,32 @@ def test_a_model_the_server_does_not_serve_fails_in_one_line(served) -> None:
         Backend.prepare(spec)
     assert str(e.value).startswith("model.name: 'nope' is not served at") and name in str(e.value)
     assert Backend.prepare(ModelSpec(name_or_path=name, name=name, base_url=url)) == name
+
+
+@pytest.mark.server
+def test_the_endpoint_benchmark_writes_its_line_and_table(served, tmp_path: Path) -> None:
+    """benchmarks/endpoint.py, the GPU session's vllm serve measurement, in CI size."""
+    url, name = served
+    results, table = tmp_path / "results.jsonl", tmp_path / "RESULTS.md"
+    run_args = shlex.join([*CORPUS, "num_rows=2", "generation.max_new_tokens=8", "filters=none"])
+    p = subprocess.run(
+        [sys.executable, "benchmarks/endpoint.py", "--base-url", url, "--name", name]
+        + ["--concurrency", "3", "--run-args", run_args, "--work", str(tmp_path / "w")]
+        + ["--results", str(results), "--table", str(table), "--invocation", "ci"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **ONE_THREAD, "OUT": ""},
+    )
+    assert p.returncode == 0, p.stderr[-3000:]
+    (line,) = [json.loads(x) for x in results.read_text().splitlines()]
+    s = json.loads((Path(line["run_dir"]) / "summary.json").read_text())
+    assert line["workload"] == "endpoint" and line["concurrency"] == 3
+    assert line["rows"] == sum(s["rows"].values()) >= 1
+    assert line["completion_tokens"] == s["this_session"]["usage"]["completion_tokens"] > 0
+    assert line["tok_s"] == s["this_session"]["tokens_per_second"] > 0
+    assert "| 3 | " in table.read_text() and "invocation ci" in table.read_text()
 
 
 # --- config checks: no server needed ------------------------------------------------------------
