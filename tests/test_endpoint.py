@@ -357,3 +357,20 @@ def test_no_server_at_base_url_fails_before_the_corpus_is_read(tmp_path: Path) -
     last = p.stderr.strip().splitlines()[-1]
     assert last.startswith("error: model.base_url: no server answers at " + url), last
     assert not (tmp_path / "r" / "train.jsonl").exists()
+
+
+def test_a_dry_run_shows_the_messages_sent_and_needs_no_key(tmp_path: Path) -> None:
+    p = cli(
+        "model=gpt4o_mini",
+        "dry_run=true",
+        "num_rows=1",
+        *CORPUS,
+        f"hydra.run.dir={tmp_path / 'd'}",
+        OPENAI_API_KEY="",  # not set: a dry run sends nothing, so needs none
+    )
+    assert (
+        "--- first question prompt" in p.stdout
+        and "the chat messages the endpoint gets" in p.stdout
+    )
+    assert '"role": "user"' in p.stdout and "Context information is below." in p.stdout
+    assert not (tmp_path / "d" / "train.jsonl").exists()
