@@ -55,10 +55,11 @@ class Seen:
 
 
 # plan(ordinal of the distinct body, attempt, authorization) -> (status, extra headers) to
-# answer instead of forwarding, (STALL, {"seconds": s}) to forward only after s seconds (a slow
-# server: past the client's timeout), or None to forward
+# answer instead of forwarding, (STALL, {"seconds": s}) to answer only after s seconds (a slow
+# server: past the client's timeout), (DROP, {}) to hang up, or None to forward
 Plan = Callable[[int, int, str | None], tuple[int, dict[str, str]] | None]
 STALL = 0
+DROP = -1  # (DROP, {}): close the connection without a reply (a server that went away)
 
 
 @dataclass
@@ -123,6 +124,11 @@ class FaultProxy:
                         time.sleep(float(fault[1]["seconds"]))
                         with contextlib.suppress(OSError):
                             self._reply(504, b"{}", {})
+                        return
+                    if fault is not None and fault[0] == DROP:
+                        with proxy._lock:
+                            proxy.seen.append(Seen(at, self.path, digest, attempt, DROP, auth))
+                        self.close_connection = True
                         return
                     if fault is not None:
                         status, headers = fault

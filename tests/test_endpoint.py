@@ -20,7 +20,7 @@ import pytest
 
 from synthgen.config import ConfigError, check
 from tests.conftest import REPO, cli, compose
-from tests.endpoint import FaultProxy, serve
+from tests.endpoint import DROP, FaultProxy, serve
 
 KEY_ENV = "SYNTHGEN_TEST_API_KEY"
 SPLITS = ("train", "val")
@@ -154,7 +154,8 @@ def test_retries_rejects_usage_and_no_key_on_disk(served, tmp_path: Path) -> Non
 @pytest.mark.server
 def test_killed_run_resumes_without_duplicates(served, tmp_path: Path) -> None:
     """`python run.py model=openai_compatible model.base_url=... model.name=...` killed after its
-    third row, then the same command again: rows kept, the rest made, none twice."""
+    third row, then stopped by a server that went away, then the same command again: rows
+    kept, the rest made, none twice."""
     url, name = served
     key = "sk-test-" + secrets.token_hex(16)
     run_dir = tmp_path / "r"
@@ -163,13 +164,29 @@ def test_killed_run_resumes_without_duplicates(served, tmp_path: Path) -> None:
     assert p.returncode == -signal.SIGKILL
     kept = {sp: jsonl(run_dir / f"{sp}.jsonl") for sp in SPLITS}
     assert sum(map(len, kept.values())) == 3 and not (run_dir / "summary.json").exists()
-    cli(*args, **{KEY_ENV: key}, **ONE_THREAD)
+
+    # then the server is gone (every connection hung up): the run stops with one line instead
+    # of rejecting every slot, its rows kept
+    with FaultProxy(url.removesuffix("/v1"), lambda o, a, auth: (DROP, {})) as px:
+        down = [a.replace(f"model.base_url={url}", f"model.base_url={px.url}") for a in args]
+        p = cli(*down, "generation.retry_backoff=0.01", check=False, **{KEY_ENV: key}, **ONE_THREAD)
+    assert p.returncode != 0
+    last = p.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: model.base_url: the server at {px.url} stopped answering"), last
+    assert key not in p.stderr
+    assert len([c for c in px.chats() if c.status == DROP]) >= 5  # 1 + max_retries attempts
+    for sp in SPLITS:
+        assert jsonl(run_dir / f"{sp}.jsonl")[: len(kept[sp])] == kept[sp]
+    kept = {sp: jsonl(run_dir / f"{sp}.jsonl") for sp in SPLITS}
+    assert not [r for r in jsonl(run_dir / "rejected.jsonl") if r["reason"] == "request_failed"]
+
+    cli(*args, **{KEY_ENV: key}, **ONE_THREAD)  # the server is back: the same command resumes
     for sp in SPLITS:  # what was on disk stays as it was, the rest follows it
         assert jsonl(run_dir / f"{sp}.jsonl")[: len(kept[sp])] == kept[sp]
     slots, rejected = slots_add_up(run_dir)
     s = json.loads((run_dir / "summary.json").read_text())
     assert s["status"] == "complete" and sum(s["rows"].values()) + len(rejected) == slots > 3
-    # only what was not on disk was asked for again: 3 rows' answers are not asked twice
+    # only what was not on disk was asked for again: the 3 first rows' answers are not asked twice
     assert s["this_session"]["prompts"]["answer"] <= slots - 3
     assert key_free(run_dir, key) == []
 
