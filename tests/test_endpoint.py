@@ -206,7 +206,9 @@ def test_a_sweep_over_a_local_and_an_endpoint_model_gives_one_report(
     (conf / "tiny_endpoint.yaml").write_text(
         "defaults: [openai_compatible, _self_]\n"
         f"base_url: {url}\nname: {name}\nprice_per_1m_input: 0.5\nprice_per_1m_output: 1.5\n"
+        f"api_key_env: {KEY_ENV}\n"
     )
+    key = "sk-test-" + secrets.token_hex(16)
     sweep = tmp_path / "s"
     cli(
         "-m",
@@ -219,6 +221,7 @@ def test_a_sweep_over_a_local_and_an_endpoint_model_gives_one_report(
         "compare.embedder=null",
         f"hydra.sweep.dir={sweep}",
         **ONE_THREAD,
+        **{KEY_ENV: key},
     )
     local, endpoint = sweep / "model=tiny_local", sweep / "model=tiny_endpoint"
     files = {}
@@ -238,6 +241,7 @@ def test_a_sweep_over_a_local_and_an_endpoint_model_gives_one_report(
     assert report[local.name]["cost_usd"] is None
     assert all(report[r]["tokens_per_second"] > 0 for r in report)
     assert "| endpoint cost (USD) |" in (sweep / "compare.md").read_text()
+    assert key_free(sweep, key) == []  # run dirs, multirun.yaml, the report
 
 
 @pytest.mark.server
