@@ -774,6 +774,6 @@ def compare(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
 
 
 def _now() -> str:
-    from synthgen.rundir import now
+    from synthgen.dataset.pipeline import now
 
     return now()

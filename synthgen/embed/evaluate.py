@@ -181,7 +181,7 @@ def chart(ev: dict[str, Any], path: Path) -> None:
 
 def evaluate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """task=evaluate: BM25, the base embedder and optionally a tuned model on one split."""
-    from synthgen.rundir import now, versions
+    from synthgen.dataset.pipeline import now, versions
 
     started, t0 = now(), time.perf_counter()
     ev_cfg = cfg.evaluate

@@ -92,8 +92,8 @@ def check(cfg: DictConfig) -> tuple[list[str], list[str]]:
 
 
 def export(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+    from synthgen.dataset.pipeline import now, versions
     from synthgen.embed.finetune import guard_of
-    from synthgen.rundir import now, versions
 
     started, t0 = now(), time.perf_counter()
     ex = cfg.export

@@ -281,7 +281,7 @@ def save_model(cfg: DictConfig, model: Any, path: Path) -> None:
 
 
 def finetune(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
-    from synthgen.rundir import now, versions
+    from synthgen.dataset.pipeline import now, versions
 
     started, t0 = now(), time.perf_counter()
     seconds: dict[str, float] = {}
