@@ -108,7 +108,6 @@ def resume_report(
         others, dirs = sibling_state(cfg, run_dir)
     except SynthgenError as e:
         return f"resume: a real run would stop here: {e}", None
-    state.rows = {s: state.rows.get(s, []) for s in SPLITS}
     own = state.done_keys()
     done = RunState.union([state, others]).done_keys()
     keys = [x.key for ss in slots.values() for x in ss]
