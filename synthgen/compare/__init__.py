@@ -262,7 +262,7 @@ def find_runs(paths: Iterable[str | Path], missing_ok: bool = False) -> list[Pat
 
 def _runs_below(root: Path) -> list[Path]:
     """Run dirs below a sweep dir; a shard is part of a run, so its merged dir stands for it."""
-    from synthgen.scale.sharding import is_shard
+    from synthgen.rundir import is_shard
 
     found = []
     for dirpath, dirnames, _ in os.walk(root):
