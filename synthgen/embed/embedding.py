@@ -134,14 +134,11 @@ def load_embedder(
     cfg: DictConfig, path: Any = None, key: str = "embedder.name_or_path", device: str | None = None
 ) -> Any:
     """SentenceTransformer for `path` (default: embedder.name_or_path), errors as one line."""
-    from sentence_transformers import SentenceTransformer
+    import sentence_transformers  # noqa: F401  (a missing extra stays an ImportError)
 
     name = check_embedder(cfg, path, key)
     try:
-        from synthgen.backends import models
-
-        # a hub id with the hub unreachable: the cached copy, or one line at once (no retries)
-        model = SentenceTransformer(models.resolve(name, key=key), device=device)
+        model = open_model(name, key, device)
     except SynthgenError:  # already one line naming the key
         raise
     except Exception as e:  # OSError offline, ValueError on a broken folder, ...
@@ -152,6 +149,17 @@ def load_embedder(
     want = int(cfg.embedder.max_seq_length)
     model.max_seq_length = min(want, own) if own else want
     return model
+
+
+def open_model(name: str, key: str, device: str | None = None) -> Any:
+    """The one place a SentenceTransformer is made; callers decide what a failure means (the
+    tasks stop with one line, the comparison report notes it and goes on)."""
+    from sentence_transformers import SentenceTransformer
+
+    from synthgen.backends import models
+
+    # a hub id with the hub unreachable: the cached copy, or one line at once (no retries)
+    return SentenceTransformer(models.resolve(name, key=key), device=device)
 
 
 def query_prefix(cfg: DictConfig) -> str:

@@ -23,9 +23,8 @@ from synthgen.embed.embedding import Split
 
 log = logging.getLogger(__name__)
 
-HITS = (1, 5, 10)
-AT = 10
-METRICS = ("hit@1", "hit@5", "hit@10", "mrr@10", "ndcg@10")
+HITS, AT = retrieval.HITS, retrieval.AT
+METRICS = retrieval.KEYS
 LABELS = {"bm25": "BM25", "base": "base", "tuned": "tuned"}
 
 

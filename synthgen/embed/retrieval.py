@@ -10,6 +10,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+HITS = (1, 5, 10)  # hit@k reported, k in results
+AT = 10  # MRR@AT and NDCG@AT, results
+KEYS = (*(f"hit@{k}" for k in HITS), f"mrr@{AT}", f"ndcg@{AT}")  # the names metrics() returns
+
 
 def rank_bm25(
     queries: list[str], doc_ids: list[str], doc_texts: list[str], k: int = 10
@@ -69,8 +73,8 @@ def rank_embeddings(
 def metrics(
     ranked: list[list[str]],
     relevant: list[set[str]],
-    hits: tuple[int, ...] = (1, 5, 10),
-    at: int = 10,
+    hits: tuple[int, ...] = HITS,
+    at: int = AT,
 ) -> dict[str, float]:
     """hit@k (share of queries with a relevant doc in the top k), MRR@at and NDCG@at."""
     n = len(ranked)
