@@ -12,7 +12,6 @@ from typing import Any
 from synthgen.compare.options import Options
 from synthgen.compare.runs import Run
 from synthgen.embed import retrieval
-from synthgen.embed.retrieval import AT, HITS
 
 log = logging.getLogger(__name__)
 
@@ -67,23 +66,19 @@ def retrieval_scores(runs: list[Run], opts: Options) -> tuple[list[dict[str, Any
     """One row per (run, method) with hit@k, MRR, NDCG over the run's val split."""
     out: list[dict[str, Any]] = []
     ok = [r for r in runs if r.ok]
-    k = max(*HITS, AT)
     for run in ok:
         queries, relevant, ids, texts = val_task(run)
-        ranked = retrieval.rank_bm25(queries, ids, texts, k=k)
-        out.append(_retrieval_row(run, "bm25", "bm25s", ranked, relevant, len(ids)))
+        m = retrieval.score_bm25(queries, relevant, ids, texts)
+        out.append(_retrieval_row(run, "bm25", "bm25s", m, len(ids)))
     model, note = load_embedder(opts) if ok else (None, "no complete run")
     if model is not None:
         try:
             for run in ok:
                 queries, relevant, ids, texts = val_task(run)
-                ranked = retrieval.rank_embeddings(
-                    model, queries, ids, texts, k, opts.query_prefix, opts.batch_size
+                m = retrieval.score_embeddings(
+                    model, queries, relevant, ids, texts, opts.query_prefix, opts.batch_size
                 )
-                row = _retrieval_row(
-                    run, "embedding", str(opts.embedder), ranked, relevant, len(ids)
-                )
-                out.append(row)
+                out.append(_retrieval_row(run, "embedding", str(opts.embedder), m, len(ids)))
         except Exception as e:  # e.g. out of memory: keep BM25 and say why
             out = [r for r in out if r["method"] != "embedding"]
             note = f"embedding retrieval failed: {type(e).__name__}: {' '.join(str(e).split())}"
@@ -92,9 +87,8 @@ def retrieval_scores(runs: list[Run], opts: Options) -> tuple[list[dict[str, Any
 
 
 def _retrieval_row(
-    run: Run, method: str, model: str, ranked: list[list[str]], relevant: list[set[str]], n: int
+    run: Run, method: str, model: str, m: dict[str, float], n: int
 ) -> dict[str, Any]:
-    m = retrieval.metrics(ranked, relevant, hits=HITS, at=AT)
     scores = {key: (v if m["queries"] else None) for key, v in m.items() if key != "queries"}
     return {
         "run": run.label,

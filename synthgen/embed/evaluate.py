@@ -85,9 +85,8 @@ def score_model(
 
 
 def score_bm25(split: Split) -> dict[str, Any]:
-    ids, texts = list(split.corpus), list(split.corpus.values())
-    ranked = retrieval.rank_bm25([r["question"] for r in split.rows], ids, texts, k=AT)
-    return retrieval.metrics(ranked, [{r["chunk_id"]} for r in split.rows], HITS, AT)
+    queries, relevant = [r["question"] for r in split.rows], [{r["chunk_id"]} for r in split.rows]
+    return retrieval.score_bm25(queries, relevant, list(split.corpus), list(split.corpus.values()))
 
 
 def run_eval(
