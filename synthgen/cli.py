@@ -20,10 +20,15 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from synthgen import tasks
 from synthgen.config import SynthgenError
-from synthgen.dataset import pipeline, writing
-from synthgen.scale import sweep  # sweep: the run dir names of -m and its callback
+from synthgen.dataset import writing
+from synthgen.scale import sweep
 
+# every process that runs a task imports this module first: the launching one (run.py) and the
+# job processes of launchers that run jobs elsewhere (joblib, ray, submitit), which resolve
+# hydra.sweep.subdir themselves
+sweep.setup_process()
 _task_raised = False  # an unexpected error came out of the task: keep its traceback
 
 
@@ -33,7 +38,7 @@ def task(cfg: DictConfig) -> None:
     from synthgen.rundir.runlock import RunDirLocked
 
     try:
-        pipeline.run(cfg)
+        tasks.run(cfg)
     except BaseException as e:
         multirun = sweep.in_multirun()
         if multirun and isinstance(e, RunDirLocked):
@@ -41,11 +46,10 @@ def task(cfg: DictConfig) -> None:
             print(f"error: {e}", file=sys.stderr)
             sweep.locked_out.append(str(e))
             return
-        if multirun and isinstance(e, Exception):  # recorded; the sweep goes on to the next run
-            sweep.record_failure(cfg, e)
+        if multirun and isinstance(e, Exception):  # tasks.run recorded it; the sweep goes on
             return
         if not multirun and not isinstance(e, RunDirLocked):  # this process holds its lock
-            remove_if_empty(pipeline.resolve_run_dir(None))
+            remove_if_empty(tasks.resolve_run_dir(None))
         if isinstance(e, SynthgenError):  # the user's to fix: one line, no traceback
             fail(str(e))
         if _is_interpolation_error(e):  # a ${...} in the config or an override
@@ -54,7 +58,7 @@ def task(cfg: DictConfig) -> None:
         _task_raised = True
         raise
     if cfg.get("dry_run") and not sweep.in_multirun():  # printed, nothing written
-        remove_if_empty(pipeline.resolve_run_dir(None))
+        remove_if_empty(tasks.resolve_run_dir(None))
 
 
 def main(hydra_main: Callable[[], None]) -> None:

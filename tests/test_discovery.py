@@ -34,8 +34,8 @@ def test_labels_are_the_overrides_that_vary(tmp_path: Path) -> None:
 
 def test_job_dirname_names_by_the_swept_keys() -> None:
     overrides = ["prompt=critic", "model.name_or_path=/m", "num_rows=4", "shard.index=1"]
-    assert discovery.job_dirname(overrides, {"prompt"}) == "prompt=critic,shard.index=1"
-    every = discovery.job_dirname(overrides, (), exclude=["num_rows"])
+    assert discovery.job_dirname(overrides, swept={"prompt"}) == "prompt=critic,shard.index=1"
+    every = discovery.job_dirname(overrides, exclude=["num_rows"])
     assert every == "model.name_or_path=_m,prompt=critic,shard.index=1"
     assert discovery.job_dirname([]) == "default"
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from synthgen import rundir, tasks
 from synthgen.config import ConfigError, check, row_config
 from synthgen.dataset import pipeline
 from synthgen.records import Row
@@ -110,7 +111,7 @@ def test_merge_is_one_run_with_each_key_once(tmp_path: Path, fake) -> None:
         job(sweep, ["num_rows=7", "shard.count=3", f"shard.index={i}"])
     out = merge.merge_sweep(sweep)["merged"][0]
     d = sweep / "merged"
-    assert out["status"] == "complete" and (d / sharding.DONE).exists()
+    assert out["status"] == "complete" and (d / rundir.DONE).exists()
     for s in SPLITS:
         assert json.loads((d / f"{s}.json").read_text()) == json.loads(
             (tmp_path / "one" / f"{s}.json").read_text()
@@ -120,7 +121,7 @@ def test_merge_is_one_run_with_each_key_once(tmp_path: Path, fake) -> None:
     assert out["generation"]["output_tokens"] == one["generation"]["output_tokens"]
     assert OmegaConf.load(d / "config.yaml").shard == {"count": 1, "index": 0}
     # a tool collecting runs takes the merged dir and the 1-shard run, not the shards
-    runs = [p.parent for p in tmp_path.rglob("summary.json") if not sharding.is_shard(p.parent)]
+    runs = [p.parent for p in tmp_path.rglob("summary.json") if not rundir.is_shard(p.parent)]
     assert sorted(runs) == sorted([tmp_path / "one", d])
 
 
@@ -246,7 +247,9 @@ def test_every_launcher_config_is_here() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(LAUNCHERS))
-@pytest.mark.filterwarnings("ignore:\\s*'hydra/launcher/:UserWarning")  # see synthgen/sharding.py
+@pytest.mark.filterwarnings(
+    "ignore:\\s*'hydra/launcher/:UserWarning"
+)  # sweep.py
 def test_launcher_config_composes_with_every_key_commented(name: str) -> None:
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
@@ -365,7 +368,7 @@ def test_two_shards_make_exactly_the_rows_of_one_run(two_shards, one_run: Path) 
     sweep, _ = two_shards
     shards = shard_dirs(sweep)
     assert set(shards) == {(2, 0), (2, 1)}
-    assert all((d / sharding.DONE).exists() for d in shards.values())
+    assert all((d / rundir.DONE).exists() for d in shards.values())
     assert all(jsonl_keys(d) for d in shards.values()), "a shard made no rows: test is moot"
     merged = sweep / "merged"
     assert rows_of(merged) == rows_of(one_run)  # same rows, same text, same order
@@ -417,7 +420,7 @@ def cut_one_shard(sweep: Path) -> tuple[Path, str]:
     last = raw.rstrip(b"\n").rfind(b"\n") + 1
     lost = Row(**json.loads(raw[last:])).key
     path.write_bytes(raw[: last + 40])
-    (d / sharding.DONE).unlink()
+    (d / rundir.DONE).unlink()
     return d, lost
 
 
@@ -437,7 +440,7 @@ def test_relaunch_after_a_cut_shard_regenerates_only_the_lost_row(
         s = json.loads((d / "summary.json").read_text())
         expect = {"question": 0, "answer": 1} if d == cut else {"question": 0, "answer": 0}
         assert s["this_session"]["prompts"] == expect  # the lost answer, and nothing else
-        assert (d / sharding.DONE).exists()
+        assert (d / rundir.DONE).exists()
 
 
 @slow
@@ -478,7 +481,7 @@ def test_merge_by_hand_refuses_unfinished_shards_in_one_line(two_shards, tmp_pat
     assert rows_of(copy / "merged") == rows_of(sweep / "merged")
 
     missing = shard_dirs(copy)[(2, 1)]
-    (missing / sharding.DONE).unlink()
+    (missing / rundir.DONE).unlink()
     p = cli(*merge_args, check=False)
     assert p.returncode == 2 and p.stderr.count("\n") == 1, p.stderr
     assert p.stderr.startswith("error: merge.sweep: 1 shard(s)")
@@ -493,7 +496,7 @@ def test_merge_by_hand_refuses_unfinished_shards_in_one_line(two_shards, tmp_pat
     assert s["status"] == "partial" and s["unfinished"] == [
         "shard.count=2,shard.index=1 never started"
     ]
-    assert not (copy / "merged" / sharding.DONE).exists()
+    assert not (copy / "merged" / rundir.DONE).exists()
     assert sorted(jsonl_keys(copy / "merged")) == sorted(jsonl_keys(shard_dirs(copy)[(2, 0)]))
 
 
@@ -558,10 +561,10 @@ def test_a_refused_relaunch_keeps_a_finished_run_finished(tmp_path: Path) -> Non
     from synthgen.scale import sweep
 
     (tmp_path / "summary.json").write_text(json.dumps({"status": "complete", "rows": {"train": 3}}))
-    sweep.record_failure(compose(), ConfigError("resume: made with another config"), tmp_path)
+    tasks.record_failure(compose(), ConfigError("resume: made with another config"), tmp_path)
     s = json.loads((tmp_path / "summary.json").read_text())
     assert s["status"] == "complete" and s["rows"] == {"train": 3}
     assert s["last_attempt_error"] == "resume: made with another config"
     assert sweep.run_status(tmp_path) == "failed"  # the sweep still exits 1
-    sweep.record_failure(compose(), RuntimeError("crash mid-run"), tmp_path)
+    tasks.record_failure(compose(), RuntimeError("crash mid-run"), tmp_path)
     assert json.loads((tmp_path / "summary.json").read_text())["status"] == "failed"

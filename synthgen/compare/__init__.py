@@ -44,8 +44,8 @@ from synthgen.compare.text import (
 )
 from synthgen.compare.verdict import examples, verdict
 from synthgen.embed.retrieval import AT, HITS
-from synthgen.rundir import SPLITS
-from synthgen.rundir.discovery import RUN_FILES, find_runs, is_run_dir
+from synthgen.rundir import RUN_FILES, SPLITS, is_run_dir
+from synthgen.rundir.discovery import find_runs
 
 __all__ = [
     "AT",

@@ -9,21 +9,16 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import platform
-import subprocess
 import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-import synthgen
+from synthgen import rundir
 from synthgen.backends.base import Generated, GenParams, ModelSpec, OutOfMemory
 from synthgen.backends.base import encode as encode_chat
 from synthgen.config import (
@@ -31,8 +26,6 @@ from synthgen.config import (
     ModelLoadError,
     SynthgenError,
     check,
-    row_config,
-    row_config_diff,
 )
 from synthgen.dataset import (
     chunking,
@@ -47,49 +40,12 @@ from synthgen.dataset import (
 )
 from synthgen.dataset.generation import Job, Stats, drive
 from synthgen.records import Chunk, Row, Skipped, Slot, short_hash
-from synthgen.rundir import runlock
+from synthgen.rundir import SPLITS, now, runlock, versions
+from synthgen.rundir.state import RunState, check_resume, sibling_state
 from synthgen.scale import sharding
+from synthgen.tasks import TASKS, resolve_run_dir, run  # noqa: F401 (moved; kept importable)
 
 log = logging.getLogger(__name__)
-SPLITS = ("train", "val")
-
-
-# task name -> "module:function"; each takes (cfg, run_dir) and returns a summary dict
-TASKS = {
-    "generate": "synthgen.dataset.pipeline:generate",
-    "compare": "synthgen.compare:compare",
-    "finetune": "synthgen.embed.finetune:finetune",
-    "evaluate": "synthgen.embed.evaluate:evaluate",
-    "export": "synthgen.embed.export:export",
-    "merge": "synthgen.scale.merge:merge",
-    "filter": "synthgen.dataset.refilter:refilter",
-}
-
-
-def run(cfg: DictConfig, run_dir: str | Path | None = None) -> dict[str, Any]:
-    """Entry point for every task (`task=...`). Returns the task's summary."""
-    import importlib
-
-    task = cfg.get("task", "generate")
-    if task not in TASKS:
-        raise ConfigError(f"task: unknown task {task!r} (available: {', '.join(TASKS)})")
-    module, _, func = TASKS[task].partition(":")
-    return getattr(importlib.import_module(module), func)(cfg, resolve_run_dir(run_dir))
-
-
-def resolve_run_dir(run_dir: str | Path | None) -> Path:
-    """Explicit dir, else Hydra's run dir, else a fresh dir under outputs/."""
-    if run_dir is not None:
-        return Path(run_dir)
-    from hydra.core.hydra_config import HydraConfig
-
-    if HydraConfig.initialized():
-        return Path(HydraConfig.get().runtime.output_dir)
-    return Path("outputs") / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-
-
-def now() -> str:
-    return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
 
 
 # --- corpus: read, chunk, select ------------------------------------------------------------
@@ -253,88 +209,6 @@ def make_slots(cfg: DictConfig, corpus: dict[str, SplitCorpus]) -> dict[str, lis
         ]
         slots[split] = s[: cfg.num_rows]
     return slots
-
-
-# --- run dir state ---------------------------------------------------------------------------
-
-
-@dataclass
-class RunState:
-    """What the run dir already holds: finished keys, accepted questions awaiting answers."""
-
-    rows: dict[str, list[dict]]
-    rejected: list[dict]
-    questions: list[dict]
-
-    @classmethod
-    def load(cls, run_dir: Path, repair: bool) -> RunState:
-        try:
-            rows = {s: writing.read_jsonl(run_dir / f"{s}.jsonl", repair) for s in SPLITS}
-            rejected = writing.read_jsonl(run_dir / "rejected.jsonl", repair)
-            questions = writing.read_jsonl(run_dir / "questions.jsonl", repair)
-        except ValueError as e:  # damage beyond a cut last line: a person must look
-            raise SynthgenError(
-                f"resume: {e}; move the file aside or use a new hydra.run.dir"
-            ) from None
-        return cls(rows, rejected, questions)
-
-    def done_keys(self) -> set[str]:
-        keys = {Row(**r).key for rows in self.rows.values() for r in rows}
-        return keys | {r["key"] for r in self.rejected}
-
-    @classmethod
-    def union(cls, states: list[RunState]) -> RunState:
-        return cls(
-            {s: [r for st in states for r in st.rows[s]] for s in SPLITS},
-            [r for st in states for r in st.rejected],
-            [q for st in states for q in st.questions],
-        )
-
-
-def sibling_state(cfg: DictConfig, run_dir: Path) -> tuple[RunState, list[Path]]:
-    """What the sweep's other job dirs for this dataset hold (an earlier launch's shards).
-
-    Read without repair (they may be running); a dir made with another row config is refused.
-    """
-    states, dirs = [], []
-    mine = row_config(cfg)
-    for d in sharding.siblings(run_dir):
-        if not (d / "config.yaml").exists():
-            continue  # started, wrote nothing
-        diff = row_config_diff(row_config(OmegaConf.load(d / "config.yaml")), mine)
-        if diff:
-            raise ConfigError(
-                f"resume: {d} in the same sweep was made with another config ({diff}); "
-                "use a new hydra.sweep.dir or the old value"
-            )
-        st = RunState.load(d, repair=False)
-        for s in SPLITS:  # keys and questions are all that is used here: drop the big texts
-            st.rows[s] = [{**r, "doc": "", "answer": ""} for r in st.rows[s]]
-        states.append(st)
-        dirs.append(d)
-    return RunState.union(states), dirs
-
-
-def check_resume(cfg: DictConfig, run_dir: Path) -> RunState:
-    """What the run dir holds, read without repair; a dir this config may not continue
-    (resume=false with rows, rows made with another row config) is refused."""
-    state = RunState.load(run_dir, repair=False)
-    n_existing = sum(len(r) for r in state.rows.values())
-    if n_existing and not cfg.resume:
-        raise ConfigError(
-            f"resume: {run_dir} already holds {n_existing} rows; set resume=true to "
-            "continue them or choose a new hydra.run.dir"
-        )
-    cfg_path = run_dir / "config.yaml"
-    if cfg_path.exists() and (n_existing or state.rejected or state.questions):
-        old = row_config(OmegaConf.load(cfg_path))
-        diff = row_config_diff(old, row_config(cfg))
-        if diff:
-            raise ConfigError(
-                f"resume: {run_dir} was made with another config ({diff}); "
-                "use a new hydra.run.dir or the old value"
-            )
-    return state
 
 
 # --- generation -----------------------------------------------------------------------------
@@ -703,14 +577,12 @@ def _generate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         return dry_run(cfg, corpus, slots, run_dir, leak)
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    check_resume(cfg, run_dir)
-    cfg_path = run_dir / "config.yaml"
-    state = RunState.load(run_dir, repair=True)  # cut a half-written last line before appending
+    state = RunState.load(run_dir, repair=False)
+    check_resume(cfg, run_dir, state)
+    RunState.repair(run_dir)  # cut a half-written last line before appending
     others, sibling_dirs = sibling_state(cfg, run_dir)
-    (run_dir / sharding.DONE).unlink(missing_ok=True)  # back only when this session finishes
-    tmp = cfg_path.with_suffix(".tmp")  # renamed: a sibling shard never reads half a file
-    OmegaConf.save(cfg, tmp, resolve=True)
-    os.replace(tmp, cfg_path)
+    rundir.clear_done(run_dir)  # back only when this session finishes
+    rundir.save_config(run_dir, cfg)  # atomic: a sibling shard never reads half a file
 
     own = state.done_keys()
     known = RunState.union([state, others])  # other shards' rows count as done here too
@@ -821,14 +693,14 @@ def _generate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
                 "config.yaml",
                 "summary.json",
                 *writing.JSONL_FILES,
-                sharding.DONE,
+                rundir.DONE,
             ]
         ),
     )
     summary["seconds"]["total"] = round(time.perf_counter() - t_start, 3)
     writing.write_json(run_dir / "summary.json", summary)
     faults.point("summary")
-    writing.write_json(run_dir / sharding.DONE, {"finished": summary["finished"]})  # last
+    writing.write_json(run_dir / rundir.DONE, {"finished": summary["finished"]})  # last
     faults.point("done")
     log.info("rows: train %d, val %d -> %s", len(rows["train"]), len(rows["val"]), run_dir)
     return summary
@@ -1025,27 +897,6 @@ def make_summary(
     }
 
 
-def versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {
-        "python": platform.python_version(),
-        "synthgen": synthgen.__version__,
-    }
-    for pkg in ("torch", "transformers", "llama-index-core", "hydra-core", "unsloth"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = None
-    try:
-        repo = Path(synthgen.__file__).resolve().parent.parent
-        commit = subprocess.run(
-            ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
-        ).stdout.strip()
-        out["git_commit"] = commit or None
-    except (OSError, subprocess.SubprocessError):
-        out["git_commit"] = None
-    return out
-
-
 # --- dry run ------------------------------------------------------------------------------------
 
 
@@ -1127,7 +978,8 @@ def resume_report(
     number of slots it would generate (None if refused)."""
     n = sum(len(ss) for ss in slots.values())
     try:
-        state = check_resume(cfg, run_dir) if run_dir.is_dir() else RunState({}, [], [])
+        state = RunState.load(run_dir, repair=False) if run_dir.is_dir() else RunState()
+        check_resume(cfg, run_dir, state)
         others, dirs = sibling_state(cfg, run_dir)
     except SynthgenError as e:
         return f"resume: a real run would stop here: {e}", None

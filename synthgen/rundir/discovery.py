@@ -13,17 +13,12 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from synthgen.rundir import CONFIG, SUMMARY
+from synthgen.rundir import RUN_FILES, is_run_dir, is_shard
 
-RUN_FILES = (SUMMARY, CONFIG)  # a folder holding both is a run dir
 NAME_MAX = 200  # bytes; file systems allow 255 per path component, leave room for a suffix
 
 
 # --- finding runs ------------------------------------------------------------------------------
-
-
-def is_run_dir(path: Path) -> bool:
-    return all((path / name).is_file() for name in RUN_FILES)
 
 
 def find_runs(
@@ -55,8 +50,6 @@ def find_runs(
 
 def runs_below(root: Path) -> list[Path]:
     """Run dirs below a sweep dir; a shard is part of a run, so its merged dir stands for it."""
-    from synthgen.scale.sharding import is_shard
-
     found = []
     for dirpath, dirnames, _ in os.walk(root):
         d = Path(dirpath)
@@ -122,7 +115,7 @@ def safe_dirname(name: str) -> str:
     return out
 
 
-def job_dirname(overrides: Any, swept: Iterable[str] = (), exclude: Any = ()) -> str:
+def job_dirname(overrides: Any, exclude: Any = (), swept: Iterable[str] = ()) -> str:
     """A sweep's job dir name, made before the other jobs exist: the job's overrides of the
     keys the command sweeps (`swept`), sorted, as Hydra's override_dirname writes them
     ('model=qwen25_7b,prompt=critic'). Overrides that are the same in every job
@@ -131,7 +124,7 @@ def job_dirname(overrides: Any, swept: Iterable[str] = (), exclude: Any = ()) ->
     it. shard.* always does: another shard.count gets new dirs. Keys in `exclude` never do."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    swept = set(swept)
+    swept = set(swept or ())
     parsed = OverridesParser.create().parse_overrides([str(o) for o in overrides])
     parsed = [o for o in parsed if o.key_or_group not in set(exclude or ())]
     chosen = parsed

@@ -21,6 +21,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from synthgen import rundir
 from synthgen.config import ConfigError, SynthgenError, row_config, row_config_diff
 from synthgen.dataset import dedup, faults, filters, writing
 from synthgen.records import Chunk, Row
@@ -156,7 +157,7 @@ def unfinished(jobs: list[JobDir]) -> list[str]:
         if i not in idx:
             out.append(f"{label} never started")
         elif not idx[i].finished:
-            out.append(f"{label} has no {sharding.DONE}")
+            out.append(f"{label} has no {rundir.DONE}")
     return out
 
 
@@ -250,7 +251,7 @@ def _merge_group(
     questions = [q for q in questions if q["key"] not in duplicates]
 
     out.mkdir(parents=True, exist_ok=True)
-    (out / sharding.DONE).unlink(missing_ok=True)
+    (out / rundir.DONE).unlink(missing_ok=True)
     for s in SPLITS:
         writing.write_jsonl(out / f"{s}.jsonl", rows[s])
         faults.point("merge")
@@ -279,7 +280,7 @@ def _merge_group(
                 "config.yaml",
                 "summary.json",
                 *writing.JSONL_FILES,
-                *([sharding.DONE] if complete else []),
+                *([rundir.DONE] if complete else []),
             ]
         ),
     )
@@ -287,7 +288,7 @@ def _merge_group(
     writing.write_json(out / "summary.json", summary)
     faults.point("merge")
     if complete:
-        writing.write_json(out / sharding.DONE, {"finished": summary["finished"]})
+        writing.write_json(out / rundir.DONE, {"finished": summary["finished"]})
     log.info(
         "merged %d job dirs -> %s (rows: train %d, val %d%s)",
         len(jobs),
