@@ -18,7 +18,7 @@ from synthgen.compare.catalogue import PARSE_REASONS
 from synthgen.compare.options import Options
 from synthgen.compare.text import copies_span, distinct_n, keyword_coverage, length_stats, openings
 from synthgen.dataset import filters, prompting, writing
-from synthgen.rundir import CONFIG, REJECTED, SPLITS, SUMMARY, discovery, rows_file
+from synthgen.rundir import CONFIG, REJECTED, SPLITS, SUMMARY, corpus_file, discovery, rows_file
 
 IGNORED_KEYS = ("compare.",)  # config keys that never change a dataset
 
@@ -66,7 +66,7 @@ def load_run(path: Path) -> Run:
         run.rows = {s: writing.read_jsonl(path / rows_file(s)) for s in SPLITS}
         run.rejected = writing.read_jsonl(path / REJECTED)
         for s in SPLITS:
-            f = path / f"{s}_corpus.json"
+            f = path / corpus_file(s)
             run.corpus[s] = json.loads(f.read_text(encoding="utf-8")) if f.exists() else {}
     except (OSError, ValueError) as e:  # JSONDecodeError and corrupt JSONL are ValueErrors
         run.load_error = f"{type(e).__name__}: {' '.join(str(e).split())}"

@@ -7,8 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
-
+from synthgen import rundir
 from synthgen.compare.difficulty import retrieval_scores
 from synthgen.compare.options import Options
 from synthgen.compare.runs import (
@@ -23,8 +22,9 @@ from synthgen.compare.runs import (
 from synthgen.compare.verdict import examples, verdict
 from synthgen.config import ConfigError
 from synthgen.embed.retrieval import KEYS
-from synthgen.rundir import SPLITS
-from synthgen.rundir.discovery import find_runs, is_run_dir
+from synthgen.rundir import SPLITS, is_run_dir
+from synthgen.rundir.discovery import find_runs
+from synthgen.tasks import TaskRun, task
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def build_report(paths: Iterable[str | Path], out: Path, opts_node: Any) -> dict
         for k in KEYS:
             by_label[s["run"]][f"{s['method']}_{k}"] = s[k]
     result = {
-        "created": _now(),
+        "created": rundir.now(),
         "inputs": [str(p) for p in paths],
         "out": str(out),
         "options": opts.record(),
@@ -82,10 +82,11 @@ def build_report(paths: Iterable[str | Path], out: Path, opts_node: Any) -> dict
     return {"task": "compare", "status": "complete", "out": str(out), "files": files, **result}
 
 
-def compare(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+@task("compare")
+def compare(t: TaskRun) -> dict[str, Any]:
     """task=compare: compare.runs -> report in compare.out (default: the one sweep dir given,
-    else this run's dir)."""
-    node = cfg.get("compare") or {}
+    else this run's dir). The run dir gets the config and a summary, as every task's does."""
+    node = t.cfg.get("compare") or {}
     runs = node.get("runs")
     paths = [runs] if isinstance(runs, str) else list(runs or [])
     if not paths:
@@ -95,14 +96,9 @@ def compare(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     out = node.get("out")
     if not out:
         one_sweep = len(paths) == 1 and not is_run_dir(Path(paths[0]).expanduser())
-        out = Path(paths[0]).expanduser() if one_sweep else run_dir
+        out = Path(paths[0]).expanduser() if one_sweep else t.run_dir
     result = build_report(paths, Path(out), node)
+    t.save_config()
     print(f"comparison of {len(result['runs'])} runs: {Path(out) / 'compare.html'}", flush=True)
-    keep = ("task", "status", "out", "files", "runs", "embedder", "verdict")
-    return {k: result[k] for k in keep}
-
-
-def _now() -> str:
-    from synthgen.dataset.pipeline import now
-
-    return now()
+    keep = ("out", "files", "runs", "embedder", "verdict")
+    return t.finish({k: result[k] for k in keep})

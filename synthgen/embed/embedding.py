@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 
 from synthgen.config import ConfigError, SynthgenError
 from synthgen.dataset import writing
+from synthgen.rundir import corpus_file, rows_file
 
 log = logging.getLogger(__name__)
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
@@ -63,10 +64,10 @@ def run_dir_arg(value: Any, key: str) -> Path:
 
 def load_split(run_dir: Path, split: str, key: str) -> Split:
     """Rows of `<split>.jsonl` (the source of truth, finished or not) and `<split>_corpus.json`."""
-    rows_path, corpus_path = run_dir / f"{split}.jsonl", run_dir / f"{split}_corpus.json"
+    rows_path, corpus_path = run_dir / rows_file(split), run_dir / corpus_file(split)
     if not rows_path.exists():
         raise ConfigError(
-            f"{key}: {run_dir} has no {split}.jsonl (not a run dir of task=generate?)"
+            f"{key}: {run_dir} has no {rows_path.name} (not a run dir of task=generate?)"
         )
     try:
         rows = writing.read_jsonl(rows_path)
@@ -76,7 +77,7 @@ def load_split(run_dir: Path, split: str, key: str) -> Split:
         raise ConfigError(f"{key}: {rows_path} holds no rows")
     if not corpus_path.exists():
         raise ConfigError(
-            f"{key}: {run_dir} has no {split}_corpus.json (written when task=generate finishes; "
+            f"{key}: {run_dir} has no {corpus_path.name} (written when task=generate finishes; "
             "run it again with the same hydra.run.dir to complete it)"
         )
     corpus = json.loads(corpus_path.read_text(encoding="utf-8"))
@@ -84,7 +85,7 @@ def load_split(run_dir: Path, split: str, key: str) -> Split:
     if missing:
         raise ConfigError(
             f"{key}: {len(missing)} {split} rows point to chunks missing from "
-            f"{split}_corpus.json (e.g. {missing[0]})"
+            f"{corpus_path.name} (e.g. {missing[0]})"
         )
     pos = {cid: i for i, cid in enumerate(corpus)}  # the corpus is in chunk order
     rows.sort(key=lambda r: (pos[r["chunk_id"]], r.get("q_index", 0), r["id"]))

@@ -12,15 +12,15 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from synthgen.config import ConfigError
-from synthgen.dataset import writing
 from synthgen.embed import embedding, negatives
+from synthgen.rundir import CONFIG, SPLITS, SUMMARY
+from synthgen.tasks import TaskRun, task
 
 log = logging.getLogger(__name__)
 FORMATS = ("flag", "st", "beir")
@@ -79,7 +79,7 @@ def check(cfg: DictConfig) -> tuple[list[str], list[str]]:
             f"(available: {', '.join(FORMATS)})"
         )
     splits = list(ex.splits) if OmegaConf.is_list(ex.splits) else [ex.splits]
-    bad = [s for s in splits if s not in ("train", "val")]
+    bad = [s for s in splits if s not in SPLITS]
     if bad or not splits:
         raise ConfigError(f"export.splits: must be train and/or val, got {list(splits)!r}")
     for key in ("hard_negatives", "random_negatives", "seed"):
@@ -91,10 +91,9 @@ def check(cfg: DictConfig) -> tuple[list[str], list[str]]:
     return formats, splits
 
 
-def export(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
-    from synthgen.dataset.pipeline import now, versions
-
-    started, t0 = now(), time.perf_counter()
+@task("export")
+def export(t: TaskRun) -> dict[str, Any]:
+    cfg, run_dir = t.cfg, t.run_dir
     ex = cfg.export
     data = embedding.run_dir_arg(ex.data, "export.data")
     formats, split_names = check(cfg)
@@ -104,12 +103,12 @@ def export(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     splits = {s: embedding.load_split(data, s, "export.data") for s in split_names}
     run_dir.mkdir(parents=True, exist_ok=True)
     embedding.check_out_dir(run_dir, data, "export.data")
-    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    t.save_config()
 
     mined = _mine(cfg, splits) if ex.hard_negatives > 0 and {"flag", "st"} & set(formats) else {}
     counts: dict[str, dict] = {}
     flag_random: dict[str, int] = {}
-    files: list[str] = ["config.yaml", "summary.json"]
+    files: list[str] = [CONFIG, SUMMARY]
     for fmt in formats:
         if fmt == "flag":
             counts[fmt], flag_random = export_flag(cfg, run_dir, splits, mined, files)
@@ -118,25 +117,20 @@ def export(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         else:
             counts[fmt] = {n: write_beir(run_dir / "beir" / n, sp) for n, sp in splits.items()}
             files += [f"beir/{n}/" for n in splits]
-    summary = {
-        "task": "export",
-        "status": "complete",
-        "data": str(data),
-        "formats": formats,
-        "splits": split_names,
-        "counts": counts,
-        "negatives": {
-            "mined": {s: m.stats for s, m in mined.items()} or None,
-            "embedder": str(cfg.embedder.name_or_path) if mined else None,
-            "flag_rows_with_random": flag_random,  # split -> rows given random negatives
-        },
-        "files": sorted(files),
-        "started": started,
-        "finished": now(),
-        "seconds": {"total": round(time.perf_counter() - t0, 3)},
-        "versions": versions(),
-    }
-    writing.write_json(run_dir / "summary.json", summary)
+    summary = t.finish(
+        {
+            "data": str(data),
+            "formats": formats,
+            "splits": split_names,
+            "counts": counts,
+            "negatives": {
+                "mined": {s: m.stats for s, m in mined.items()} or None,
+                "embedder": str(cfg.embedder.name_or_path) if mined else None,
+                "flag_rows_with_random": flag_random,  # split -> rows given random negatives
+            },
+            "files": sorted(files),
+        }
+    )
     log.info("exported %s of %s -> %s", ", ".join(formats), data, run_dir)
     return summary
 

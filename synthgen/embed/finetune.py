@@ -19,8 +19,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from synthgen import rundir
 from synthgen.config import ConfigError, _flatten, row_config_diff
-from synthgen.dataset import writing
 from synthgen.embed import embedding, evaluate, negatives
 from synthgen.embed.training import (  # noqa: F401  (names this module has always offered)
     load_model,
@@ -31,6 +31,8 @@ from synthgen.embed.training import (  # noqa: F401  (names this module has alwa
     training_args,
     warmup_steps,
 )
+from synthgen.rundir import CONFIG, SUMMARY
+from synthgen.tasks import TaskRun, task
 
 log = logging.getLogger(__name__)
 
@@ -111,9 +113,8 @@ def _resume_point(cfg: DictConfig, run_dir: Path, ckpt_dir: Path) -> str | None:
             f"finetune.resume: {ckpt_dir} already holds checkpoints; set finetune.resume=true "
             "to continue them or choose a new hydra.run.dir"
         )
-    old_path = run_dir / "config.yaml"
-    if old_path.exists():
-        old, new = _train_keys(OmegaConf.load(old_path)), _train_keys(cfg)
+    if rundir.has_config(run_dir):
+        old, new = _train_keys(rundir.load_config(run_dir)), _train_keys(cfg)
         diff = row_config_diff(old, new)
         if diff:
             raise ConfigError(
@@ -136,76 +137,69 @@ def _train_keys(cfg: DictConfig) -> dict[str, Any]:
 # --- the finetune task ---------------------------------------------------------------------------
 
 
-def finetune(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
-    from synthgen.dataset.pipeline import now, versions
-
-    started, t0 = now(), time.perf_counter()
-    seconds: dict[str, float] = {}
+@task("finetune")
+def finetune(t: TaskRun) -> dict[str, Any]:
+    cfg, run_dir = t.cfg, t.run_dir
     ft = cfg.finetune
     data, train, val = _inputs(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     embedding.check_out_dir(run_dir, data, "finetune.data")
     ckpt_dir, model_dir = run_dir / "checkpoints", run_dir / "model"
     resume_from = _resume_point(cfg, run_dir, ckpt_dir)
-    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    t.save_config()
 
     import torch
     import transformers
 
     transformers.set_seed(int(ft.seed))
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    with _timed(seconds, "load"):
+    with _timed(t.seconds, "load"):
         model = load_model(cfg)
     prefix, bs = embedding.query_prefix(cfg), int(cfg.embedder.batch_size)
     mined = None
     if ft.hard_negatives > 0:
-        with _timed(seconds, "mine"):
+        with _timed(t.seconds, "mine"):
             mined = mine_negatives(cfg, model, train, run_dir / "negatives.jsonl")
     precomputed: dict[str, dict] = {}
     if val is not None:  # the base model's scores, before its weights change
-        with _timed(seconds, "evaluate_base"):
+        with _timed(t.seconds, "evaluate_base"):
             d = run_dir / "predictions" / "base"
             d.mkdir(parents=True, exist_ok=True)
             precomputed["base"] = evaluate.score_model(model, val, prefix, bs, d)
 
     dataset = train_dataset(train, mined.negatives if mined else None)
-    with _timed(seconds, "train"):
+    with _timed(t.seconds, "train"):
         result, losses = train_model(cfg, model, dataset, ckpt_dir, len(train.rows), resume_from)
-    with _timed(seconds, "save"):
+    with _timed(t.seconds, "save"):
         save_model(cfg, model, model_dir)
     ev = None
     if val is not None:
         del model
-        with _timed(seconds, "evaluate_tuned"):
+        with _timed(t.seconds, "evaluate_tuned"):
             tuned = embedding.load_embedder(cfg, model_dir, "hydra.run.dir")  # the saved model
             names = {"base": str(cfg.embedder.name_or_path), "tuned": str(model_dir)}
             ev = evaluate.run_eval(cfg, val, run_dir, None, tuned, names, precomputed)
 
-    seconds["total"] = time.perf_counter() - t0
-    files = ["checkpoints/", "config.yaml", "model/", "summary.json"]
+    files = ["checkpoints/", CONFIG, "model/", SUMMARY]
     if mined:
         files.append("negatives.jsonl")
     if ev:
         files += ["eval.json", "eval.md", "eval.png", "predictions/"]
-    summary = {
-        "task": "finetune",
-        "status": "complete",
-        "data": str(data),
-        "embedder": str(cfg.embedder.name_or_path),
-        "query_prefix": prefix,
-        "backend": str(ft.backend),
-        "loss": str(ft.loss),
-        "model_dir": str(model_dir),
-        "train": _train_record(cfg, train, dataset, result, losses, resume_from, device),
-        "hard_negatives": mined.stats if mined else None,
-        "eval": ev,
-        "files": sorted(files),
-        "started": started,
-        "finished": now(),
-        "seconds": {k: round(v, 3) for k, v in seconds.items()},
-        "versions": {**versions(), **_versions()},
-    }
-    writing.write_json(run_dir / "summary.json", summary)
+    summary = t.finish(
+        {
+            "data": str(data),
+            "embedder": str(cfg.embedder.name_or_path),
+            "query_prefix": prefix,
+            "backend": str(ft.backend),
+            "loss": str(ft.loss),
+            "model_dir": str(model_dir),
+            "train": _train_record(cfg, train, dataset, result, losses, resume_from, device),
+            "hard_negatives": mined.stats if mined else None,
+            "eval": ev,
+            "files": sorted(files),
+        },
+        versions=("sentence-transformers", "datasets", "accelerate"),
+    )
     log.info("tuned model -> %s", model_dir)
     return summary
 
@@ -282,15 +276,3 @@ def mine_negatives(
             rec["negatives"] = [ids[n] for n in negs]
             f.write(json.dumps(rec, ensure_ascii=False) + "\n")
     return mined
-
-
-def _versions() -> dict[str, str | None]:
-    from importlib import metadata
-
-    out: dict[str, str | None] = {}
-    for pkg in ("sentence-transformers", "datasets", "accelerate"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = None
-    return out
