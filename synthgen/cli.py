@@ -22,7 +22,6 @@ from omegaconf import DictConfig
 
 from synthgen import tasks
 from synthgen.config import SynthgenError
-from synthgen.dataset import writing
 from synthgen.scale import sweep
 
 # every process that runs a task imports this module first: the launching one (run.py) and the
@@ -115,27 +114,21 @@ def remove_if_empty(run_dir: Path) -> bool:
     in them (a run that stopped before its first result). Anything else keeps it whole."""
     from hydra.core.hydra_config import HydraConfig
 
-    from synthgen.rundir.lockfile import LOCK_NAME
+    from synthgen import rundir
 
     if not run_dir.is_dir():
         return False
     log_name = f"{HydraConfig.get().job.name}.log" if HydraConfig.initialized() else "run.log"
+    hydra_files = {rundir.CONFIG, rundir.HYDRA_SETTINGS, rundir.OVERRIDES}
     removable = []
     for p in run_dir.iterdir():
         hydra_record = (
-            p.name == ".hydra"
-            and p.is_dir()
-            and {x.name for x in p.iterdir()}
-            <= {
-                "config.yaml",
-                "hydra.yaml",
-                "overrides.yaml",
-            }
+            p.name == rundir.HYDRA and p.is_dir() and {x.name for x in p.iterdir()} <= hydra_files
         )
         ours = p.is_file() and (
             # config.yaml: written just before the model loads; .lock: this run's own lock
-            p.name in (log_name, "config.yaml", LOCK_NAME)
-            or (p.name in writing.JSONL_FILES and p.stat().st_size == 0)
+            p.name in (log_name, rundir.CONFIG, rundir.LOCK)
+            or (p.name in rundir.JSONL_FILES and p.stat().st_size == 0)
         )
         if not (hydra_record or ours):
             return False

@@ -99,6 +99,17 @@ def key_of(row: dict[str, Any]) -> str:
     return row.get("key") or row_key(row["chunk_id"], row["q_index"], row["prompt"], row["model"])
 
 
+def first_per_key(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each key once, its first record kept (rejected.jsonl, questions.jsonl of several dirs)."""
+    seen: set[str] = set()
+    out = []
+    for r in records:
+        if r["key"] not in seen:
+            seen.add(r["key"])
+            out.append(r)
+    return out
+
+
 @dataclass
 class Rejected:
     """One rejected generation: a line of rejected.jsonl (stage, reason, what came back)."""

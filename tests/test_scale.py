@@ -25,8 +25,11 @@ from omegaconf import OmegaConf
 from synthgen import rundir, tasks
 from synthgen.config import ConfigError, check, row_config
 from synthgen.dataset import pipeline
+from synthgen.dataset.corpus import load_corpus, make_slots
 from synthgen.records import Row
+from synthgen.rundir.state import RunState
 from synthgen.scale import merge, sharding
+from synthgen.settings import Settings
 from tests import fake_backend
 from tests.conftest import REPO, compose
 from tests.conftest import cli as conftest_cli
@@ -40,8 +43,8 @@ SPLITS = ("train", "val")
 
 def test_shards_split_the_slots_of_one_run_exactly() -> None:
     cfg = compose(["num_rows=9", "prompt.questions_per_chunk=2", "chunking=small"])
-    corpus = pipeline.load_corpus(cfg, Counter())
-    slots = pipeline.make_slots(cfg, corpus)
+    corpus = load_corpus(Settings.from_cfg(cfg), Counter())
+    slots = make_slots(Settings.from_cfg(cfg), corpus)
     assert sharding.keep(slots, 1, 0) == slots
     for count in (2, 3, 5):
         parts = [sharding.keep(slots, count, i) for i in range(count)]
@@ -132,14 +135,12 @@ def test_a_question_asked_in_two_shards_is_kept_once(tmp_path: Path, fake) -> No
     for i in range(2):
         job(sweep, ["num_rows=6", "shard.count=2", f"shard.index={i}"])
     assert all(
-        len(pipeline.RunState.load(d, False).rows["train"]) == 1
-        for d in sweep.iterdir()
-        if d.is_dir()
+        len(RunState.load(d, False).rows["train"]) == 1 for d in sweep.iterdir() if d.is_dir()
     ), "each shard keeps its own first question"
     out = merge.merge_sweep(sweep)["merged"][0]
     assert out["rows"] == one["rows"] == {"train": 1, "val": 1}
     assert out["splits"]["train"]["duplicates"] == one["splits"]["train"]["duplicates"] == 5
-    rejected = pipeline.RunState.load(sweep / "merged", False).rejected
+    rejected = RunState.load(sweep / "merged", False).rejected
     assert len({r["key"] for r in rejected}) == len(rejected) == 10
 
 
@@ -153,7 +154,7 @@ def test_an_answer_given_in_two_shards_is_kept_once(tmp_path: Path, fake) -> Non
     sweep = tmp_path / "sweep"
     for i in range(2):
         job(sweep, [*over, "shard.count=2", f"shard.index={i}"])
-    shards = [pipeline.RunState.load(d, False) for d in sweep.iterdir() if d.is_dir()]
+    shards = [RunState.load(d, False) for d in sweep.iterdir() if d.is_dir()]
     assert sum(len(st.rows["train"]) for st in shards) == 2, "each shard keeps its own first"
     out = merge.merge_sweep(sweep)["merged"][0]
     assert out["rows"] == one["rows"] == {"train": 1, "val": 1}
@@ -161,7 +162,7 @@ def test_an_answer_given_in_two_shards_is_kept_once(tmp_path: Path, fake) -> Non
         assert out["splits"][s]["rejected_answers"] == one["splits"][s]["rejected_answers"]
     assert out["filters"] == one["filters"]
     assert out["filters"]["rejected"] == {"answer:near_duplicate_answer": 10}
-    rejected = pipeline.RunState.load(sweep / "merged", False).rejected
+    rejected = RunState.load(sweep / "merged", False).rejected
     assert len({r["key"] for r in rejected}) == len(rejected) == 10
     assert all({"score", "threshold", "filters"} <= set(r) for r in rejected)
 
@@ -247,9 +248,7 @@ def test_every_launcher_config_is_here() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(LAUNCHERS))
-@pytest.mark.filterwarnings(
-    "ignore:\\s*'hydra/launcher/:UserWarning"
-)  # sweep.py
+@pytest.mark.filterwarnings("ignore:\\s*'hydra/launcher/:UserWarning")  # sweep.py
 def test_launcher_config_composes_with_every_key_commented(name: str) -> None:
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
@@ -331,7 +330,7 @@ def rows_of(d: Path) -> dict[str, list[dict]]:
 
 def jsonl_keys(d: Path) -> list[str]:
     """Row keys in the JSONL files of a dir (a cut last line tolerated)."""
-    st = pipeline.RunState.load(d, repair=False)
+    st = RunState.load(d, repair=False)
     return [Row(**r).key for s in SPLITS for r in st.rows[s]]
 
 

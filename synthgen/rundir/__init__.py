@@ -28,6 +28,7 @@ QUESTIONS = "questions.jsonl"  # accepted questions, written before their answer
 REJECTED = "rejected.jsonl"  # every rejected generation with stage and reason
 EXCEL = "dataset.xlsx"  # sheets train and val
 TMP = ".tmp"  # suffix of a file being written (renamed into place when whole)
+HYDRA_SETTINGS = "hydra.yaml"  # in HYDRA: Hydra's own settings for the run
 
 
 def rows_file(split: str) -> str:
