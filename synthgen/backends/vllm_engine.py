@@ -94,8 +94,8 @@ def to_generated(
     finish_reason: str | None,
     eos: set[int],
     decode: Callable,
-    cached: int | None = 0,
     stop_strings: list[str] | None = None,
+    cached: int | None = 0,
 ) -> Generated:
     """New token ids -> Generated, cut at the first end-of-turn token like the other engines.
 
@@ -255,7 +255,7 @@ class VllmRunner:
         cached: int | None = 0,
         stop_strings: list[str] | None = None,
     ) -> Generated:
-        return to_generated(token_ids, reason, self.eos_set, self.decode, cached, stop_strings)
+        return to_generated(token_ids, reason, self.eos_set, self.decode, stop_strings, cached)
 
     def sampling(self, params: GenParams, ids: list[int]) -> Any:
         if params.do_sample:
