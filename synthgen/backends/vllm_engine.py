@@ -133,7 +133,7 @@ def one_line(e: BaseException) -> str:
 
 
 class VllmStreamer:
-    """synthgen.dataset.generation.Streamer over vLLM's LLMEngine (add_request, step, abort)."""
+    """synthgen.backends.base.Streamer over vLLM's LLMEngine (add_request, step, abort)."""
 
     def __init__(
         self,
