@@ -297,15 +297,21 @@ class SlotEngine:
         return logits
 
     def _first_tokens(self, batch: list[Request], logits: Any) -> list[tuple[int, Generated]]:
+        return self._advance(batch, self._sample(logits, batch))
+
+    def _advance(self, reqs: list[Request], tokens: list[int]) -> list[tuple[int, Generated]]:
+        """Each request's new token: a finished one gives its result and frees its slot, the
+        others decode on from that token's cache position."""
         done = []
-        for r, t in zip(batch, self._sample(logits, batch), strict=True):
+        for r, t in zip(reqs, tokens, strict=True):
             r.out.append(t)
             res = finish(r, self.eos, self.decode)
             if res is not None:
                 done.append((r.key, res))
                 self._release(r.slot)
             else:
-                self.pos[r.slot], self.last[r.slot] = len(r.ids), t
+                self.pos[r.slot] = len(r.ids) + len(r.out) - 1
+                self.last[r.slot] = t
         return done
 
     # --- decode ----------------------------------------------------------------------------
@@ -320,17 +326,7 @@ class SlotEngine:
         self.d_pos.copy_(torch.tensor(self.pos, dtype=torch.long)[:, None])
         logits = self._replay(keys)[[r.slot for r in active]]
         self.stats["decode_steps"] += 1
-        done = []
-        for r, t in zip(active, self._sample(logits, active), strict=True):
-            r.out.append(t)
-            res = finish(r, self.eos, self.decode)
-            if res is not None:
-                done.append((r.key, res))
-                self._release(r.slot)
-            else:
-                self.pos[r.slot] += 1
-                self.last[r.slot] = t
-        return done
+        return self._advance(active, self._sample(logits, active))
 
     def _forward_decode(self, keys: int) -> Any:
         """Every slot's next-token logits [slots, vocab] (float32) from d_ids at d_pos."""

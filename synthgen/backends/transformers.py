@@ -62,9 +62,7 @@ def check(spec: ModelSpec, runtime: bool = True) -> None:
 
     runtime=False (dry runs) skips what only matters where the model runs (CUDA, bitsandbytes).
     """
-    if spec.dtype not in DTYPES:
-        raise ValueError(f"model.dtype: {spec.dtype!r} is not one of {', '.join(DTYPES)}")
-    check_4bit_setting(spec)
+    check_values(spec)
     if spec.chat_template and "{" not in spec.chat_template:
         raise ValueError(
             f"model.chat_template: {spec.chat_template!r} looks like an Unsloth template name; "
@@ -81,7 +79,10 @@ def check(spec: ModelSpec, runtime: bool = True) -> None:
             )
 
 
-def check_4bit_setting(spec: ModelSpec) -> None:
+def check_values(spec: ModelSpec) -> None:
+    """model.dtype and model.load_in_4bit are values these engines know (unsloth's too)."""
+    if spec.dtype not in DTYPES:
+        raise ValueError(f"model.dtype: {spec.dtype!r} is not one of {', '.join(DTYPES)}")
     if spec.load_in_4bit not in (True, False, "auto"):
         raise ValueError(
             f"model.load_in_4bit: must be true, false or auto, got {spec.load_in_4bit!r}"

@@ -33,9 +33,7 @@ from synthgen.backends.base import ModelSpec, eos_ids, use_chat_template
 
 def check(spec: ModelSpec, runtime: bool = True) -> None:
     """Before anything loads: unsloth installed and a CUDA GPU present (skipped in dry runs)."""
-    if spec.dtype not in hf.DTYPES:
-        raise ValueError(f"model.dtype: {spec.dtype!r} is not one of {', '.join(hf.DTYPES)}")
-    hf.check_4bit_setting(spec)
+    hf.check_values(spec)
     if not runtime:
         return
     if importlib.util.find_spec("unsloth") is None:
