@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +189,20 @@ class Streamer(Protocol):
     def abort(self) -> None:
         """Drop every request in flight (after OutOfMemory; they are submitted again)."""
         ...
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """What the transformers and unsloth backends run batches on, one per generation.engine:
+    batched.Batched (dynamic, static), continuous.SlotEngine, vllm_engine.VllmRunner. An
+    engine that also feeds continuously offers a Streamer through its backend's `streamer()`.
+    """
+
+    def generate(
+        self, batch: list[list[int]], params: GenParams | list[GenParams]
+    ) -> list[Generated]: ...
+
+    def close(self) -> None: ...
 
 
 class BaseBackend:

@@ -14,7 +14,8 @@ from synthgen.backends.base import Generated, GenParams, per_row
 
 
 class Batched:
-    """`generate` on a loaded transformers model; `decode` cuts each row's new tokens."""
+    """base.Engine: `generate` on a loaded transformers model; `decode` cuts each row's new
+    tokens."""
 
     def __init__(
         self,
@@ -32,7 +33,7 @@ class Batched:
         self._stop_cache: dict[tuple[str, ...], Any] = {}
 
     def generate(
-        self, batch: list[list[int]], params: GenParams | list[GenParams], static: bool
+        self, batch: list[list[int]], params: GenParams | list[GenParams], static: bool = False
     ) -> list[Generated]:
         if not static:
             return self._generate(batch, params, pad_to=None, rows=len(batch), static=False)
@@ -149,6 +150,10 @@ class Batched:
             text = text[: at + len(s)]
         finished = end is not None or bool(stops)
         return Generated(text=text, tokens=len(kept) + (end is not None), finished=finished)
+
+    def close(self) -> None:
+        self.model = None
+        self._stop_cache.clear()
 
 
 def after_content(inner: Any, tokenizer: Any, start: int) -> Any:

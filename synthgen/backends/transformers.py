@@ -35,7 +35,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from synthgen.backends import plan
 from synthgen.backends.base import (
@@ -48,6 +48,11 @@ from synthgen.backends.base import (
     eos_ids,
     load_tokenizer,
 )
+
+if TYPE_CHECKING:  # the engines import torch where they run; only their names here
+    from synthgen.backends.batched import Batched
+    from synthgen.backends.continuous import SlotEngine
+    from synthgen.backends.vllm_engine import VllmRunner
 
 log = logging.getLogger(__name__)
 
@@ -156,9 +161,9 @@ class Backend(BaseBackend):
                 "reason": reason_4bit,
             },
         }
-        self.runner: Any = None  # the vllm engine's VllmRunner
-        self.slots_engine: Any = None  # the continuous engine's SlotEngine, made at first use
-        self.batched: Any = None  # the dynamic and static engines' Batched
+        self.runner: VllmRunner | None = None  # the vllm engine
+        self.slots_engine: SlotEngine | None = None  # the continuous engine, made at first use
+        self.batched: Batched | None = None  # the dynamic and static engines
         self.model: Any = None
         if self.engine == "vllm":
             self._start_vllm()
@@ -422,6 +427,8 @@ class Backend(BaseBackend):
             self.runner.close()
         if self.slots_engine is not None:
             self.slots_engine.close()
+        if self.batched is not None:
+            self.batched.close()
         self.runner = self.slots_engine = self.batched = None
         self.model = None
         if self.cuda:
