@@ -1,5 +1,5 @@
-"""What every backend shares: the contract (`BaseBackend`, `Streamer`), the model spec,
-generation parameters, results, the tokenizer and its chat template."""
+"""What every backend shares: the contract (`BaseBackend`, `Engine`, `Streamer`), the model
+spec, generation parameters, results, the tokenizer and its chat template."""
 
 from __future__ import annotations
 
@@ -87,14 +87,14 @@ class Generated:
     cached_tokens: int = 0  # prompt tokens whose KV came from a cached prefix (prefix reuse)
 
 
-def load_tokenizer(spec: ModelSpec, strict: bool = False) -> Any:
-    """The tokenizer of `spec` through `use_chat_template`; loads no weights."""
+def load_tokenizer(spec: ModelSpec) -> Any:
+    """The tokenizer of `spec` through `use_chat_template` (not strict); loads no weights."""
     from transformers import AutoTokenizer
 
     from synthgen.backends import models
 
     tok = AutoTokenizer.from_pretrained(models.resolve(spec.name_or_path))
-    return use_chat_template(tok, spec, strict)
+    return use_chat_template(tok, spec, strict=False)
 
 
 def use_chat_template(tokenizer: Any, spec: ModelSpec, strict: bool = True) -> Any:
