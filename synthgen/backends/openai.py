@@ -29,10 +29,9 @@ import logging
 import os
 import random
 import re
-from dataclasses import asdict, dataclass
 from typing import Any
 
-from synthgen.backends.base import Generated, GenParams, ModelSpec
+from synthgen.backends.base import BaseBackend, Generated, GenParams, ModelSpec, Usage
 from synthgen.config import SynthgenError
 
 log = logging.getLogger(__name__)
@@ -98,48 +97,6 @@ def redact(text: str, key: str | None) -> str:
     return line[:300]
 
 
-@dataclass
-class Usage:
-    """What the server says it did, summed over the session (summary.json this_session.usage)."""
-
-    requests: int = 0  # requests answered (HTTP 200)
-    failed: int = 0  # requests that failed for good, recorded as rejects request_failed
-    retries: int = 0  # attempts repeated after a 429, a 5xx, a timeout or a dropped connection
-    prompt_tokens: int = 0  # prompt tokens, as the server counts them (tokens)
-    completion_tokens: int = 0  # generated tokens, as the server counts them (tokens)
-    cached_tokens: int = 0  # prompt tokens the server took from its prefix cache (tokens)
-    price_per_1m_input: float | None = None  # USD per million prompt tokens
-    price_per_1m_output: float | None = None  # USD per million completion tokens
-
-    @property
-    def cost_usd(self) -> float | None:
-        if self.price_per_1m_input is None or self.price_per_1m_output is None:
-            return None
-        return (
-            self.prompt_tokens * self.price_per_1m_input
-            + self.completion_tokens * self.price_per_1m_output
-        ) / 1e6
-
-    def to_dict(self) -> dict[str, Any]:
-        cost = self.cost_usd
-        return {**asdict(self), "cost_usd": None if cost is None else round(cost, 6)}
-
-
-SUMMED = ("requests", "failed", "retries", "prompt_tokens", "completion_tokens", "cached_tokens")
-
-
-def total_usage(sessions: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """Usage summed over a run dir's sessions (a resumed run has several); None if no session
-    ran on an endpoint. The cost sums each session's own (prices may differ between them)."""
-    used = [s["usage"] for s in sessions if s.get("usage")]
-    if not used:
-        return None
-    out: dict[str, Any] = {k: sum(int(u.get(k, 0)) for u in used) for k in SUMMED}
-    costs = [u["cost_usd"] for u in used if u.get("cost_usd") is not None]
-    out["cost_usd"] = round(sum(costs), 6) if costs else None
-    return out
-
-
 def request_body(spec: ModelSpec, messages: list[dict[str, str]], p: GenParams) -> dict:
     """The chat completion request: greedy is temperature 0; sampling sends temperature and
     top_p. min_tokens (a benchmark's forced length) is vLLM's extension, sent only when set."""
@@ -181,9 +138,11 @@ def parse_reply(data: dict[str, Any], p: GenParams) -> tuple[Generated, dict[str
     return out, usage
 
 
-class Backend:
+class Backend(BaseBackend):
     """Sends chat requests to `model.base_url`; `generate` answers a batch of message lists in
-    order, `streamer()` keeps `concurrency` requests in flight for the pipeline's stream feed."""
+    order, `streamer()` keeps `concurrency` requests in flight for the pipeline's stream feed.
+    Its hooks of the contract: `encode` gives the messages as they are, `attach` shows the
+    cost in the progress bar, `usage` holds the server's counts."""
 
     check = staticmethod(check)
     name = "openai"  # model.backend
@@ -237,7 +196,7 @@ class Backend:
         """engine, prefill_chunk_size and vllm are the local engines' settings: unused here."""
         import httpx
 
-        self.spec = ModelSpec.from_kwargs(kwargs)
+        super().__init__(ModelSpec.from_kwargs(kwargs))
         check(self.spec)
         self.concurrency = max(1, int(concurrency))
         self.max_retries = max(0, int(max_retries))
@@ -254,7 +213,6 @@ class Backend:
             price_per_1m_input=self.spec.price_per_1m_input,
             price_per_1m_output=self.spec.price_per_1m_output,
         )
-        self.notes: list[str] = []
         self.choices = {
             "reason": f"model.backend=openai: {self.spec.base_url} generates",
             "base_url": self.spec.base_url,
@@ -274,12 +232,13 @@ class Backend:
     def set_seed(self, seed: int) -> None:
         """Each request carries generation.seed; nothing to set here."""
 
-    def auto_batch_size(self, *args: Any) -> int:
+    def auto_batch_size(self, max_new_tokens: int = 0, max_prompt_tokens: int = 1024) -> int:
+        """generation.batch_size=auto: the requests in flight (generation.concurrency)."""
         return self.concurrency
 
-    def attach(self, bar: Any) -> None:
+    def attach(self, progress: Any) -> None:
         """Show the run's cost in the progress bar's description as results come in."""
-        self.bar = bar
+        self.bar = progress
 
     def generate(
         self, batch: list[list[dict[str, str]]], params: GenParams | list[GenParams]
@@ -301,7 +260,7 @@ class Backend:
 
         return self.loop.run_until_complete(run_all())
 
-    def streamer(self, batch_size: int = 0) -> Stream:
+    def streamer(self, batch_size: int | None = None) -> Stream:
         return Stream(self)
 
     def close(self) -> None:

@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from synthgen import rundir
-from synthgen.backends.base import OutOfMemory
-from synthgen.backends.base import encode as encode_chat
+from synthgen.backends.base import OutOfMemory, Usage
 from synthgen.config import SynthgenError, check
 from synthgen.dataset import filters, writing
 from synthgen.dataset.corpus import Corpus, load_corpus, make_slots, order_rows, unique_rows
@@ -122,21 +121,16 @@ def generate_rows(t: TaskRun, st: Settings, plan: Plan) -> Session:
     backend = load_backend(cfg, st)
     t.seconds["load_model"] += time.perf_counter() - tick
     backend.set_seed(st.generation.seed)
-    spec = backend.spec
-    # an endpoint backend sends the chat messages as they are (backends/openai.py)
-    encode = getattr(backend, "encode", None) or (
-        lambda m, stage: encode_chat(backend.tokenizer, m, spec, stage)
-    )
-    maker = RowMaker(st, t.run_dir, encode, plan.known, gates)
-    params = stage_params(st, spec)
+    # token ids through the chat template; an endpoint's prompts are the messages themselves
+    maker = RowMaker(st, t.run_dir, backend.encode, plan.known, gates)
+    params = stage_params(st, backend.spec)
     out = Session()
     from tqdm import tqdm
 
     try:
         with tqdm(total=plan.todo, unit="row", desc="generate", dynamic_ncols=True) as bar:
             maker.progress = bar
-            if hasattr(backend, "attach"):  # the endpoint backend shows the run's cost
-                backend.attach(bar)
+            backend.attach(bar)  # an endpoint shows the run's cost there
             size = batch_size(st, backend)
             for split in SPLITS:
                 jobs = maker.initial_jobs(plan.slots[split], plan.known, plan.done)
@@ -157,13 +151,13 @@ def generate_rows(t: TaskRun, st: Settings, plan: Plan) -> Session:
     out.rejects, out.written = maker.rejects, maker.written
     out.first_row = round(maker.first_row_at - t.t0, 3) if maker.first_row_at else None
     out.engine = {
-        "name": getattr(backend, "engine", None),
+        "name": backend.engine,
         "requested": st.generation.engine,
-        **getattr(backend, "choices", {}),  # why this engine, load_in_4bit chosen and why
+        **backend.choices,  # why this engine, load_in_4bit chosen and why
         "feed": out.stats.feed,
-        "notes": getattr(backend, "notes", []),
+        "notes": backend.notes,
     }
-    out.usage = backend.usage.to_dict() if hasattr(backend, "usage") else None  # an endpoint's
+    out.usage = backend.usage.to_dict() if backend.usage is not None else None  # an endpoint's
     return out
 
 
@@ -265,8 +259,6 @@ def totals(run_dir: Path, session: dict[str, Any]) -> dict[str, Any]:
     sessions = [*sessions, session]
     total = sum((GenTotals.from_dict(x) for x in sessions), start=GenTotals())
     out = {**total.to_dict(), "sessions": sessions}
-    from synthgen.backends.openai import total_usage
-
-    if (usage := total_usage(sessions)) is not None:  # endpoint sessions: tokens and cost
+    if (usage := Usage.total(sessions)) is not None:  # endpoint sessions: tokens and cost
         out["usage"] = usage
     return out
