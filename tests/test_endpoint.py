@@ -1,8 +1,9 @@
 """model.backend=openai against a real OpenAI-compatible server: `transformers serve` on the
 tiny model (tests/endpoint.py), through `python run.py` as a user runs it.
 
-The server tests are marked `server` (not in the default run; `python -m pytest -m server`,
-which .ci/run runs). The config checks at the bottom need no server and run by default.
+The server tests are marked `server` (in the default run; `python -m pytest -m server` selects
+them) and share one server (the module-scoped `served`). The config checks at the bottom need
+no server.
 """
 
 from __future__ import annotations
