@@ -217,7 +217,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results.jsonl")
     ap.add_argument("--table", type=Path, default=REPO / "benchmarks" / "RESULTS.md")
     ap.add_argument(
-        "--out", type=Path, default=os.environ.get("OUT"), help="also DIR/results.jsonl"
+        # an empty $OUT is no folder (argparse would make Path("") of it: the cwd)
+        "--out",
+        type=Path,
+        default=os.environ.get("OUT") or None,
+        help="also DIR/results.jsonl",
     )
     ap.add_argument("--timeout", type=float, default=540, help="seconds per run")
     args = ap.parse_args(argv)

@@ -1,9 +1,11 @@
 """model.backend=openai against a real OpenAI-compatible server: `transformers serve` on the
-tiny model (tests/endpoint.py), through `python run.py` as a user runs it.
+tiny model (tests/endpoint.py), through run.py as `python run.py ARGS` runs it (run.py as
+__main__ on that argv, in a child of the fork server of tests/forkserver.py, as the fault soak
+does: the imports are paid once).
 
 The server tests are marked `server` (in the default run; `python -m pytest -m server` selects
-them) and share one server (the module-scoped `served`). The config checks at the bottom need
-no server.
+them) and share one server and one fork server (the module-scoped `booted`). The config
+checks at the bottom need no server.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import shlex
 import signal
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -22,6 +26,7 @@ import pytest
 from synthgen.config import ConfigError, check
 from tests.conftest import REPO, cli, compose
 from tests.endpoint import DROP, FaultProxy, serve
+from tests.test_faults import ForkServer
 
 KEY_ENV = "SYNTHGEN_TEST_API_KEY"
 SPLITS = ("train", "val")
@@ -38,11 +43,42 @@ def jsonl(path: Path) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def served(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
-    """(API root, served model name) of one transformers serve for the module's tests."""
+def booted(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
+    """One transformers serve for the module's tests (API root, served model name), and a
+    fork server for their `python run.py` runs (tests/forkserver.py: the imports done once, a
+    run through the server is then ~1 s of work instead of ~10 s of imports). Both start at
+    once: their imports are most of the setup."""
     log = tmp_path_factory.mktemp("serve") / "serve.log"
-    with serve(tiny_model, log) as url:
-        yield url, str(tiny_model)
+    with ThreadPoolExecutor(1) as pool:
+        fork = pool.submit(ForkServer, tmp_path_factory.mktemp("runs"))
+        try:
+            with serve(tiny_model, log) as url:
+                yield url, str(tiny_model), fork.result()
+        finally:
+            fork.result().close()
+
+
+@pytest.fixture(scope="module")
+def served(booted) -> tuple[str, str]:
+    return booted[0], booted[1]
+
+
+@pytest.fixture(scope="module")
+def runner(booted) -> ForkServer:
+    return booted[2]
+
+
+@dataclass
+class Ran:
+    returncode: int  # minus the signal number of a killed run
+    output: str  # its stdout and stderr, as one log
+
+
+def run_py(fork: ForkServer, *args: str, check: bool = True, **env: str) -> Ran:
+    """`python run.py ARGS` (run.py as __main__ in a child of the fork server, env added)."""
+    ran = Ran(fork.run(list(args), env), fork.log())
+    assert ran.returncode == 0 or not check, ran.output[-3000:]
+    return ran
 
 
 def endpoint_args(url: str, name: str, run_dir: Path, *more: str) -> list[str]:
@@ -79,7 +115,7 @@ def slots_add_up(run_dir: Path) -> tuple[int, list[dict]]:
 
 
 @pytest.mark.server
-def test_retries_rejects_usage_and_no_key_on_disk(served, tmp_path: Path) -> None:
+def test_retries_rejects_usage_and_no_key_on_disk(served, runner, tmp_path: Path) -> None:
     """Every request's first attempt is a 429 (Retry-After: 0); the 2nd and 5th prompts to
     arrive also get 500s until the retry limit and become rejects; the run completes."""
     url, name = served
@@ -95,7 +131,8 @@ def test_retries_rejects_usage_and_no_key_on_disk(served, tmp_path: Path) -> Non
 
     run_dir = tmp_path / "r"
     with FaultProxy(url.removesuffix("/v1"), plan) as proxy:
-        p = cli(
+        p = run_py(
+            runner,
             *endpoint_args(
                 proxy.url,
                 name,
@@ -108,7 +145,6 @@ def test_retries_rejects_usage_and_no_key_on_disk(served, tmp_path: Path) -> Non
                 "model.price_per_1m_output=2.0",
             ),
             **{KEY_ENV: key},
-            **ONE_THREAD,
         )
     s = json.loads((run_dir / "summary.json").read_text())
     assert s["status"] == "complete"
@@ -137,7 +173,7 @@ def test_retries_rejects_usage_and_no_key_on_disk(served, tmp_path: Path) -> Non
     cost = (u["prompt_tokens"] * 1.0 + u["completion_tokens"] * 2.0) / 1e6
     assert u["cost_usd"] == pytest.approx(cost, abs=1e-6)
     assert s["generation"]["usage"]["cost_usd"] == u["cost_usd"]
-    assert "generate $0.0" in p.stderr  # the progress bar shows the cost
+    assert "generate $0.0" in p.output  # the progress bar shows the cost
     assert s["this_session"]["engine"]["name"] == "endpoint"
 
     # exponential backoff with jitter: a 500 without Retry-After waits 0.2 * 2**1 s, upper half
@@ -149,11 +185,11 @@ def test_retries_rejects_usage_and_no_key_on_disk(served, tmp_path: Path) -> Non
     # the key went out with every request, and into no file of the run dir
     assert {c.authorization for c in chats} == {f"Bearer {key}"}
     assert key_free(run_dir, key) == []
-    assert key not in p.stdout + p.stderr
+    assert key not in p.output
 
 
 @pytest.mark.server
-def test_killed_run_resumes_without_duplicates(served, tmp_path: Path) -> None:
+def test_killed_run_resumes_without_duplicates(served, runner, tmp_path: Path) -> None:
     """`python run.py model=openai_compatible model.base_url=... model.name=...` killed after its
     third row, then stopped by a server that went away, then the same command again: rows
     kept, the rest made, none twice."""
@@ -161,7 +197,7 @@ def test_killed_run_resumes_without_duplicates(served, tmp_path: Path) -> None:
     key = "sk-test-" + secrets.token_hex(16)
     run_dir = tmp_path / "r"
     args = endpoint_args(url, name, run_dir, "num_rows=5", "generation.concurrency=3")
-    p = cli(*args, check=False, SYNTHGEN_FAULT="row:3", **{KEY_ENV: key}, **ONE_THREAD)
+    p = run_py(runner, *args, check=False, SYNTHGEN_FAULT="row:3", **{KEY_ENV: key})
     assert p.returncode == -signal.SIGKILL
     kept = {sp: jsonl(run_dir / f"{sp}.jsonl") for sp in SPLITS}
     assert sum(map(len, kept.values())) == 3 and not (run_dir / "summary.json").exists()
@@ -170,18 +206,18 @@ def test_killed_run_resumes_without_duplicates(served, tmp_path: Path) -> None:
     # of rejecting every slot, its rows kept
     with FaultProxy(url.removesuffix("/v1"), lambda o, a, auth: (DROP, {})) as px:
         down = [a.replace(f"model.base_url={url}", f"model.base_url={px.url}") for a in args]
-        p = cli(*down, "generation.retry_backoff=0.01", check=False, **{KEY_ENV: key}, **ONE_THREAD)
+        p = run_py(runner, *down, "generation.retry_backoff=0.01", check=False, **{KEY_ENV: key})
     assert p.returncode != 0
-    last = p.stderr.strip().splitlines()[-1]
+    last = p.output.strip().splitlines()[-1]
     assert last.startswith(f"error: model.base_url: the server at {px.url} stopped answering"), last
-    assert key not in p.stderr
+    assert key not in p.output
     assert len([c for c in px.chats() if c.status == DROP]) >= 5  # 1 + max_retries attempts
     for sp in SPLITS:
         assert jsonl(run_dir / f"{sp}.jsonl")[: len(kept[sp])] == kept[sp]
     kept = {sp: jsonl(run_dir / f"{sp}.jsonl") for sp in SPLITS}
     assert not [r for r in jsonl(run_dir / "rejected.jsonl") if r["reason"] == "request_failed"]
 
-    cli(*args, **{KEY_ENV: key}, **ONE_THREAD)  # the server is back: the same command resumes
+    run_py(runner, *args, **{KEY_ENV: key})  # the server is back: the same command resumes
     for sp in SPLITS:  # what was on disk stays as it was, the rest follows it
         assert jsonl(run_dir / f"{sp}.jsonl")[: len(kept[sp])] == kept[sp]
     slots, rejected = slots_add_up(run_dir)
@@ -194,7 +230,7 @@ def test_killed_run_resumes_without_duplicates(served, tmp_path: Path) -> None:
 
 @pytest.mark.server
 def test_a_sweep_over_a_local_and_an_endpoint_model_gives_one_report(
-    served, tiny_model: Path, tmp_path: Path
+    served, runner, tiny_model: Path, tmp_path: Path
 ) -> None:
     """Two model configs a user would write (a local model, the same weights served) in one -m
     sweep: both run dirs hold the same outputs, and one comparison report holds both."""
@@ -211,7 +247,8 @@ def test_a_sweep_over_a_local_and_an_endpoint_model_gives_one_report(
     )
     key = "sk-test-" + secrets.token_hex(16)
     sweep = tmp_path / "s"
-    cli(
+    run_py(
+        runner,
         "-m",
         "model=tiny_local,tiny_endpoint",
         f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
@@ -221,7 +258,6 @@ def test_a_sweep_over_a_local_and_an_endpoint_model_gives_one_report(
         "filters=none",
         "compare.embedder=null",
         f"hydra.sweep.dir={sweep}",
-        **ONE_THREAD,
         **{KEY_ENV: key},
     )
     local, endpoint = sweep / "model=tiny_local", sweep / "model=tiny_endpoint"
@@ -310,7 +346,7 @@ def test_the_endpoint_benchmark_writes_its_line_and_table(served, tmp_path: Path
         capture_output=True,
         text=True,
         timeout=300,
-        env={**os.environ, **ONE_THREAD, "OUT": ""},
+        env={**{k: v for k, v in os.environ.items() if k != "OUT"}, **ONE_THREAD},
     )
     assert p.returncode == 0, p.stderr[-3000:]
     (line,) = [json.loads(x) for x in results.read_text().splitlines()]
