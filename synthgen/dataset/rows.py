@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from synthgen.backends.base import Generated, GenParams
+from synthgen.backends.base import Generated, GenParams, Prompt
 from synthgen.dataset import dedup, faults, filters, prompting, writing
 from synthgen.dataset.generation import Job
 from synthgen.records import Rejected, Row, Slot, short_hash
@@ -22,7 +22,9 @@ from synthgen.rundir import QUESTIONS, REJECTED, SPLITS, rows_file
 from synthgen.rundir.state import RunState
 from synthgen.settings import Settings
 
-Encode = Callable[[list[dict[str, str]], str], list[int]]  # (messages, stage) -> token ids
+# (messages, stage) -> the prompt the backend takes (BaseBackend.encode): token ids, or for an
+# endpoint the messages themselves
+Encode = Callable[[list[dict[str, str]], str], Prompt]
 
 
 @dataclass
