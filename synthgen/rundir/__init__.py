@@ -41,6 +41,13 @@ def corpus_file(split: str) -> str:
     return f"{split}_corpus.json"
 
 
+def dataset_file(split: str, part: str = "") -> str:
+    """The end-of-run JSON files of a split, rebuilt from the JSONL: `<split>.json` (the rows in
+    dataset order), part "queries", "relevant_docs" (the retrieval pairs) or "dataset"
+    (LlamaIndex's EmbeddingQAFinetuneDataset)."""
+    return f"{split}_{part}.json" if part else f"{split}.json"
+
+
 # appended as the run goes; with CONFIG and SUMMARY every run dir holds these
 JSONL_FILES = (*(rows_file(s) for s in SPLITS), REJECTED, QUESTIONS)
 RUN_FILES = (SUMMARY, CONFIG)  # a folder holding both is a run dir
