@@ -3,7 +3,7 @@
 What a user buys is rows, not output tokens per second. Every chunk gets a question call and
 then an answer call, as the pipeline makes them: the shipped prompt configs around chunks of the
 sample corpus, synthgen's chat-template encoding, and for synthgen's ways its own
-pipeline.Generator (prompts, parsing, dedup, follow-ups, rows written to a run dir as they
+rows.RowMaker (prompts, parsing, dedup, follow-ups, rows written to a run dir as they
 finish) fed through synthgen.dataset.generation.drive, exactly as `python run.py` runs them.
 
 Lengths: each row's question and answer lengths are drawn per chunk (uniform integers in
@@ -153,7 +153,7 @@ def row_lengths(args: argparse.Namespace, chunk_id: str, run: str) -> tuple[int,
 
 
 def params_for(args: argparse.Namespace, run: str):
-    """pipeline.Generator's params_for: each prompt's forced length."""
+    """rows.RowMaker's params_for: each prompt's forced length."""
     from synthgen.backends.base import GenParams
 
     def forced(stage: str, slot) -> GenParams:
@@ -191,20 +191,24 @@ def pipeline_pass(
     size: int,
     seconds: float | None,
 ) -> dict:
-    """Rows of `chunks` made by pipeline.Generator + drive, as run.py makes them."""
+    """Rows of `chunks` made by rows.RowMaker + drive, as run.py makes them."""
     from synthgen.backends.base import GenParams, encode
-    from synthgen.dataset import pipeline
+    from synthgen.dataset import filters
     from synthgen.dataset.generation import Stats, drive
+    from synthgen.dataset.rows import RowMaker
     from synthgen.records import Chunk, Slot
+    from synthgen.rundir.state import RunState
+    from synthgen.settings import Settings
 
     cfg = compose(args, PROMPT[run])
     run_dir = Path(tempfile.mkdtemp(prefix=f"wl-{run}-", dir=args.scratch))
-    state = pipeline.RunState.load(run_dir, repair=False)
-    gen = pipeline.Generator(
-        cfg,
+    state = RunState.load(run_dir, repair=False)
+    gen = RowMaker(
+        Settings.from_cfg(cfg),
         run_dir,
         lambda m, stage: encode(backend.tokenizer, m, backend.spec, stage),
         state,
+        filters.Gates(cfg, cfg.prompt),
         accept_any=True,
         params_for=params_for(args, run),
     )
@@ -292,7 +296,7 @@ def switch_to_static(backend: object) -> None:
 def way_synthgen(
     args: argparse.Namespace, plan: list[tuple[str, tuple[str, ...]]], rec: g.Recorder
 ) -> None:
-    """synthgen's engines through pipeline.Generator + drive. plan: [(way, runs)], one engine
+    """synthgen's engines through rows.RowMaker + drive. plan: [(way, runs)], one engine
     start for all: vllm alone, or continuous then static on the same loaded weights."""
     chunks = json.loads(Path(args.chunks_file).read_text())
     options = {

@@ -20,10 +20,14 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from synthgen import tasks
 from synthgen.config import SynthgenError
-from synthgen.dataset import pipeline, writing
-from synthgen.scale import sweep  # sweep: the run dir names of -m and its callback
+from synthgen.scale import sweep
 
+# every process that runs a task imports this module first: the launching one (run.py) and the
+# job processes of launchers that run jobs elsewhere (joblib, ray, submitit), which resolve
+# hydra.sweep.subdir themselves
+sweep.setup_process()
 _task_raised = False  # an unexpected error came out of the task: keep its traceback
 
 
@@ -33,7 +37,7 @@ def task(cfg: DictConfig) -> None:
     from synthgen.rundir.runlock import RunDirLocked
 
     try:
-        pipeline.run(cfg)
+        tasks.run(cfg)
     except BaseException as e:
         multirun = sweep.in_multirun()
         if multirun and isinstance(e, RunDirLocked):
@@ -41,11 +45,10 @@ def task(cfg: DictConfig) -> None:
             print(f"error: {e}", file=sys.stderr)
             sweep.locked_out.append(str(e))
             return
-        if multirun and isinstance(e, Exception):  # recorded; the sweep goes on to the next run
-            sweep.record_failure(cfg, e)
+        if multirun and isinstance(e, Exception):  # tasks.run recorded it; the sweep goes on
             return
         if not multirun and not isinstance(e, RunDirLocked):  # this process holds its lock
-            remove_if_empty(pipeline.resolve_run_dir(None))
+            remove_if_empty(tasks.resolve_run_dir(None))
         if isinstance(e, SynthgenError):  # the user's to fix: one line, no traceback
             fail(str(e))
         if _is_interpolation_error(e):  # a ${...} in the config or an override
@@ -54,7 +57,7 @@ def task(cfg: DictConfig) -> None:
         _task_raised = True
         raise
     if cfg.get("dry_run") and not sweep.in_multirun():  # printed, nothing written
-        remove_if_empty(pipeline.resolve_run_dir(None))
+        remove_if_empty(tasks.resolve_run_dir(None))
 
 
 def main(hydra_main: Callable[[], None]) -> None:
@@ -111,27 +114,21 @@ def remove_if_empty(run_dir: Path) -> bool:
     in them (a run that stopped before its first result). Anything else keeps it whole."""
     from hydra.core.hydra_config import HydraConfig
 
-    from synthgen.rundir.lockfile import LOCK_NAME
+    from synthgen import rundir
 
     if not run_dir.is_dir():
         return False
     log_name = f"{HydraConfig.get().job.name}.log" if HydraConfig.initialized() else "run.log"
+    hydra_files = {rundir.CONFIG, rundir.HYDRA_SETTINGS, rundir.OVERRIDES}
     removable = []
     for p in run_dir.iterdir():
         hydra_record = (
-            p.name == ".hydra"
-            and p.is_dir()
-            and {x.name for x in p.iterdir()}
-            <= {
-                "config.yaml",
-                "hydra.yaml",
-                "overrides.yaml",
-            }
+            p.name == rundir.HYDRA and p.is_dir() and {x.name for x in p.iterdir()} <= hydra_files
         )
         ours = p.is_file() and (
             # config.yaml: written just before the model loads; .lock: this run's own lock
-            p.name in (log_name, "config.yaml", LOCK_NAME)
-            or (p.name in writing.JSONL_FILES and p.stat().st_size == 0)
+            p.name in (log_name, rundir.CONFIG, rundir.LOCK)
+            or (p.name in rundir.JSONL_FILES and p.stat().st_size == 0)
         )
         if not (hydra_record or ours):
             return False

@@ -59,9 +59,20 @@ def _int(cfg: DictConfig, key: str, low: int) -> int:
 
 def check(cfg: DictConfig) -> None:
     """Validate a `task=generate` config. Touches the file system, never loads a model."""
-    from synthgen import backends
-    from synthgen.dataset import filters, prompting
+    from synthgen.dataset import filters
 
+    check_numbers(cfg)
+    check_engine(cfg)
+    check_sampling(cfg)
+    check_corpus(cfg)
+    check_chunking(cfg)
+    check_prompt(cfg)
+    filters.check(cfg)  # numbers in range, patterns compile
+    check_model(cfg)
+
+
+def check_numbers(cfg: DictConfig) -> None:
+    """num_rows, shard.*, and the generation's token counts, seed and batch size."""
     _int(cfg, "num_rows", 1)
     count = _int(cfg, "shard.count", 1)
     index = OmegaConf.select(cfg, "shard.index")
@@ -81,7 +92,10 @@ def check(cfg: DictConfig) -> None:
         cfg.generation.min_new_tokens <= cfg.generation.max_new_tokens,
         "generation.min_new_tokens: must be <= generation.max_new_tokens",
     )
-    check_engine(cfg)
+
+
+def check_sampling(cfg: DictConfig) -> None:
+    """generation.prefill_chunk_size, temperature and top_p."""
     _int(cfg, "generation.prefill_chunk_size", 0)
     t, p = cfg.generation.temperature, cfg.generation.top_p
     _need(isinstance(t, int | float) and t > 0, f"generation.temperature: must be > 0, got {t!r}")
@@ -89,8 +103,9 @@ def check(cfg: DictConfig) -> None:
         isinstance(p, int | float) and 0 < p <= 1, f"generation.top_p: must be in (0, 1], got {p!r}"
     )
 
-    check_corpus(cfg)
 
+def check_chunking(cfg: DictConfig) -> None:
+    """chunking.* (tokens and characters) and keywords.*."""
     ch = cfg.chunking
     _int(cfg, "chunking.chunk_size", 16)
     _int(cfg, "chunking.chunk_overlap", 0)
@@ -101,12 +116,16 @@ def check(cfg: DictConfig) -> None:
         ch.min_chars < ch.max_chars,
         f"chunking.min_chars: must be < chunking.max_chars ({ch.min_chars} >= {ch.max_chars})",
     )
-
     _need(
         cfg.keywords.match in ("word", "substring"),
         f"keywords.match: must be 'word' or 'substring', got {cfg.keywords.match!r}",
     )
     _need(OmegaConf.is_list(cfg.keywords.words), "keywords.words: must be a list of words")
+
+
+def check_prompt(cfg: DictConfig) -> None:
+    """prompt.*: the templates hold their placeholders; reply mode and answer agree."""
+    from synthgen.dataset import prompting
 
     pr = cfg.prompt
     _need(bool(pr.get("name")), "prompt.name: must be set (it goes into every row and its key)")
@@ -144,7 +163,11 @@ def check(cfg: DictConfig) -> None:
             "(or {num_questions} in prompt.question)",
         )
 
-    filters.check(cfg)  # numbers in range, patterns compile
+
+def check_model(cfg: DictConfig) -> None:
+    """model.*: a known backend, a model that can be found, per-stage maps, the backend's own
+    check (its `check(spec, runtime)`, where it has one)."""
+    from synthgen import backends
 
     m = cfg.model
     names = backends.available()
@@ -157,7 +180,23 @@ def check(cfg: DictConfig) -> None:
         cfg.generation.max_new_tokens < m.max_seq_length,
         "generation.max_new_tokens: must be < model.max_seq_length",
     )
-    path = str(m.name_or_path)
+    check_model_path(str(m.name_or_path))
+    fmt = m.get("prompt_format", "chat")
+    _need(fmt in ("chat", "plain"), f"model.prompt_format: must be chat or plain, got {fmt!r}")
+    _need(
+        fmt == "chat" or not m.get("chat_template"),
+        "model.chat_template: unused with model.prompt_format=plain; set it to null",
+    )
+    check_per_stage(m)
+    _need(
+        fmt == "plain" or not m.get("cues"),
+        "model.cues: only used with model.prompt_format=plain (a chat template has its own)",
+    )
+    check_target(cfg)
+
+
+def check_model_path(path: str) -> None:
+    """model.name_or_path: a pypi: package, a model folder, or a hub id like org/name."""
     local = Path(path).expanduser()
     if path.startswith("pypi:"):  # a model shipped as a Python package (synthgen/models.py)
         from synthgen.backends import models
@@ -177,12 +216,10 @@ def check(cfg: DictConfig) -> None:
             bool(_HUB_ID.match(path)),
             f"model.name_or_path: {path!r} is neither a folder nor a hub id like org/name",
         )
-    fmt = m.get("prompt_format", "chat")
-    _need(fmt in ("chat", "plain"), f"model.prompt_format: must be chat or plain, got {fmt!r}")
-    _need(
-        fmt == "chat" or not m.get("chat_template"),
-        "model.chat_template: unused with model.prompt_format=plain; set it to null",
-    )
+
+
+def check_per_stage(m: DictConfig) -> None:
+    """model.cues, model.stop_strings, model.max_new_tokens: maps from a stage to a value."""
     for name, want in (
         ("cues", "a string"),
         ("stop_strings", "a list of strings"),
@@ -205,30 +242,32 @@ def check(cfg: DictConfig) -> None:
             else:
                 ok = isinstance(v, int) and not isinstance(v, bool) and v >= 1
             _need(ok, f"model.{name}.{stage}: must be {want}, got {v!r}")
-    _need(
-        fmt == "plain" or not m.get("cues"),
-        "model.cues: only used with model.prompt_format=plain (a chat template has its own)",
-    )
-    target = m.get("_target_")
-    if target:
-        module, _, attr = str(target).rpartition(".")
-        try:
-            backend_cls = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError) as e:
-            raise ConfigError(f"model._target_: cannot import {target} ({e})") from None
-        from synthgen.backends.base import ModelSpec
 
-        spec_kwargs = {k: v for k, v in OmegaConf.to_container(m, resolve=True).items()}
+
+def check_target(cfg: DictConfig) -> None:
+    """model._target_ imports, its ModelSpec builds, and the backend's own check passes."""
+    m = cfg.model
+    target = m.get("_target_")
+    if not target:
+        return
+    module, _, attr = str(target).rpartition(".")
+    try:
+        backend_cls = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as e:
+        raise ConfigError(f"model._target_: cannot import {target} ({e})") from None
+    from synthgen.backends.base import ModelSpec
+
+    spec_kwargs = {k: v for k, v in OmegaConf.to_container(m, resolve=True).items()}
+    try:
+        spec = ModelSpec.from_kwargs(spec_kwargs)
+    except TypeError as e:
+        raise ConfigError(f"model: {e}") from None
+    backend_check = getattr(backend_cls, "check", None)
+    if backend_check is not None:
         try:
-            spec = ModelSpec.from_kwargs(spec_kwargs)
-        except TypeError as e:
-            raise ConfigError(f"model: {e}") from None
-        backend_check = getattr(backend_cls, "check", None)
-        if backend_check is not None:
-            try:
-                backend_check(spec, runtime=not cfg.get("dry_run", False))
-            except ValueError as e:
-                raise ConfigError(str(e)) from None
+            backend_check(spec, runtime=not cfg.get("dry_run", False))
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
 
 
 def check_engine(cfg: DictConfig) -> None:

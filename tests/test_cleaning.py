@@ -12,7 +12,9 @@ import pytest
 
 from synthgen.dataset import pipeline
 from synthgen.dataset.cleaning import Settings, clean_file
+from synthgen.dataset.corpus import load_corpus
 from synthgen.records import Doc
+from synthgen.settings import Settings as RunSettings
 from tests.conftest import REPO, compose
 
 DATA = REPO / "tests" / "data"
@@ -182,7 +184,7 @@ def test_without_cleaning_the_heads_stay_in_the_chunks() -> None:
         "chunking=small",
         "cleaning=none",
     ]
-    corpus = pipeline.load_corpus(compose(overrides), Counter())
+    corpus = load_corpus(RunSettings.from_cfg(compose(overrides)), Counter())
     train = " ".join(c.text for c in corpus["train"].chunks)
     assert "MIDST OF LIFE" in train and re.search(r"\b1[0-4]\b", train)
     assert re.search(r"[a-z]-[ \t]*\n", train)

@@ -107,7 +107,7 @@ def test_a_cached_hub_model_loads_without_the_hub(tiny_model: Path, tmp_path: Pa
 
 
 def test_help_names_every_task_group_and_option() -> None:
-    from synthgen.dataset.pipeline import TASKS
+    from synthgen.tasks import TASKS
 
     p = cli("--help")
     page = p.stdout

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from synthgen import compare
+from synthgen import compare, tasks
 from synthgen.config import ConfigError
 from synthgen.dataset.writing import excel_safe
 from synthgen.scale import sweep
@@ -282,7 +282,7 @@ def test_compare_task_reports_an_embedder_that_cannot_load(swept, tmp_path: Path
 def test_record_failure_keeps_the_earlier_sessions(tmp_path: Path) -> None:
     old = {"status": "complete", "rows": {"train": 3}, "generation": {"sessions": [{"a": 1}]}}
     (tmp_path / "summary.json").write_text(json.dumps(old))
-    sweep.record_failure(compose(), RuntimeError("CUDA out of\nmemory"), tmp_path)
+    tasks.record_failure(compose(), RuntimeError("CUDA out of\nmemory"), tmp_path)
     s = json.loads((tmp_path / "summary.json").read_text())
     assert s["status"] == "failed" and s["previous_status"] == "complete"
     assert s["error"] == "RuntimeError: CUDA out of memory"  # one line
@@ -331,9 +331,10 @@ def test_labels_drop_what_all_runs_share(tmp_path: Path) -> None:
 
 def test_run_dir_names(monkeypatch: pytest.MonkeyPatch) -> None:
     overrides = ["prompt=critic", "model.name_or_path=/models/m", "num_rows=4", "model=qwen25_7b"]
-    monkeypatch.setattr(sweep, "_swept", {"prompt", "model"})
-    assert sweep.run_dirname(overrides) == "model=qwen25_7b,prompt=critic"
-    monkeypatch.setattr(sweep, "_swept", set())  # no sweep info: every override, path-safe
+    assert (
+        sweep.run_dirname(overrides, swept={"prompt", "model"}) == "model=qwen25_7b,prompt=critic"
+    )
+    # no sweep info: every override, path-safe
     name = sweep.run_dirname(overrides, exclude=["num_rows"])
     assert name == "model.name_or_path=_models_m,model=qwen25_7b,prompt=critic"
     long = [f"prompt.question={'x' * 300}"]

@@ -8,8 +8,15 @@ from pathlib import Path
 
 import pytest
 
+from synthgen.backends.base import encode as encode_chat
 from synthgen.config import ConfigError, SynthgenError
-from synthgen.dataset import pipeline
+from synthgen.dataset import filters, llm, pipeline
+from synthgen.dataset.corpus import load_corpus, make_slots
+from synthgen.dataset.generation import drive
+from synthgen.dataset.rows import RowMaker
+from synthgen.records import Row
+from synthgen.rundir.state import RunState
+from synthgen.settings import Settings
 from tests import fake_backend
 from tests.conftest import compose
 
@@ -222,12 +229,14 @@ def test_a_base_model_reply_is_capped_per_stage() -> None:
 
     cfg = compose(["generation.max_new_tokens=100", "generation.min_new_tokens=60"])
     spec = ModelSpec.from_kwargs(dict(cfg.model))
-    p = pipeline.stage_params(cfg, spec)
+    p = llm.stage_params(Settings.from_cfg(cfg), spec)
     assert p["question"].max_new_tokens == cfg.model.max_new_tokens.question == 48
     assert p["question"].min_new_tokens == 48  # never above its cap
     assert p["answer"].max_new_tokens == 100  # generation.max_new_tokens is the lower one
     chat = compose(["model=qwen25_05b"])
-    q = pipeline.stage_params(chat, ModelSpec.from_kwargs(dict(chat.model)))["question"]
+    q = llm.stage_params(Settings.from_cfg(chat), ModelSpec.from_kwargs(dict(chat.model)))[
+        "question"
+    ]
     assert q.max_new_tokens == chat.generation.max_new_tokens and q.stop_strings == []
 
 
@@ -334,7 +343,7 @@ def test_resume_after_gated_rejects_asks_nothing_twice(tmp_path: Path) -> None:
     rej = jsonl(tmp_path / "rejected.jsonl")
     assert rej[: len(before)] == before
     keys = [r["key"] for r in rej] + [
-        pipeline.Row(**r).key for sp in ("train", "val") for r in rows(tmp_path, sp)
+        Row(**r).key for sp in ("train", "val") for r in rows(tmp_path, sp)
     ]
     assert len(keys) == len(set(keys)) == sum(c["slots"] for c in s["splits"].values())
     fake_backend.Backend.calls = []
@@ -427,25 +436,26 @@ def test_accept_any_keeps_what_the_gates_would_drop_and_counts_it(tmp_path: Path
     fake_backend.Backend.duplicate_questions = True
     cfg = compose([FAKE, "num_rows=4"])
     backend = fake_backend.Backend(name_or_path="fake")
-    state = pipeline.RunState.load(tmp_path, repair=False)
+    state = RunState.load(tmp_path, repair=False)
     seen: list[tuple[str, int | None]] = []
 
     def params_for(stage: str, slot) -> GenParams:
         seen.append((stage, slot.q_index))
         return GenParams(max_new_tokens=5, min_new_tokens=5)
 
-    gen = pipeline.Generator(
-        cfg,
+    gen = RowMaker(
+        Settings.from_cfg(cfg),
         tmp_path,
-        lambda m, stage: pipeline.encode_chat(backend.tokenizer, m, backend.spec, stage),
+        lambda m, stage: encode_chat(backend.tokenizer, m, backend.spec, stage),
         state,
+        filters.Gates(cfg, cfg.prompt),
         accept_any=True,
         params_for=params_for,
     )
-    slots = pipeline.make_slots(cfg, pipeline.load_corpus(cfg, pipeline.Counter()))
+    slots = make_slots(Settings.from_cfg(cfg), load_corpus(Settings.from_cfg(cfg), Counter()))
     jobs = gen.initial_jobs(slots["train"], state, set())
     assert all(j.params == GenParams(max_new_tokens=5, min_new_tokens=5) for j in jobs)
-    pipeline.drive(backend, jobs, gen.on_result, GenParams(), 8)
+    drive(backend, jobs, gen.on_result, GenParams(), 8)
     gen.close()
     assert len(rows(tmp_path)) == 4  # nothing dropped as a duplicate
     assert gen.overridden == {"question:duplicate": 3}

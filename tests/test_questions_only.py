@@ -13,8 +13,8 @@ from omegaconf import OmegaConf
 
 from synthgen import compare
 from synthgen.dataset import pipeline
-from synthgen.dataset.pipeline import SPLITS
 from synthgen.embed import embedding
+from synthgen.rundir import SPLITS
 from synthgen.scale import merge
 from tests.conftest import compose
 

@@ -203,7 +203,7 @@ def test_the_parser_finds_the_commands() -> None:
 @pytest.mark.parametrize("cmd", all_commands(), ids=lambda c: c.line[14:70] or "python run.py")
 def test_every_readme_command_composes_and_checks(cmd: Command) -> None:
     from synthgen.config import ConfigError
-    from synthgen.dataset.pipeline import TASKS
+    from synthgen.tasks import TASKS
 
     missing = cmd.missing_paths(REPO)
     for job in cmd.jobs():

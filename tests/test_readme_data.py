@@ -10,7 +10,8 @@ from collections import Counter
 import pytest
 
 from synthgen.config import check
-from synthgen.dataset import pipeline
+from synthgen.dataset.corpus import load_corpus
+from synthgen.settings import Settings
 from tests.conftest import REPO, compose
 
 SECTIONS = (
@@ -41,7 +42,7 @@ def test_each_section_has_its_command() -> None:
 def test_readme_command_composes_and_reads_the_sample(args: list[str]) -> None:
     cfg = compose(args)
     check(cfg)
-    corpus = pipeline.load_corpus(cfg, Counter(), leak := {})
+    corpus = load_corpus(Settings.from_cfg(cfg), Counter(), leak := {})
     assert leak["pairs"] == []  # the sample corpus shares no passage between its splits
     assert all(sc.chunks for sc in corpus.values())
     if cfg.cleaning.apply_to == [] or "cleaning=none" in args:

@@ -22,10 +22,14 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from synthgen import rundir, tasks
 from synthgen.config import ConfigError, check, row_config
 from synthgen.dataset import pipeline
+from synthgen.dataset.corpus import load_corpus, make_slots
 from synthgen.records import Row
+from synthgen.rundir.state import RunState
 from synthgen.scale import merge, sharding
+from synthgen.settings import Settings
 from tests import fake_backend
 from tests.conftest import REPO, compose
 from tests.conftest import cli as conftest_cli
@@ -39,8 +43,8 @@ SPLITS = ("train", "val")
 
 def test_shards_split_the_slots_of_one_run_exactly() -> None:
     cfg = compose(["num_rows=9", "prompt.questions_per_chunk=2", "chunking=small"])
-    corpus = pipeline.load_corpus(cfg, Counter())
-    slots = pipeline.make_slots(cfg, corpus)
+    corpus = load_corpus(Settings.from_cfg(cfg), Counter())
+    slots = make_slots(Settings.from_cfg(cfg), corpus)
     assert sharding.keep(slots, 1, 0) == slots
     for count in (2, 3, 5):
         parts = [sharding.keep(slots, count, i) for i in range(count)]
@@ -110,7 +114,7 @@ def test_merge_is_one_run_with_each_key_once(tmp_path: Path, fake) -> None:
         job(sweep, ["num_rows=7", "shard.count=3", f"shard.index={i}"])
     out = merge.merge_sweep(sweep)["merged"][0]
     d = sweep / "merged"
-    assert out["status"] == "complete" and (d / sharding.DONE).exists()
+    assert out["status"] == "complete" and (d / rundir.DONE).exists()
     for s in SPLITS:
         assert json.loads((d / f"{s}.json").read_text()) == json.loads(
             (tmp_path / "one" / f"{s}.json").read_text()
@@ -120,7 +124,7 @@ def test_merge_is_one_run_with_each_key_once(tmp_path: Path, fake) -> None:
     assert out["generation"]["output_tokens"] == one["generation"]["output_tokens"]
     assert OmegaConf.load(d / "config.yaml").shard == {"count": 1, "index": 0}
     # a tool collecting runs takes the merged dir and the 1-shard run, not the shards
-    runs = [p.parent for p in tmp_path.rglob("summary.json") if not sharding.is_shard(p.parent)]
+    runs = [p.parent for p in tmp_path.rglob("summary.json") if not rundir.is_shard(p.parent)]
     assert sorted(runs) == sorted([tmp_path / "one", d])
 
 
@@ -131,14 +135,12 @@ def test_a_question_asked_in_two_shards_is_kept_once(tmp_path: Path, fake) -> No
     for i in range(2):
         job(sweep, ["num_rows=6", "shard.count=2", f"shard.index={i}"])
     assert all(
-        len(pipeline.RunState.load(d, False).rows["train"]) == 1
-        for d in sweep.iterdir()
-        if d.is_dir()
+        len(RunState.load(d, False).rows["train"]) == 1 for d in sweep.iterdir() if d.is_dir()
     ), "each shard keeps its own first question"
     out = merge.merge_sweep(sweep)["merged"][0]
     assert out["rows"] == one["rows"] == {"train": 1, "val": 1}
     assert out["splits"]["train"]["duplicates"] == one["splits"]["train"]["duplicates"] == 5
-    rejected = pipeline.RunState.load(sweep / "merged", False).rejected
+    rejected = RunState.load(sweep / "merged", False).rejected
     assert len({r["key"] for r in rejected}) == len(rejected) == 10
 
 
@@ -152,7 +154,7 @@ def test_an_answer_given_in_two_shards_is_kept_once(tmp_path: Path, fake) -> Non
     sweep = tmp_path / "sweep"
     for i in range(2):
         job(sweep, [*over, "shard.count=2", f"shard.index={i}"])
-    shards = [pipeline.RunState.load(d, False) for d in sweep.iterdir() if d.is_dir()]
+    shards = [RunState.load(d, False) for d in sweep.iterdir() if d.is_dir()]
     assert sum(len(st.rows["train"]) for st in shards) == 2, "each shard keeps its own first"
     out = merge.merge_sweep(sweep)["merged"][0]
     assert out["rows"] == one["rows"] == {"train": 1, "val": 1}
@@ -160,7 +162,7 @@ def test_an_answer_given_in_two_shards_is_kept_once(tmp_path: Path, fake) -> Non
         assert out["splits"][s]["rejected_answers"] == one["splits"][s]["rejected_answers"]
     assert out["filters"] == one["filters"]
     assert out["filters"]["rejected"] == {"answer:near_duplicate_answer": 10}
-    rejected = pipeline.RunState.load(sweep / "merged", False).rejected
+    rejected = RunState.load(sweep / "merged", False).rejected
     assert len({r["key"] for r in rejected}) == len(rejected) == 10
     assert all({"score", "threshold", "filters"} <= set(r) for r in rejected)
 
@@ -246,7 +248,7 @@ def test_every_launcher_config_is_here() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(LAUNCHERS))
-@pytest.mark.filterwarnings("ignore:\\s*'hydra/launcher/:UserWarning")  # see synthgen/sharding.py
+@pytest.mark.filterwarnings("ignore:\\s*'hydra/launcher/:UserWarning")  # sweep.py
 def test_launcher_config_composes_with_every_key_commented(name: str) -> None:
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
@@ -328,7 +330,7 @@ def rows_of(d: Path) -> dict[str, list[dict]]:
 
 def jsonl_keys(d: Path) -> list[str]:
     """Row keys in the JSONL files of a dir (a cut last line tolerated)."""
-    st = pipeline.RunState.load(d, repair=False)
+    st = RunState.load(d, repair=False)
     return [Row(**r).key for s in SPLITS for r in st.rows[s]]
 
 
@@ -365,7 +367,7 @@ def test_two_shards_make_exactly_the_rows_of_one_run(two_shards, one_run: Path) 
     sweep, _ = two_shards
     shards = shard_dirs(sweep)
     assert set(shards) == {(2, 0), (2, 1)}
-    assert all((d / sharding.DONE).exists() for d in shards.values())
+    assert all((d / rundir.DONE).exists() for d in shards.values())
     assert all(jsonl_keys(d) for d in shards.values()), "a shard made no rows: test is moot"
     merged = sweep / "merged"
     assert rows_of(merged) == rows_of(one_run)  # same rows, same text, same order
@@ -417,7 +419,7 @@ def cut_one_shard(sweep: Path) -> tuple[Path, str]:
     last = raw.rstrip(b"\n").rfind(b"\n") + 1
     lost = Row(**json.loads(raw[last:])).key
     path.write_bytes(raw[: last + 40])
-    (d / sharding.DONE).unlink()
+    (d / rundir.DONE).unlink()
     return d, lost
 
 
@@ -437,7 +439,7 @@ def test_relaunch_after_a_cut_shard_regenerates_only_the_lost_row(
         s = json.loads((d / "summary.json").read_text())
         expect = {"question": 0, "answer": 1} if d == cut else {"question": 0, "answer": 0}
         assert s["this_session"]["prompts"] == expect  # the lost answer, and nothing else
-        assert (d / sharding.DONE).exists()
+        assert (d / rundir.DONE).exists()
 
 
 @slow
@@ -478,7 +480,7 @@ def test_merge_by_hand_refuses_unfinished_shards_in_one_line(two_shards, tmp_pat
     assert rows_of(copy / "merged") == rows_of(sweep / "merged")
 
     missing = shard_dirs(copy)[(2, 1)]
-    (missing / sharding.DONE).unlink()
+    (missing / rundir.DONE).unlink()
     p = cli(*merge_args, check=False)
     assert p.returncode == 2 and p.stderr.count("\n") == 1, p.stderr
     assert p.stderr.startswith("error: merge.sweep: 1 shard(s)")
@@ -493,7 +495,7 @@ def test_merge_by_hand_refuses_unfinished_shards_in_one_line(two_shards, tmp_pat
     assert s["status"] == "partial" and s["unfinished"] == [
         "shard.count=2,shard.index=1 never started"
     ]
-    assert not (copy / "merged" / sharding.DONE).exists()
+    assert not (copy / "merged" / rundir.DONE).exists()
     assert sorted(jsonl_keys(copy / "merged")) == sorted(jsonl_keys(shard_dirs(copy)[(2, 0)]))
 
 
@@ -558,10 +560,10 @@ def test_a_refused_relaunch_keeps_a_finished_run_finished(tmp_path: Path) -> Non
     from synthgen.scale import sweep
 
     (tmp_path / "summary.json").write_text(json.dumps({"status": "complete", "rows": {"train": 3}}))
-    sweep.record_failure(compose(), ConfigError("resume: made with another config"), tmp_path)
+    tasks.record_failure(compose(), ConfigError("resume: made with another config"), tmp_path)
     s = json.loads((tmp_path / "summary.json").read_text())
     assert s["status"] == "complete" and s["rows"] == {"train": 3}
     assert s["last_attempt_error"] == "resume: made with another config"
     assert sweep.run_status(tmp_path) == "failed"  # the sweep still exits 1
-    sweep.record_failure(compose(), RuntimeError("crash mid-run"), tmp_path)
+    tasks.record_failure(compose(), RuntimeError("crash mid-run"), tmp_path)
     assert json.loads((tmp_path / "summary.json").read_text())["status"] == "failed"

@@ -9,34 +9,20 @@ from __future__ import annotations
 
 import base64
 import html
-import math
-import re
-import textwrap
 from pathlib import Path
 from typing import Any
 
-from synthgen.compare import AT, HITS, METRICS, Metric
+from synthgen.compare.catalogue import METRICS, Metric, fmt
+from synthgen.compare.plots import make_plots
 from synthgen.dataset import writing
+from synthgen.embed.retrieval import AT, HITS, KEYS
 
-PLOTS = "compare_plots"  # folder of the PNGs, next to compare.md
 CELL = 90  # characters of a config value or example text shown in Markdown/HTML tables
 CHUNK = 600  # characters of an example's chunk shown in Markdown/HTML
 
 # ("h1"|"h2"|"h3", text) | ("p"|"quote", text) | ("ul", [text]) | ("table", headers, rows)
 # | ("img", title, file)
 Block = tuple
-
-
-def fmt(value: Any, kind: str) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    if kind == "rate":
-        return f"{value:.1%}"
-    if kind == "score":
-        return f"{value:.3f}"
-    if kind in ("tokens", "seconds", "speed"):
-        return f"{value:.1f}"
-    return str(value)
 
 
 def short(value: Any, n: int = CELL) -> str:
@@ -50,7 +36,7 @@ def short(value: Any, n: int = CELL) -> str:
 
 def write_report(out: Path, result: dict[str, Any]) -> list[str]:
     """Write every report file into `out`; returns their names relative to it."""
-    plots = make_plots(out / PLOTS, result)
+    plots = make_plots(out, result)
     blocks = sections(result, plots)
     writing.write_json(out / "compare.json", result)
     write_xlsx(out / "compare.xlsx", result)
@@ -63,9 +49,23 @@ def write_report(out: Path, result: dict[str, Any]) -> list[str]:
 
 
 def sections(result: dict[str, Any], plots: dict[str, str]) -> list[Block]:
-    runs = result["runs"]
-    metrics = result["metrics"]
-    complete = [m for m in metrics if m["status"] == "complete"]
+    """The report top to bottom; each part is one function below."""
+    complete = [m for m in result["metrics"] if m["status"] == "complete"]
+    return [
+        *_overview(result),
+        *_headline(complete),
+        *_retrieval(result),
+        *_rejects(result, complete),
+        *_splits(result),
+        *_plots(plots),
+        *_examples(result),
+        ("h2", "What the numbers mean"),
+        ("ul", [f"{m.title}: {m.help}" for m in METRICS if m.key != "top_start" and not _minor(m)]),
+    ]
+
+
+def _overview(result: dict[str, Any]) -> list[Block]:
+    runs, metrics = result["runs"], result["metrics"]
     b: list[Block] = [
         ("h1", f"synthgen comparison of {len(runs)} runs"),
         (
@@ -90,20 +90,28 @@ def sections(result: dict[str, Any], plots: dict[str, str]) -> list[Block]:
         )
     else:
         b.append(("p", "None: the runs share one config."))
-    b.append(("h2", "Headline numbers"))
-    if complete:
-        rows = []
-        for m in METRICS:
-            if all(x.get(m.key) is None for x in complete):
-                continue
-            better = {"higher": "higher is better", "lower": "lower is better"}.get(m.better, "")
-            if "hit@" in m.key or "mrr@" in m.key or "ndcg@" in m.key:
-                better = "lower = harder questions"
-            rows.append([m.title, *(fmt(x.get(m.key), m.kind) for x in complete), better])
-        b.append(("table", ["metric", *(x["run"] for x in complete), "reading"], rows))
-    else:
-        b.append(("p", "No complete run."))
-    b += [
+    return b
+
+
+def _headline(complete: list[dict[str, Any]]) -> list[Block]:
+    if not complete:
+        return [("h2", "Headline numbers"), ("p", "No complete run.")]
+    rows = []
+    for m in METRICS:
+        if all(x.get(m.key) is None for x in complete):
+            continue
+        better = {"higher": "higher is better", "lower": "lower is better"}.get(m.better, "")
+        if "hit@" in m.key or "mrr@" in m.key or "ndcg@" in m.key:
+            better = "lower = harder questions"
+        rows.append([m.title, *(fmt(x.get(m.key), m.kind) for x in complete), better])
+    return [
+        ("h2", "Headline numbers"),
+        ("table", ["metric", *(x["run"] for x in complete), "reading"], rows),
+    ]
+
+
+def _retrieval(result: dict[str, Any]) -> list[Block]:
+    b: list[Block] = [
         ("h2", "Retrieval difficulty on val"),
         (
             "p",
@@ -112,94 +120,82 @@ def sections(result: dict[str, Any], plots: dict[str, str]) -> list[Block]:
             f"other chunking have other val corpora: compare val chunks too. {result['embedder']}.",
         ),
     ]
-    keys = [*(f"hit@{k}" for k in HITS), f"mrr@{AT}", f"ndcg@{AT}"]
     if result["retrieval"]:
-        b.append(
-            (
-                "table",
-                ["run", "method", "model", "queries", "val chunks", *keys],
-                [
-                    [
-                        r["run"],
-                        r["method"],
-                        r["model"],
-                        r["queries"],
-                        r["val_chunks"],
-                        *(fmt(r[k], "score") for k in keys),
-                    ]
-                    for r in result["retrieval"]
-                ],
-            )
-        )
-    if result.get("rejects"):
-        labels = [m["run"] for m in complete]
-        b += [
-            ("h2", "Rejects by reason"),
-            (
-                "p",
-                "Share of each run's slots rejected for each reason (stage:reason). Gate = a "
-                "quality gate of conf/filters dropped it; the others are parsing and duplicate "
-                "questions. A reason a run never gave shows 0.0%.",
-            ),
-            (
-                "table",
-                ["reason", "gate", *labels],
-                [
-                    [
-                        r["reason"],
-                        "yes" if r["gate"] else "",
-                        *(fmt(r.get(x) or 0.0, "rate") for x in labels),
-                    ]
-                    for r in result["rejects"]
-                ],
-            ),
+        head = ["run", "method", "model", "queries", "val chunks", *KEYS]
+        rows = [
+            [
+                r["run"],
+                r["method"],
+                r["model"],
+                r["queries"],
+                r["val_chunks"],
+                *(fmt(r[k], "score") for k in KEYS),
+            ]
+            for r in result["retrieval"]
         ]
-    if result["splits"]:
-        cols = []
-        for s in result["splits"]:
-            cols += [k for k in s if k not in cols]
-        b += [
-            ("h2", "Per split"),
-            (
-                "table",
-                cols,
-                [
-                    [s.get(c, 0) if c.startswith("rejected") else s.get(c) for c in cols]
-                    for s in result["splits"]
-                ],
-            ),
-        ]
-    if plots:
-        b.append(("h2", "Plots"))
-        b += [("img", title, file) for title, file in plots.items()]
-    if result["examples"]:
-        b += [
-            ("h2", "Side by side"),
-            ("p", "The same chunk and question index in each run (all of them in compare.xlsx)."),
-        ]
-        for ex in result["examples"]:
-            b.append(
-                (
-                    "h3",
-                    f"{ex['split']} · {ex['source']} · chunk {ex['chunk_id']} · "
-                    f"question {ex['q_index']}",
-                )
-            )
-            b.append(("quote", short(ex["chunk"], CHUNK)))
-            b.append(
-                (
-                    "table",
-                    ["run", "question", "answer"],
-                    [
-                        [label, short(qa["question"], 300), short(qa["answer"], 300)]
-                        for label, qa in ex["runs"].items()
-                    ],
-                )
-            )
-    b += [
-        ("h2", "What the numbers mean"),
-        ("ul", [f"{m.title}: {m.help}" for m in METRICS if m.key != "top_start" and not _minor(m)]),
+        b.append(("table", head, rows))
+    return b
+
+
+def _rejects(result: dict[str, Any], complete: list[dict[str, Any]]) -> list[Block]:
+    if not result.get("rejects"):
+        return []
+    labels = [m["run"] for m in complete]
+    rows = [
+        [r["reason"], "yes" if r["gate"] else "", *(fmt(r.get(x) or 0.0, "rate") for x in labels)]
+        for r in result["rejects"]
     ]
+    return [
+        ("h2", "Rejects by reason"),
+        (
+            "p",
+            "Share of each run's slots rejected for each reason (stage:reason). Gate = a "
+            "quality gate of conf/filters dropped it; the others are parsing and duplicate "
+            "questions. A reason a run never gave shows 0.0%.",
+        ),
+        ("table", ["reason", "gate", *labels], rows),
+    ]
+
+
+def _splits(result: dict[str, Any]) -> list[Block]:
+    if not result["splits"]:
+        return []
+    cols: list[str] = []
+    for s in result["splits"]:
+        cols += [k for k in s if k not in cols]
+    rows = [
+        [s.get(c, 0) if c.startswith("rejected") else s.get(c) for c in cols]
+        for s in result["splits"]
+    ]
+    return [("h2", "Per split"), ("table", cols, rows)]
+
+
+def _plots(plots: dict[str, str]) -> list[Block]:
+    if not plots:
+        return []
+    return [("h2", "Plots"), *(("img", title, file) for title, file in plots.items())]
+
+
+def _examples(result: dict[str, Any]) -> list[Block]:
+    if not result["examples"]:
+        return []
+    b: list[Block] = [
+        ("h2", "Side by side"),
+        ("p", "The same chunk and question index in each run (all of them in compare.xlsx)."),
+    ]
+    for ex in result["examples"]:
+        title = (
+            f"{ex['split']} · {ex['source']} · chunk {ex['chunk_id']} · question {ex['q_index']}"
+        )
+        rows = [
+            [label, short(qa["question"], 300), short(qa["answer"], 300)]
+            for label, qa in ex["runs"].items()
+        ]
+        b += [
+            ("h3", title),
+            ("quote", short(ex["chunk"], CHUNK)),
+            ("table", ["run", "question", "answer"], rows),
+        ]
     return b
 
 
@@ -341,109 +337,3 @@ def write_xlsx(path: Path, result: dict[str, Any]) -> None:
 
 def _cell(v: Any) -> Any:
     return v if isinstance(v, str | int | float | bool) or v is None else str(v)
-
-
-# --- plots -------------------------------------------------------------------------------------
-
-
-def make_plots(folder: Path, result: dict[str, Any]) -> dict[str, str]:
-    """One horizontal bar chart per headline metric and a length histogram each for
-    questions and answers; titles say which way is better. Returns {title: relative path}."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    complete = [m for m in result["metrics"] if m["status"] == "complete"]
-    if not complete:
-        return {}
-    folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob("*.png"):  # a rerun may plot fewer metrics: no stale charts
-        old.unlink()
-    labels = ["\n".join(textwrap.wrap(m["run"], 30)) or m["run"] for m in complete]
-    colors = [plt.get_cmap("tab10")(i % 10) for i in range(len(complete))]
-    out: dict[str, str] = {}
-    for metric in METRICS:
-        values = [m.get(metric.key) for m in complete]
-        if not metric.plot or all(v is None for v in values):
-            continue
-        title = _plot_title(metric)
-        scale = 100 if metric.kind == "rate" else 1
-        fig, ax = plt.subplots(figsize=(7, 1.4 + 0.5 * len(complete)))
-        y = range(len(complete))
-        ax.barh(y, [(v or 0) * scale for v in values], color=colors)
-        ax.set_yticks(list(y), labels, fontsize=8)
-        ax.invert_yaxis()
-        for i, v in enumerate(values):
-            ax.annotate(
-                fmt(v, metric.kind),
-                ((v or 0) * scale, i),
-                xytext=(3, 0),
-                textcoords="offset points",
-                va="center",
-                fontsize=8,
-            )
-        ax.set_xlabel(_unit(metric))
-        ax.set_title(title, fontsize=10)
-        ax.margins(x=0.15)
-        if metric.kind in ("rate", "score") and max((v or 0) for v in values) <= 1:
-            ax.set_xlim(0, 100 * 1.15 if metric.kind == "rate" else 1.15)
-        fig.tight_layout()
-        name = f"{PLOTS}/{re.sub(r'[^A-Za-z0-9_]+', '_', metric.key)}.png"
-        fig.savefig(folder.parent / name, dpi=100)
-        plt.close(fig)
-        out[title] = name
-    for part in ("question", "answer"):
-        series = [
-            (lab, result["lengths"][m["run"]][part])
-            for lab, m in zip(labels, complete, strict=True)
-        ]
-        allv = [v for _, vals in series for v in vals]
-        if not allv:
-            continue
-        fig, ax = plt.subplots(figsize=(7, 4))
-        bins = min(30, max(5, int(max(allv) - min(allv)) + 1))
-        edges = list(_linspace(min(allv), max(allv) + 1, bins + 1))
-        for (lab, vals), c in zip(series, colors, strict=True):
-            if vals:
-                ax.hist(vals, bins=edges, histtype="step", linewidth=1.8, color=c, label=lab)
-        ax.set_xlabel(f"{part} length (generated tokens)")
-        ax.set_ylabel("rows")
-        ax.set_title(f"{part.capitalize()} length per run", fontsize=10)
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        name = f"{PLOTS}/{part}_length_hist.png"
-        fig.savefig(folder.parent / name, dpi=100)
-        plt.close(fig)
-        out[f"{part.capitalize()} length per run"] = name
-    return out
-
-
-def _plot_title(m: Metric) -> str:
-    if "hit@" in m.key or "mrr@" in m.key:
-        return f"{m.title}: lower = harder questions"
-    if m.better:
-        return f"{m.title}: {m.better} is better"
-    return m.title
-
-
-def _unit(m: Metric) -> str:
-    return {
-        "rate": "% of "
-        + (
-            "keywords"
-            if m.key.startswith("kw_")
-            else "slots"
-            if m.key in ("reject_rate", "duplicate_rate", "parse_failure_rate", "gate_reject_rate")
-            else "questions"
-        ),
-        "score": "score (0-1)",
-        "tokens": "tokens",
-        "seconds": "seconds",
-        "speed": "output tokens per second",
-        "count": "rows",
-    }.get(m.kind, "")
-
-
-def _linspace(a: float, b: float, n: int) -> list[float]:
-    return [a + (b - a) * i / (n - 1) for i in range(n)]

@@ -14,59 +14,46 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import time
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
+from synthgen import rundir
 from synthgen.config import ConfigError, SynthgenError
 from synthgen.dataset import filters, writing
 from synthgen.embed import embedding
-from synthgen.records import Row
-from synthgen.scale import sharding
+from synthgen.records import Rejected, SplitCounts
+from synthgen.rundir import SPLITS
+from synthgen.rundir.state import RunState
+from synthgen.tasks import TaskRun, task
 
 log = logging.getLogger(__name__)
-SPLITS = ("train", "val")
 
 
-def refilter(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
-    from synthgen.dataset.pipeline import RunState, now, versions
-
-    t0, started = time.perf_counter(), now()
+@task("filter")
+def refilter(t: TaskRun) -> dict[str, Any]:
+    cfg, run_dir = t.cfg, t.run_dir
     src = embedding.run_dir_arg(OmegaConf.select(cfg, "filter.data"), "filter.data")
     embedding.check_out_dir(run_dir, src, "filter.data")
-    if not (src / sharding.DONE).exists() or not (src / "config.yaml").exists():
+    if not rundir.is_done(src) or not rundir.has_config(src):
         raise ConfigError(
-            f"filter.data: {src} is not a finished run dir (no {sharding.DONE} or config.yaml); "
-            "finish it first: run its command again with the same hydra.run.dir"
+            f"filter.data: {src} is not a finished run dir (no {rundir.DONE} or "
+            f"{rundir.CONFIG}); finish it first: run its command again with the same hydra.run.dir"
         )
-    source_cfg = OmegaConf.load(src / "config.yaml")
+    source_cfg = rundir.load_config(src)
     filters.check(cfg)
     gates = filters.Gates(cfg, source_cfg.get("prompt"))
     gates.prepare()
     try:
         state = RunState.load(src, repair=False)
-        rows = {s: _load(src / f"{s}.json") for s in SPLITS}  # the dataset, in dataset order
-        corpus = {s: _load(src / f"{s}_corpus.json") for s in SPLITS}
+        rows = {s: _load(src / rundir.dataset_file(s)) for s in SPLITS}  # in dataset order
+        corpus = {s: _load(src / rundir.corpus_file(s)) for s in SPLITS}
     except (OSError, ValueError) as e:
         raise SynthgenError(f"filter.data: {e}") from None
-    source_summary = _load(src / "summary.json") if (src / "summary.json").exists() else {}
+    source_summary = rundir.read_summary(src, default={})
 
-    kept: dict[str, list[dict]] = {s: [] for s in SPLITS}
-    dropped: list[dict] = []
-    for s in SPLITS:
-        for r in rows[s]:  # dataset order: of two near-duplicate answers the first stays
-            stage, drop = "question", gates.question(r["question"], r["doc"])
-            if drop is None:
-                stage = "answer"
-                drop = gates.answer(r["answer"], r["doc"], r["question"], s, r["chunk_id"])
-            if drop is None:
-                gates.accept(r["answer"], s, r["chunk_id"])
-                kept[s].append(r)
-            else:
-                dropped.append(_reject(r, stage, drop, gates.name))
+    kept, dropped = _gate(gates, rows)
     # accepted questions (answered or not) that the question gates still accept
     questions = [
         q
@@ -76,33 +63,25 @@ def refilter(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     rejected = [*state.rejected, *dropped]
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / sharding.DONE).unlink(missing_ok=True)
+    rundir.clear_done(run_dir)
     for s in SPLITS:
-        writing.write_jsonl(run_dir / f"{s}.jsonl", kept[s])
-    writing.write_jsonl(run_dir / "rejected.jsonl", rejected)
-    writing.write_jsonl(run_dir / "questions.jsonl", questions)
+        writing.write_jsonl(run_dir / rundir.rows_file(s), kept[s])
+    writing.write_jsonl(run_dir / rundir.REJECTED, rejected)
+    writing.write_jsonl(run_dir / rundir.QUESTIONS, questions)
     files = writing.write_outputs(run_dir, kept, corpus)
     out_cfg = OmegaConf.create(OmegaConf.to_container(source_cfg, resolve=True))
     out_cfg.filters = OmegaConf.to_container(cfg.filters, resolve=True) if "filters" in cfg else {}
     out_cfg.task = "filter"
     out_cfg.filter = {"data": str(src)}
-    tmp = run_dir / "config.yaml.tmp"
-    OmegaConf.save(out_cfg, tmp)
-    os.replace(tmp, run_dir / "config.yaml")
+    t.save_config(out_cfg, resolve=False)
 
     summary = _summary(source_summary, src, run_dir, rows, kept, rejected, dropped, gates.name)
     summary.update(
-        started=started,
-        finished=now(),
-        versions=versions(),
-        files=sorted([*files, "config.yaml", "summary.json", *writing.JSONL_FILES, sharding.DONE]),
+        started=t.started,
+        files=sorted([*files, rundir.CONFIG, rundir.SUMMARY, *rundir.JSONL_FILES, rundir.DONE]),
+        seconds={**source_summary.get("seconds", {}), "filter": round(t.elapsed(), 3)},
     )
-    summary["seconds"] = {
-        **source_summary.get("seconds", {}),
-        "filter": round(time.perf_counter() - t0, 3),
-    }
-    writing.write_json(run_dir / "summary.json", summary)
-    writing.write_json(run_dir / sharding.DONE, {"finished": summary["finished"]})  # last
+    summary = t.finish(summary, done=True)
     log.info(
         "filter %s: kept train %d/%d, val %d/%d -> %s",
         gates.name,
@@ -120,26 +99,35 @@ def refilter(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     return summary
 
 
+def _gate(
+    gates: filters.Gates, rows: dict[str, list[dict]]
+) -> tuple[dict[str, list[dict]], list[dict]]:
+    """(kept rows per split, rejected records of the dropped ones)."""
+    kept: dict[str, list[dict]] = {s: [] for s in SPLITS}
+    dropped: list[dict] = []
+    for s in SPLITS:
+        for r in rows[s]:  # dataset order: of two near-duplicate answers the first stays
+            stage, drop = "question", gates.question(r["question"], r["doc"])
+            if drop is None:
+                stage = "answer"
+                drop = gates.answer(r["answer"], r["doc"], r["question"], s, r["chunk_id"])
+            if drop is None:
+                gates.accept(r["answer"], s, r["chunk_id"])
+                kept[s].append(r)
+            else:
+                dropped.append(_reject(r, stage, drop, gates.name))
+    return kept, dropped
+
+
 def _load(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
 def _reject(row: dict, stage: str, drop: filters.Drop, name: str) -> dict:
     """The rejected.jsonl line a generate run would have written for this row."""
-    return {
-        "key": Row(**row).key,
-        "split": row["split"],
-        "chunk_id": row["chunk_id"],
-        "source": row["source"],
-        "q_index": row["q_index"],
-        "stage": stage,
-        "reason": drop.reason,
-        "question": row["question"],
-        "raw": row["question"] if stage == "question" else row["answer"],
-        **drop.record(),
-        "filters": name,
-        "task": "filter",
-    }
+    raw = row["question"] if stage == "question" else row["answer"]
+    extra = {**drop.record(), "filters": name, "task": "filter"}
+    return Rejected.of_row(row, stage, drop.reason, raw=raw, extra=extra).to_dict()
 
 
 def _summary(
@@ -153,20 +141,13 @@ def _summary(
     name: str,
 ) -> dict[str, Any]:
     """The source's summary with every count the gates change recomputed."""
-    from collections import Counter
-
     out = {k: v for k, v in source.items() if k != "this_session"}  # no generation ran here
-    splits = {}
-    for s in SPLITS:
-        rq = Counter(r["reason"] for r in rejected if r["split"] == s and r["stage"] == "question")
-        ra = Counter(r["reason"] for r in rejected if r["split"] == s and r["stage"] == "answer")
-        splits[s] = {
-            **source.get("splits", {}).get(s, {}),
-            "rows": len(kept[s]),
-            "duplicates": rq.get("duplicate", 0),
-            "rejected_questions": dict(sorted(rq.items())),
-            "rejected_answers": dict(sorted(ra.items())),
-        }
+    splits = {
+        s: SplitCounts.from_dict(source.get("splits", {}).get(s, {}))
+        .with_rejects(len(kept[s]), rejected, s)
+        .to_dict()
+        for s in SPLITS
+    }
     out.update(
         run_dir=str(run_dir),
         task="filter",

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from synthgen.dataset import faults
+from synthgen.rundir import EXCEL, corpus_file, dataset_file
+from synthgen.rundir import write_json as write_json  # atomic; tasks write their files with it
 
-# appended as the run goes; with config.yaml and summary.json every run dir holds these
-JSONL_FILES = ("train.jsonl", "val.jsonl", "rejected.jsonl", "questions.jsonl")
 EXCEL_CELL_MAX = 32_767  # characters an XLSX cell holds
 _FORMULA_START = ("=", "+", "-", "@")
 # control characters XLSX (XML 1.0) cannot store; openpyxl raises IllegalCharacterError on them
@@ -86,14 +86,6 @@ class JsonlAppender:
     def close(self) -> None:
         self.sync()
         self.f.close()
-
-
-def write_json(path: Path, obj: Any) -> None:
-    """Write to a temp file and rename, so a reader never sees half a file."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, ensure_ascii=False, indent=2)
-    os.replace(tmp, path)
 
 
 def write_jsonl(path: Path, records: Iterable[dict]) -> None:
@@ -173,13 +165,13 @@ def write_outputs(
     for split, split_rows in rows.items():
         queries = {r["id"]: r["question"] for r in split_rows}
         relevant = {r["id"]: [r["chunk_id"]] for r in split_rows}
-        put(f"{split}.json", split_rows)
-        put(f"{split}_corpus.json", corpus[split])
-        put(f"{split}_queries.json", queries)
-        put(f"{split}_relevant_docs.json", relevant)
+        put(dataset_file(split), split_rows)
+        put(corpus_file(split), corpus[split])
+        put(dataset_file(split, "queries"), queries)
+        put(dataset_file(split, "relevant_docs"), relevant)
         # LlamaIndex's EmbeddingQAFinetuneDataset layout (its from_json loads this file)
         put(
-            f"{split}_dataset.json",
+            dataset_file(split, "dataset"),
             {
                 "queries": queries,
                 "corpus": corpus[split],
@@ -187,7 +179,7 @@ def write_outputs(
                 "mode": "text",
             },
         )
-    write_excel(run_dir / "dataset.xlsx", rows)
-    written.append("dataset.xlsx")
+    write_excel(run_dir / EXCEL, rows)
+    written.append(EXCEL)
     faults.point("write")
     return written

@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 
 from synthgen.config import ConfigError, SynthgenError
 from synthgen.dataset import writing
+from synthgen.rundir import corpus_file, rows_file
 
 log = logging.getLogger(__name__)
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
@@ -63,10 +64,10 @@ def run_dir_arg(value: Any, key: str) -> Path:
 
 def load_split(run_dir: Path, split: str, key: str) -> Split:
     """Rows of `<split>.jsonl` (the source of truth, finished or not) and `<split>_corpus.json`."""
-    rows_path, corpus_path = run_dir / f"{split}.jsonl", run_dir / f"{split}_corpus.json"
+    rows_path, corpus_path = run_dir / rows_file(split), run_dir / corpus_file(split)
     if not rows_path.exists():
         raise ConfigError(
-            f"{key}: {run_dir} has no {split}.jsonl (not a run dir of task=generate?)"
+            f"{key}: {run_dir} has no {rows_path.name} (not a run dir of task=generate?)"
         )
     try:
         rows = writing.read_jsonl(rows_path)
@@ -76,7 +77,7 @@ def load_split(run_dir: Path, split: str, key: str) -> Split:
         raise ConfigError(f"{key}: {rows_path} holds no rows")
     if not corpus_path.exists():
         raise ConfigError(
-            f"{key}: {run_dir} has no {split}_corpus.json (written when task=generate finishes; "
+            f"{key}: {run_dir} has no {corpus_path.name} (written when task=generate finishes; "
             "run it again with the same hydra.run.dir to complete it)"
         )
     corpus = json.loads(corpus_path.read_text(encoding="utf-8"))
@@ -84,7 +85,7 @@ def load_split(run_dir: Path, split: str, key: str) -> Split:
     if missing:
         raise ConfigError(
             f"{key}: {len(missing)} {split} rows point to chunks missing from "
-            f"{split}_corpus.json (e.g. {missing[0]})"
+            f"{corpus_path.name} (e.g. {missing[0]})"
         )
     pos = {cid: i for i, cid in enumerate(corpus)}  # the corpus is in chunk order
     rows.sort(key=lambda r: (pos[r["chunk_id"]], r.get("q_index", 0), r["id"]))
@@ -134,14 +135,11 @@ def load_embedder(
     cfg: DictConfig, path: Any = None, key: str = "embedder.name_or_path", device: str | None = None
 ) -> Any:
     """SentenceTransformer for `path` (default: embedder.name_or_path), errors as one line."""
-    from sentence_transformers import SentenceTransformer
+    import sentence_transformers  # noqa: F401  (a missing extra stays an ImportError)
 
     name = check_embedder(cfg, path, key)
     try:
-        from synthgen.backends import models
-
-        # a hub id with the hub unreachable: the cached copy, or one line at once (no retries)
-        model = SentenceTransformer(models.resolve(name, key=key), device=device)
+        model = open_model(name, key, device)
     except SynthgenError:  # already one line naming the key
         raise
     except Exception as e:  # OSError offline, ValueError on a broken folder, ...
@@ -152,6 +150,17 @@ def load_embedder(
     want = int(cfg.embedder.max_seq_length)
     model.max_seq_length = min(want, own) if own else want
     return model
+
+
+def open_model(name: str, key: str, device: str | None = None) -> Any:
+    """The one place a SentenceTransformer is made; callers decide what a failure means (the
+    tasks stop with one line, the comparison report notes it and goes on)."""
+    from sentence_transformers import SentenceTransformer
+
+    from synthgen.backends import models
+
+    # a hub id with the hub unreachable: the cached copy, or one line at once (no retries)
+    return SentenceTransformer(models.resolve(name, key=key), device=device)
 
 
 def query_prefix(cfg: DictConfig) -> str:

@@ -14,18 +14,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from synthgen.config import ConfigError
 from synthgen.dataset import writing
 from synthgen.embed import embedding, retrieval
 from synthgen.embed.embedding import Split
+from synthgen.rundir import CONFIG, SPLITS, SUMMARY
+from synthgen.tasks import TaskRun, task
 
 log = logging.getLogger(__name__)
 
-HITS = (1, 5, 10)
-AT = 10
-METRICS = ("hit@1", "hit@5", "hit@10", "mrr@10", "ndcg@10")
+HITS, AT = retrieval.HITS, retrieval.AT
+METRICS = retrieval.KEYS
 LABELS = {"bm25": "BM25", "base": "base", "tuned": "tuned"}
 
 
@@ -86,9 +87,8 @@ def score_model(
 
 
 def score_bm25(split: Split) -> dict[str, Any]:
-    ids, texts = list(split.corpus), list(split.corpus.values())
-    ranked = retrieval.rank_bm25([r["question"] for r in split.rows], ids, texts, k=AT)
-    return retrieval.metrics(ranked, [{r["chunk_id"]} for r in split.rows], HITS, AT)
+    queries, relevant = [r["question"] for r in split.rows], [{r["chunk_id"]} for r in split.rows]
+    return retrieval.score_bm25(queries, relevant, list(split.corpus), list(split.corpus.values()))
 
 
 def run_eval(
@@ -179,15 +179,14 @@ def chart(ev: dict[str, Any], path: Path) -> None:
 # --- the evaluate task ---------------------------------------------------------------------------
 
 
-def evaluate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+@task("evaluate")
+def evaluate(t: TaskRun) -> dict[str, Any]:
     """task=evaluate: BM25, the base embedder and optionally a tuned model on one split."""
-    from synthgen.dataset.pipeline import now, versions
-
-    started, t0 = now(), time.perf_counter()
+    cfg, run_dir = t.cfg, t.run_dir
     ev_cfg = cfg.evaluate
     data = embedding.run_dir_arg(ev_cfg.data, "evaluate.data")
     split_name = str(ev_cfg.split)
-    if split_name not in ("train", "val"):
+    if split_name not in SPLITS:
         raise ConfigError(f"evaluate.split: must be 'train' or 'val', got {split_name!r}")
     split = embedding.load_split(data, split_name, "evaluate.data")
     embedding.check_embedder(cfg)
@@ -195,31 +194,18 @@ def evaluate(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     tuned_dir = embedding.tuned_path(ev_cfg.tuned, "evaluate.tuned") if ev_cfg.tuned else None
     run_dir.mkdir(parents=True, exist_ok=True)
     embedding.check_out_dir(run_dir, data, "evaluate.data")
-    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    t.save_config()
 
     base = embedding.load_embedder(cfg)
     tuned = embedding.load_embedder(cfg, tuned_dir, "evaluate.tuned") if tuned_dir else None
     names = {"base": str(cfg.embedder.name_or_path), "tuned": str(tuned_dir)}
     ev = run_eval(cfg, split, run_dir, base, tuned, names)
-    summary = {
-        "task": "evaluate",
-        "status": "complete",
-        "data": str(data),
-        "embedder": str(cfg.embedder.name_or_path),
-        "tuned": str(tuned_dir) if tuned_dir else None,
-        "eval": ev,
-        "files": [
-            "config.yaml",
-            "eval.json",
-            "eval.md",
-            "eval.png",
-            "predictions/",
-            "summary.json",
-        ],
-        "started": started,
-        "finished": now(),
-        "seconds": {"total": round(time.perf_counter() - t0, 3)},
-        "versions": versions(),
-    }
-    writing.write_json(run_dir / "summary.json", summary)
-    return summary
+    return t.finish(
+        {
+            "data": str(data),
+            "embedder": str(cfg.embedder.name_or_path),
+            "tuned": str(tuned_dir) if tuned_dir else None,
+            "eval": ev,
+            "files": [CONFIG, "eval.json", "eval.md", "eval.png", "predictions/", SUMMARY],
+        }
+    )

@@ -12,15 +12,15 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from synthgen.config import ConfigError
-from synthgen.dataset import writing
 from synthgen.embed import embedding, negatives
+from synthgen.rundir import CONFIG, SPLITS, SUMMARY
+from synthgen.tasks import TaskRun, task
 
 log = logging.getLogger(__name__)
 FORMATS = ("flag", "st", "beir")
@@ -79,7 +79,7 @@ def check(cfg: DictConfig) -> tuple[list[str], list[str]]:
             f"(available: {', '.join(FORMATS)})"
         )
     splits = list(ex.splits) if OmegaConf.is_list(ex.splits) else [ex.splits]
-    bad = [s for s in splits if s not in ("train", "val")]
+    bad = [s for s in splits if s not in SPLITS]
     if bad or not splits:
         raise ConfigError(f"export.splits: must be train and/or val, got {list(splits)!r}")
     for key in ("hard_negatives", "random_negatives", "seed"):
@@ -91,11 +91,9 @@ def check(cfg: DictConfig) -> tuple[list[str], list[str]]:
     return formats, splits
 
 
-def export(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
-    from synthgen.dataset.pipeline import now, versions
-    from synthgen.embed.finetune import guard_of
-
-    started, t0 = now(), time.perf_counter()
+@task("export")
+def export(t: TaskRun) -> dict[str, Any]:
+    cfg, run_dir = t.cfg, t.run_dir
     ex = cfg.export
     data = embedding.run_dir_arg(ex.data, "export.data")
     formats, split_names = check(cfg)
@@ -105,82 +103,108 @@ def export(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     splits = {s: embedding.load_split(data, s, "export.data") for s in split_names}
     run_dir.mkdir(parents=True, exist_ok=True)
     embedding.check_out_dir(run_dir, data, "export.data")
-    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    t.save_config()
 
-    mined: dict[str, negatives.Mined] = {}
-    if ex.hard_negatives > 0 and {"flag", "st"} & set(formats):
-        model = embedding.load_embedder(cfg)
-        for name, split in splits.items():
-            mined[name] = negatives.mine(
-                model,
-                split,
-                int(ex.hard_negatives),
-                guard_of(cfg),
-                int(cfg.finetune.mining.range_max),
-                embedding.query_prefix(cfg),
-                int(cfg.embedder.batch_size),
-                int(ex.seed),
-                key="export.hard_negatives",
-            )
-
+    mined = _mine(cfg, splits) if ex.hard_negatives > 0 and {"flag", "st"} & set(formats) else {}
     counts: dict[str, dict] = {}
     flag_random: dict[str, int] = {}
-    files: list[str] = ["config.yaml", "summary.json"]
+    files: list[str] = [CONFIG, SUMMARY]
     for fmt in formats:
-        counts[fmt] = {}
         if fmt == "flag":
-            for name, split in splits.items():
-                k = int(ex.hard_negatives) if name in mined else int(ex.random_negatives)
-                rand = negatives.random_negatives(split, k, int(ex.seed))
-                # a row the guard left bare gets random negatives, as FlagEmbedding's own miner
-                # tops up (its trainer cannot use "neg": [])
-                if name in mined:
-                    negs = [n or r for n, r in zip(mined[name].negatives, rand, strict=True)]
-                    flag_random[name] = sum(1 for n in mined[name].negatives if not n)
-                else:
-                    negs, flag_random[name] = rand, len(rand)
-                counts[fmt][name] = write_flag(run_dir / "flag" / f"{name}.jsonl", split, negs)
-                files.append(f"flag/{name}.jsonl")
+            counts[fmt], flag_random = export_flag(cfg, run_dir, splits, mined, files)
         elif fmt == "st":
-            from datasets import Dataset, DatasetDict
-
-            parts = {}
-            for name, split in splits.items():
-                negs = mined[name].negatives if name in mined else None
-                recs = st_records(split, negs)
-                # MNRL needs equal columns: rows the guard left bare go to <split>_pairs
-                full = [r for r in recs if len(r) > 2 or not negs]
-                bare = [r for r in recs if len(r) == 2 and negs]
-                for part, part_recs in ((name, full), (f"{name}_pairs", bare)):
-                    if part_recs:
-                        _jsonl(run_dir / "st" / f"{part}.jsonl", part_recs)
-                        parts[part] = Dataset.from_list(part_recs)
-                        files.append(f"st/{part}.jsonl")
-                counts[fmt][name] = len(recs)
-            DatasetDict(parts).save_to_disk(str(run_dir / "st" / "dataset"))
-            files.append("st/dataset/")
+            counts[fmt] = export_st(run_dir, splits, mined, files)
         else:
-            for name, split in splits.items():
-                counts[fmt][name] = write_beir(run_dir / "beir" / name, split)
-                files.append(f"beir/{name}/")
-    summary = {
-        "task": "export",
-        "status": "complete",
-        "data": str(data),
-        "formats": formats,
-        "splits": split_names,
-        "counts": counts,
-        "negatives": {
-            "mined": {s: m.stats for s, m in mined.items()} or None,
-            "embedder": str(cfg.embedder.name_or_path) if mined else None,
-            "flag_rows_with_random": flag_random,  # split -> rows given random negatives
-        },
-        "files": sorted(files),
-        "started": started,
-        "finished": now(),
-        "seconds": {"total": round(time.perf_counter() - t0, 3)},
-        "versions": versions(),
-    }
-    writing.write_json(run_dir / "summary.json", summary)
+            counts[fmt] = {n: write_beir(run_dir / "beir" / n, sp) for n, sp in splits.items()}
+            files += [f"beir/{n}/" for n in splits]
+    summary = t.finish(
+        {
+            "data": str(data),
+            "formats": formats,
+            "splits": split_names,
+            "counts": counts,
+            "negatives": {
+                "mined": {s: m.stats for s, m in mined.items()} or None,
+                "embedder": str(cfg.embedder.name_or_path) if mined else None,
+                "flag_rows_with_random": flag_random,  # split -> rows given random negatives
+            },
+            "files": sorted(files),
+        }
+    )
     log.info("exported %s of %s -> %s", ", ".join(formats), data, run_dir)
     return summary
+
+
+def _mine(cfg: DictConfig, splits: dict[str, embedding.Split]) -> dict[str, negatives.Mined]:
+    """export.hard_negatives per row of each split, mined by the base embedder."""
+    from synthgen.embed.finetune import guard_of
+
+    model = embedding.load_embedder(cfg)
+    return {
+        name: negatives.mine(
+            model,
+            split,
+            int(cfg.export.hard_negatives),
+            guard_of(cfg),
+            int(cfg.finetune.mining.range_max),
+            embedding.query_prefix(cfg),
+            int(cfg.embedder.batch_size),
+            int(cfg.export.seed),
+            key="export.hard_negatives",
+        )
+        for name, split in splits.items()
+    }
+
+
+def export_flag(
+    cfg: DictConfig,
+    run_dir: Path,
+    splits: dict[str, embedding.Split],
+    mined: dict[str, negatives.Mined],
+    files: list[str],
+) -> tuple[dict[str, int], dict[str, int]]:
+    """flag/<split>.jsonl; (rows per split, rows per split given random negatives)."""
+    ex = cfg.export
+    counts: dict[str, int] = {}
+    flag_random: dict[str, int] = {}
+    for name, split in splits.items():
+        k = int(ex.hard_negatives) if name in mined else int(ex.random_negatives)
+        rand = negatives.random_negatives(split, k, int(ex.seed))
+        # a row the guard left bare gets random negatives, as FlagEmbedding's own miner
+        # tops up (its trainer cannot use "neg": [])
+        if name in mined:
+            negs = [n or r for n, r in zip(mined[name].negatives, rand, strict=True)]
+            flag_random[name] = sum(1 for n in mined[name].negatives if not n)
+        else:
+            negs, flag_random[name] = rand, len(rand)
+        counts[name] = write_flag(run_dir / "flag" / f"{name}.jsonl", split, negs)
+        files.append(f"flag/{name}.jsonl")
+    return counts, flag_random
+
+
+def export_st(
+    run_dir: Path,
+    splits: dict[str, embedding.Split],
+    mined: dict[str, negatives.Mined],
+    files: list[str],
+) -> dict[str, int]:
+    """st/<split>.jsonl (+ <split>_pairs.jsonl) and st/dataset/; rows per split."""
+    from datasets import Dataset, DatasetDict
+
+    counts: dict[str, int] = {}
+    parts = {}
+    for name, split in splits.items():
+        negs = mined[name].negatives if name in mined else None
+        recs = st_records(split, negs)
+        # MNRL needs equal columns: rows the guard left bare go to <split>_pairs
+        full = [r for r in recs if len(r) > 2 or not negs]
+        bare = [r for r in recs if len(r) == 2 and negs]
+        for part, part_recs in ((name, full), (f"{name}_pairs", bare)):
+            if part_recs:
+                _jsonl(run_dir / "st" / f"{part}.jsonl", part_recs)
+                parts[part] = Dataset.from_list(part_recs)
+                files.append(f"st/{part}.jsonl")
+        counts[name] = len(recs)
+    DatasetDict(parts).save_to_disk(str(run_dir / "st" / "dataset"))
+    files.append("st/dataset/")
+    return counts

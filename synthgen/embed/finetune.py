@@ -11,16 +11,28 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from synthgen import rundir
 from synthgen.config import ConfigError, _flatten, row_config_diff
-from synthgen.dataset import writing
 from synthgen.embed import embedding, evaluate, negatives
+from synthgen.embed.training import (  # noqa: F401  (names this module has always offered)
+    load_model,
+    make_loss,
+    save_model,
+    train_dataset,
+    train_model,
+    training_args,
+    warmup_steps,
+)
+from synthgen.rundir import CONFIG, SUMMARY
+from synthgen.tasks import TaskRun, task
 
 log = logging.getLogger(__name__)
 
@@ -89,149 +101,6 @@ def guard_of(cfg: DictConfig) -> negatives.Guard:
     return negatives.Guard(m.relative_margin, m.absolute_margin, m.max_score)
 
 
-# --- model and training ------------------------------------------------------------------------
-
-
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
-
-
-def _precision(name: str) -> dict[str, bool]:
-    import torch
-
-    if name == "auto":
-        if not torch.cuda.is_available():
-            return {}
-        return {"bf16": True} if torch.cuda.is_bf16_supported() else {"fp16": True}
-    return {"fp16": name == "fp16", "bf16": name == "bf16"}
-
-
-def load_model(cfg: DictConfig) -> Any:
-    """The model to train: plain sentence-transformers, or Unsloth's FastSentenceTransformer."""
-    ft = cfg.finetune
-    if ft.backend == "sentence_transformers":
-        return embedding.load_embedder(cfg)
-    try:
-        # Unsloth patches transformers and peft on import: import it first (nothing here did)
-        from unsloth import FastSentenceTransformer
-    except ImportError as e:
-        raise ConfigError(
-            f"finetune.backend: unsloth is not importable ({e}); pip install -e '.[unsloth]' "
-            "on a CUDA machine"
-        ) from None
-    import torch
-
-    if not torch.cuda.is_available():
-        raise ConfigError("finetune.backend: unsloth needs a CUDA GPU; use sentence_transformers")
-    name = embedding.check_embedder(cfg)
-    model = FastSentenceTransformer.from_pretrained(
-        name,
-        max_seq_length=int(cfg.embedder.max_seq_length),
-        full_finetuning=ft.lora_r == 0,
-        random_state=int(ft.seed),
-    )
-    if ft.lora_r > 0:
-        model = FastSentenceTransformer.get_peft_model(
-            model,
-            r=int(ft.lora_r),
-            lora_alpha=float(ft.lora_alpha),
-            lora_dropout=0.0,
-            bias="none",
-            random_state=int(ft.seed),
-            task_type="FEATURE_EXTRACTION",
-        )
-    return model
-
-
-def make_loss(cfg: DictConfig, model: Any) -> Any:
-    from sentence_transformers.sentence_transformer.losses import (
-        CachedMultipleNegativesRankingLoss,
-        MultipleNegativesRankingLoss,
-    )
-
-    if cfg.finetune.loss == "cached_mnrl":
-        return CachedMultipleNegativesRankingLoss(
-            model, mini_batch_size=int(cfg.finetune.mini_batch_size)
-        )
-    return MultipleNegativesRankingLoss(model)
-
-
-def train_dataset(split: embedding.Split, negs: list[list[str]] | None) -> Any:
-    """Columns anchor, positive[, negative_1..k]: the layout MNRL reads.
-
-    Rows the negative guard left without any negative form a second dataset of plain pairs
-    (the trainer draws each batch from one dataset), so no row is dropped.
-    """
-    from datasets import Dataset, DatasetDict
-
-    def build(idx: list[int], k: int) -> Any:
-        cols: dict[str, list[str]] = {
-            "anchor": [split.rows[i]["question"] for i in idx],
-            "positive": [split.positive(split.rows[i]) for i in idx],
-        }
-        for j in range(k):
-            cols[f"negative_{j + 1}"] = [negs[i][j] for i in idx]  # type: ignore[index]
-        return Dataset.from_dict(cols)
-
-    everyone = list(range(len(split.rows)))
-    if not negs:
-        return build(everyone, 0)
-    k = max(len(n) for n in negs)
-    hard = [i for i in everyone if negs[i]]
-    pairs = [i for i in everyone if not negs[i]]
-    if not pairs:
-        return build(hard, k)
-    if not hard:
-        return build(pairs, 0)
-    return DatasetDict({"hard_negatives": build(hard, k), "pairs": build(pairs, 0)})
-
-
-def warmup_steps(warmup: float, total_steps: int) -> int:
-    """Warmup in steps, always leaving one step at a non-zero learning rate.
-
-    A linear warmup starts at lr 0: with 4 pairs and a batch of 32 the only step would
-    train nothing, and the "tuned" model would be the base model.
-    """
-    steps = int(warmup) if warmup >= 1 else math.ceil(warmup * total_steps)
-    return max(0, min(steps, total_steps - 1))
-
-
-def training_args(cfg: DictConfig, out: Path, n_rows: int) -> Any:
-    from sentence_transformers.sentence_transformer.training_args import (
-        BatchSamplers,
-        SentenceTransformerTrainingArguments,
-    )
-
-    ft = cfg.finetune
-    per_epoch = max(1, math.ceil(n_rows / int(ft.batch_size)))  # NO_DUPLICATES may add a few
-    total = int(ft.max_steps) if int(ft.max_steps) > 0 else math.ceil(per_epoch * float(ft.epochs))
-    warm = {"warmup_steps": warmup_steps(float(ft.warmup), total)}
-    prefix = embedding.query_prefix(cfg)
-    return SentenceTransformerTrainingArguments(
-        output_dir=str(out),
-        num_train_epochs=float(ft.epochs),
-        max_steps=int(ft.max_steps),
-        per_device_train_batch_size=int(ft.batch_size),
-        learning_rate=float(ft.lr),
-        weight_decay=float(ft.weight_decay),
-        seed=int(ft.seed),
-        data_seed=int(ft.seed),
-        batch_sampler=BatchSamplers.NO_DUPLICATES,  # no text twice in a batch: no false negatives
-        prompts={"anchor": prefix} if prefix else None,  # train questions as they are asked
-        save_strategy="epoch",
-        save_total_limit=int(ft.save_total_limit),
-        logging_strategy="steps",
-        logging_steps=0.05,  # a loss line every 5% of the steps
-        logging_first_step=True,
-        report_to="none",
-        dataloader_pin_memory=_cuda(),
-        **warm,
-        **_precision(str(ft.precision)),
-    )
-
-
 def _resume_point(cfg: DictConfig, run_dir: Path, ckpt_dir: Path) -> str | None:
     """The last checkpoint to continue from, if the run dir holds one made with this config."""
     from transformers.trainer_utils import get_last_checkpoint
@@ -244,9 +113,8 @@ def _resume_point(cfg: DictConfig, run_dir: Path, ckpt_dir: Path) -> str | None:
             f"finetune.resume: {ckpt_dir} already holds checkpoints; set finetune.resume=true "
             "to continue them or choose a new hydra.run.dir"
         )
-    old_path = run_dir / "config.yaml"
-    if old_path.exists():
-        old, new = _train_keys(OmegaConf.load(old_path)), _train_keys(cfg)
+    if rundir.has_config(run_dir):
+        old, new = _train_keys(rundir.load_config(run_dir)), _train_keys(cfg)
         diff = row_config_diff(old, new)
         if diff:
             raise ConfigError(
@@ -266,25 +134,103 @@ def _train_keys(cfg: DictConfig) -> dict[str, Any]:
     return out
 
 
-def save_model(cfg: DictConfig, model: Any, path: Path) -> None:
-    """The tuned model, its query prefix stored as the "query" prompt that encode_query uses."""
-    prefix = embedding.query_prefix(cfg)
-    if prefix:
-        model.prompts = {**(model.prompts or {}), "query": prefix}
-    if cfg.finetune.backend == "unsloth" and cfg.finetune.lora_r > 0:
-        model.save_pretrained_merged(str(path))  # adapters merged: loads as a plain model
-    else:
-        model.save(str(path))
-
-
 # --- the finetune task ---------------------------------------------------------------------------
 
 
-def finetune(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
-    from synthgen.dataset.pipeline import now, versions
+@task("finetune")
+def finetune(t: TaskRun) -> dict[str, Any]:
+    cfg, run_dir = t.cfg, t.run_dir
+    ft = cfg.finetune
+    data, train, val = _inputs(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    embedding.check_out_dir(run_dir, data, "finetune.data")
+    ckpt_dir, model_dir = run_dir / "checkpoints", run_dir / "model"
+    resume_from = _resume_point(cfg, run_dir, ckpt_dir)
+    t.save_config()
 
-    started, t0 = now(), time.perf_counter()
-    seconds: dict[str, float] = {}
+    import torch
+    import transformers
+
+    transformers.set_seed(int(ft.seed))
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    with _timed(t.seconds, "load"):
+        model = load_model(cfg)
+    prefix, bs = embedding.query_prefix(cfg), int(cfg.embedder.batch_size)
+    mined = None
+    if ft.hard_negatives > 0:
+        with _timed(t.seconds, "mine"):
+            mined = mine_negatives(cfg, model, train, run_dir / "negatives.jsonl")
+    precomputed: dict[str, dict] = {}
+    if val is not None:  # the base model's scores, before its weights change
+        with _timed(t.seconds, "evaluate_base"):
+            d = run_dir / "predictions" / "base"
+            d.mkdir(parents=True, exist_ok=True)
+            precomputed["base"] = evaluate.score_model(model, val, prefix, bs, d)
+
+    dataset = train_dataset(train, mined.negatives if mined else None)
+    with _timed(t.seconds, "train"):
+        result, losses = train_model(cfg, model, dataset, ckpt_dir, len(train.rows), resume_from)
+    with _timed(t.seconds, "save"):
+        save_model(cfg, model, model_dir)
+    ev = None
+    if val is not None:
+        del model
+        with _timed(t.seconds, "evaluate_tuned"):
+            tuned = embedding.load_embedder(cfg, model_dir, "hydra.run.dir")  # the saved model
+            names = {"base": str(cfg.embedder.name_or_path), "tuned": str(model_dir)}
+            ev = evaluate.run_eval(cfg, val, run_dir, None, tuned, names, precomputed)
+
+    files = ["checkpoints/", CONFIG, "model/", SUMMARY]
+    if mined:
+        files.append("negatives.jsonl")
+    if ev:
+        files += ["eval.json", "eval.md", "eval.png", "predictions/"]
+    summary = t.finish(
+        {
+            "data": str(data),
+            "embedder": str(cfg.embedder.name_or_path),
+            "query_prefix": prefix,
+            "backend": str(ft.backend),
+            "loss": str(ft.loss),
+            "model_dir": str(model_dir),
+            "train": _train_record(cfg, train, dataset, result, losses, resume_from, device),
+            "hard_negatives": mined.stats if mined else None,
+            "eval": ev,
+            "files": sorted(files),
+        },
+        versions=("sentence-transformers", "datasets", "accelerate"),
+    )
+    log.info("tuned model -> %s", model_dir)
+    return summary
+
+
+def _train_record(
+    cfg: DictConfig,
+    train: embedding.Split,
+    dataset: Any,
+    result: Any,
+    losses: list[dict],
+    resume_from: str | None,
+    device: str,
+) -> dict[str, Any]:
+    return {
+        "pairs": len(train.rows),
+        "chunks_with_questions": len({r["chunk_id"] for r in train.rows}),
+        "corpus_chunks": len(train.corpus),
+        "columns": dataset.column_names,  # {dataset: columns} when split in two
+        "batch_size": int(cfg.finetune.batch_size),
+        "epochs": float(cfg.finetune.epochs),
+        "steps": int(result.global_step),
+        "train_loss": float(result.training_loss),
+        "resumed_from": resume_from,
+        "losses": losses,
+        "device": device,
+    }
+
+
+def _inputs(cfg: DictConfig) -> tuple[Path, embedding.Split, embedding.Split | None]:
+    """The data run dir, its train split and (finetune.evaluate) its val split, checked
+    before anything is written or loaded."""
     ft = cfg.finetune
     data = embedding.run_dir_arg(ft.data, "finetune.data")
     check(cfg)
@@ -296,131 +242,37 @@ def finetune(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
             val = embedding.load_split(data, "val", "finetune.data")
         except ConfigError as e:
             raise ConfigError(f"{e}; finetune.evaluate=false trains without a val split") from None
-    run_dir.mkdir(parents=True, exist_ok=True)
-    embedding.check_out_dir(run_dir, data, "finetune.data")
-    ckpt_dir, model_dir = run_dir / "checkpoints", run_dir / "model"
-    resume_from = _resume_point(cfg, run_dir, ckpt_dir)
-    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    return data, train, val
 
-    import torch
-    import transformers
 
-    transformers.set_seed(int(ft.seed))
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+@contextmanager
+def _timed(seconds: dict[str, float], key: str) -> Iterator[None]:
     t = time.perf_counter()
-    model = load_model(cfg)
-    seconds["load"] = time.perf_counter() - t
-    prefix, bs = embedding.query_prefix(cfg), int(cfg.embedder.batch_size)
+    yield
+    seconds[key] = time.perf_counter() - t
 
-    mined = None
-    if ft.hard_negatives > 0:
-        t = time.perf_counter()
-        mined = negatives.mine(
-            model,
-            train,
-            int(ft.hard_negatives),
-            guard_of(cfg),
-            int(ft.mining.range_max),
-            prefix,
-            bs,
-            int(ft.seed),
-        )
-        ids = {}
-        for cid, text in train.corpus.items():
-            ids.setdefault(text, cid)
-        with open(run_dir / "negatives.jsonl", "w", encoding="utf-8") as f:
-            for row, negs in zip(train.rows, mined.negatives, strict=True):
-                rec = {"id": row["id"], "question": row["question"], "chunk_id": row["chunk_id"]}
-                rec["negatives"] = [ids[n] for n in negs]
-                f.write(json.dumps(rec, ensure_ascii=False) + "\n")
-        seconds["mine"] = time.perf_counter() - t
 
-    precomputed: dict[str, dict] = {}
-    if val is not None:  # the base model's scores, before its weights change
-        t = time.perf_counter()
-        d = run_dir / "predictions" / "base"
-        d.mkdir(parents=True, exist_ok=True)
-        precomputed["base"] = evaluate.score_model(model, val, prefix, bs, d)
-        seconds["evaluate_base"] = time.perf_counter() - t
-
-    from sentence_transformers.sentence_transformer.trainer import SentenceTransformerTrainer
-
-    dataset = train_dataset(train, mined.negatives if mined else None)
-    trainer = SentenceTransformerTrainer(
-        model=model,
-        args=training_args(cfg, ckpt_dir, len(train.rows)),
-        train_dataset=dataset,
-        loss=make_loss(cfg, model),
+def mine_negatives(
+    cfg: DictConfig, model: Any, train: embedding.Split, path: Path
+) -> negatives.Mined:
+    """finetune.hard_negatives per train row, kept in `path` by chunk id for a look later."""
+    ft = cfg.finetune
+    mined = negatives.mine(
+        model,
+        train,
+        int(ft.hard_negatives),
+        guard_of(cfg),
+        int(ft.mining.range_max),
+        embedding.query_prefix(cfg),
+        int(cfg.embedder.batch_size),
+        int(ft.seed),
     )
-    t = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=resume_from)
-    seconds["train"] = time.perf_counter() - t
-    t = time.perf_counter()
-    save_model(cfg, model, model_dir)
-    seconds["save"] = time.perf_counter() - t
-    losses = [
-        {"step": e["step"], "epoch": round(e.get("epoch", 0), 3), "loss": e["loss"]}
-        for e in trainer.state.log_history
-        if "loss" in e
-    ]
-
-    ev = None
-    if val is not None:
-        t = time.perf_counter()
-        del model, trainer
-        tuned = embedding.load_embedder(cfg, model_dir, "hydra.run.dir")  # the saved model
-        names = {"base": str(cfg.embedder.name_or_path), "tuned": str(model_dir)}
-        ev = evaluate.run_eval(cfg, val, run_dir, None, tuned, names, precomputed)
-        seconds["evaluate_tuned"] = time.perf_counter() - t
-
-    seconds["total"] = time.perf_counter() - t0
-    files = ["checkpoints/", "config.yaml", "model/", "summary.json"]
-    if mined:
-        files.append("negatives.jsonl")
-    if ev:
-        files += ["eval.json", "eval.md", "eval.png", "predictions/"]
-    summary = {
-        "task": "finetune",
-        "status": "complete",
-        "data": str(data),
-        "embedder": str(cfg.embedder.name_or_path),
-        "query_prefix": prefix,
-        "backend": str(ft.backend),
-        "loss": str(ft.loss),
-        "model_dir": str(model_dir),
-        "train": {
-            "pairs": len(train.rows),
-            "chunks_with_questions": len({r["chunk_id"] for r in train.rows}),
-            "corpus_chunks": len(train.corpus),
-            "columns": dataset.column_names,  # {dataset: columns} when split in two
-            "batch_size": int(ft.batch_size),
-            "epochs": float(ft.epochs),
-            "steps": int(result.global_step),
-            "train_loss": float(result.training_loss),
-            "resumed_from": resume_from,
-            "losses": losses,
-            "device": device,
-        },
-        "hard_negatives": mined.stats if mined else None,
-        "eval": ev,
-        "files": sorted(files),
-        "started": started,
-        "finished": now(),
-        "seconds": {k: round(v, 3) for k, v in seconds.items()},
-        "versions": {**versions(), **_versions()},
-    }
-    writing.write_json(run_dir / "summary.json", summary)
-    log.info("tuned model -> %s", model_dir)
-    return summary
-
-
-def _versions() -> dict[str, str | None]:
-    from importlib import metadata
-
-    out: dict[str, str | None] = {}
-    for pkg in ("sentence-transformers", "datasets", "accelerate"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = None
-    return out
+    ids: dict[str, str] = {}
+    for cid, text in train.corpus.items():
+        ids.setdefault(text, cid)
+    with open(path, "w", encoding="utf-8") as f:
+        for row, negs in zip(train.rows, mined.negatives, strict=True):
+            rec = {"id": row["id"], "question": row["question"], "chunk_id": row["chunk_id"]}
+            rec["negatives"] = [ids[n] for n in negs]
+            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    return mined

@@ -103,14 +103,52 @@ def mine(
     candidate passed the guard (so they pass too), as FlagEmbedding's own miner tops up. A row
     still short repeats its own negatives; a row with none keeps none.
     """
-    from datasets import Dataset
-    from sentence_transformers.util import mine_hard_negatives
-
     texts = list(dict.fromkeys(split.corpus.values()))  # distinct texts, chunk order
     if len(texts) < 2:
         raise ConfigError(f"{key}: the {split.name} corpus has {len(texts)} distinct chunk(s)")
     window = max(1, min(range_max, len(texts) - 1))
     positives = [split.positive(r) for r in split.rows]
+    found = _candidates(model, split, texts, positives, window, query_prefix, batch_size)
+
+    same_text = Counter(split.corpus.values())  # chunk ids sharing one text (files with same text)
+    rng = random.Random(seed)
+    removed: Counter[str] = Counter()
+    tally: Counter[str] = Counter()  # candidates, random_filled, repeated, without
+    negatives: list[list[str]] = []
+    for row, pos in zip(split.rows, positives, strict=True):
+        docs, scores = found.get((row["question"], pos), ([pos], [1.0]))
+        cands = list(zip(docs[1:], scores[1:], strict=True))
+        tally["candidates"] += len(cands) + same_text[pos] - 1
+        # other chunk ids with the positive's text were merged with it before ranking; count them
+        removed["identical"] += same_text[pos] - 1
+        kept = select(cands, pos, scores[0], k, guard, removed)
+        negatives.append(_fill(kept, cands, pos, scores[0], k, guard, texts, rng, tally))
+    stats = _stats(split, k, window, guard, removed, tally)
+    log.info(
+        "hard negatives: %d per question for %d questions; guard removed %d of %d candidates %s",
+        k,
+        len(split.rows),
+        stats["removed_by_guard"],
+        tally["candidates"],
+        stats["removed"],
+    )
+    return Mined(negatives, stats)
+
+
+def _candidates(
+    model: Any,
+    split: Split,
+    texts: list[str],
+    positives: list[str],
+    window: int,
+    query_prefix: str,
+    batch_size: int,
+) -> dict[tuple[str, str], tuple[list[str], list[float]]]:
+    """(question, positive) -> ([positive, candidate_1, ...], [its score, score_1, ...]): every
+    candidate of the window, best first; the guard runs afterwards so it can count."""
+    from datasets import Dataset
+    from sentence_transformers.util import mine_hard_negatives
+
     data = Dataset.from_dict({"anchor": [r["question"] for r in split.rows], "positive": positives})
     out = mine_hard_negatives(
         data,
@@ -129,41 +167,48 @@ def mine(
     found: dict[tuple[str, str], tuple[list[str], list[float]]] = {}
     for a, docs, scores in zip(out["anchor"], out["positive"], out["scores"], strict=True):
         found[(a, docs[0])] = (docs, scores)
+    return found
 
-    same_text = Counter(split.corpus.values())  # chunk ids sharing one text (files with same text)
-    rng = random.Random(seed)
-    removed: Counter[str] = Counter()
-    negatives: list[list[str]] = []
-    n_candidates = filled = repeated = without = 0
-    for row, pos in zip(split.rows, positives, strict=True):
-        docs, scores = found.get((row["question"], pos), ([pos], [1.0]))
-        cands = list(zip(docs[1:], scores[1:], strict=True))
-        n_candidates += len(cands) + same_text[pos] - 1
-        # other chunk ids with the positive's text were merged with it before ranking; count them
-        removed["identical"] += same_text[pos] - 1
-        kept = select(cands, pos, scores[0], k, guard, removed)
-        if len(kept) < k:
-            # chunks outside the window score no higher than its lowest candidate: safe to draw
-            # from only if that lowest one passed the guard (every rule is "score above a bound")
-            lowest_ok = not cands or guard.reason(cands[-1][1], scores[0]) is None
-            seen = {pos, *(d for d, _ in cands)}
-            pool = [t for t in texts if t not in seen] if lowest_ok else []
-            extra = rng.sample(pool, min(k - len(kept), len(pool)))
-            filled += len(extra)
-            kept += extra
-        if not kept:  # every other chunk is too close to this question's source chunk
-            without += 1
-        else:
-            short = k - len(kept)  # a corpus too small for k: repeat (MNRL needs equal columns)
-            kept += [kept[i % len(kept)] for i in range(short)]
-            repeated += short
-        negatives.append(kept)
-    stats = {
+
+def _fill(
+    kept: list[str],
+    cands: list[tuple[str, float]],
+    pos: str,
+    pos_score: float,
+    k: int,
+    guard: Guard,
+    texts: list[str],
+    rng: random.Random,
+    tally: Counter[str],
+) -> list[str]:
+    """A row's negatives topped up to k: at random from below the window, then repeated."""
+    if len(kept) < k:
+        # chunks outside the window score no higher than its lowest candidate: safe to draw
+        # from only if that lowest one passed the guard (every rule is "score above a bound")
+        lowest_ok = not cands or guard.reason(cands[-1][1], pos_score) is None
+        seen = {pos, *(d for d, _ in cands)}
+        pool = [t for t in texts if t not in seen] if lowest_ok else []
+        extra = rng.sample(pool, min(k - len(kept), len(pool)))
+        tally["random_filled"] += len(extra)
+        kept += extra
+    if not kept:  # every other chunk is too close to this question's source chunk
+        tally["without"] += 1
+    else:
+        short = k - len(kept)  # a corpus too small for k: repeat (MNRL needs equal columns)
+        kept += [kept[i % len(kept)] for i in range(short)]
+        tally["repeated"] += short
+    return kept
+
+
+def _stats(
+    split: Split, k: int, window: int, guard: Guard, removed: Counter[str], tally: Counter[str]
+) -> dict[str, Any]:
+    return {
         "per_question": k,
         "questions": len(split.rows),
         "corpus_chunks": len(split.corpus),
         "window": window,
-        "candidates": n_candidates,
+        "candidates": tally["candidates"],
         "removed_by_guard": sum(removed.values()),
         "removed": dict(sorted(removed.items())),
         "guard": {
@@ -171,19 +216,10 @@ def mine(
             "absolute_margin": guard.absolute_margin,
             "max_score": guard.max_score,
         },
-        "random_filled": filled,
-        "repeated": repeated,
-        "questions_without_negative": without,
+        "random_filled": tally["random_filled"],
+        "repeated": tally["repeated"],
+        "questions_without_negative": tally["without"],
     }
-    log.info(
-        "hard negatives: %d per question for %d questions; guard removed %d of %d candidates %s",
-        k,
-        len(split.rows),
-        stats["removed_by_guard"],
-        n_candidates,
-        stats["removed"],
-    )
-    return Mined(negatives, stats)
 
 
 def random_negatives(split: Split, k: int, seed: int = 0) -> list[list[str]]:

@@ -10,6 +10,32 @@ from __future__ import annotations
 import math
 from typing import Any
 
+HITS = (1, 5, 10)  # hit@k reported, k in results
+AT = 10  # MRR@AT and NDCG@AT, results
+KEYS = (*(f"hit@{k}" for k in HITS), f"mrr@{AT}", f"ndcg@{AT}")  # the names metrics() returns
+DEPTH = max(*HITS, AT)  # ranks kept per query
+
+
+def score_bm25(
+    queries: list[str], relevant: list[set[str]], doc_ids: list[str], doc_texts: list[str]
+) -> dict[str, float]:
+    """metrics() of BM25's rankings: the floor an embedding model is compared with."""
+    return metrics(rank_bm25(queries, doc_ids, doc_texts, k=DEPTH), relevant)
+
+
+def score_embeddings(
+    model: Any,
+    queries: list[str],
+    relevant: list[set[str]],
+    doc_ids: list[str],
+    doc_texts: list[str],
+    query_prefix: str = "",
+    batch_size: int = 32,
+) -> dict[str, float]:
+    """metrics() of an embedding model's rankings (cosine similarity)."""
+    ranked = rank_embeddings(model, queries, doc_ids, doc_texts, DEPTH, query_prefix, batch_size)
+    return metrics(ranked, relevant)
+
 
 def rank_bm25(
     queries: list[str], doc_ids: list[str], doc_texts: list[str], k: int = 10
@@ -69,8 +95,8 @@ def rank_embeddings(
 def metrics(
     ranked: list[list[str]],
     relevant: list[set[str]],
-    hits: tuple[int, ...] = (1, 5, 10),
-    at: int = 10,
+    hits: tuple[int, ...] = HITS,
+    at: int = AT,
 ) -> dict[str, float]:
     """hit@k (share of queries with a relevant doc in the top k), MRR@at and NDCG@at."""
     n = len(ranked)

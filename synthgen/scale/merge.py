@@ -10,10 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import sys
-import time
 from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,28 +20,19 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from synthgen import rundir
 from synthgen.config import ConfigError, SynthgenError, row_config, row_config_diff
 from synthgen.dataset import dedup, faults, filters, writing
-from synthgen.records import Chunk, Row
-from synthgen.rundir import runlock
+from synthgen.dataset.corpus import load_corpus, order_rows
+from synthgen.records import GenTotals, Rejected, SplitCounts, first_per_key, key_of
+from synthgen.rundir import SPLITS, runlock
+from synthgen.rundir.state import RunState
 from synthgen.scale import sharding
 from synthgen.scale.sharding import JobDir
+from synthgen.settings import Settings
+from synthgen.tasks import TaskRun
 
 log = logging.getLogger(__name__)
-SPLITS = ("train", "val")
-CORPUS_COUNTS = (
-    "files_read",
-    "files_skipped",
-    "file_notes",
-    "encodings",
-    "cleaning",
-    "docs",
-    "chunks_total",
-    "chunks_kept",
-    "chunks_rejected",
-    "chunks_used",
-    "duplicate_chunks",
-)
 
 
 def merge(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
@@ -108,7 +98,7 @@ def merge_sweep(
             f"({'; '.join(not_done)}); relaunch the same command with "
             f"hydra.sweep.dir={sweep} to finish them, or set merge.partial=true"
         )
-    if "" not in names.values() and (sweep / "merged" / "summary.json").exists():
+    if "" not in names.values() and (sweep / "merged" / rundir.SUMMARY).exists():
         log.warning(
             "%s holds an earlier merge; this sweep now makes %d datasets, merged into "
             "<sweep>/<overrides>/merged",
@@ -148,7 +138,7 @@ def unfinished(jobs: list[JobDir]) -> list[str]:
     for count, idx in by_count.items():
         if all(i in idx and idx[i].finished for i in range(count)):
             return []
-    latest = max(jobs, key=lambda j: (j.path / ".hydra").stat().st_mtime).count
+    latest = max(jobs, key=lambda j: (j.path / rundir.HYDRA).stat().st_mtime).count
     idx = by_count[latest]
     out = []
     for i in range(latest):
@@ -156,7 +146,7 @@ def unfinished(jobs: list[JobDir]) -> list[str]:
         if i not in idx:
             out.append(f"{label} never started")
         elif not idx[i].finished:
-            out.append(f"{label} has no {sharding.DONE}")
+            out.append(f"{label} has no {rundir.DONE}")
     return out
 
 
@@ -166,22 +156,95 @@ def merge_group(
     """One dataset from its shards' job dirs; returns the merged summary. Holds the merged
     dir's lock while it writes (a second merge of the same sweep stops at once)."""
     with runlock.held(out):
-        for tmp in out.glob("*.tmp*"):  # half-written by a merge that was killed
-            tmp.unlink()
+        rundir.remove_partial(out)  # half-written by a merge that was killed
         return _merge_group(sweep, group, jobs, out, missing)
+
+
+@dataclass
+class Shards:
+    """The job dirs of one dataset that wrote something, finished ones first, read once."""
+
+    jobs: list[JobDir]
+    base: DictConfig  # the first one's config (all agree on the row config)
+    states: dict[Path, RunState]
+    summaries: dict[Path, dict]
 
 
 def _merge_group(
     sweep: Path, group: tuple[str, ...], jobs: list[JobDir], out: Path, missing: list[str]
 ) -> dict[str, Any]:
-    from synthgen.dataset.pipeline import RunState, SplitCorpus, load_corpus, now, order_rows
+    shards = _read_shards(jobs, out)
+    t = TaskRun("merge", shards.base, out)
+    base = shards.base
+    # every shard reads the whole corpus: its *_corpus.json (in chunk order) is the same in all
+    corpus = _corpus(shards.jobs)
+    if corpus is None:  # no shard finished (merge.partial): read the documents again
+        sc = load_corpus(Settings.from_cfg(base), Counter())
+        corpus = {s: {c.id: c.text for c in sc[s].corpus_chunks()} for s in SPLITS}
+    rows, repeated = _rows(shards)
+    states = list(shards.states.values())
+    rejected = first_per_key(r for st in states for r in st.rejected)
+    questions = first_per_key(q for st in states for q in st.questions)
+    rows, dropped = _dedup(base, rows, corpus)
+    rejected += [r.to_dict() for r in dropped]
+    duplicates = {r.key for r in dropped if r.stage == "question"}
+    row_keys = {key_of(r) for s in SPLITS for r in rows[s]}
+    rejected = [r for r in rejected if r["key"] not in row_keys]
+    questions = [q for q in questions if q["key"] not in duplicates]
 
-    t0, started = time.perf_counter(), now()
+    out.mkdir(parents=True, exist_ok=True)
+    rundir.clear_done(out)
+    for s in SPLITS:
+        writing.write_jsonl(out / rundir.rows_file(s), rows[s])
+        faults.point("merge")
+    writing.write_jsonl(out / rundir.REJECTED, rejected)
+    writing.write_jsonl(out / rundir.QUESTIONS, questions)
+    faults.point("merge")
+    files = writing.write_outputs(out, rows, corpus)
+    faults.point("merge")
+    merged_cfg = OmegaConf.create(OmegaConf.to_container(base, resolve=True))
+    merged_cfg.shard = {"count": 1, "index": 0}  # one complete run, as a 1-shard job makes it
+    t.save_config(merged_cfg, resolve=False)
+
+    complete = not missing
+    summary = _summary(sweep, group, out, shards, rows, rejected)
+    summary.update(
+        status="complete" if complete else "partial",
+        unfinished=missing,
+        rows_in_several_shards=repeated,
+        files=sorted(
+            [
+                *files,
+                rundir.CONFIG,
+                rundir.SUMMARY,
+                *rundir.JSONL_FILES,
+                *([rundir.DONE] if complete else []),
+            ]
+        ),
+    )
+    summary["seconds"]["merge"] = round(t.elapsed(), 3)
+    summary = t.finish(summary)
+    faults.point("merge")
+    if complete:
+        rundir.write_done(out, summary["finished"])
+    log.info(
+        "merged %d job dirs -> %s (rows: train %d, val %d%s)",
+        len(shards.jobs),
+        out,
+        len(rows["train"]),
+        len(rows["val"]),
+        "" if complete else f"; partial, missing {', '.join(missing)}",
+    )
+    return summary
+
+
+def _read_shards(jobs: list[JobDir], out: Path) -> Shards:
+    """The shards that wrote something, checked to make the same rows."""
     jobs = sorted(jobs, key=lambda j: (not j.finished, j.count, j.index, str(j.path)))
-    jobs = [j for j in jobs if (j.path / "config.yaml").exists()]  # the others wrote nothing
+    jobs = [j for j in jobs if rundir.has_config(j.path)]  # the others wrote nothing
     if not jobs:
         raise ConfigError(f"merge.sweep: no shard of {out} wrote anything yet")
-    cfgs = {j.path: OmegaConf.load(j.path / "config.yaml") for j in jobs}
+    cfgs = {j.path: rundir.load_config(j.path) for j in jobs}
     base = cfgs[jobs[0].path]
     ref = row_config(base)
     for j in jobs[1:]:
@@ -195,175 +258,96 @@ def _merge_group(
         states = {j.path: RunState.load(j.path, repair=False) for j in jobs}
     except ValueError as e:  # a corrupt line inside a file (not a cut last line)
         raise SynthgenError(f"merge.sweep: {e}") from None
-    summaries = {j.path: _load_json(j.path / "summary.json") for j in jobs}
+    summaries = {j.path: rundir.read_summary(j.path, default={}) for j in jobs}
+    return Shards(jobs, base, states, summaries)
 
-    # every shard reads the whole corpus: its *_corpus.json (in chunk order) is the same in all
-    corpus = _corpus(jobs)
-    if corpus is None:  # no shard finished (merge.partial): read the documents again
-        sc = load_corpus(base, Counter())
-        corpus = {s: {c.id: c.text for c in sc[s].corpus_chunks()} for s in SPLITS}
 
-    # rows: each key once (first finished shard wins), then dataset order
+def _rows(shards: Shards) -> tuple[dict[str, list[dict]], int]:
+    """Each key once (first finished shard wins); and how many rows came twice."""
     rows: dict[str, list[dict]] = {s: [] for s in SPLITS}
     seen_keys: set[str] = set()
     repeated = 0
-    for j in jobs:
+    for j in shards.jobs:
         for s in SPLITS:
-            for r in states[j.path].rows[s]:
-                key = Row(**r).key
+            for r in shards.states[j.path].rows[s]:
+                key = key_of(r)
                 if key in seen_keys:
                     repeated += 1
                     continue
                 seen_keys.add(key)
                 rows[s].append(r)
-    rejected = _unique(r for j in jobs for r in states[j.path].rejected)
-    questions = _unique(q for j in jobs for q in states[j.path].questions)
-    duplicates: set[str] = set()
-    threshold = float(OmegaConf.select(base, "dedup.question_threshold", default=1.0))
-    # shards never saw each other's answers: the near-duplicate answer gate runs again over the
-    # whole split, in dataset order (the per-row gates already ran in every shard)
+    return rows, repeated
+
+
+def _dedup(
+    base: DictConfig, rows: dict[str, list[dict]], corpus: dict[str, dict[str, str]]
+) -> tuple[dict[str, list[dict]], list[Rejected]]:
+    """Dataset order, then what one run would have dropped across shards: a question asked in
+    two shards, an answer another shard gave for another chunk (the near-duplicate gate; the
+    per-row gates already ran in every shard). Returns (kept rows, the dropped as rejects)."""
+    threshold = Settings.from_cfg(base).dedup.question_threshold
     near = filters.Gates(base, base.get("prompt")).duplicates
+    name = filters.name(base)
+    kept: dict[str, list[dict]] = {}
+    dropped: list[Rejected] = []
     for s in SPLITS:
-        chunks = [Chunk(id=cid, source="", text=text) for cid, text in corpus[s].items()]
-        rows[s] = order_rows(rows[s], SplitCorpus(chunks=chunks))
-        # a question asked in two shards: keep the first in dataset order, as one run would
-        kept, asked = [], dedup.QuestionSet(threshold)
-        for r in rows[s]:
+        kept[s], asked = [], dedup.QuestionSet(threshold)
+        for r in order_rows(rows[s], corpus[s]):
             twin = asked.match(r["question"])
-            if twin is not None:
-                duplicates.add(Row(**r).key)
-                rejected.append(_duplicate(r, twin))
+            if twin is not None:  # keep the first in dataset order, as one run would
+                extra = {"duplicate_of": twin[0], "similarity": round(twin[1], 3)}
+                dropped.append(Rejected.of_row(r, "question", "duplicate", extra=extra))
                 continue
             asked.add(r["question"])  # asked, whatever becomes of its answer (as in one run)
             answer = r["answer"]  # None in a questions-only run: nothing to compare
             check = near is not None and answer is not None
             drop = near.check(answer, s, r["chunk_id"]) if check else None
             if drop is not None:
-                rejected.append(_near_duplicate(r, drop, filters.name(base)))
+                extra = {**drop.record(), "filters": name}
+                dropped.append(Rejected.of_row(r, "answer", drop.reason, raw=answer, extra=extra))
                 continue
-            kept.append(r)
+            kept[s].append(r)
             if near is not None and answer is not None:
                 near.add(answer, s, r["chunk_id"])
-        rows[s] = kept
-    row_keys = {Row(**r).key for s in SPLITS for r in rows[s]}
-    rejected = [r for r in rejected if r["key"] not in row_keys]
-    questions = [q for q in questions if q["key"] not in duplicates]
-
-    out.mkdir(parents=True, exist_ok=True)
-    (out / sharding.DONE).unlink(missing_ok=True)
-    for s in SPLITS:
-        writing.write_jsonl(out / f"{s}.jsonl", rows[s])
-        faults.point("merge")
-    writing.write_jsonl(out / "rejected.jsonl", rejected)
-    writing.write_jsonl(out / "questions.jsonl", questions)
-    faults.point("merge")
-    files = writing.write_outputs(out, rows, corpus)
-    faults.point("merge")
-    merged_cfg = OmegaConf.create(OmegaConf.to_container(base, resolve=True))
-    merged_cfg.shard = {"count": 1, "index": 0}  # one complete run, as a 1-shard job makes it
-    tmp = out / "config.yaml.tmp"
-    OmegaConf.save(merged_cfg, tmp)
-    os.replace(tmp, out / "config.yaml")
-
-    complete = not missing
-    summary = _summary(sweep, group, out, jobs, states, summaries, rows, rejected, base)
-    summary.update(
-        status="complete" if complete else "partial",
-        unfinished=missing,
-        rows_in_several_shards=repeated,
-        started=started,
-        finished=now(),
-        files=sorted(
-            [
-                *files,
-                "config.yaml",
-                "summary.json",
-                *writing.JSONL_FILES,
-                *([sharding.DONE] if complete else []),
-            ]
-        ),
-    )
-    summary["seconds"]["merge"] = round(time.perf_counter() - t0, 3)
-    writing.write_json(out / "summary.json", summary)
-    faults.point("merge")
-    if complete:
-        writing.write_json(out / sharding.DONE, {"finished": summary["finished"]})
-    log.info(
-        "merged %d job dirs -> %s (rows: train %d, val %d%s)",
-        len(jobs),
-        out,
-        len(rows["train"]),
-        len(rows["val"]),
-        "" if complete else f"; partial, missing {', '.join(missing)}",
-    )
-    return summary
+    return kept, dropped
 
 
 def _summary(
     sweep: Path,
     group: tuple[str, ...],
     out: Path,
-    jobs: list[JobDir],
-    states: dict[Path, Any],
-    summaries: dict[Path, dict],
+    shards: Shards,
     rows: dict[str, list[dict]],
     rejected: list[dict],
-    base: DictConfig,
 ) -> dict[str, Any]:
     """Counts as one run would give them, plus per-shard rows, seconds and tokens/s."""
-    from synthgen.dataset.pipeline import versions
-
+    jobs, summaries, base = shards.jobs, shards.summaries, shards.base
     ref = next((summaries[j.path] for j in jobs if summaries[j.path].get("splits")), {})
     slots_total = next(
         (summaries[j.path]["shard"]["slots_total"] for j in jobs if "shard" in summaries[j.path]),
         {},
     )
     splits = {}
-    for s in SPLITS:
-        rq = Counter(r["reason"] for r in rejected if r["split"] == s and r["stage"] == "question")
-        ra = Counter(r["reason"] for r in rejected if r["split"] == s and r["stage"] == "answer")
-        corpus_counts = ref.get("splits", {}).get(s, {})
-        splits[s] = {
-            **{k: corpus_counts.get(k) for k in CORPUS_COUNTS},
-            "slots": slots_total.get(s),
-            "rows": len(rows[s]),
-            "duplicates": rq.get("duplicate", 0),
-            "rejected_questions": dict(sorted(rq.items())),
-            "rejected_answers": dict(sorted(ra.items())),
-        }
-
-    shards, seconds = [], Counter()
-    tokens, gen_secs = 0, 0.0
-    starts, ends = [], []
+    for s in SPLITS:  # every shard reads the whole corpus: its counts are the same in all
+        corpus = SplitCounts.from_dict(ref.get("splits", {}).get(s, {}))
+        corpus.slots = slots_total.get(s)
+        splits[s] = corpus.with_rejects(len(rows[s]), rejected, s).to_dict()
+    per_shard = [_shard(sweep, j, shards) for j in jobs]
+    seconds: Counter[str] = Counter()
     for j in jobs:
-        sm = summaries[j.path]
-        gen = sm.get("generation", {})
-        shards.append(
-            {
-                "dir": j.path.relative_to(sweep).as_posix(),
-                "count": j.count,
-                "index": j.index,
-                "finished": j.finished,
-                "rows": {s: len(states[j.path].rows[s]) for s in SPLITS},
-                "seconds": sm.get("seconds", {}).get("total"),
-                "generate_seconds": gen.get("generate_seconds"),
-                "output_tokens": gen.get("output_tokens"),
-                "tokens_per_second": gen.get("tokens_per_second"),
-                "first_row_seconds": sm.get("this_session", {}).get("first_row_seconds"),
-                "host": sm.get("host"),
-            }
-        )
-        for k, v in sm.get("seconds", {}).items():
-            seconds[k] += v
-        tokens += gen.get("output_tokens", 0)
-        gen_secs += gen.get("generate_seconds", 0.0)
-        if sm.get("started") and sm.get("finished"):
-            starts.append(datetime.fromisoformat(sm["started"]))
-            ends.append(datetime.fromisoformat(sm["finished"]))
-    wall = (max(ends) - min(starts)).total_seconds() if starts else 0.0
+        seconds.update(summaries[j.path].get("seconds", {}))
+    gen = sum(
+        (GenTotals.from_dict(summaries[j.path].get("generation", {})) for j in jobs),
+        start=GenTotals(),
+    )
+    spans = [
+        (datetime.fromisoformat(sm["started"]), datetime.fromisoformat(sm["finished"]))
+        for sm in summaries.values()
+        if sm.get("started") and sm.get("finished")
+    ]
+    wall = (max(e for _, e in spans) - min(b for b, _ in spans)).total_seconds() if spans else 0.0
     return {
         "run_dir": str(out),
-        "task": "merge",
         "prompt": base.prompt.name,
         "model": base.model.name_or_path,
         "merged_from": {"sweep": str(sweep), "overrides": list(group), "job_dirs": len(jobs)},
@@ -371,16 +355,32 @@ def _summary(
         "rows": {s: len(rows[s]) for s in SPLITS},
         "filters": {"name": filters.name(base), "rejected": filters.counts(rejected)},
         "generation": {
-            "output_tokens": tokens,
-            "generate_seconds": round(gen_secs, 3),  # summed over shards (GPU-seconds)
-            "tokens_per_second": round(tokens / gen_secs, 1) if gen_secs else 0.0,  # per GPU
+            **gen.to_dict(),  # summed over shards (GPU-seconds; tokens/s per GPU)
             "wall_seconds": round(wall, 3),  # first shard's start to last shard's end
-            "aggregate_tokens_per_second": round(tokens / wall, 1) if wall else 0.0,
+            "aggregate_tokens_per_second": round(gen.output_tokens / wall, 1) if wall else 0.0,
         },
-        "shards": shards,
+        "shards": per_shard,
         "leak": ref.get("leak", {}),  # every shard checks the whole corpus: the same in all
         "seconds": {k: round(v, 3) for k, v in seconds.items()},  # summed over shards
-        "versions": versions(),
+    }
+
+
+def _shard(sweep: Path, j: JobDir, shards: Shards) -> dict[str, Any]:
+    """One shard's line in the merged summary."""
+    sm = shards.summaries[j.path]
+    gen = sm.get("generation", {})
+    return {
+        "dir": j.path.relative_to(sweep).as_posix(),
+        "count": j.count,
+        "index": j.index,
+        "finished": j.finished,
+        "rows": {s: len(shards.states[j.path].rows[s]) for s in SPLITS},
+        "seconds": sm.get("seconds", {}).get("total"),
+        "generate_seconds": gen.get("generate_seconds"),
+        "output_tokens": gen.get("output_tokens"),
+        "tokens_per_second": gen.get("tokens_per_second"),
+        "first_row_seconds": sm.get("this_session", {}).get("first_row_seconds"),
+        "host": sm.get("host"),
     }
 
 
@@ -389,9 +389,9 @@ def _corpus(jobs: list[JobDir]) -> dict[str, dict[str, str]] | None:
     out: dict[str, dict[str, str]] = {}
     for s in SPLITS:
         paths = [
-            j.path / f"{s}_corpus.json"
+            j.path / rundir.corpus_file(s)
             for j in jobs
-            if j.finished and (j.path / f"{s}_corpus.json").exists()
+            if j.finished and (j.path / rundir.corpus_file(s)).exists()
         ]
         if not paths:
             return None
@@ -403,47 +403,3 @@ def _corpus(jobs: list[JobDir]) -> dict[str, dict[str, str]] | None:
             )
         out[s] = json.loads(paths[0].read_text(encoding="utf-8"))
     return out
-
-
-def _unique(records: Any) -> list[dict]:
-    seen, out = set(), []
-    for r in records:
-        if r["key"] not in seen:
-            seen.add(r["key"])
-            out.append(r)
-    return out
-
-
-def _rejected(row: dict, stage: str, reason: str, raw: str = "", **extra: Any) -> dict:
-    """The rejected record one run would have written for this row (pipeline.Generator.reject)."""
-    return {
-        "key": Row(**row).key,
-        "split": row["split"],
-        "chunk_id": row["chunk_id"],
-        "source": row["source"],
-        "q_index": row["q_index"],
-        "stage": stage,
-        "reason": reason,
-        "question": row["question"],
-        "raw": raw,
-        **extra,
-    }
-
-
-def _duplicate(row: dict, twin: tuple[str, float]) -> dict:
-    """A question asked in two shards: the later one in dataset order."""
-    return _rejected(
-        row, "question", "duplicate", duplicate_of=twin[0], similarity=round(twin[1], 3)
-    )
-
-
-def _near_duplicate(row: dict, drop: filters.Drop, name: str) -> dict:
-    """An answer another shard already gave for another chunk."""
-    return _rejected(row, "answer", drop.reason, row["answer"], **drop.record(), filters=name)
-
-
-def _load_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return {}

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import socket
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,14 +18,8 @@ from typing import Any
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
+from synthgen import rundir
 from synthgen.records import Slot
-
-DONE = "DONE"  # written last (temp + rename) by a run that finished; absent while it runs
-
-# conf/hydra/launcher/*.yaml replace the launcher plugins' configs of the same name (every key,
-# commented); Hydra 1.3 still checks them against the plugin's schema and warns each time, in
-# the launching process and in every job (this module is imported in both before composing).
-warnings.filterwarnings("ignore", message=r"\n?'hydra/launcher/", category=UserWarning)
 
 
 def shard_of(chunk_id: str, count: int) -> int:
@@ -60,18 +53,6 @@ def host() -> dict[str, Any]:
     }
 
 
-def is_shard(run_dir: Path) -> bool:
-    """A job dir that holds one shard of a dataset: a part of a run, not a run.
-
-    Tools that collect runs (a comparison) skip these and take the merged dir instead.
-    """
-    try:
-        cfg = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
-        return int((cfg.get("shard") or {}).get("count", 1)) > 1
-    except (OSError, yaml.YAMLError, TypeError, ValueError, AttributeError):
-        return False
-
-
 # --- job dirs of a sweep -------------------------------------------------------------------------
 
 
@@ -100,7 +81,7 @@ class JobDir:
 
     @property
     def finished(self) -> bool:
-        return (self.path / DONE).is_file()
+        return rundir.is_done(self.path)
 
     @property
     def label(self) -> str:
@@ -109,10 +90,10 @@ class JobDir:
 
 def read_job_dir(path: Path) -> JobDir | None:
     """A job dir from its `.hydra/` record; None when it is not one (or not readable)."""
-    hydra_dir = path / ".hydra"
+    hydra_dir = path / rundir.HYDRA
     try:
-        overrides = yaml.safe_load((hydra_dir / "overrides.yaml").read_text(encoding="utf-8"))
-        cfg = yaml.safe_load((hydra_dir / "config.yaml").read_text(encoding="utf-8")) or {}
+        overrides = yaml.safe_load((hydra_dir / rundir.OVERRIDES).read_text(encoding="utf-8"))
+        cfg = yaml.safe_load((hydra_dir / rundir.CONFIG).read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError):
         return None
     shard = cfg.get("shard") or {}
@@ -136,7 +117,7 @@ def job_dirs(sweep: Path) -> list[JobDir]:
     in it (a model path) nests the job dir.
     """
     found = []
-    for marker in sorted(sweep.rglob(".hydra/overrides.yaml")):
+    for marker in sorted(sweep.rglob(f"{rundir.HYDRA}/{rundir.OVERRIDES}")):
         job = read_job_dir(marker.parent.parent)
         if job is not None and job.task == "generate":
             found.append(job)

@@ -8,16 +8,16 @@ any failed.
 
 from __future__ import annotations
 
-import json
+import functools
 import logging
 import sys
-import traceback
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from synthgen import rundir
 from synthgen.config import SynthgenError
 from synthgen.records import short_hash
 
@@ -37,33 +37,46 @@ def safe_dirname(name: str) -> str:
     return out
 
 
-# keys the running multirun sweeps over (`prompt=a,b`), set by SweepCallback.on_multirun_start.
-# Launchers that run jobs in other processes leave it empty: every override names the dir.
-_swept: set[str] = set()
-
-
-def run_dirname(overrides: Any, exclude: Any = ()) -> str:
+def run_dirname(overrides: Any, exclude: Any = (), swept: Any = ()) -> str:
     """A sweep's run dir name: the job's overrides of the swept keys, sorted, as Hydra's
     override_dirname writes them ('model=qwen25_7b,prompt=critic'). Overrides that are the
     same in every run (num_rows=100) would only make every name longer; without any swept
-    key (-m over a single value) all overrides name it. Keys in `exclude` never do."""
+    key (-m over a single value) all overrides name it. Keys in `exclude` never do.
+
+    swept: the keys the multirun sweeps over (`prompt=a,b`), known in the launching process
+    only (SweepCallback); unknown (jobs in other processes), every override names the dir."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parsed = OverridesParser.create().parse_overrides([str(o) for o in overrides])
     parsed = [o for o in parsed if o.key_or_group not in set(exclude or ())]
-    if _swept:  # shard.* always names a shard's dir: another shard.count gets new dirs
+    swept = set(swept or ())
+    if swept:  # shard.* always names a shard's dir: another shard.count gets new dirs
         chosen = [
-            o for o in parsed if o.key_or_group in _swept or o.key_or_group.startswith("shard.")
+            o for o in parsed if o.key_or_group in swept or o.key_or_group.startswith("shard.")
         ]
-    else:  # swept keys unknown (jobs in other processes): every override names the dir
+    else:
         chosen = parsed
     chosen = chosen or parsed
     return safe_dirname(",".join(sorted(str(o.input_line) for o in chosen)))
 
 
-# hydra.sweep.subdir in conf/config.yaml uses it; registered when run.py imports this module
-if not OmegaConf.has_resolver("synthgen.dirname"):
-    OmegaConf.register_new_resolver("synthgen.dirname", run_dirname)
+RESOLVER = "synthgen.dirname"  # hydra.sweep.subdir in conf/config.yaml names run dirs with it
+# Hydra 1.3 checks conf/hydra/launcher/*.yaml against the launcher plugins' schemas of the
+# same name and warns each time, in the launching process and in every job (ours replace the
+# plugins' configs, every key commented)
+LAUNCHER_WARNING = r"\n?'hydra/launcher/"
+
+
+def setup_process(swept: Any = ()) -> None:
+    """What a process that composes synthgen's Hydra config needs: the run dir resolver (for
+    the keys `swept`, when known) and quiet launcher-schema warnings. The CLI calls it for
+    every process (the launching one and each job of a launcher that runs jobs elsewhere);
+    SweepCallback again once the swept keys are known."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=LAUNCHER_WARNING, category=UserWarning)
+    name = functools.partial(run_dirname, swept=frozenset(swept))
+    OmegaConf.register_new_resolver(RESOLVER, name, replace=True)
 
 
 # jobs of this multirun refused because another process held their run dir (run.py)
@@ -77,68 +90,10 @@ def in_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
-def one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text if isinstance(exc, SynthgenError) else f"{type(exc).__name__}: {text}"
-
-
-def record_failure(cfg: DictConfig, exc: BaseException, run_dir: Path | None = None) -> Path:
-    """Mark the run dir failed (summary.json status, error) and keep what it already holds.
-
-    An earlier session's summary (rows, generation totals) is kept, only the status and the
-    error change, so resuming the run later loses nothing. The traceback of an unexpected
-    error goes to the log (run.log); a config error is one line.
-    """
-    from synthgen.dataset import pipeline, writing
-
-    run_dir = pipeline.resolve_run_dir(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    msg = one_line(exc)
-    if isinstance(exc, SynthgenError):
-        log.error("run failed: %s", msg)
-    else:
-        log.error("run failed: %s\n%s", msg, "".join(traceback.format_exception(exc)).rstrip())
-    path = run_dir / "summary.json"
-    old: dict[str, Any] = {}
-    if path.exists():
-        try:
-            old = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            old = {}
-    from synthgen.config import ConfigError
-
-    if isinstance(exc, ConfigError) and old.get("status") == "complete":
-        # refused before touching the run dir (e.g. a relaunch with another row config): the
-        # finished run stays finished; the refusal is kept beside it and still fails the sweep
-        summary = {**old, "last_attempt_error": msg, "last_attempt_at": pipeline.now()}
-        writing.write_json(path, summary)
-        return run_dir
-    summary = {
-        **old,
-        "run_dir": str(run_dir),
-        "task": cfg.get("task", "generate"),
-        "status": "failed",
-        "error": msg,
-        "error_type": type(exc).__name__,
-        "failed_at": pipeline.now(),
-    }
-    if old.get("status") and old.get("status") != "failed":
-        summary["previous_status"] = old["status"]
-    cfg_path = run_dir / "config.yaml"
-    if not cfg_path.exists():  # the report shows how a failed run's config differs
-        try:
-            OmegaConf.save(cfg, cfg_path, resolve=True)
-        except Exception:  # an interpolation that cannot resolve: keep it as written
-            OmegaConf.save(cfg, cfg_path, resolve=False)
-    writing.write_json(path, summary)
-    return run_dir
-
-
 def run_status(run_dir: Path) -> str:
     """ "failed" also for a finished run whose last attempt in this sweep was refused."""
-    try:
-        summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+    summary = rundir.read_summary(run_dir, default=None)
+    if summary is None:
         return "unreadable"
     return "failed" if summary.get("last_attempt_error") else summary.get("status", "unknown")
 
@@ -152,8 +107,7 @@ class SweepCallback(Callback):
 
         task = [str(o) for o in config.hydra.overrides.task]
         parsed = OverridesParser.create().parse_overrides(task)
-        _swept.clear()
-        _swept.update(o.key_or_group for o in parsed if o.is_sweep_override())
+        setup_process(swept={o.key_or_group for o in parsed if o.is_sweep_override()})
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from synthgen import compare

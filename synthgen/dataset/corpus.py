@@ -1,0 +1,202 @@
+"""The corpus of a run: read -> clean -> chunk -> dedup -> leak check -> select, per split;
+then the slots to fill, and the dataset order of rows (a merge uses the same order)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from synthgen.config import ConfigError
+from synthgen.dataset import chunking, dedup, faults, reading, selection
+from synthgen.records import Chunk, Skipped, Slot, SplitCounts, key_of
+from synthgen.rundir import SPLITS
+from synthgen.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SplitCorpus:
+    """One split after reading, cleaning, chunking, dedup and selection, with its counts."""
+
+    files: list[str] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    notes: dict[str, str] = field(default_factory=dict)
+    encodings: dict[str, dict[str, Any]] = field(default_factory=dict)  # non-UTF-8 files
+    cleaning: dict[str, dict[str, Any]] = field(default_factory=dict)  # file -> counts per rule
+    docs: int = 0
+    chunks: list[Chunk] = field(default_factory=list)  # every chunk, in file order
+    copies: list[dedup.Match] = field(default_factory=list)  # repeats of an earlier chunk
+    leaked: list[dedup.Match] = field(default_factory=list)  # val chunks dropped as leaks
+    kept: list[Chunk] = field(default_factory=list)  # inside the bounds with a keyword
+    rejected: Counter[str] = field(default_factory=Counter)
+    used: list[Chunk] = field(default_factory=list)  # the first kept chunks num_rows needs
+
+    def corpus_chunks(self) -> list[Chunk]:
+        """The split's retrieval corpus (<split>_corpus.json): copies and dropped leaks out."""
+        out = {m.chunk.id for m in [*self.copies, *self.leaked]}
+        return [c for c in self.chunks if c.id not in out]
+
+    def counts(self, slots: int = 0) -> SplitCounts:
+        return SplitCounts(
+            files_read=len(self.files) - len(self.skipped),
+            files_skipped=[{"file": s.source, "reason": s.reason} for s in self.skipped],
+            file_notes=self.notes,
+            encodings=self.encodings,
+            cleaning=self.cleaning,
+            docs=self.docs,
+            chunks_total=len(self.chunks),
+            chunks_kept=len(self.kept),
+            chunks_rejected=dict(sorted(self.rejected.items())),
+            chunks_used=len(self.used),
+            duplicate_chunks=[m.record() for m in self.copies],
+            slots=slots,
+        )
+
+
+Corpus = dict[str, SplitCorpus]
+
+
+def load_corpus(
+    st: Settings, seconds: Counter[str], leak_report: dict[str, Any] | None = None
+) -> Corpus:
+    """Read, clean, chunk, dedup, check for leaks, select. `leak_report` gets the leak check."""
+    directory = st.corpus.dir
+    if not directory.is_dir():
+        raise ConfigError(f"corpus.dir: folder {str(directory)!r} not found")
+    files = {
+        s: reading.resolve_files(directory, st.corpus.files[s], f"corpus.{s}_files") for s in SPLITS
+    }  # every list is checked before any file is read
+    both = sorted(set(files["train"]) & set(files["val"]))
+    if both:  # a chunk in both splits would leak val into train, and share its row keys
+        name = both[0].relative_to(directory).as_posix()
+        raise ConfigError(
+            f"corpus.val_files: {name!r} is also in corpus.train_files; a file belongs to one split"
+        )
+    out = {s: _read_split(st, files[s], seconds) for s in SPLITS}
+    t = time.perf_counter()
+    pairs = _leaks(st, out)
+    seconds["dedup"] += time.perf_counter() - t
+    if leak_report is not None:
+        leak_report.update(
+            action=st.corpus.leak,
+            threshold=st.dedup.leak_threshold,
+            pairs=[m.record("val", "train") for m in pairs],
+            dropped=len(out["val"].leaked),
+        )
+    for split in SPLITS:
+        t = time.perf_counter()
+        _select(st, out[split])
+        seconds["select"] += time.perf_counter() - t
+    return out
+
+
+def _read_split(st: Settings, files: list[Any], seconds: Counter[str]) -> SplitCorpus:
+    """Read, clean and chunk one split's files; copies of a passage within it are found."""
+    directory = st.corpus.dir
+    sc = SplitCorpus(files=[p.relative_to(directory).as_posix() for p in files])
+    t = time.perf_counter()
+    got = reading.read_corpus(directory, files, st.corpus.encoding, st.cleaning)
+    sc.skipped, sc.notes, sc.encodings, sc.cleaning = (
+        got.skipped,
+        got.notes,
+        got.encodings,
+        got.cleaning,
+    )
+    sc.docs = len(got.docs)
+    seconds["read"] += time.perf_counter() - t
+    t = time.perf_counter()
+    sc.chunks = chunking.chunk_docs(got.docs, st.chunking.size, st.chunking.overlap)
+    faults.point("chunk")
+    dd = st.dedup
+    if dd.on:  # the same passage twice in one split is generated once
+        sc.copies = dedup.copies(sc.chunks, dd.shingle_words, dd.chunk_threshold, dd.min_shingles)
+    seconds["chunk"] += time.perf_counter() - t
+    return sc
+
+
+def _leaks(st: Settings, out: Corpus) -> list[dedup.Match]:
+    """Val chunks that repeat a train passage; corpus.leak says to fail, warn or drop them."""
+    dd = st.dedup
+    if not dd.on:
+        return []
+    own = {s: [c for c in out[s].chunks if c.id not in _ids(out[s].copies)] for s in SPLITS}
+    assert dd.leak_threshold is not None
+    pairs = dedup.leaks(
+        own["train"], own["val"], dd.shingle_words, dd.leak_threshold, dd.min_shingles
+    )
+    if not pairs:
+        return pairs
+    first, action = pairs[0], st.corpus.leak
+    what = (
+        f"{len(pairs)} val chunk(s) repeat a train passage (val {first.chunk.source!r} "
+        f"chunk {first.chunk.id} ~ train {first.of.source!r} chunk {first.of.id}, "
+        f"overlap {first.similarity:.2f}"
+        + (f"; and {len(pairs) - 1} more" if len(pairs) > 1 else "")
+        + ")"
+    )
+    if action == "fail":
+        raise ConfigError(
+            f"corpus.leak: {what}; fix the file lists, or set corpus.leak=drop to leave "
+            "the val copies out (warn: keep them and report)"
+        )
+    log.warning("leak between splits: %s; corpus.leak=%s", what, action)
+    if action == "drop":
+        out["val"].leaked = pairs
+    return pairs
+
+
+def _ids(matches: Iterable[dedup.Match]) -> set[str]:
+    return {m.chunk.id for m in matches}
+
+
+def _select(st: Settings, sc: SplitCorpus) -> None:
+    """Kept chunks (length bounds, keywords) and the first of them that num_rows needs."""
+    copies, gone = _ids(sc.copies), _ids(sc.leaked)
+    sc.rejected = Counter()
+    if sc.copies:
+        sc.rejected["duplicate"] = len(sc.copies)
+    if gone:
+        sc.rejected["leak"] = len(gone)
+    candidates = [c for c in sc.chunks if c.id not in copies and c.id not in gone]
+    sel = st.selection
+    sc.kept, rejected = selection.select(
+        candidates, sel.min_chars, sel.max_chars, list(sel.words), sel.match
+    )
+    sc.rejected.update(rejected)
+    sc.used = sc.kept[: st.chunks_needed]
+
+
+def make_slots(st: Settings, corpus: Corpus) -> dict[str, list[Slot]]:
+    """Every (chunk, question index) to fill, at most num_rows per split, in dataset order."""
+    k = st.prompt.questions_per_chunk
+    slots = {}
+    for split, sc in corpus.items():
+        s = [Slot(split, c, i, st.prompt.name, st.model) for c in sc.used for i in range(k)]
+        slots[split] = s[: st.num_rows]
+    return slots
+
+
+def unique_rows(rows: list[dict]) -> list[dict]:
+    """Each row key once, the first line with it kept."""
+    seen: set[str] = set()
+    out = []
+    for r in rows:
+        key = key_of(r)
+        if key not in seen:
+            seen.add(key)
+            out.append(r)
+    return out
+
+
+def order_rows(rows: list[dict], chunk_ids: Iterable[str]) -> list[dict]:
+    """Dataset order: chunk order in the corpus, then question index (not finishing order).
+
+    chunk_ids: the split's chunk ids in corpus order (a SplitCorpus's chunks, or the keys of
+    a <split>_corpus.json, which keeps that order)."""
+    pos = {cid: i for i, cid in enumerate(chunk_ids)}
+    return sorted(rows, key=lambda r: (pos.get(r["chunk_id"], len(pos)), r["q_index"], r["id"]))

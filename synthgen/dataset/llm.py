@@ -1,0 +1,108 @@
+"""The generate task's model: load the backend `model._target_` names (the one place a
+component is swapped by config), and the generation settings of each stage."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from synthgen.backends.base import GenParams, ModelSpec
+from synthgen.config import ConfigError, ModelLoadError, SynthgenError
+from synthgen.settings import GenSettings, Settings
+
+
+def load_model_part(name_or_path: str, load: Any) -> Any:
+    """Call `load()`; a missing, gated or unreachable model becomes one clear line.
+
+    Nothing is generated before this, so failing here loses no work.
+    """
+    try:
+        return load()
+    except (SynthgenError, MemoryError, KeyboardInterrupt):
+        raise
+    except Exception as e:
+        while e.__cause__ is not None and type(e).__name__ == "InstantiationException":
+            e = e.__cause__  # hydra wraps the constructor's error
+        if isinstance(e, SynthgenError):  # already one line naming its key (synthgen/models.py)
+            raise e from None
+        first = " ".join(str(e).split())[:300]
+        if isinstance(e, ValueError) and first.startswith(("model.", "generation.")):
+            raise ConfigError(first) from None  # a backend's own check, already "key: why"
+        hint = " (offline? run with the hub reachable once, or point to a local folder)"
+        hint = hint if isinstance(e, OSError) else ""
+        raise ModelLoadError(
+            f"model.name_or_path: cannot load {name_or_path!r}{hint}: {type(e).__name__}: {first}"
+        ) from None
+
+
+def prepare_model(cfg: DictConfig) -> None:
+    """The backend's `prepare(spec)`, where it has one: find or fetch what the model needs."""
+    from hydra.utils import get_class
+
+    prepare = getattr(get_class(cfg.model._target_), "prepare", None)
+    if prepare is not None:
+        spec = ModelSpec.from_kwargs(OmegaConf.to_container(cfg.model, resolve=True))
+        load_model_part(spec.name_or_path, lambda: prepare(spec))
+
+
+def load_backend(cfg: DictConfig, st: Settings) -> Any:
+    """The backend named by model._target_ (hydra instantiate), engine settings passed along."""
+    from hydra.utils import instantiate
+
+    g = st.generation
+    return load_model_part(
+        st.model,
+        lambda: instantiate(
+            cfg.model,
+            engine=g.engine,
+            prefill_chunk_size=g.prefill_chunk_size,
+            vllm=vllm_options(g),
+        ),
+    )
+
+
+def stage_params(st: Settings, spec: ModelSpec) -> dict[str, GenParams]:
+    """Generation settings per stage: `generation.*`, with the model's stop strings and token
+    cap for the stage (a base model's: it never stops on its own). A list prompt
+    ({num_questions}) wants several questions from one reply, so what is meant to end one
+    question (a "?", a short cap) does not apply to it."""
+    g = st.generation
+    out = {}
+    for stage in ("question", "answer"):
+        # a qa_pair question reply holds its answer; a list reply holds several questions
+        one = stage == "answer" or not (st.prompt.pair or st.prompt.list_mode)
+        cap = g.max_new_tokens
+        if one and spec.max_new_tokens.get(stage):
+            cap = min(cap, int(spec.max_new_tokens[stage]))
+        out[stage] = GenParams(
+            temperature=g.temperature,
+            top_p=g.top_p,
+            do_sample=g.do_sample,
+            seed=g.seed,
+            max_new_tokens=cap,
+            min_new_tokens=min(g.min_new_tokens, cap),
+            stop_strings=list(spec.stop_strings.get(stage) or []) if one else [],
+        )
+    return out
+
+
+def vllm_options(g: GenSettings) -> dict[str, Any]:
+    """The generation.* settings only the vllm engine reads."""
+    return {
+        "gpu_memory_utilization": g.gpu_memory_utilization,
+        "enable_prefix_caching": g.enable_prefix_caching,
+        "feed": g.vllm_feed,
+        "seed": g.seed,
+    }
+
+
+def batch_size(st: Settings, backend: Any) -> int:
+    """generation.batch_size, or what the backend can hold (auto)."""
+    g = st.generation
+    if hasattr(backend, "reserve_new"):  # the continuous engine sizes its KV slots with it
+        backend.reserve_new = g.max_new_tokens
+    if g.batch_size == "auto":
+        auto = getattr(backend, "auto_batch_size", None)
+        return auto(g.max_new_tokens, min(st.max_prompt, 1024)) if auto else 8
+    return int(g.batch_size)
