@@ -278,21 +278,6 @@ def skipped(args: argparse.Namespace, rec: g.Recorder, way: str, run: str, why: 
 # --- synthgen's engines -------------------------------------------------------------------
 
 
-def switch_to_static(backend: object) -> None:
-    """The old static engine on the weights the continuous engine ran on (one load for both:
-    its KV slots and CUDA graphs are freed first, and the attention is what engine=static
-    loads with)."""
-    import torch
-
-    if backend.slots_engine is not None:
-        backend.slots_engine.close()
-        backend.slots_engine = None
-    backend.engine, backend.static_rows = "static", 0
-    backend.model.set_attn_implementation(backend.attention())
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-
-
 def way_synthgen(
     args: argparse.Namespace, plan: list[tuple[str, tuple[str, ...]]], rec: g.Recorder
 ) -> None:
@@ -312,7 +297,7 @@ def way_synthgen(
     load_s = round(time.time() - rec.t0, 1)
     for k, (way, runs) in enumerate(plan):
         if way == "static" and backend.engine != "static":
-            switch_to_static(backend)  # start_s below: the one load both engines ran on
+            backend.switch_engine("static")  # start_s below: the one load both ran on
         timed_runs(args, backend, way, runs, chunks, rec, start_s, load_s, shared=k > 0)
     backend.close()
 

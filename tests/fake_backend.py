@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from synthgen.backends.base import Generated, GenParams, ModelSpec, OutOfMemory
+from synthgen.backends.base import BaseBackend, Generated, GenParams, ModelSpec, OutOfMemory
 
 
 class FakeTokenizer:
@@ -36,7 +36,7 @@ ECHO = (
 )
 
 
-class Backend:
+class Backend(BaseBackend):
     """Writes 'Question N about <chunk start>?' and 'Answer to ...'; can fake OOM and crashes."""
 
     calls: list[int] = []  # batch sizes seen, shared across instances for assertions
@@ -53,7 +53,7 @@ class Backend:
     def __init__(
         self, engine: str = "auto", prefill_chunk_size: int = 0, vllm: Any = None, **kwargs: Any
     ) -> None:
-        self.spec = ModelSpec.from_kwargs(kwargs)
+        super().__init__(ModelSpec.from_kwargs(kwargs))
         self.engine = "fake"
         self.tokenizer = FakeTokenizer()
 

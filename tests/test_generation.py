@@ -82,12 +82,12 @@ def test_a_stop_string_counts_once_the_reply_has_begun(tiny_model) -> None:
     from synthgen.backends.transformers import Backend
 
     b = Backend(name_or_path=str(tiny_model), max_seq_length=256, eos_tokens=[])
-    g = b._decode(
+    g = b.batched.decode(
         b.tokenizer("\n\nThe long take.\n\nMore", add_special_tokens=False)["input_ids"],
         stop_strings=["\n\n"],
     )
     assert g.text.strip() == "The long take." and g.finished
-    assert not b._decode(
+    assert not b.batched.decode(
         b.tokenizer("\n\n", add_special_tokens=False)["input_ids"],
         stop_strings=["\n\n"],
     ).finished
@@ -98,7 +98,7 @@ def test_after_content_holds_a_stop_back_while_the_reply_is_blank(tiny_model) ->
     import torch
     from transformers import AutoTokenizer
 
-    from synthgen.backends.transformers import after_content
+    from synthgen.backends.batched import after_content
 
     tok = AutoTokenizer.from_pretrained(tiny_model)
     prompt = tok("Question:", add_special_tokens=False)["input_ids"]

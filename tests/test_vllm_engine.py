@@ -163,7 +163,9 @@ def streamer(engine: FakeEngine) -> VllmStreamer:
     return VllmStreamer(
         FakeLLM(engine),
         sampling=lambda params, ids: "SP",
-        finish=lambda ids, reason, cached=0: to_generated(ids, reason, {99}, decode, cached),
+        finish=lambda ids, reason, cached=0, stops=None: to_generated(
+            ids, reason, {99}, decode, stops, cached
+        ),
     )
 
 

@@ -6,7 +6,16 @@ from __future__ import annotations
 
 import pkgutil
 
-HELPERS = {"base", "plan", "vllm_engine"}  # shared code, not backends
+HELPERS = {  # shared code and the engines, not backends
+    "admission",
+    "base",
+    "batched",
+    "continuous",
+    "models",
+    "plan",
+    "slot_attention",
+    "vllm_engine",
+}
 
 
 def available() -> list[str]:

@@ -1,11 +1,12 @@
-"""What every backend shares: the model spec, generation parameters, results, the tokenizer."""
+"""What every backend shares: the contract (`BaseBackend`, `Engine`, `Streamer`), the model
+spec, generation parameters, results, the tokenizer and its chat template."""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 log = logging.getLogger(__name__)
 
@@ -87,34 +88,49 @@ class Generated:
 
 
 def load_tokenizer(spec: ModelSpec) -> Any:
-    """Tokenizer with left padding and the configured chat template; loads no weights."""
+    """The tokenizer of `spec` through `use_chat_template` (not strict); loads no weights."""
     from transformers import AutoTokenizer
 
     from synthgen.backends import models
 
     tok = AutoTokenizer.from_pretrained(models.resolve(spec.name_or_path))
-    tok.padding_side = "left"
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    if spec.chat_template and "{" not in spec.chat_template:  # an Unsloth template name
+    return use_chat_template(tok, spec, strict=False)
+
+
+def use_chat_template(tokenizer: Any, spec: ModelSpec, strict: bool = True) -> Any:
+    """The tokenizer as every engine needs it: the configured chat template, left padding (the
+    new tokens line up on the right), a pad token.
+
+    model.chat_template is a Jinja string, or an Unsloth template name (`llama-3.1`, ...)
+    applied with unsloth.chat_templates.get_chat_template as the notebook did. strict=False
+    (no unsloth here, e.g. a dry run showing prompts): a name that cannot be applied is
+    logged and the tokenizer's own template kept.
+    """
+    template = spec.chat_template
+    if template and "{" not in template:  # an Unsloth template name
         try:
             from unsloth.chat_templates import get_chat_template
 
-            tok = get_chat_template(tok, chat_template=spec.chat_template)
-        except Exception as e:  # no unsloth (or no GPU) here: say so, keep the tokenizer's own
+            tokenizer = get_chat_template(tokenizer, chat_template=template)
+        except Exception as e:
+            if strict:
+                raise
             log.warning(
                 "Unsloth template %r not applied (%s); showing the tokenizer's own template",
-                spec.chat_template,
+                template,
                 type(e).__name__,
             )
-    elif spec.chat_template:
-        tok.chat_template = spec.chat_template
-    if spec.prompt_format == "chat" and not getattr(tok, "chat_template", None):
+    elif template:
+        tokenizer.chat_template = template
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if spec.prompt_format == "chat" and not getattr(tokenizer, "chat_template", None):
         raise ValueError(
             f"model.chat_template: {spec.name_or_path} has no chat template; set a Jinja "
             "string, or model.prompt_format=plain for a base model"
         )
-    return tok
+    return tokenizer
 
 
 def render(
@@ -152,3 +168,96 @@ def eos_ids(tokenizer: Any, spec: ModelSpec, generation_config: Any = None) -> l
         if tid is not None and tid != tokenizer.unk_token_id:
             ids.append(tid)
     return sorted({int(i) for i in ids if i is not None})
+
+
+# --- the backend contract --------------------------------------------------------------------
+
+
+class Streamer(Protocol):
+    """A continuous-batching engine: requests go in one at a time, finished ones come out.
+
+    It may also say how many requests it wants in flight (`max_in_flight`, an int): the
+    continuous engine keeps a queue beyond its slots to refill them from.
+    """
+
+    def add(self, key: int, ids: list[int], params: GenParams) -> None: ...
+
+    def step(self) -> list[tuple[int, Generated]]:
+        """Advance the engine; the requests that finished, by key. Raises OutOfMemory."""
+        ...
+
+    def abort(self) -> None:
+        """Drop every request in flight (after OutOfMemory; they are submitted again)."""
+        ...
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """What the transformers and unsloth backends run batches on, one per generation.engine:
+    batched.Batched (dynamic, static), continuous.SlotEngine, vllm_engine.VllmRunner. An
+    engine that also feeds continuously offers a Streamer through its backend's `streamer()`.
+    """
+
+    def generate(
+        self, batch: list[list[int]], params: GenParams | list[GenParams]
+    ) -> list[Generated]: ...
+
+    def close(self) -> None: ...
+
+
+class BaseBackend:
+    """What the pipeline and the benchmarks use of a backend (`model._target_`), with defaults
+    for what a backend may leave out.
+
+    A backend calls `super().__init__(spec)` first, sets `tokenizer` and `engine`, and
+    implements `generate`. hydra builds it with the model keys plus `engine`,
+    `prefill_chunk_size` and `vllm` (generation.*), which it may ignore.
+    """
+
+    name: ClassVar[str] = "base"  # model.backend
+    engine: str = "default"  # the generation engine in use: summary.json's engine.name
+    # new tokens a reply may take: the run sets generation.max_new_tokens here before its
+    # first batch; the continuous engine sizes its KV slots with it (tokens)
+    reserve_new: int = 256
+    spec: ModelSpec
+    tokenizer: Any  # apply_chat_template, __call__ -> {"input_ids"}, decode
+
+    @staticmethod
+    def check(spec: ModelSpec, runtime: bool = True) -> None:
+        """Cheap checks before anything loads (config.check); raises ValueError('key: why').
+
+        runtime=False (dry runs): skip what only matters where the model runs (CUDA, ...).
+        """
+
+    @staticmethod
+    def prepare(spec: ModelSpec) -> str:
+        """Before the corpus is read: find or fetch what the model needs, fail fast if it is
+        not there; returns where the weights are."""
+        return spec.name_or_path
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec = spec
+        self.notes: list[str] = []  # what the engine chose or gave up: summary.json
+        self.choices: dict[str, Any] = {}  # why this engine, and so on: summary.json
+
+    def set_seed(self, seed: int) -> None:
+        """Seed the backend's sampling (generation.seed); nothing to seed by default."""
+
+    def auto_batch_size(self, max_new_tokens: int, max_prompt_tokens: int = 1024) -> int:
+        """generation.batch_size=auto: the rows (or requests in flight) that fit."""
+        return 8
+
+    def generate(
+        self, batch: list[list[int]], params: GenParams | list[GenParams]
+    ) -> list[Generated]:
+        """One batch of token-id prompts -> one result each; raises OutOfMemory (the caller
+        halves the batch)."""
+        raise NotImplementedError(f"{type(self).__name__}.generate")
+
+    def streamer(self, batch_size: int | None = None) -> Streamer | None:
+        """Continuous feeding (generation.run_stream) where the engine offers it, else None:
+        batches through `generate`."""
+        return None
+
+    def close(self) -> None:
+        """Let go of the model and the accelerator memory; called once, also after errors."""

@@ -24,7 +24,9 @@ into the slots and attends. No transformers Cache object is used (its API change
 and 5.24). Models whose attention needs more (Gemma-2's softcapping and sliding windows) are
 refused with one line.
 
-Everything above the `--- the engine ---` line is pure Python, CPU-tested without torch.
+Admission (which prompt takes which slot, with which prefix) is pure Python in
+synthgen/backends/admission.py, CPU-tested without torch; the attention function is in
+synthgen/backends/slot_attention.py.
 """
 
 from __future__ import annotations
@@ -32,266 +34,31 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
+from synthgen.backends.admission import (
+    PrefixIndex,
+    Request,
+    finish,
+    plan_admission,
+    sub_batches,
+)
 from synthgen.backends.base import Generated, GenParams, OutOfMemory
+from synthgen.backends.slot_attention import (
+    ATTENTION,
+    Ctx,
+    attending,
+    register_attention,
+    unsupported,
+)
 
 log = logging.getLogger(__name__)
 
-ATTENTION = "synthgen_slots"  # the attention function's name in transformers' AttentionInterface
-BLOCK = 16  # tokens per prefix-index block: the shortest prefix worth reusing
 KEY_STEP = 256  # decode attends to the cache up to the longest row, rounded up to this (tokens)
 
 
-def common_prefix(a: list[int], b: list[int]) -> int:
-    n = min(len(a), len(b))
-    for i in range(n):
-        if a[i] != b[i]:
-            return i
-    return n
-
-
-class PrefixIndex:
-    """Which slot holds the KV of a prompt's beginning: chained hashes of 16-token blocks
-    (vLLM's prefix-cache idea at slot granularity), then an exact token comparison."""
-
-    def __init__(self, block: int = BLOCK) -> None:
-        self.block = block
-        self.by_hash: dict[int, set[int]] = {}
-        self.ids: dict[int, list[int]] = {}  # slot -> the prompt tokens whose KV it holds
-        self.hashes: dict[int, list[int]] = {}
-
-    def chain(self, ids: list[int]) -> list[int]:
-        out, h = [], 0
-        for k in range(len(ids) // self.block):
-            h = hash((h, tuple(ids[k * self.block : (k + 1) * self.block])))
-            out.append(h)
-        return out
-
-    def add(self, slot: int, ids: list[int]) -> None:
-        self.remove(slot)
-        hs = self.chain(ids)
-        self.ids[slot], self.hashes[slot] = list(ids), hs
-        for h in hs:
-            self.by_hash.setdefault(h, set()).add(slot)
-
-    def remove(self, slot: int) -> None:
-        for h in self.hashes.pop(slot, []):
-            found = self.by_hash.get(h)
-            if found is not None:
-                found.discard(slot)
-                if not found:
-                    del self.by_hash[h]
-        self.ids.pop(slot, None)
-
-    def clear(self) -> None:
-        self.by_hash.clear()
-        self.ids.clear()
-        self.hashes.clear()
-
-    def longest(
-        self, ids: list[int], prefer: Callable[[int], bool] = lambda s: False
-    ) -> tuple[int | None, int]:
-        """(slot, tokens): the slot whose cached prompt shares the longest beginning with `ids`
-        (at least one block; `prefer`red slots first among equals), or (None, 0)."""
-        found: set[int] | None = None
-        for h in self.chain(ids):
-            nxt = self.by_hash.get(h)
-            if not nxt:
-                break
-            found = nxt
-        if not found:
-            return None, 0
-        slot = min(found, key=lambda s: (not prefer(s), s))
-        n = common_prefix(ids, self.ids[slot])  # exact: a hash collision reuses nothing wrong
-        return (slot, n) if n >= self.block else (None, 0)
-
-
-@dataclass
-class Request:
-    key: int
-    ids: list[int]
-    params: GenParams
-    slot: int = -1
-    start: int = 0  # prompt tokens whose KV came from a cached prefix (not prefilled)
-    src: int = -1  # the slot that prefix came from
-    out: list[int] = field(default_factory=list)  # new tokens so far
-
-
-@dataclass
-class Plan:
-    """One admission: which waiting request goes to which free slot, with what prefix."""
-
-    admitted: list[Request]
-    copies: list[tuple[int, int, int]]  # (dst slot, src slot, tokens)
-
-
-def plan_admission(
-    waiting: list[Request],
-    free: list[int],
-    index: PrefixIndex | None,
-    is_free: Callable[[int], bool],
-) -> Plan:
-    """Give free slots (oldest first) to waiting requests, the longest prefix matches first.
-
-    A request whose prompt begins with a free slot's cached prompt takes that slot in place
-    (its answer after its question); one matching a slot in use, or one already taken, gets
-    another free slot and a copy of the matching KV. Longest first: a prompt that shares only
-    the system text and chat header with a slot must not take the slot whose chunk an answer
-    is waiting for. At least one prompt token is always left to prefill: its logits give the
-    first new token.
-    """
-    matches: dict[int, tuple[int, int]] = {}
-    if index is not None:
-        for i, r in enumerate(waiting):
-            slot, n = index.longest(r.ids, prefer=is_free)
-            if slot is not None:
-                matches[i] = (slot, min(n, len(r.ids) - 1))
-    order = sorted(range(len(waiting)), key=lambda i: (-matches.get(i, (0, 0))[1], i))
-    order = order[: len(free)]
-    left = OrderedDict((s, None) for s in free)
-    admitted: list[Request] = []
-    copies: list[tuple[int, int, int]] = []
-    for i in order:  # first pass: in place
-        if i in matches and matches[i][0] in left:
-            r = waiting[i]
-            r.slot, r.src, r.start = matches[i][0], matches[i][0], matches[i][1]
-            left.pop(r.slot)
-            admitted.append(r)
-    for i in order:  # then copies and fresh prompts, oldest free slot first
-        r = waiting[i]
-        if r.slot >= 0:
-            continue
-        r.slot = left.popitem(last=False)[0]
-        if i in matches:
-            r.src, r.start = matches[i]
-            copies.append((r.slot, r.src, r.start))
-        admitted.append(r)
-    return Plan(admitted, copies)
-
-
-def sub_batches(reqs: list[Request], budget: int) -> list[list[Request]]:
-    """Requests by prefill length, longest first, in groups of at most `budget` padded tokens,
-    the rows spread evenly over the groups a width needs (16 rows that need two forwards make
-    8 + 8, not 15 + a lone one)."""
-    reqs = sorted(reqs, key=lambda r: len(r.ids) - r.start, reverse=True)
-    out: list[list[Request]] = []
-    i = 0
-    while i < len(reqs):
-        width = max(1, len(reqs[i].ids) - reqs[i].start)
-        fit = max(1, budget // width)  # rows of this width (or shorter) per forward
-        groups = -(-(len(reqs) - i) // fit)
-        n = -(-(len(reqs) - i) // groups)
-        out.append(reqs[i : i + n])
-        i += n
-    return out
-
-
-def finish(r: Request, eos: set[int], decode: Callable[[list[int]], str]) -> Generated | None:
-    """The request's result once its last token is in, else None (it goes on)."""
-    t, n = r.out[-1], len(r.out)
-    if t in eos and n > r.params.min_new_tokens:
-        return Generated(decode(r.out[:-1]), n, True, r.start)
-    if n >= r.params.max_new_tokens:
-        return Generated(decode(r.out), n, False, r.start)
-    return None
-
-
-# --- the engine (torch; CUDA graphs only on CUDA) -------------------------------------------
-
-_CTX: Any = None  # what the attention function needs during one forward of the engine
-
-
-@dataclass
-class _Ctx:
-    k: list[Any]  # per layer [slots, kv_heads, L, head_dim]
-    v: list[Any]
-    rows: Any  # [R, 1] slot of each input row (writes)
-    pos: Any  # [R, W] cache position of each input token (writes)
-    fresh: bool  # prefill of prompts without a cached prefix: causal attention on the new k/v
-    gather: Any = None  # [R] slots to read (None: every slot, in order)
-    mask: Any = None  # [R, 1, G*W, keys] bool, the folded queries' visible keys
-    keys: int = 0  # cache positions read
-
-
-def slots_attention(
-    module: Any,
-    query: Any,
-    key: Any,
-    value: Any,
-    attention_mask: Any,
-    scaling: float | None = None,
-    dropout: float = 0.0,
-    **kwargs: Any,
-) -> tuple[Any, None]:
-    """Write this layer's new k/v into the slots, then attend (registered as ATTENTION).
-
-    query [R, heads, W, D], key/value [R, kv_heads, W, D] (RoPE applied). Cached attention
-    folds each KV head's query heads into the query axis (no K/V copy per query head, as
-    repeat_kv makes under a mask); the mask is per row, so rows of any length share a step.
-    """
-    import torch.nn.functional as F
-
-    ctx = _CTX
-    if ctx is None:
-        raise RuntimeError(f"attention {ATTENTION!r} runs inside the continuous engine only")
-    if kwargs.get("sliding_window") or kwargs.get("softcap"):
-        raise NotImplementedError("sliding-window or soft-capped attention")
-    i = module.layer_idx
-    kc, vc = ctx.k[i], ctx.v[i]
-    kc[ctx.rows, :, ctx.pos] = key.permute(0, 2, 1, 3).to(kc.dtype)
-    vc[ctx.rows, :, ctx.pos] = value.permute(0, 2, 1, 3).to(vc.dtype)
-    rows, heads, width, dim = query.shape
-    kv_heads = key.shape[1]
-    if ctx.fresh:  # causal over the new tokens only: the flash kernel, K/V per query head
-        # (a copy of this forward's k/v, small beside its matmuls; no reliance on enable_gqa)
-        group = heads // kv_heads
-        if group > 1:
-            key = key[:, :, None].expand(rows, kv_heads, group, width, dim).reshape(query.shape)
-            value = value[:, :, None].expand(rows, kv_heads, group, width, dim).reshape(query.shape)
-        out = F.scaled_dot_product_attention(query, key, value, is_causal=True, scale=scaling)
-        return out.transpose(1, 2).contiguous(), None
-    if ctx.gather is None:
-        keys, values = kc[:, :, : ctx.keys], vc[:, :, : ctx.keys]
-    else:
-        keys, values = kc[ctx.gather, :, : ctx.keys], vc[ctx.gather, :, : ctx.keys]
-    q = query.reshape(rows, kv_heads, (heads // kv_heads) * width, dim)
-    out = F.scaled_dot_product_attention(
-        q, keys.to(q.dtype), values.to(q.dtype), attn_mask=ctx.mask, scale=scaling
-    )
-    return out.reshape(rows, heads, width, dim).transpose(1, 2).contiguous(), None
-
-
-def register_attention() -> None:
-    from transformers import AttentionInterface
-
-    AttentionInterface.register(ATTENTION, slots_attention)
-
-
-def unsupported(config: Any) -> str | None:
-    """Why the engine cannot run this model, or None."""
-    c = config.get_text_config() if hasattr(config, "get_text_config") else config
-    if getattr(c, "attn_logit_softcapping", None) or getattr(c, "final_logit_softcapping", None):
-        return "soft-capped attention or logits (Gemma-2)"
-    types = getattr(c, "layer_types", None) or []
-    if any(t != "full_attention" for t in types):
-        return f"layer types {sorted(set(types))}"
-    if getattr(c, "sliding_window", None) and getattr(c, "use_sliding_window", True):
-        return f"sliding-window attention ({c.sliding_window} tokens)"
-    return None
-
-
-def slot_bytes(config: Any, max_len: int, itemsize: int) -> int:
-    """KV cache bytes of one slot of max_len tokens."""
-    c = config.get_text_config() if hasattr(config, "get_text_config") else config
-    head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
-    kv = getattr(c, "num_key_value_heads", None) or c.num_attention_heads
-    return 2 * c.num_hidden_layers * kv * head_dim * max_len * itemsize
-
-
 class SlotEngine:
-    """synthgen.dataset.generation.Streamer: add() prompts, step() returns the finished ones."""
+    """synthgen.backends.base.Streamer: add() prompts, step() returns the finished ones."""
 
     def __init__(
         self,
@@ -503,7 +270,6 @@ class SlotEngine:
         each row's last prompt token [R, vocab], not yet read back (see _first_tokens)."""
         import torch
 
-        global _CTX
         width = max(len(r.ids) - r.start for r in batch)
         last = self.max_len - 1
         ids = torch.full((len(batch), width), self.pad, dtype=torch.long)
@@ -515,7 +281,7 @@ class SlotEngine:
         ids, pos = self._device(ids), self._device(pos)
         rows = self._device(torch.tensor([r.slot for r in batch]))
         ends = self._device(torch.tensor([len(r.ids) - r.start - 1 for r in batch]))
-        ctx = _Ctx(self.k, self.v, rows[:, None], pos, fresh)
+        ctx = Ctx(self.k, self.v, rows[:, None], pos, fresh)
         if not fresh:
             keys = min(self.max_len, -(-max(len(r.ids) for r in batch) // 64) * 64)
             visible = self.key_range[:keys][None, None, :] <= pos[:, :, None]  # [R, W, keys]
@@ -523,27 +289,29 @@ class SlotEngine:
             ctx.mask = visible[:, None, None].expand(len(batch), 1, group, width, keys)
             ctx.mask = ctx.mask.reshape(len(batch), 1, group * width, keys)
             ctx.gather, ctx.keys = rows, keys
-        with torch.inference_mode():
-            _CTX = ctx
-            try:
-                hidden = self.base(input_ids=ids, position_ids=pos, use_cache=False)
-            finally:
-                _CTX = None
+        with torch.inference_mode(), attending(ctx):
+            hidden = self.base(input_ids=ids, position_ids=pos, use_cache=False)
             h = hidden.last_hidden_state[torch.arange(len(batch), device=self.device), ends]
             logits = self.head(h).float()
         self.stats["prefill_forwards"] += 1
         return logits
 
     def _first_tokens(self, batch: list[Request], logits: Any) -> list[tuple[int, Generated]]:
+        return self._advance(batch, self._sample(logits, batch))
+
+    def _advance(self, reqs: list[Request], tokens: list[int]) -> list[tuple[int, Generated]]:
+        """Each request's new token: a finished one gives its result and frees its slot, the
+        others decode on from that token's cache position."""
         done = []
-        for r, t in zip(batch, self._sample(logits, batch), strict=True):
+        for r, t in zip(reqs, tokens, strict=True):
             r.out.append(t)
             res = finish(r, self.eos, self.decode)
             if res is not None:
                 done.append((r.key, res))
                 self._release(r.slot)
             else:
-                self.pos[r.slot], self.last[r.slot] = len(r.ids), t
+                self.pos[r.slot] = len(r.ids) + len(r.out) - 1
+                self.last[r.slot] = t
         return done
 
     # --- decode ----------------------------------------------------------------------------
@@ -558,30 +326,16 @@ class SlotEngine:
         self.d_pos.copy_(torch.tensor(self.pos, dtype=torch.long)[:, None])
         logits = self._replay(keys)[[r.slot for r in active]]
         self.stats["decode_steps"] += 1
-        done = []
-        for r, t in zip(active, self._sample(logits, active), strict=True):
-            r.out.append(t)
-            res = finish(r, self.eos, self.decode)
-            if res is not None:
-                done.append((r.key, res))
-                self._release(r.slot)
-            else:
-                self.pos[r.slot] += 1
-                self.last[r.slot] = t
-        return done
+        return self._advance(active, self._sample(logits, active))
 
     def _forward_decode(self, keys: int) -> Any:
         """Every slot's next-token logits [slots, vocab] (float32) from d_ids at d_pos."""
-
-        global _CTX
         visible = self.key_range[:keys][None, :] <= self.d_pos  # [slots, keys]
         group = self.heads // self.kv_heads
         mask = visible[:, None, None, :].expand(self.slots, 1, group, keys)
-        _CTX = _Ctx(self.k, self.v, self.d_rows, self.d_pos, False, None, mask, keys)
-        try:
+        ctx = Ctx(self.k, self.v, self.d_rows, self.d_pos, False, None, mask, keys)
+        with attending(ctx):
             hidden = self.base(input_ids=self.d_ids, position_ids=self.d_pos, use_cache=False)
-        finally:
-            _CTX = None
         return self.head(hidden.last_hidden_state[:, -1]).float()
 
     def _replay(self, keys: int) -> Any:

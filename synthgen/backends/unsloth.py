@@ -28,14 +28,12 @@ from types import SimpleNamespace
 from typing import Any
 
 from synthgen.backends import transformers as hf
-from synthgen.backends.base import ModelSpec, eos_ids
+from synthgen.backends.base import ModelSpec, eos_ids, use_chat_template
 
 
 def check(spec: ModelSpec, runtime: bool = True) -> None:
     """Before anything loads: unsloth installed and a CUDA GPU present (skipped in dry runs)."""
-    if spec.dtype not in hf.DTYPES:
-        raise ValueError(f"model.dtype: {spec.dtype!r} is not one of {', '.join(hf.DTYPES)}")
-    hf.check_4bit_setting(spec)
+    hf.check_values(spec)
     if not runtime:
         return
     if importlib.util.find_spec("unsloth") is None:
@@ -52,59 +50,45 @@ def check(spec: ModelSpec, runtime: bool = True) -> None:
 
 
 class Backend(hf.Backend):
+    """The transformers backend's engines on Unsloth's loader, through its loading hooks."""
+
     check = staticmethod(check)
     name = "unsloth"
 
-    def __init__(self, **kwargs: Any) -> None:
-        engine_keys = ("engine", "prefill_chunk_size", "vllm")
-        check(ModelSpec.from_kwargs({k: v for k, v in kwargs.items() if k not in engine_keys}))
+    def before_load(self) -> None:
         # unsloth patches transformers when imported: before anything touches a model class
         import unsloth  # noqa: F401
-
-        super().__init__(**kwargs)
 
     def attention(self) -> str:
         # the static engine runs on transformers' own model classes; Unsloth's own generate
         # (dynamic) patches attention itself
         return super().attention() if self.engine in ("static", "continuous") else "sdpa"
 
-    def _template(self, tokenizer: Any) -> Any:
-        template = self.spec.chat_template
-        if template and "{" not in template:  # an Unsloth template name
-            from unsloth.chat_templates import get_chat_template
-
-            tokenizer = get_chat_template(tokenizer, chat_template=template)
-        elif template:
-            tokenizer.chat_template = template
-        tokenizer.padding_side = "left"
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        return tokenizer
-
     def _from_pretrained(self, **extra: Any) -> tuple[Any, Any]:
+        """Unsloth's (model, tokenizer), the configured chat template applied."""
         from unsloth import FastLanguageModel
 
-        return FastLanguageModel.from_pretrained(
-            model_name=self.path,  # resolved by synthgen/models.py (a hub id or a folder)
+        model, tokenizer = FastLanguageModel.from_pretrained(
+            model_name=self.path,  # resolved by synthgen/backends/models.py (hub id or folder)
             max_seq_length=self.spec.max_seq_length,
             load_in_4bit=bool(self.spec.load_in_4bit),
             dtype=None if self.spec.dtype == "auto" else self.dtype,
             **extra,
         )
+        return model, use_chat_template(tokenizer, self.spec)
 
-    def _load(self) -> tuple[Any, Any]:
+    def load_model(self) -> tuple[Any, Any]:
         if self.engine in ("static", "continuous"):  # transformers' loading, synthgen's engine
-            return super()._load()
+            return super().load_model()
         from unsloth import FastLanguageModel
 
         model, tokenizer = self._from_pretrained()
-        tokenizer = self._template(tokenizer)
         FastLanguageModel.for_inference(model)
         os.environ["UNSLOTH_DECODE_CUDA_GRAPHS"] = "0"  # read by Unsloth at each generate call
         self.dtype = model.dtype
         return tokenizer, model
 
-    def _load_vllm(self) -> tuple[Any, Any]:
+    def load_vllm(self) -> tuple[Any, Any]:
         """Unsloth's fast_inference=True: vLLM started by Unsloth, driven by synthgen."""
         from synthgen.backends import vllm_engine
 
@@ -113,7 +97,6 @@ class Backend(hf.Backend):
             gpu_memory_utilization=float(self.options["gpu_memory_utilization"]),
             enable_prefix_caching=bool(self.options["enable_prefix_caching"]),
         )
-        tokenizer = self._template(tokenizer)
         self.eos = eos_ids(tokenizer, self.spec, getattr(model, "generation_config", None))
         self.model = model
         llm = getattr(model, "vllm_engine", None)

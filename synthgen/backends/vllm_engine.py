@@ -94,8 +94,8 @@ def to_generated(
     finish_reason: str | None,
     eos: set[int],
     decode: Callable,
-    cached: int | None = 0,
     stop_strings: list[str] | None = None,
+    cached: int | None = 0,
 ) -> Generated:
     """New token ids -> Generated, cut at the first end-of-turn token like the other engines.
 
@@ -133,7 +133,7 @@ def one_line(e: BaseException) -> str:
 
 
 class VllmStreamer:
-    """synthgen.dataset.generation.Streamer over vLLM's LLMEngine (add_request, step, abort)."""
+    """synthgen.backends.base.Streamer over vLLM's LLMEngine (add_request, step, abort)."""
 
     def __init__(
         self,
@@ -256,7 +256,7 @@ class VllmRunner:
         cached: int | None = 0,
         stop_strings: list[str] | None = None,
     ) -> Generated:
-        return to_generated(token_ids, reason, self.eos_set, self.decode, cached, stop_strings)
+        return to_generated(token_ids, reason, self.eos_set, self.decode, stop_strings, cached)
 
     def sampling(self, params: GenParams, ids: list[int]) -> Any:
         if params.do_sample:

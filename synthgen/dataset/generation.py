@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from tqdm import tqdm
 
-from synthgen.backends.base import Generated, GenParams, OutOfMemory
+from synthgen.backends.base import BaseBackend, Generated, GenParams, OutOfMemory, Streamer
 from synthgen.dataset import faults
 
 log = logging.getLogger(__name__)
@@ -33,20 +33,6 @@ class GenerateFn(Protocol):
     def __call__(
         self, batch: list[list[int]], params: GenParams | list[GenParams]
     ) -> list[Generated]: ...
-
-
-class Streamer(Protocol):
-    """A continuous-batching engine: requests go in one at a time, finished ones come out."""
-
-    def add(self, key: int, ids: list[int], params: GenParams) -> None: ...
-
-    def step(self) -> list[tuple[int, Generated]]:
-        """Advance the engine; the requests that finished, by key. Raises OutOfMemory."""
-        ...
-
-    def abort(self) -> None:
-        """Drop every request in flight (after OutOfMemory; they are submitted again)."""
-        ...
 
 
 @dataclass
@@ -75,6 +61,22 @@ class Stats:
     @property
     def tokens_per_second(self) -> float:
         return self.output_tokens / self.seconds if self.seconds else 0.0
+
+    def count(self, job: Job, out: Generated) -> None:
+        """One finished prompt."""
+        self.prompts[job.stage] += 1
+        self.output_tokens += out.tokens
+        self.prompt_tokens += len(job.ids)
+        self.cached_tokens += out.cached_tokens
+        self.unfinished += not out.finished
+
+    def halve(self, size: int, what: str) -> int:
+        """After OutOfMemory at `size` (> 1): half of it, recorded in oom_retries. `what`
+        names the size, "%d" where the number goes."""
+        new = max(1, size // 2)
+        log.warning(f"out of memory at {what}; retrying with {what}", size, new)
+        self.oom_retries.append({"from": size, "to": new})
+        return new
 
 
 def _pick(pools: dict[str, list[Job]], batch_size: int) -> list[Job]:
@@ -144,10 +146,7 @@ def run_queue(
         except OutOfMemory:
             if size == 1:
                 raise
-            new = max(1, size // 2)
-            log.warning("out of memory at batch %d; retrying with batch %d", size, new)
-            stats.oom_retries.append({"from": size, "to": new})
-            size = new
+            size = stats.halve(size, "batch %d")
             for j in batch:  # back into the pool, nothing lost
                 pools[j.stage].append(j)
             continue
@@ -156,11 +155,7 @@ def run_queue(
         stats.seconds += dt
         stats.batches += 1
         for job, out in zip(batch, outs, strict=True):
-            stats.prompts[job.stage] += 1
-            stats.output_tokens += out.tokens
-            stats.prompt_tokens += len(job.ids)
-            stats.cached_tokens += out.cached_tokens
-            stats.unfinished += not out.finished
+            stats.count(job, out)
             for new_job in on_result(job, out):
                 pools[new_job.stage].append(new_job)
         if after_batch is not None:
@@ -193,49 +188,30 @@ def run_stream(
     """
     stats = stats or Stats()
     stats.feed = "stream"
-    pools: dict[str, deque[Job]] = {"question": deque(), "answer": deque()}
-    for j in jobs:
-        pools[j.stage].append(j)
-    in_flight: dict[int, Job] = {}
-    keys = itertools.count()
-    size = max(1, int(max_in_flight))
+    feed = _Feed(streamer, jobs, params, max(1, int(max_in_flight)))
     base = stats.seconds  # a Stats shared over the splits adds up
     t0 = last_sync = last_bar = time.perf_counter()
     dirty = False
     try:
-        while pools["question"] or pools["answer"] or in_flight:
-            _stop_questions(pools, stop, stats)
-            if not (pools["question"] or pools["answer"] or in_flight):
+        while feed.busy():
+            _stop_questions(feed.pools, stop, stats)
+            if not feed.busy():
                 break
-            while len(in_flight) < size and (pools["answer"] or pools["question"]):
-                job = (pools["answer"] or pools["question"]).popleft()
-                key = next(keys)
-                streamer.add(key, job.ids, job.params or for_stage(params, job.stage))
-                in_flight[key] = job
+            feed.fill()
             try:
                 done = streamer.step()
             except OutOfMemory:
-                if size == 1:
+                if feed.size == 1:
                     raise
-                new = max(1, size // 2)
-                log.warning("out of memory at %d requests in flight; retrying with %d", size, new)
-                stats.oom_retries.append({"from": size, "to": new})
-                size = new
-                streamer.abort()
-                for job in reversed(list(in_flight.values())):  # back in front, nothing lost
-                    pools[job.stage].appendleft(job)
-                in_flight.clear()
+                feed.size = stats.halve(feed.size, "%d requests in flight")
+                feed.put_back()
                 continue
             stats.batches += 1  # engine steps
             for key, out in done:
-                job = in_flight.pop(key)
-                stats.prompts[job.stage] += 1
-                stats.output_tokens += out.tokens
-                stats.prompt_tokens += len(job.ids)
-                stats.cached_tokens += out.cached_tokens
-                stats.unfinished += not out.finished
+                job = feed.in_flight.pop(key)
+                stats.count(job, out)
                 for new_job in on_result(job, out):
-                    pools[new_job.stage].append(new_job)
+                    feed.pools[new_job.stage].append(new_job)
                 dirty = True
             now = time.perf_counter()
             if dirty and after_batch is not None and now - last_sync >= sync_seconds:
@@ -244,19 +220,51 @@ def run_stream(
             if progress is not None and now - last_bar >= 0.5:
                 stats.seconds = base + now - t0
                 progress.set_postfix(
-                    tok_s=f"{stats.tokens_per_second:.0f}", in_flight=len(in_flight), refresh=False
+                    tok_s=f"{stats.tokens_per_second:.0f}",
+                    in_flight=len(feed.in_flight),
+                    refresh=False,
                 )
                 last_bar = now
     finally:
         if dirty and after_batch is not None:
             after_batch()  # what finished before an error is on disk too
         stats.seconds = base + time.perf_counter() - t0
-    stats.batch_size = size
+    stats.batch_size = feed.size
     return stats
 
 
+class _Feed:
+    """run_stream's queues: jobs waiting by stage, and up to `size` requests in flight."""
+
+    def __init__(self, streamer: Streamer, jobs: Iterable[Job], params: Params, size: int) -> None:
+        self.streamer, self.params, self.size = streamer, params, size
+        self.pools: dict[str, deque[Job]] = {"question": deque(), "answer": deque()}
+        for j in jobs:
+            self.pools[j.stage].append(j)
+        self.in_flight: dict[int, Job] = {}
+        self.keys = itertools.count()
+
+    def busy(self) -> bool:
+        return bool(self.pools["question"] or self.pools["answer"] or self.in_flight)
+
+    def fill(self) -> None:
+        """Submit waiting jobs, answers first, until `size` are in flight."""
+        while len(self.in_flight) < self.size and (self.pools["answer"] or self.pools["question"]):
+            job = (self.pools["answer"] or self.pools["question"]).popleft()
+            key = next(self.keys)
+            self.streamer.add(key, job.ids, job.params or for_stage(self.params, job.stage))
+            self.in_flight[key] = job
+
+    def put_back(self) -> None:
+        """After OutOfMemory: the engine drops what is in flight; it goes back in front."""
+        self.streamer.abort()
+        for job in reversed(list(self.in_flight.values())):  # nothing lost
+            self.pools[job.stage].appendleft(job)
+        self.in_flight.clear()
+
+
 def drive(
-    backend: Any,
+    backend: BaseBackend,
     jobs: Iterable[Job],
     on_result: Callable[[Job, Generated], list[Job]],
     params: Params,
@@ -266,15 +274,15 @@ def drive(
     after_batch: Callable[[], None] | None = None,
     stop: Callable[[], bool] | None = None,
 ) -> Stats:
-    """Feed the jobs the backend's way: streamed where it offers a `streamer()`, else batched.
+    """Feed the jobs the backend's way: streamed where its `streamer()` offers an engine, else
+    batched through `generate`.
 
     A streamer may want more requests in flight than the batch (`max_in_flight`: the
     continuous engine keeps a queue to refill its slots from).
     """
-    make = getattr(backend, "streamer", None)
-    streamer = make(batch_size) if callable(make) else None
+    streamer = backend.streamer(batch_size)
     if streamer is not None:
-        size = getattr(streamer, "max_in_flight", None) or batch_size
+        size = getattr(streamer, "max_in_flight", None) or batch_size  # optional (Streamer)
         return run_stream(
             streamer, jobs, on_result, params, size, progress, stats, after_batch, stop=stop
         )
