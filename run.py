@@ -7,9 +7,10 @@ python run.py --help
 
 import sys
 
-from synthgen.rundir.lockfile import refuse_early
+if __name__ == "__main__":  # not in a process that imports run.py as __mp_main__ (see below)
+    from synthgen.rundir.lockfile import refuse_early
 
-refuse_early(sys.argv[1:])  # a run dir in use: one line now, not after the imports below
+    refuse_early(sys.argv[1:])  # a run dir in use: one line now, not after the imports below
 
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
@@ -22,5 +23,8 @@ def main(cfg: DictConfig) -> None:
     cli.task(cfg)
 
 
+# vLLM starts its engine core with multiprocessing's spawn, which imports this file again as
+# __mp_main__ with the parent's sys.argv: the parent holds the run dir's lock, so the check
+# above must not run there (it did, and the engine failed to start: "run dir is in use").
 if __name__ == "__main__":
     cli.main(main)

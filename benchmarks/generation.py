@@ -286,6 +286,8 @@ def build_checkpoint(model: str, out: Path, tiny: bool) -> Path:
         f"checkpoint {model} ({sum(p.numel() for p in m.parameters()) / 1e9:.2f} B params) in {time.time() - t:.0f} s"
     )
     del m
+    if device == "cuda":  # the allocator's 16 GB would stay reserved: vLLM's child needs them
+        torch.cuda.empty_cache()
     return out
 
 
@@ -751,10 +753,13 @@ def way_run_py(args: argparse.Namespace, way: str, rec: Recorder) -> None:
     else:
         cmd = [sys.executable, "run.py", *overrides]
     log("run", " ".join(shlex.quote(c) for c in cmd))
-    p = subprocess.run(cmd, cwd=REPO)
+    p = subprocess.run(cmd, cwd=REPO, stderr=subprocess.PIPE, text=True)
+    sys.stderr.write(p.stderr[-4000:])
     summary = run_dir / "summary.json"
     if p.returncode != 0 or not summary.exists():
-        raise RuntimeError(f"run.py exited {p.returncode}; see {run_dir}/run.log")
+        # a run that fails before its first row leaves no run dir: its error line is on stderr
+        last = next((ln for ln in reversed(p.stderr.splitlines()) if ln.strip()), "")
+        raise RuntimeError(f"run.py exited {p.returncode}: {last[:300]}")
     s = json.loads(summary.read_text())
     session, eng = s["this_session"], s["this_session"].get("engine", {})
     from omegaconf import OmegaConf

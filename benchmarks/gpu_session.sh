@@ -14,7 +14,7 @@ export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
 export VLLM_USE_FLASHINFER_SAMPLER=0 TOKENIZERS_PARALLELISM=false
 ckpt=/tmp/synthgen-bench-ckpt
 corpus=/tmp/bigcorpus
-run_args="model=llama31_8b corpus.dir=$corpus corpus.train_files=[train/*.txt] corpus.val_files=[val/*.txt] generation.min_new_tokens=128 generation.max_new_tokens=128"
+run_args="model=llama31_8b corpus.dir=$corpus corpus.train_files=[train/*.txt] corpus.val_files=[val/*.txt] generation.min_new_tokens=128 generation.max_new_tokens=128 filters=none"
 
 bench() { python3 benchmarks/generation.py --invocation "$inv" --out "$out" --ckpt "$ckpt" "$@"; }
 t0=$(date +%s)
@@ -33,12 +33,23 @@ case $step in
     python3 -c "import vllm, hydra, omegaconf, llama_index.core, openpyxl, bm25s, nltk; print('vllm', vllm.__version__)" || exit 1
     nvidia-smi --query-gpu=name,memory.total,memory.used --format=csv
     python3 benchmarks/make_corpus.py "$corpus"
-    bench --ways vllm --timeout 400
+    if [ -n "${X_RUN_PY:-}" ]; then  # a second session: the engine figures are in already
+      bench --ways run_py --run-args "$run_args" --timeout "${T:-300}"
+    else
+      bench --ways vllm --timeout 400
+    fi
+    ;;
+  v)  # synthgen's vllm engine again, once the checkpoint exists (x's run held its memory)
+    bench --ways vllm --timeout "${T:-330}"
     ;;
   7)  # run.py end to end, defaults: with vLLM (engine=auto picks it), then with vLLM hidden
     [ -d "$corpus" ] || python3 benchmarks/make_corpus.py "$corpus"
-    bench --ways run_py --run-args "$run_args" --timeout 270
-    bench --ways run_py_novllm --run-args "$run_args" --timeout $((570 - ($(date +%s) - t0)))
+    bench --ways run_py --run-args "$run_args" --timeout "${T:-270}"
+    [ -n "${ONLY_VLLM:-}" ] || bench --ways run_py_novllm --run-args "$run_args" --timeout $((570 - ($(date +%s) - t0)))
+    ;;
+  n)  # run.py end to end with vLLM hidden (static engine), then the 4-bit vLLM path
+    bench --ways run_py_novllm --run-args "$run_args" --timeout "${T:-250}"
+    bench --ways vllm_4bit --feeds stream --timeout $((560 - ($(date +%s) - t0)))
     ;;
   8)  # the 4-bit vLLM path (memory capped); Unsloth fine-tuning, as time allows
     bench --ways vllm_4bit --feeds stream --timeout 280
@@ -57,7 +68,7 @@ case $step in
     # the notebook way needs Unsloth and bitsandbytes (steps 8 and 9); find_spec: no 20 s import
     python3 -c "import importlib.util as u, sys; sys.exit(not (u.find_spec('unsloth') and u.find_spec('bitsandbytes')))" &&
       ways="$ways,notebook"
-    bench --workload pipeline --ways "$ways" --budget $((535 - ($(date +%s) - t0)))
+    bench --workload pipeline --ways "$ways" --budget $((${B:-535} - ($(date +%s) - t0)))
     ;;
   e)  # issue 11, after step x (vLLM, deps, checkpoint, corpus): run.py through `vllm serve` on
     # the same checkpoint, model=openai_compatible, 64 and 256 requests in flight (random

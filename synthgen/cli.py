@@ -139,4 +139,26 @@ def remove_if_empty(run_dir: Path) -> bool:
             shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
         return True
     shutil.rmtree(run_dir, ignore_errors=True)
+    _remove_new_empty_parents(run_dir, here)
     return True
+
+
+try:  # what the working dir held when this command started (names)
+    _BEFORE = set(os.listdir("."))
+except OSError:
+    _BEFORE = set()
+
+
+def _remove_new_empty_parents(run_dir: Path, here: Path) -> None:
+    """The folders above a removed run dir that this command created (outputs/ on a first
+    run) and that are now empty: the working dir is left as the command found it."""
+    for parent in run_dir.resolve().parents:
+        if parent == here or here not in parent.parents:
+            return  # never the working dir, nothing outside it
+        top = parent.relative_to(here).parts[0]
+        try:
+            if top in _BEFORE or any(parent.iterdir()):
+                return  # was there before this command, or holds something
+            parent.rmdir()
+        except OSError:
+            return

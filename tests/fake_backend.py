@@ -60,16 +60,19 @@ class Backend(BaseBackend):
     def set_seed(self, seed: int) -> None:
         pass
 
-    def generate(self, batch: list[list[int]], params: GenParams) -> list[Generated]:
+    def generate(
+        self, batch: list[list[int]], params: GenParams | list[GenParams]
+    ) -> list[Generated]:
+        per_row = params if isinstance(params, list) else [params] * len(batch)
         if self.oom_above is not None and len(batch) > self.oom_above:
             raise OutOfMemory("fake OOM")
         type(self).calls.append(len(batch))
         if self.crash_after is not None and len(type(self).calls) > self.crash_after:
             raise RuntimeError("fake crash")
         out = []
-        for ids in batch:
+        for ids, p in zip(batch, per_row, strict=True):
             text = "".join(chr(i) for i in ids)
-            type(self).seen.append((text, list(params.stop_strings)))
+            type(self).seen.append((text, list(p.stop_strings)))
             context = (
                 text.split("-----------")[1].strip("-\n ")[:30] if "-----" in text else text[:30]
             )

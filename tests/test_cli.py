@@ -282,3 +282,36 @@ def test_unreachable_model_is_one_line_and_loses_nothing(tmp_path: Path) -> None
         "error: model.name_or_path: cannot load 'nobody/no-such-model'"
     )
     assert "Traceback" not in p.stderr
+
+
+def test_a_spawned_child_importing_run_py_does_not_check_the_lock(tmp_path: Path) -> None:
+    """multiprocessing's spawn (vLLM's engine core) imports run.py as __mp_main__ with the
+    parent's argv while the parent holds the run dir's lock: that import must not exit."""
+    from synthgen.rundir.runlock import held
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    with held(run_dir):
+        code = (
+            f"import runpy, sys; sys.argv = ['run.py', 'hydra.run.dir={run_dir}']; "
+            "runpy.run_path('run.py', run_name='__mp_main__'); print('imported')"
+        )
+        p = subprocess.run(
+            [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120
+        )
+        assert p.returncode == 0 and "imported" in p.stdout, p.stderr
+        main = subprocess.run(
+            [sys.executable, "run.py", f"hydra.run.dir={run_dir}"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert main.returncode == 2 and "in use" in main.stderr  # the main process still refuses
+
+
+def test_a_failed_first_command_leaves_no_outputs_folder(tmp_path: Path) -> None:
+    """On a fresh working dir the failed command's outputs/ goes with its run dir."""
+    p = cli("num_rows=0", check=False, cwd=tmp_path)
+    assert p.returncode == 2 and p.stderr.startswith("error: num_rows")
+    assert list(tmp_path.iterdir()) == []

@@ -43,6 +43,9 @@ def run(gemma: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
         "num_rows=4",
         "prompt.questions_per_chunk=2",  # the follow-up chain: a 2nd question told the 1st
         "generation.max_new_tokens=32",
+        # every reply kept, so that the parser's output is what is tested here; the quality
+        # gates judge the same rows below (test_the_default_gates_drop_what_a_base_model_echoes)
+        "filters=none",
         f"hydra.run.dir={run_dir}",
         # one torch thread: on a 2-core box shared with other work, two threads that wait on
         # each other ran this 3-4x slower (the outputs are the same)
@@ -130,3 +133,18 @@ def test_the_report_measures_real_text(run: Path, tmp_path: Path) -> None:
     assert m["kw_questions"] is not None
     md = (out / "compare.md").read_text()
     assert "distinct" in md.lower()
+
+
+def test_the_default_gates_drop_what_a_base_model_echoes(run: Path, tmp_path: Path) -> None:
+    """The 270M base model often writes a line of the instructions back ("The context
+    information is below.") or a statement instead of a question: re-gated with the
+    default filters (task=filter, no model), those go and what stays is asked."""
+    out = tmp_path / "gated"
+    cli("task=filter", f"filter.data={run}", "filters=default", f"hydra.run.dir={out}")
+    kept = [r for sp in SPLITS for r in jsonl(out / f"{sp}.jsonl")]
+    before = [r for sp in SPLITS for r in jsonl(run / f"{sp}.jsonl")]
+    dropped = [r for r in jsonl(out / "rejected.jsonl") if r.get("filters")]
+    assert len(kept) + len(dropped) <= len(before)
+    assert all(r["question"].rstrip().endswith("?") for r in kept), kept
+    statements = [r for r in before if not r["question"].rstrip().endswith("?")]
+    assert len(dropped) >= len(statements)  # each statement was dropped, and maybe more

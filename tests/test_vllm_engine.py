@@ -82,8 +82,9 @@ def test_stop_strings_go_to_vllm_and_end_the_text_as_in_transformers() -> None:
     assert kw["detokenize"] is True
     words = {4: "What", 5: " is it?", 6: " More"}
     dec = lambda ids: "".join(words[i] for i in ids)  # noqa: E731
-    assert to_generated([4, 5, 6], "stop", {9}, dec, ["?"]) == Generated("What is it?", 3, True)
-    assert to_generated([4, 5], "stop", {9}, dec, ["?", "\n2."]).text == "What is it?"
+    cut = to_generated([4, 5, 6], "stop", {9}, dec, stop_strings=["?"])
+    assert cut == Generated("What is it?", 3, True)
+    assert to_generated([4, 5], "stop", {9}, dec, stop_strings=["?", "\n2."]).text == "What is it?"
 
 
 def test_cuda_oom_becomes_outofmemory_and_a_dead_engine_one_line() -> None:

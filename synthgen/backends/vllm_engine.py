@@ -181,7 +181,8 @@ class VllmStreamer:
             c = o.outputs[0]
             stops = self.stops.pop(o.request_id, None)
             cached = getattr(o, "num_cached_tokens", 0)
-            done.append((key, self.finish(list(c.token_ids), c.finish_reason, cached, stops)))
+            args = (list(c.token_ids), c.finish_reason, cached, *([stops] if stops else []))
+            done.append((key, self.finish(*args)))
         return done
 
     def abort(self) -> None:

@@ -71,9 +71,10 @@ class Stats:
         self.unfinished += not out.finished
 
     def halve(self, size: int, what: str) -> int:
-        """After OutOfMemory at `size` (> 1): half of it, recorded in oom_retries."""
+        """After OutOfMemory at `size` (> 1): half of it, recorded in oom_retries. `what`
+        names the size, "%d" where the number goes."""
         new = max(1, size // 2)
-        log.warning("out of memory at %s %d; retrying with %s %d", what, size, what, new)
+        log.warning(f"out of memory at {what}; retrying with {what}", size, new)
         self.oom_retries.append({"from": size, "to": new})
         return new
 
@@ -145,7 +146,7 @@ def run_queue(
         except OutOfMemory:
             if size == 1:
                 raise
-            size = stats.halve(size, "batch")
+            size = stats.halve(size, "batch %d")
             for j in batch:  # back into the pool, nothing lost
                 pools[j.stage].append(j)
             continue
@@ -202,7 +203,7 @@ def run_stream(
             except OutOfMemory:
                 if feed.size == 1:
                     raise
-                feed.size = stats.halve(feed.size, "requests in flight")
+                feed.size = stats.halve(feed.size, "%d requests in flight")
                 feed.put_back()
                 continue
             stats.batches += 1  # engine steps
