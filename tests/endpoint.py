@@ -56,10 +56,12 @@ class Seen:
 
 # plan(ordinal of the distinct body, attempt, authorization) -> (status, extra headers) to
 # answer instead of forwarding, (STALL, {"seconds": s}) to answer only after s seconds (a slow
-# server: past the client's timeout), (DROP, {}) to hang up, or None to forward
+# server: past the client's timeout), (DROP, {}) to hang up, or None to forward; a status
+# answer's headers may hold DELAY: seconds to wait before answering (not sent)
 Plan = Callable[[int, int, str | None], tuple[int, dict[str, str]] | None]
 STALL = 0
 DROP = -1  # (DROP, {}): close the connection without a reply (a server that went away)
+DELAY = "x-proxy-delay"  # (429, {DELAY: "0.3"}): a rate limiter that takes 0.3 s to say no
 
 
 @dataclass
@@ -131,7 +133,8 @@ class FaultProxy:
                         self.close_connection = True
                         return
                     if fault is not None:
-                        status, headers = fault
+                        status, headers = fault[0], dict(fault[1])
+                        time.sleep(float(headers.pop(DELAY, 0)))
                         # a careless upstream that echoes the request's credentials in its error
                         reply = json.dumps({"error": f"injected {status}; you sent {auth}"})
                         self._reply(status, reply.encode(), headers)

@@ -25,7 +25,7 @@ import pytest
 
 from synthgen.config import ConfigError, check
 from tests.conftest import REPO, cli, compose
-from tests.endpoint import DROP, FaultProxy, serve
+from tests.endpoint import DELAY, DROP, FaultProxy, serve
 from tests.test_faults import ForkServer
 
 KEY_ENV = "SYNTHGEN_TEST_API_KEY"
@@ -123,8 +123,8 @@ def test_retries_rejects_usage_and_no_key_on_disk(served, runner, tmp_path: Path
     doomed = {2, 5}
 
     def plan(ordinal: int, attempt: int, auth: str | None):
-        if attempt == 1:
-            return 429, {"retry-after": "0"}
+        if attempt == 1:  # held 0.3 s: requests sent together are open together here
+            return 429, {"retry-after": "0", DELAY: "0.3"}
         if ordinal in doomed:
             return 500, {}  # no Retry-After: the client's own backoff
         return None
