@@ -255,19 +255,22 @@ def check_target(cfg: DictConfig) -> None:
         backend_cls = getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError) as e:
         raise ConfigError(f"model._target_: cannot import {target} ({e})") from None
-    from synthgen.backends.base import ModelSpec
+    from synthgen.backends.base import BaseBackend, ModelSpec
 
+    if not (isinstance(backend_cls, type) and issubclass(backend_cls, BaseBackend)):
+        raise ConfigError(
+            f"model._target_: {target} is not a backend (a subclass of "
+            "synthgen.backends.base.BaseBackend)"
+        )
     spec_kwargs = {k: v for k, v in OmegaConf.to_container(m, resolve=True).items()}
     try:
         spec = ModelSpec.from_kwargs(spec_kwargs)
     except TypeError as e:
         raise ConfigError(f"model: {e}") from None
-    backend_check = getattr(backend_cls, "check", None)
-    if backend_check is not None:
-        try:
-            backend_check(spec, runtime=not cfg.get("dry_run", False))
-        except ValueError as e:
-            raise ConfigError(str(e)) from None
+    try:
+        backend_cls.check(spec, runtime=not cfg.get("dry_run", False))
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 def check_engine(cfg: DictConfig) -> None:

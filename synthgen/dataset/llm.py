@@ -7,7 +7,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from synthgen.backends.base import GenParams, ModelSpec
+from synthgen.backends.base import BaseBackend, GenParams, ModelSpec
 from synthgen.config import ConfigError, ModelLoadError, SynthgenError
 from synthgen.settings import GenSettings, Settings
 
@@ -37,13 +37,13 @@ def load_model_part(name_or_path: str, load: Any) -> Any:
 
 
 def prepare_model(cfg: DictConfig) -> None:
-    """The backend's `prepare(spec)`, where it has one: find or fetch what the model needs."""
+    """The backend's `prepare(spec)`: find or fetch what the model needs (BaseBackend's
+    default does nothing), before the corpus is read."""
     from hydra.utils import get_class
 
-    prepare = getattr(get_class(cfg.model._target_), "prepare", None)
-    if prepare is not None:
-        spec = ModelSpec.from_kwargs(OmegaConf.to_container(cfg.model, resolve=True))
-        load_model_part(spec.name_or_path, lambda: prepare(spec))
+    backend_cls = get_class(cfg.model._target_)
+    spec = ModelSpec.from_kwargs(OmegaConf.to_container(cfg.model, resolve=True))
+    load_model_part(spec.name_or_path, lambda: backend_cls.prepare(spec))
 
 
 def load_backend(cfg: DictConfig, st: Settings) -> Any:
@@ -97,12 +97,10 @@ def vllm_options(g: GenSettings) -> dict[str, Any]:
     }
 
 
-def batch_size(st: Settings, backend: Any) -> int:
-    """generation.batch_size, or what the backend can hold (auto)."""
+def batch_size(st: Settings, backend: BaseBackend) -> int:
+    """generation.batch_size, or what the backend can hold (auto; BaseBackend's default: 8)."""
     g = st.generation
-    if hasattr(backend, "reserve_new"):  # the continuous engine sizes its KV slots with it
-        backend.reserve_new = g.max_new_tokens
+    backend.reserve_new = g.max_new_tokens  # the continuous engine sizes its KV slots with it
     if g.batch_size == "auto":
-        auto = getattr(backend, "auto_batch_size", None)
-        return auto(g.max_new_tokens, min(st.max_prompt, 1024)) if auto else 8
+        return backend.auto_batch_size(g.max_new_tokens, min(st.max_prompt, 1024))
     return int(g.batch_size)

@@ -26,8 +26,6 @@ from synthgen.dataset.llm import batch_size, load_backend, prepare_model, stage_
 from synthgen.dataset.rows import RowMaker
 from synthgen.records import GenTotals, Slot, first_per_key, key_of
 from synthgen.rundir import SPLITS, runlock
-from synthgen.rundir import now as now  # for compare/embed as on main; drop once issue14b is in
-from synthgen.rundir import versions as versions  # the same
 from synthgen.rundir.state import RunState, check_resume, sibling_state
 from synthgen.scale import sharding
 from synthgen.settings import Settings
@@ -156,11 +154,11 @@ def generate_rows(t: TaskRun, st: Settings, plan: Plan) -> Session:
     out.rejects, out.written = maker.rejects, maker.written
     out.first_row = round(maker.first_row_at - t.t0, 3) if maker.first_row_at else None
     out.engine = {
-        "name": getattr(backend, "engine", None),
+        "name": backend.engine,
         "requested": st.generation.engine,
-        **getattr(backend, "choices", {}),  # why this engine, load_in_4bit chosen and why
+        **backend.choices,  # why this engine, load_in_4bit chosen and why
         "feed": out.stats.feed,
-        "notes": getattr(backend, "notes", []),
+        "notes": backend.notes,
     }
     return out
 
