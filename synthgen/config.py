@@ -267,16 +267,16 @@ def check_target(cfg: DictConfig) -> None:
         raise ConfigError(f"model._target_: cannot import {target} ({e})") from None
     from synthgen.backends.base import BaseBackend, ModelSpec
 
-    spec_kwargs = {k: v for k, v in OmegaConf.to_container(m, resolve=True).items()}
-    try:
-        spec = ModelSpec.from_kwargs(spec_kwargs)
-    except TypeError as e:
-        raise ConfigError(f"model: {e}") from None
     if not (isinstance(backend_cls, type) and issubclass(backend_cls, BaseBackend)):
         raise ConfigError(
             f"model._target_: {target} is not a backend (a subclass of "
             "synthgen.backends.base.BaseBackend)"
         )
+    spec_kwargs = {k: v for k, v in OmegaConf.to_container(m, resolve=True).items()}
+    try:
+        spec = ModelSpec.from_kwargs(spec_kwargs)
+    except TypeError as e:
+        raise ConfigError(f"model: {e}") from None
     try:
         backend_cls.check(spec, runtime=not cfg.get("dry_run", False))
     except ValueError as e:

@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 from synthgen import compare, tasks
 from synthgen.config import ConfigError
 from synthgen.dataset.writing import excel_safe
-from synthgen.scale import sweep
+from synthgen.rundir import discovery
 from tests.conftest import compose
 from tests.test_cli import cli, jsonl
 
@@ -331,16 +331,15 @@ def test_labels_drop_what_all_runs_share(tmp_path: Path) -> None:
 
 def test_run_dir_names(monkeypatch: pytest.MonkeyPatch) -> None:
     overrides = ["prompt=critic", "model.name_or_path=/models/m", "num_rows=4", "model=qwen25_7b"]
-    assert (
-        sweep.run_dirname(overrides, swept={"prompt", "model"}) == "model=qwen25_7b,prompt=critic"
-    )
+    named = discovery.job_dirname(overrides, swept={"prompt", "model"})
+    assert named == "model=qwen25_7b,prompt=critic"
     # no sweep info: every override, path-safe
-    name = sweep.run_dirname(overrides, exclude=["num_rows"])
+    name = discovery.job_dirname(overrides, exclude=["num_rows"])
     assert name == "model.name_or_path=_models_m,model=qwen25_7b,prompt=critic"
     long = [f"prompt.question={'x' * 300}"]
-    a, b = sweep.run_dirname(long), sweep.run_dirname([f"prompt.question={'x' * 301}"])
+    a, b = discovery.job_dirname(long), discovery.job_dirname([f"prompt.question={'x' * 301}"])
     assert len(a.encode()) <= 200 and a != b and "/" not in a
-    assert sweep.run_dirname([]) == "default"
+    assert discovery.job_dirname([]) == "default"
 
 
 # --- the measures ------------------------------------------------------------------------------

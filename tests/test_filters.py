@@ -115,11 +115,13 @@ META = [
     "Why, as mentioned above, does the frame shake?",
     "What did critics call the film in the given text?",
     "What does this study show about the camera?",
+    "What is the purpose of the following command?",  # Gemma 3 270M on the Python HOWTOs
 ]
 NOT_META = [
     "What was the context of the Cold War?",  # "the context of": a topic, not the chunk
     "Who passed the text of the treaty to the king?",
     "Why does every scene of the film tremble?",
+    "Which command follows the cut in the editing room?",
 ]
 
 

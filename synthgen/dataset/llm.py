@@ -37,7 +37,8 @@ def load_model_part(name_or_path: str, load: Any) -> Any:
 
 
 def prepare_model(cfg: DictConfig) -> None:
-    """The backend's `prepare(spec)`, where it has one: find or fetch what the model needs."""
+    """The backend's `prepare(spec)`: find or fetch what the model needs (BaseBackend's
+    default does nothing), before the corpus is read."""
     from hydra.utils import get_class
 
     backend_cls = get_class(cfg.model._target_)
@@ -110,7 +111,7 @@ def vllm_options(g: GenSettings) -> dict[str, Any]:
 
 
 def batch_size(st: Settings, backend: BaseBackend) -> int:
-    """generation.batch_size, or what the backend can hold (auto)."""
+    """generation.batch_size, or what the backend can hold (auto; BaseBackend's default: 8)."""
     g = st.generation
     backend.reserve_new = g.max_new_tokens  # the continuous engine sizes its KV slots with it
     if g.batch_size == "auto":

@@ -25,8 +25,6 @@ from synthgen.dataset.llm import batch_size, load_backend, prepare_model, stage_
 from synthgen.dataset.rows import RowMaker
 from synthgen.records import GenTotals, Slot, first_per_key, key_of
 from synthgen.rundir import SPLITS, runlock
-from synthgen.rundir import now as now  # for compare/embed as on main; drop once issue14b is in
-from synthgen.rundir import versions as versions  # the same
 from synthgen.rundir.state import RunState, check_resume, sibling_state
 from synthgen.scale import sharding
 from synthgen.settings import Settings

@@ -25,7 +25,7 @@ from synthgen.config import ConfigError, SynthgenError, row_config, row_config_d
 from synthgen.dataset import dedup, faults, filters, writing
 from synthgen.dataset.corpus import load_corpus, order_rows
 from synthgen.records import GenTotals, Rejected, SplitCounts, first_per_key, key_of
-from synthgen.rundir import SPLITS, runlock
+from synthgen.rundir import SPLITS, discovery, runlock
 from synthgen.rundir.state import RunState
 from synthgen.scale import sharding
 from synthgen.scale.sharding import JobDir
@@ -86,7 +86,7 @@ def merge_sweep(
             )
         return {"status": "nothing_to_merge", "merged": []}
 
-    names = _names(list(groups))
+    names = discovery.group_names(list(groups))
     missing = {g: unfinished(js) for g, js in sharded.items()}
     not_done = [f"{names[g]}: {m}" if names[g] else m for g, ms in missing.items() for m in ms]
     if not_done and skip_unfinished and not partial:
@@ -110,21 +110,6 @@ def merge_sweep(
         out = sweep / names[g] / "merged" if names[g] else sweep / "merged"
         merged.append(merge_group(sweep, g, js, out, missing[g]))
     return {"status": "merged", "merged": merged}
-
-
-def _names(groups: list[tuple[str, ...]]) -> dict[tuple[str, ...], str]:
-    """Dir name of each dataset of a sweep: the overrides that tell it from the others.
-
-    One dataset -> "" (<sweep>/merged); `-m model=a,b` -> "model=a", "model=b". Joined like
-    Hydra's override_dirname; a slash (a path value) would nest dirs, so it becomes "_".
-    """
-    parsed = [dict(o.partition("=")[::2] for o in g) for g in groups]
-    keys = {k for p in parsed for k in p}
-    varying = {k for k in keys if len({p.get(k) for p in parsed}) > 1}
-    return {
-        g: ",".join(o for o in g if o.partition("=")[0] in varying).replace("/", "_")
-        for g in groups
-    }
 
 
 def unfinished(jobs: list[JobDir]) -> list[str]:

@@ -19,45 +19,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from synthgen import rundir
 from synthgen.config import SynthgenError
-from synthgen.records import short_hash
+from synthgen.rundir import discovery
 
 log = logging.getLogger(__name__)
-NAME_MAX = 200  # bytes; file systems allow 255 per path component, leave room for a suffix
-
-
-def safe_dirname(name: str) -> str:
-    """Hydra's override dirname as ONE folder name.
-
-    A value with '/' (a model path, a hub id) would nest folders; a long override list would
-    pass the 255-byte name limit, so it is cut and a hash of the full name keeps it unique.
-    """
-    out = name.replace("/", "_").replace("\\", "_").strip() or "default"
-    if len(out.encode()) > NAME_MAX:
-        out = out.encode()[: NAME_MAX - 17].decode(errors="ignore") + "-" + short_hash(name)
-    return out
-
-
-def run_dirname(overrides: Any, exclude: Any = (), swept: Any = ()) -> str:
-    """A sweep's run dir name: the job's overrides of the swept keys, sorted, as Hydra's
-    override_dirname writes them ('model=qwen25_7b,prompt=critic'). Overrides that are the
-    same in every run (num_rows=100) would only make every name longer; without any swept
-    key (-m over a single value) all overrides name it. Keys in `exclude` never do.
-
-    swept: the keys the multirun sweeps over (`prompt=a,b`), known in the launching process
-    only (SweepCallback); unknown (jobs in other processes), every override names the dir."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    parsed = OverridesParser.create().parse_overrides([str(o) for o in overrides])
-    parsed = [o for o in parsed if o.key_or_group not in set(exclude or ())]
-    swept = set(swept or ())
-    if swept:  # shard.* always names a shard's dir: another shard.count gets new dirs
-        chosen = [
-            o for o in parsed if o.key_or_group in swept or o.key_or_group.startswith("shard.")
-        ]
-    else:
-        chosen = parsed
-    chosen = chosen or parsed
-    return safe_dirname(",".join(sorted(str(o.input_line) for o in chosen)))
 
 
 RESOLVER = "synthgen.dirname"  # hydra.sweep.subdir in conf/config.yaml names run dirs with it
@@ -75,7 +39,7 @@ def setup_process(swept: Any = ()) -> None:
     import warnings
 
     warnings.filterwarnings("ignore", message=LAUNCHER_WARNING, category=UserWarning)
-    name = functools.partial(run_dirname, swept=frozenset(swept))
+    name = functools.partial(discovery.job_dirname, swept=frozenset(swept))
     OmegaConf.register_new_resolver(RESOLVER, name, replace=True)
 
 
