@@ -110,7 +110,8 @@ def prepare(t: TaskRun) -> dict[str, Any]:
         t.seconds["write"] += time.perf_counter() - tick
         t.save_config()
         splits = {s: corpus[s].counts().corpus() for s in SPLITS}
-        return t.finish({"fingerprint": header["fingerprint"], "splits": splits, "leak": leak})
+        summary = {"fingerprint": header["fingerprint"], "splits": splits, "leak": leak}
+        return t.finish(summary, done=True)  # DONE: the folder is whole
 
 
 # --- reading ------------------------------------------------------------------------------------
