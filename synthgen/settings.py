@@ -145,6 +145,43 @@ class PromptSettings:
 
 
 @dataclass(frozen=True)
+class GenSettings:
+    """The `generation` group: sampling, lengths (tokens), batching and the engine."""
+
+    max_new_tokens: int  # tokens per reply, at most
+    min_new_tokens: int  # tokens per reply, at least
+    temperature: float
+    top_p: float
+    do_sample: bool
+    seed: int
+    batch_size: int | str  # prompts per generate call, or "auto"
+    engine: str  # auto | static | continuous | vllm
+    prefill_chunk_size: int  # tokens per prefill step (0: whole prompts)
+    gpu_memory_utilization: float = 0.9  # vllm: share of the GPU it may take
+    enable_prefix_caching: bool = True  # vllm: reuse the KV of shared prompt prefixes
+    vllm_feed: str = "stream"  # vllm: how prompts reach the engine
+
+    @classmethod
+    def from_cfg(cls, cfg: DictConfig) -> GenSettings:
+        g = cfg.generation
+        bs = g.batch_size
+        return cls(
+            max_new_tokens=int(g.max_new_tokens),
+            min_new_tokens=int(g.min_new_tokens),
+            temperature=float(g.temperature),
+            top_p=float(g.top_p),
+            do_sample=bool(g.do_sample),
+            seed=int(g.seed),
+            batch_size=bs if bs == "auto" else int(bs),
+            engine=str(g.get("engine", "auto")),
+            prefill_chunk_size=int(g.get("prefill_chunk_size", 0)),
+            gpu_memory_utilization=float(g.get("gpu_memory_utilization", 0.9)),
+            enable_prefix_caching=bool(g.get("enable_prefix_caching", True)),
+            vllm_feed=str(g.get("vllm_feed", "stream")),
+        )
+
+
+@dataclass(frozen=True)
 class ShardSettings:
     """This job's part of the dataset: the slots whose chunk id hashes to `index`."""
 
@@ -167,10 +204,11 @@ class Settings:
     selection: SelectSettings
     dedup: DedupSettings
     prompt: PromptSettings
+    generation: GenSettings
     shard: ShardSettings
     model: str  # model.name_or_path: in every row and its key
     system_role: bool  # the chat template has a system role
-    max_prompt: int  # tokens: model.max_seq_length - generation.max_new_tokens
+    max_seq_length: int  # tokens the model takes: prompt and reply
 
     @classmethod
     def from_cfg(cls, cfg: DictConfig) -> Settings:
@@ -182,11 +220,17 @@ class Settings:
             selection=SelectSettings.from_cfg(cfg),
             dedup=DedupSettings.from_cfg(cfg),
             prompt=PromptSettings.from_cfg(cfg),
+            generation=GenSettings.from_cfg(cfg),
             shard=ShardSettings.from_cfg(cfg),
             model=str(cfg.model.name_or_path),
             system_role=bool(cfg.model.get("system_role", True)),
-            max_prompt=int(cfg.model.max_seq_length) - int(cfg.generation.max_new_tokens),
+            max_seq_length=int(cfg.model.max_seq_length),
         )
+
+    @property
+    def max_prompt(self) -> int:
+        """Tokens a prompt may have: what the reply leaves of the model's length."""
+        return self.max_seq_length - self.generation.max_new_tokens
 
     @property
     def chunks_needed(self) -> int:

@@ -387,7 +387,7 @@ def test_lock_of_a_killed_holder_is_taken_over(tmp_path: Path) -> None:
 
 
 HOLDER = (
-    "import sys, time; sys.path.insert(0, sys.argv[2]); from synthgen import runlock; "
+    "import sys, time; sys.path.insert(0, sys.argv[2]); from synthgen.rundir import runlock; "
     "runlock.hold(sys.argv[1]); print('held', flush=True); time.sleep(60)"
 )
 

@@ -229,12 +229,14 @@ def test_a_base_model_reply_is_capped_per_stage() -> None:
 
     cfg = compose(["generation.max_new_tokens=100", "generation.min_new_tokens=60"])
     spec = ModelSpec.from_kwargs(dict(cfg.model))
-    p = llm.stage_params(cfg, spec)
+    p = llm.stage_params(Settings.from_cfg(cfg), spec)
     assert p["question"].max_new_tokens == cfg.model.max_new_tokens.question == 48
     assert p["question"].min_new_tokens == 48  # never above its cap
     assert p["answer"].max_new_tokens == 100  # generation.max_new_tokens is the lower one
     chat = compose(["model=qwen25_05b"])
-    q = llm.stage_params(chat, ModelSpec.from_kwargs(dict(chat.model)))["question"]
+    q = llm.stage_params(Settings.from_cfg(chat), ModelSpec.from_kwargs(dict(chat.model)))[
+        "question"
+    ]
     assert q.max_new_tokens == chat.generation.max_new_tokens and q.stop_strings == []
 
 

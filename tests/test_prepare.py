@@ -29,7 +29,7 @@ from tests.conftest import REPO, cli, compose
 
 FAKE = "model._target_=tests.fake_backend.Backend"
 ROWS = ["num_rows=7", "prompt.questions_per_chunk=2"]
-DATASET_FILES = [*(f"{s}.json" for s in rundir.SPLITS), *map(rundir.corpus_file, rundir.SPLITS)]
+DATASET_FILES = [*map(rundir.dataset_file, rundir.SPLITS), *map(rundir.corpus_file, rundir.SPLITS)]
 
 
 def readme_prepare_command() -> list[str]:

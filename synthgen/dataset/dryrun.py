@@ -58,7 +58,7 @@ def dry_run(
     lines.append(resume)
     print("\n".join(lines), file=sys.stdout, flush=True)  # before anything loads
 
-    preview, why = prompt_preview(cfg, slots, pr.list_mode, pr.answers)
+    preview, why = prompt_preview(cfg, st, slots)
     print(preview if preview else f"\nno prompt preview: {why}", file=sys.stdout, flush=True)
     return {
         "status": "dry_run",
@@ -108,7 +108,6 @@ def resume_report(
         others, dirs = sibling_state(cfg, run_dir)
     except SynthgenError as e:
         return f"resume: a real run would stop here: {e}", None
-    state.rows = {s: state.rows.get(s, []) for s in SPLITS}
     own = state.done_keys()
     done = RunState.union([state, others]).done_keys()
     keys = [x.key for ss in slots.values() for x in ss]
@@ -124,10 +123,10 @@ def resume_report(
 
 
 def prompt_preview(
-    cfg: DictConfig, slots: dict[str, list[Slot]], list_mode: bool, answers: bool = True
+    cfg: DictConfig, st: Settings, slots: dict[str, list[Slot]]
 ) -> tuple[str | None, str | None]:
     """The first question and answer prompts, rendered by the model's tokenizer, or (None,
-    why) when the tokenizer cannot load here."""
+    why) when the tokenizer cannot load here. cfg: for the model's spec (its tokenizer)."""
     from synthgen.backends.base import load_tokenizer, render
 
     first = next((ss[0] for ss in (slots["train"], slots["val"]) if ss), None)
@@ -138,15 +137,16 @@ def prompt_preview(
         tok = load_model_part(spec.name_or_path, lambda: load_tokenizer(spec))
     except SynthgenError as e:
         return None, str(e)
-    msgs = lambda u: prompting.messages(cfg.prompt.get("system"), u, spec.system_role)  # noqa: E731
-    k = cfg.prompt.questions_per_chunk if list_mode else 1
-    q = prompting.question_prompt(cfg.prompt.question, first.chunk.text, num_questions=k)
+    pr = st.prompt
+    msgs = lambda u: prompting.messages(pr.system, u, spec.system_role)  # noqa: E731
+    k = pr.questions_per_chunk if pr.list_mode else 1
+    q = prompting.question_prompt(pr.question, first.chunk.text, num_questions=k)
     shown = [("question", q)]
-    if answers:  # questions-only and qa_pair runs have no answer prompt
-        a = prompting.answer_prompt(cfg.prompt.answer, first.chunk.text, "<the parsed question>")
+    if pr.answers and pr.answer is not None:  # questions-only and qa_pair: no answer prompt
+        a = prompting.answer_prompt(pr.answer, first.chunk.text, "<the parsed question>")
         shown.append(("answer", a))
     out: list[str] = []
-    params = stage_params(cfg, spec)
+    params = stage_params(st, spec)
     for stage, user in shown:
         text = render(tok, msgs(user), spec, stage)
         n_tok = len(tok(text, add_special_tokens=False)["input_ids"])

@@ -9,7 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from synthgen.backends.base import GenParams, ModelSpec
 from synthgen.config import ConfigError, ModelLoadError, SynthgenError
-from synthgen.dataset import prompting
+from synthgen.settings import GenSettings, Settings
 
 
 def load_model_part(name_or_path: str, load: Any) -> Any:
@@ -46,62 +46,63 @@ def prepare_model(cfg: DictConfig) -> None:
         load_model_part(spec.name_or_path, lambda: prepare(spec))
 
 
-def load_backend(cfg: DictConfig) -> Any:
+def load_backend(cfg: DictConfig, st: Settings) -> Any:
     """The backend named by model._target_ (hydra instantiate), engine settings passed along."""
     from hydra.utils import instantiate
 
+    g = st.generation
     return load_model_part(
-        cfg.model.name_or_path,
+        st.model,
         lambda: instantiate(
             cfg.model,
-            engine=cfg.generation.engine,
-            prefill_chunk_size=cfg.generation.prefill_chunk_size,
-            vllm=vllm_options(cfg),
+            engine=g.engine,
+            prefill_chunk_size=g.prefill_chunk_size,
+            vllm=vllm_options(g),
         ),
     )
 
 
-def stage_params(cfg: DictConfig, spec: ModelSpec) -> dict[str, GenParams]:
+def stage_params(st: Settings, spec: ModelSpec) -> dict[str, GenParams]:
     """Generation settings per stage: `generation.*`, with the model's stop strings and token
     cap for the stage (a base model's: it never stops on its own). A list prompt
     ({num_questions}) wants several questions from one reply, so what is meant to end one
     question (a "?", a short cap) does not apply to it."""
-    keys = ("temperature", "top_p", "do_sample", "seed")
-    base = {k: cfg.generation[k] for k in keys}
+    g = st.generation
     out = {}
-    pair = prompting.reply_mode(cfg.prompt) == "qa_pair"  # a question reply holds its answer
     for stage in ("question", "answer"):
-        one = stage == "answer" or not (pair or prompting.asks_for_list(cfg.prompt.question))
-        cap = int(cfg.generation.max_new_tokens)
+        # a qa_pair question reply holds its answer; a list reply holds several questions
+        one = stage == "answer" or not (st.prompt.pair or st.prompt.list_mode)
+        cap = g.max_new_tokens
         if one and spec.max_new_tokens.get(stage):
             cap = min(cap, int(spec.max_new_tokens[stage]))
         out[stage] = GenParams(
-            **base,
+            temperature=g.temperature,
+            top_p=g.top_p,
+            do_sample=g.do_sample,
+            seed=g.seed,
             max_new_tokens=cap,
-            min_new_tokens=min(int(cfg.generation.min_new_tokens), cap),
+            min_new_tokens=min(g.min_new_tokens, cap),
             stop_strings=list(spec.stop_strings.get(stage) or []) if one else [],
         )
     return out
 
 
-def vllm_options(cfg: DictConfig) -> dict[str, Any]:
+def vllm_options(g: GenSettings) -> dict[str, Any]:
     """The generation.* settings only the vllm engine reads."""
-    g = cfg.generation
     return {
-        "gpu_memory_utilization": float(g.get("gpu_memory_utilization", 0.9)),
-        "enable_prefix_caching": bool(g.get("enable_prefix_caching", True)),
-        "feed": str(g.get("vllm_feed", "stream")),
-        "seed": int(g.seed),
+        "gpu_memory_utilization": g.gpu_memory_utilization,
+        "enable_prefix_caching": g.enable_prefix_caching,
+        "feed": g.vllm_feed,
+        "seed": g.seed,
     }
 
 
-def batch_size(cfg: DictConfig, backend: Any) -> int:
+def batch_size(st: Settings, backend: Any) -> int:
     """generation.batch_size, or what the backend can hold (auto)."""
+    g = st.generation
     if hasattr(backend, "reserve_new"):  # the continuous engine sizes its KV slots with it
-        backend.reserve_new = int(cfg.generation.max_new_tokens)
-    bs = cfg.generation.batch_size
-    if bs == "auto":
+        backend.reserve_new = g.max_new_tokens
+    if g.batch_size == "auto":
         auto = getattr(backend, "auto_batch_size", None)
-        longest = cfg.model.max_seq_length - cfg.generation.max_new_tokens
-        return auto(cfg.generation.max_new_tokens, min(longest, 1024)) if auto else 8
-    return int(bs)
+        return auto(g.max_new_tokens, min(st.max_prompt, 1024)) if auto else 8
+    return int(g.batch_size)

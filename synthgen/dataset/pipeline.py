@@ -118,9 +118,9 @@ def generate_rows(t: TaskRun, st: Settings, plan: Plan) -> Session:
     cfg, tick = t.cfg, time.perf_counter()
     gates = filters.Gates(cfg, cfg.prompt)
     gates.prepare()  # the embedding gate's model, if on: a bad one fails before the LLM loads
-    backend = load_backend(cfg)
+    backend = load_backend(cfg, st)
     t.seconds["load_model"] += time.perf_counter() - tick
-    backend.set_seed(cfg.generation.seed)
+    backend.set_seed(st.generation.seed)
     spec = backend.spec
     maker = RowMaker(
         st,
@@ -129,14 +129,14 @@ def generate_rows(t: TaskRun, st: Settings, plan: Plan) -> Session:
         plan.known,
         gates,
     )
-    params = stage_params(cfg, spec)
+    params = stage_params(st, spec)
     out = Session()
     from tqdm import tqdm
 
     try:
         with tqdm(total=plan.todo, unit="row", desc="generate", dynamic_ncols=True) as bar:
             maker.progress = bar
-            size = batch_size(cfg, backend)
+            size = batch_size(st, backend)
             for split in SPLITS:
                 jobs = maker.initial_jobs(plan.slots[split], plan.known, plan.done)
                 try:
@@ -157,7 +157,7 @@ def generate_rows(t: TaskRun, st: Settings, plan: Plan) -> Session:
     out.first_row = round(maker.first_row_at - t.t0, 3) if maker.first_row_at else None
     out.engine = {
         "name": getattr(backend, "engine", None),
-        "requested": cfg.generation.engine,
+        "requested": st.generation.engine,
         **getattr(backend, "choices", {}),  # why this engine, load_in_4bit chosen and why
         "feed": out.stats.feed,
         "notes": getattr(backend, "notes", []),

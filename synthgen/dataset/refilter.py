@@ -47,7 +47,7 @@ def refilter(t: TaskRun) -> dict[str, Any]:
     gates.prepare()
     try:
         state = RunState.load(src, repair=False)
-        rows = {s: _load(src / f"{s}.json") for s in SPLITS}  # the dataset, in dataset order
+        rows = {s: _load(src / rundir.dataset_file(s)) for s in SPLITS}  # in dataset order
         corpus = {s: _load(src / rundir.corpus_file(s)) for s in SPLITS}
     except (OSError, ValueError) as e:
         raise SynthgenError(f"filter.data: {e}") from None

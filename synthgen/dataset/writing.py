@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from synthgen.dataset import faults
-from synthgen.rundir import EXCEL, corpus_file
+from synthgen.rundir import EXCEL, corpus_file, dataset_file
 from synthgen.rundir import write_json as write_json  # atomic; tasks write their files with it
 
 EXCEL_CELL_MAX = 32_767  # characters an XLSX cell holds
@@ -165,13 +165,13 @@ def write_outputs(
     for split, split_rows in rows.items():
         queries = {r["id"]: r["question"] for r in split_rows}
         relevant = {r["id"]: [r["chunk_id"]] for r in split_rows}
-        put(f"{split}.json", split_rows)
+        put(dataset_file(split), split_rows)
         put(corpus_file(split), corpus[split])
-        put(f"{split}_queries.json", queries)
-        put(f"{split}_relevant_docs.json", relevant)
+        put(dataset_file(split, "queries"), queries)
+        put(dataset_file(split, "relevant_docs"), relevant)
         # LlamaIndex's EmbeddingQAFinetuneDataset layout (its from_json loads this file)
         put(
-            f"{split}_dataset.json",
+            dataset_file(split, "dataset"),
             {
                 "queries": queries,
                 "corpus": corpus[split],

@@ -42,6 +42,13 @@ def corpus_file(split: str) -> str:
     return f"{split}_corpus.json"
 
 
+def dataset_file(split: str, part: str = "") -> str:
+    """The end-of-run JSON files of a split, rebuilt from the JSONL: `<split>.json` (the rows in
+    dataset order), part "queries", "relevant_docs" (the retrieval pairs) or "dataset"
+    (LlamaIndex's EmbeddingQAFinetuneDataset)."""
+    return f"{split}_{part}.json" if part else f"{split}.json"
+
+
 def prepared_file(split: str) -> str:
     """`<split>_prepared.json`: task=prepare's chunks of a split, their dedup and selection."""
     return f"{split}_prepared.json"
