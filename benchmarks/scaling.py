@@ -104,7 +104,11 @@ def row_keys(d: Path) -> set[str]:
     from synthgen import rundir
     from synthgen.records import key_of
 
-    return {key_of(r) for s in rundir.SPLITS for r in json.loads((d / rundir.dataset_file(s)).read_text())}
+    return {
+        key_of(r)
+        for s in rundir.SPLITS
+        for r in json.loads((d / rundir.dataset_file(s)).read_text())
+    }
 
 
 def wall(shards: list[dict[str, Any]]) -> float:
