@@ -178,8 +178,8 @@ def efficiency(rec: dict[str, Any], one: dict[str, Any] | None) -> None:
 def table(recs: list[dict[str, Any]]) -> str:
     out = [
         "| engine | N | rows | tok/s aggregate | rows/hour | efficiency | efficiency (generate) "
-        "| per shard: tok/s, load s, first row s, CUDA_VISIBLE_DEVICES | same keys as N=1 |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| per shard: tok/s, load s, first row s, CUDA_VISIBLE_DEVICES | own card | same keys as N=1 |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in recs:
         per = "; ".join(
@@ -190,7 +190,7 @@ def table(recs: list[dict[str, Any]]) -> str:
         out.append(
             f"| {r['engine']} | {r['n']} | {r['rows']} | {r['aggregate_tokens_per_second']} "
             f"| {r['rows_per_hour']} | {r['efficiency']} | {r['efficiency_generate']} "
-            f"| {per} | {r['same_keys_as_n1']} |"
+            f"| {per} | {r['own_card']} | {r['same_keys_as_n1']} |"
         )
     return "\n".join(out) + "\n"
 
