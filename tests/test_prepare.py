@@ -127,7 +127,9 @@ def test_a_prepared_folder_of_another_corpus_config_is_refused_in_one_line(
     assert msg.startswith("corpus.prepared:") and "\n" not in msg
     assert "chunking.chunk_size: 1024 -> 512" in msg, msg
     assert not list((tmp_path / "r").glob("*.jsonl"))  # nothing generated
-    # the same in a dry run, and for a folder that is no prepared corpus
+    # a dry run says where its chunks come from; a folder that is no prepared corpus: one line
+    dry = pipeline.run(compose([*ROWS, "dry_run=true", f"corpus.prepared={prepared}"]), tmp_path)
+    assert dry["corpus"]["prepared"] == str(prepared) and dry["slots"]["train"] == 7
     with pytest.raises(ConfigError, match="^corpus.prepared: .* holds no prepared corpus"):
         pipeline.run(compose([*ROWS, "dry_run=true", f"corpus.prepared={tmp_path}"]), tmp_path)
 
