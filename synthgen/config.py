@@ -379,6 +379,7 @@ def row_config(cfg: DictConfig) -> dict[str, Any]:
         if isinstance(value, DictConfig):
             value = OmegaConf.to_container(value, resolve=True)
         _flatten(key, value, out)
+    out.pop("corpus.prepared", None)  # where the chunks are read from, not what they are
     for key in NOT_ROW_KEYS:
         out.pop(key, None)
     return out

@@ -29,6 +29,7 @@ class CorpusSettings:
     files: dict[str, list[str]]  # split -> file patterns (corpus.<split>_files)
     encoding: str = "auto"  # auto, or a codec name for every text file
     leak: str = "warn"  # drop | warn | fail: val chunks that repeat a train passage
+    prepared: Path | None = None  # a task=prepare run dir to take the chunks from
 
     @classmethod
     def from_cfg(cls, cfg: DictConfig) -> CorpusSettings:
@@ -39,6 +40,7 @@ class CorpusSettings:
             files={s: [str(f) for f in cfg.corpus[f"{s}_files"]] for s in SPLITS},
             encoding=str(_get(cfg, "corpus.encoding", "auto")),
             leak=str(_get(cfg, "corpus.leak", "warn")),
+            prepared=Path(p).expanduser() if (p := _get(cfg, "corpus.prepared", None)) else None,
         )
 
 

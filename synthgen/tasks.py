@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 # task name -> "module:function"; each takes (cfg, run_dir) and returns a summary dict
 TASKS = {
     "generate": "synthgen.dataset.pipeline:generate",
+    "prepare": "synthgen.dataset.prepared:prepare",
     "compare": "synthgen.compare:compare",
     "finetune": "synthgen.embed.finetune:finetune",
     "evaluate": "synthgen.embed.evaluate:evaluate",

@@ -35,6 +35,7 @@ class SplitCorpus:
     kept: list[Chunk] = field(default_factory=list)  # inside the bounds with a keyword
     rejected: Counter[str] = field(default_factory=Counter)
     used: list[Chunk] = field(default_factory=list)  # the first kept chunks num_rows needs
+    prepared: dict[str, str] | None = None  # read from corpus.prepared: its dir and fingerprint
 
     def corpus_chunks(self) -> list[Chunk]:
         """The split's retrieval corpus (<split>_corpus.json): copies and dropped leaks out."""
@@ -64,7 +65,12 @@ Corpus = dict[str, SplitCorpus]
 def load_corpus(
     st: Settings, seconds: Counter[str], leak_report: dict[str, Any] | None = None
 ) -> Corpus:
-    """Read, clean, chunk, dedup, check for leaks, select. `leak_report` gets the leak check."""
+    """Read, clean, chunk, dedup, check for leaks, select. `leak_report` gets the leak check.
+    With corpus.prepared, all of it comes from that task=prepare folder instead."""
+    if st.corpus.prepared is not None:
+        from synthgen.dataset import prepared
+
+        return prepared.load(st, seconds, leak_report)
     directory = st.corpus.dir
     if not directory.is_dir():
         raise ConfigError(f"corpus.dir: folder {str(directory)!r} not found")

@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from synthgen.backends.base import ModelSpec
 from synthgen.config import SynthgenError
-from synthgen.dataset import prompting
+from synthgen.dataset import prepared, prompting
 from synthgen.dataset.corpus import Corpus
 from synthgen.dataset.llm import load_model_part, stage_params
 from synthgen.records import Slot
@@ -33,6 +33,8 @@ def dry_run(
     see them. The counts need no model, so they are printed first: a model that cannot load
     here (offline, not installed) costs only the preview, said in one line."""
     lines = ["dry run: nothing is generated, no weights are loaded", ""]
+    if (got := corpus["train"].prepared) is not None:
+        lines.append(f"corpus: the chunks of {got['dir']} (task=prepare); no file read")
     for s in SPLITS:
         lines += split_lines(s, corpus[s].counts().to_dict(), len(slots[s]))
     for p in (leak or {}).get("pairs", []):
@@ -63,6 +65,7 @@ def dry_run(
     print(preview if preview else f"\nno prompt preview: {why}", file=sys.stdout, flush=True)
     return {
         "status": "dry_run",
+        "corpus": prepared.record(corpus),
         "leak": leak or {},
         "splits": {s: corpus[s].counts().corpus() for s in SPLITS},
         "slots": {s: len(slots[s]) for s in SPLITS},

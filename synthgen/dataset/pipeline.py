@@ -17,7 +17,7 @@ from typing import Any
 from synthgen import rundir
 from synthgen.backends.base import OutOfMemory, Usage
 from synthgen.config import SynthgenError, check
-from synthgen.dataset import filters, writing
+from synthgen.dataset import filters, prepared, writing
 from synthgen.dataset.corpus import Corpus, load_corpus, make_slots, order_rows, unique_rows
 from synthgen.dataset.dryrun import dry_run
 from synthgen.dataset.generation import Stats, drive
@@ -246,6 +246,7 @@ def make_summary(
         },
         "host": sharding.host(),
         "leak": plan.leak,
+        "corpus": prepared.record(plan.corpus),  # chunks from corpus.prepared, or the files
     }
 
 

@@ -29,6 +29,7 @@ REJECTED = "rejected.jsonl"  # every rejected generation with stage and reason
 EXCEL = "dataset.xlsx"  # sheets train and val
 TMP = ".tmp"  # suffix of a file being written (renamed into place when whole)
 HYDRA_SETTINGS = "hydra.yaml"  # in HYDRA: Hydra's own settings for the run
+PREPARED = "prepared.json"  # task=prepare: fingerprint and config keys of a prepared corpus
 
 
 def rows_file(split: str) -> str:
@@ -46,6 +47,11 @@ def dataset_file(split: str, part: str = "") -> str:
     dataset order), part "queries", "relevant_docs" (the retrieval pairs) or "dataset"
     (LlamaIndex's EmbeddingQAFinetuneDataset)."""
     return f"{split}_{part}.json" if part else f"{split}.json"
+
+
+def prepared_file(split: str) -> str:
+    """`<split>_prepared.json`: task=prepare's chunks of a split, their dedup and selection."""
+    return f"{split}_prepared.json"
 
 
 # appended as the run goes; with CONFIG and SUMMARY every run dir holds these

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from synthgen.rundir import RUN_FILES, is_run_dir, is_shard
+from synthgen.rundir import PREPARED, RUN_FILES, is_run_dir, is_shard
 
 NAME_MAX = 200  # bytes; file systems allow 255 per path component, leave room for a suffix
 
@@ -54,7 +54,7 @@ def runs_below(root: Path) -> list[Path]:
     for dirpath, dirnames, _ in os.walk(root):
         d = Path(dirpath)
         if d != root and is_run_dir(d):
-            if not is_shard(d):
+            if not is_shard(d) and not (d / PREPARED).exists():  # a prepared corpus: no rows
                 found.append(d)
             dirnames.clear()  # a run dir holds no runs
             continue
