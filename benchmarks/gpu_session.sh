@@ -70,6 +70,15 @@ case $step in
       ways="$ways,notebook"
     bench --workload pipeline --ways "$ways" --budget $((${B:-535} - ($(date +%s) - t0)))
     ;;
+  e)  # issue 11, after step x (vLLM, deps, checkpoint, corpus): run.py through `vllm serve` on
+    # the same checkpoint, model=openai_compatible, 64 and 256 requests in flight (random
+    # weights: tok/s and prompt/completion tokens are the figures; most questions fail to parse)
+    python3 -c "import vllm, httpx" || exit 1
+    [ -d "$corpus" ] || python3 benchmarks/make_corpus.py "$corpus"
+    python3 benchmarks/endpoint.py --serve vllm --ckpt "$ckpt" --invocation issue11-gpu --out "$out" \
+      --server-args "--max-model-len 4096 --gpu-memory-utilization 0.9" --concurrency 64,256 \
+      --timeout 240 --run-args "${run_args#model=llama31_8b } num_rows=400 filters=none"
+    ;;
   *)
     echo "unknown step $step" >&2
     exit 2

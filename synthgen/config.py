@@ -41,6 +41,13 @@ ROW_KEYS = (
     "generation.seed",
 )
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+# where an endpoint is and what it costs: not the rows (a server moved to another port resumes)
+NOT_ROW_KEYS = (
+    "model.base_url",
+    "model.api_key_env",
+    "model.price_per_1m_input",
+    "model.price_per_1m_output",
+)
 
 
 def _need(cond: bool, msg: str) -> None:
@@ -180,7 +187,10 @@ def check_model(cfg: DictConfig) -> None:
         cfg.generation.max_new_tokens < m.max_seq_length,
         "generation.max_new_tokens: must be < model.max_seq_length",
     )
-    check_model_path(str(m.name_or_path))
+    if m.backend == "openai":  # a served model's name, no files here: check_endpoint looks
+        check_endpoint(cfg)
+    else:
+        check_model_path(str(m.name_or_path))
     fmt = m.get("prompt_format", "chat")
     _need(fmt in ("chat", "plain"), f"model.prompt_format: must be chat or plain, got {fmt!r}")
     _need(
@@ -273,6 +283,19 @@ def check_target(cfg: DictConfig) -> None:
         raise ConfigError(str(e)) from None
 
 
+def check_endpoint(cfg: DictConfig) -> None:
+    """generation.* of model.backend=openai (the model.* keys are its backend's check)."""
+    _int(cfg, "generation.concurrency", 1)
+    _int(cfg, "generation.max_retries", 0)
+    for key in ("generation.request_timeout", "generation.retry_backoff"):
+        v = OmegaConf.select(cfg, key)
+        _need(
+            isinstance(v, int | float) and not isinstance(v, bool) and v >= 0,
+            f"{key}: must be a number of seconds >= 0, got {v!r}",
+        )
+    _need(cfg.generation.request_timeout > 0, "generation.request_timeout: must be > 0 seconds")
+
+
 def check_engine(cfg: DictConfig) -> None:
     """generation.engine and the vllm keys; engine=vllm needs vLLM and CUDA (not in dry runs)."""
     from synthgen.backends import plan
@@ -357,6 +380,8 @@ def row_config(cfg: DictConfig) -> dict[str, Any]:
             value = OmegaConf.to_container(value, resolve=True)
         _flatten(key, value, out)
     out.pop("corpus.prepared", None)  # where the chunks are read from, not what they are
+    for key in NOT_ROW_KEYS:
+        out.pop(key, None)
     return out
 
 

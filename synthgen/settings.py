@@ -160,6 +160,11 @@ class GenSettings:
     gpu_memory_utilization: float = 0.9  # vllm: share of the GPU it may take
     enable_prefix_caching: bool = True  # vllm: reuse the KV of shared prompt prefixes
     vllm_feed: str = "stream"  # vllm: how prompts reach the engine
+    # model.backend=openai only (backends/openai.py)
+    concurrency: int = 8  # requests in flight at once
+    max_retries: int = 4  # further attempts after a 429, a 5xx or a timeout
+    request_timeout: float = 120.0  # most seconds one request may take (s)
+    retry_backoff: float = 1.0  # first wait before a retry (s); it doubles each attempt
 
     @classmethod
     def from_cfg(cls, cfg: DictConfig) -> GenSettings:
@@ -178,6 +183,10 @@ class GenSettings:
             gpu_memory_utilization=float(g.get("gpu_memory_utilization", 0.9)),
             enable_prefix_caching=bool(g.get("enable_prefix_caching", True)),
             vllm_feed=str(g.get("vllm_feed", "stream")),
+            concurrency=int(g.get("concurrency", 8)),
+            max_retries=int(g.get("max_retries", 4)),
+            request_timeout=float(g.get("request_timeout", 120)),
+            retry_backoff=float(g.get("retry_backoff", 1.0)),
         )
 
 

@@ -8,14 +8,14 @@ import importlib
 import pytest
 
 from synthgen import backends
-from synthgen.backends.base import BaseBackend, Engine, GenParams, ModelSpec
+from synthgen.backends.base import BaseBackend, Engine, GenParams, ModelSpec, Usage, encode
 
 
 def test_every_backend_and_the_fake_are_base_backends() -> None:
     from tests import fake_backend
 
     names = backends.available()
-    assert names == ["transformers", "unsloth"]  # helpers and engines are not backends
+    assert names == ["openai", "transformers", "unsloth"]  # helpers and engines are not backends
     for name in names:
         cls = importlib.import_module(f"synthgen.backends.{name}").Backend
         assert issubclass(cls, BaseBackend) and cls.name == name
@@ -48,3 +48,53 @@ def test_defaults_of_a_backend_that_only_generates() -> None:
     a.close()
     with pytest.raises(NotImplementedError, match="Minimal.generate"):
         a.generate([[1]], GenParams())
+
+
+def test_the_prompt_hooks_a_local_backend_gets_and_the_endpoint_overrides() -> None:
+    """encode (token ids through the chat template / the messages as sent), attach (the
+    progress bar; an endpoint shows its cost there) and usage (a server's counts, else None)."""
+    from synthgen.backends.openai import Backend as Endpoint
+    from tests.fake_backend import Backend as Fake
+
+    msgs = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Ask."}]
+    local = Fake(name_or_path="m")
+    assert local.encode(msgs, "question") == encode(local.tokenizer, msgs, local.spec, "question")
+    assert local.usage is None
+    local.attach(object())  # nothing to show: a no-op
+
+    class Bar:
+        desc = ""
+
+        def set_description(self, desc: str, refresh: bool = True) -> None:
+            self.desc = desc
+
+    spec = {"name_or_path": "m", "name": "m", "backend": "openai", "price_per_1m_input": 1.0}
+    e = Endpoint(**spec, price_per_1m_output=3.0, base_url="http://127.0.0.1:9/v1")
+    try:
+        sent = e.encode(msgs, "question")
+        assert sent == msgs and sent[0] is not msgs[0]  # a copy: the request owns it
+        bar = Bar()
+        e.attach(bar)
+        e.count({"prompt_tokens": 1000, "completion_tokens": 100, "cached_tokens": 0})
+        assert e.usage is not None and e.usage.to_dict()["cost_usd"] == 0.0013
+        assert bar.desc == "generate $0.0013"
+    finally:
+        e.close()
+
+
+def test_usage_adds_up_over_the_sessions_that_have_it() -> None:
+    a = Usage(requests=2, prompt_tokens=10, completion_tokens=4, price_per_1m_input=1.0)
+    a.price_per_1m_output = 2.0
+    b = Usage(requests=1, failed=1, retries=3, prompt_tokens=5, completion_tokens=1)  # no prices
+    sessions = [{"usage": a.to_dict()}, {"output_tokens": 7}, {"usage": b.to_dict()}]
+    total = Usage.total(sessions)
+    assert total == {
+        "requests": 3,
+        "failed": 1,
+        "retries": 3,
+        "prompt_tokens": 15,
+        "completion_tokens": 5,
+        "cached_tokens": 0,
+        "cost_usd": round((10 * 1.0 + 4 * 2.0) / 1e6, 6),  # the priced session's own cost
+    }
+    assert Usage.total([{"output_tokens": 7}]) is None  # a local model's run: no usage

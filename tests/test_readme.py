@@ -180,6 +180,18 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert readme_commands()[1] in ci.splitlines()
 
 
+def test_the_readme_test_command_runs_every_test() -> None:
+    """No marker is left out by default (the endpoint tests marked `server` included), and CI
+    runs pytest once, the README's way."""
+    import tomllib
+
+    opts = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    addopts = shlex.split(opts["tool"]["pytest"]["ini_options"].get("addopts", ""))
+    assert not any(a == "-m" or a.startswith("-m") for a in addopts), addopts
+    ci = (REPO / ".ci" / "run").read_text(encoding="utf-8")
+    assert [x for x in ci.splitlines() if "pytest" in x] == [readme_commands()[1]]
+
+
 def test_readme_says_how_to_get_a_cpu_only_torch() -> None:
     text = README.read_text(encoding="utf-8")
     quick = text.split("## Quick start", 1)[1].split("\n## ", 1)[0]

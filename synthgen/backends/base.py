@@ -35,6 +35,11 @@ class ModelSpec:
     max_new_tokens: dict[str, int] = field(default_factory=dict)  # per stage: a lower cap
     hub_id: str | None = None  # the publisher's hub id (informational)
     unsloth_4bit_id: str | None = None  # Unsloth's pre-quantized 4-bit repo, where one exists
+    # model.backend=openai (backends/openai.py): the endpoint, the key's variable, the prices
+    base_url: str | None = None  # the server's OpenAI API root, e.g. http://localhost:8000/v1
+    api_key_env: str | None = None  # NAME of the environment variable holding the key
+    price_per_1m_input: float | None = None  # USD per million prompt tokens
+    price_per_1m_output: float | None = None  # USD per million completion tokens
 
     @classmethod
     def from_kwargs(cls, kwargs: dict[str, Any]) -> ModelSpec:
@@ -85,6 +90,65 @@ class Generated:
     tokens: int  # new tokens, end-of-turn token included (tokens)
     finished: bool  # True: stopped at an end-of-turn token; False: cut at max_new_tokens
     cached_tokens: int = 0  # prompt tokens whose KV came from a cached prefix (prefix reuse)
+    # an endpoint request that failed for good (backends/openai.py): why, its HTTP status, and
+    # how many attempts it took; the pipeline records it as a reject `request_failed`
+    failed: str | None = None
+    status: int | None = None
+    attempts: int = 1
+
+
+@dataclass
+class Usage:
+    """What a server says it did, summed over the session (summary.json this_session.usage);
+    a backend that generates here counts its tokens in the run's own Stats and has none."""
+
+    requests: int = 0  # requests answered (HTTP 200)
+    failed: int = 0  # requests that failed for good, recorded as rejects request_failed
+    retries: int = 0  # attempts repeated after a 429, a 5xx, a timeout or a dropped connection
+    prompt_tokens: int = 0  # prompt tokens, as the server counts them (tokens)
+    completion_tokens: int = 0  # generated tokens, as the server counts them (tokens)
+    cached_tokens: int = 0  # prompt tokens the server took from its prefix cache (tokens)
+    price_per_1m_input: float | None = None  # USD per million prompt tokens
+    price_per_1m_output: float | None = None  # USD per million completion tokens
+
+    @property
+    def cost_usd(self) -> float | None:
+        if self.price_per_1m_input is None or self.price_per_1m_output is None:
+            return None
+        return (
+            self.prompt_tokens * self.price_per_1m_input
+            + self.completion_tokens * self.price_per_1m_output
+        ) / 1e6
+
+    def to_dict(self) -> dict[str, Any]:
+        cost = self.cost_usd
+        return {**dataclasses.asdict(self), "cost_usd": None if cost is None else round(cost, 6)}
+
+    SUMMED: ClassVar[tuple[str, ...]] = (
+        "requests",
+        "failed",
+        "retries",
+        "prompt_tokens",
+        "completion_tokens",
+        "cached_tokens",
+    )
+
+    @classmethod
+    def total(cls, sessions: list[dict[str, Any]]) -> dict[str, Any] | None:
+        """Usage summed over a run dir's sessions (a resumed run has several); None if no
+        session had any. The cost sums each session's own (prices may differ between them)."""
+        used = [s["usage"] for s in sessions if s.get("usage")]
+        if not used:
+            return None
+        out: dict[str, Any] = {k: sum(int(u.get(k, 0)) for u in used) for k in cls.SUMMED}
+        costs = [u["cost_usd"] for u in used if u.get("cost_usd") is not None]
+        out["cost_usd"] = round(sum(costs), 6) if costs else None
+        return out
+
+
+# a prompt as the backend takes it: token ids (a local model), or the chat messages themselves
+# (an endpoint: the server applies its own chat template)
+Prompt = list[int] | list[dict[str, str]]
 
 
 def load_tokenizer(spec: ModelSpec) -> Any:
@@ -221,6 +285,7 @@ class BaseBackend:
     reserve_new: int = 256
     spec: ModelSpec
     tokenizer: Any  # apply_chat_template, __call__ -> {"input_ids"}, decode
+    usage: Usage | None = None  # a server's own token counts and cost (an endpoint's)
 
     @staticmethod
     def check(spec: ModelSpec, runtime: bool = True) -> None:
@@ -242,6 +307,15 @@ class BaseBackend:
 
     def set_seed(self, seed: int) -> None:
         """Seed the backend's sampling (generation.seed); nothing to seed by default."""
+
+    def encode(self, messages: list[dict[str, str]], stage: str = "") -> Prompt:
+        """The prompt `generate` takes for these chat messages: by default their token ids,
+        the model's chat template applied (plain prompts: the stage's cue)."""
+        return encode(self.tokenizer, messages, self.spec, stage)
+
+    def attach(self, progress: Any) -> None:
+        """The run's progress bar (tqdm), before the first batch: a backend may show what it
+        counts there (an endpoint: the cost so far); nothing by default."""
 
     def auto_batch_size(self, max_new_tokens: int, max_prompt_tokens: int = 1024) -> int:
         """generation.batch_size=auto: the rows (or requests in flight) that fit."""

@@ -134,6 +134,14 @@ METRICS = [
         better="higher",
     ),
     Metric(
+        "cost_usd",
+        "endpoint cost (USD)",
+        "text",
+        "Prompt and completion tokens the endpoint counted, at model.price_per_1m_input/output, "
+        "all sessions (summary.json generation.usage); n/a for a local model or without prices.",
+        False,
+    ),
+    Metric(
         "generate_seconds",
         "generation time (s)",
         "seconds",

@@ -176,9 +176,14 @@ def run_metrics(run: Run, opts: Options) -> dict[str, Any]:
         "kw_chunks": keyword_coverage(kws, match, chunk_texts),
         "kw_questions": keyword_coverage(kws, match, questions),
         "tokens_per_second": gen.get("tokens_per_second"),
+        "cost_usd": usd((gen.get("usage") or {}).get("cost_usd")),
         "generate_seconds": gen.get("generate_seconds"),
         "wall_seconds": run.summary.get("seconds", {}).get("total"),
     }
+
+
+def usd(cost: float | None) -> str | None:
+    return None if cost is None else f"{cost:.6f}"
 
 
 def reject_shares(runs: list[Run]) -> list[dict[str, Any]]:

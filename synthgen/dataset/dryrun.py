@@ -3,6 +3,7 @@ model will see them; nothing is generated and no weights load."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -136,8 +137,9 @@ def prompt_preview(
     if first is None:
         return None, "no slot to fill, so no prompt"
     spec = ModelSpec.from_kwargs(OmegaConf.to_container(cfg.model, resolve=True))
+    endpoint = spec.backend == "openai"  # the server renders the chat: show the messages sent
     try:
-        tok = load_model_part(spec.name_or_path, lambda: load_tokenizer(spec))
+        tok = None if endpoint else load_model_part(spec.name_or_path, lambda: load_tokenizer(spec))
     except SynthgenError as e:
         return None, str(e)
     pr = st.prompt
@@ -151,15 +153,19 @@ def prompt_preview(
     out: list[str] = []
     params = stage_params(st, spec)
     for stage, user in shown:
-        text = render(tok, msgs(user), spec, stage)
-        n_tok = len(tok(text, add_special_tokens=False)["input_ids"])
+        if endpoint:
+            text = json.dumps(msgs(user), ensure_ascii=False, indent=1)
+            size = "the chat messages the endpoint gets"
+        else:
+            text = render(tok, msgs(user), spec, stage)
+            size = f"{len(tok(text, add_special_tokens=False)['input_ids'])} tokens"
         p = params[stage]
         ends = f", reply ends at {p.stop_strings!r}" if p.stop_strings else ""
         ends += f", at most {p.max_new_tokens} new tokens"
         out += [
             "",
             f"--- first {stage} prompt ({first.split} {first.chunk.source}, chunk "
-            f"{first.chunk.id}, {n_tok} tokens{ends}) ---",
+            f"{first.chunk.id}, {size}{ends}) ---",
             text,
         ]
     return "\n".join(out), None

@@ -46,7 +46,7 @@ def prepare_model(cfg: DictConfig) -> None:
     load_model_part(spec.name_or_path, lambda: backend_cls.prepare(spec))
 
 
-def load_backend(cfg: DictConfig, st: Settings) -> Any:
+def load_backend(cfg: DictConfig, st: Settings) -> BaseBackend:
     """The backend named by model._target_ (hydra instantiate), engine settings passed along."""
     from hydra.utils import instantiate
 
@@ -58,8 +58,21 @@ def load_backend(cfg: DictConfig, st: Settings) -> Any:
             engine=g.engine,
             prefill_chunk_size=g.prefill_chunk_size,
             vllm=vllm_options(g),
+            **endpoint_options(cfg, g),
         ),
     )
+
+
+def endpoint_options(cfg: DictConfig, g: GenSettings) -> dict[str, Any]:
+    """The generation.* settings only the endpoint backend (model.backend=openai) reads."""
+    if cfg.model.get("backend") != "openai":
+        return {}
+    return {
+        "concurrency": g.concurrency,
+        "max_retries": g.max_retries,
+        "request_timeout": g.request_timeout,
+        "retry_backoff": g.retry_backoff,
+    }
 
 
 def stage_params(st: Settings, spec: ModelSpec) -> dict[str, GenParams]:

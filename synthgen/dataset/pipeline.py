@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from synthgen import rundir
-from synthgen.backends.base import OutOfMemory
-from synthgen.backends.base import encode as encode_chat
+from synthgen.backends.base import OutOfMemory, Usage
 from synthgen.config import SynthgenError, check
 from synthgen.dataset import filters, prepared, writing
 from synthgen.dataset.corpus import Corpus, load_corpus, make_slots, order_rows, unique_rows
@@ -60,6 +59,7 @@ class Session:
     first_row: float | None = None  # seconds from the start to the first row on disk
     engine: dict[str, Any] = field(default_factory=dict)  # what ran and why
     written: RunState = field(default_factory=RunState)  # records appended to the run dir
+    usage: dict[str, Any] | None = None  # an endpoint's: tokens and cost as the server counted
 
 
 @task("generate")
@@ -119,21 +119,16 @@ def generate_rows(t: TaskRun, st: Settings, plan: Plan) -> Session:
     backend = load_backend(cfg, st)
     t.seconds["load_model"] += time.perf_counter() - tick
     backend.set_seed(st.generation.seed)
-    spec = backend.spec
-    maker = RowMaker(
-        st,
-        t.run_dir,
-        lambda m, stage: encode_chat(backend.tokenizer, m, spec, stage),
-        plan.known,
-        gates,
-    )
-    params = stage_params(st, spec)
+    # token ids through the chat template; an endpoint's prompts are the messages themselves
+    maker = RowMaker(st, t.run_dir, backend.encode, plan.known, gates)
+    params = stage_params(st, backend.spec)
     out = Session()
     from tqdm import tqdm
 
     try:
         with tqdm(total=plan.todo, unit="row", desc="generate", dynamic_ncols=True) as bar:
             maker.progress = bar
+            backend.attach(bar)  # an endpoint shows the run's cost there
             size = batch_size(st, backend)
             for split in SPLITS:
                 jobs = maker.initial_jobs(plan.slots[split], plan.known, plan.done)
@@ -160,6 +155,7 @@ def generate_rows(t: TaskRun, st: Settings, plan: Plan) -> Session:
         "feed": out.stats.feed,
         "notes": backend.notes,
     }
+    out.usage = backend.usage.to_dict() if backend.usage is not None else None  # an endpoint's
     return out
 
 
@@ -229,6 +225,8 @@ def make_summary(
         "started": t.started,
         "first_row_seconds": session.first_row,
     }
+    if session.usage is not None:  # the server's token counts (the prompts here are messages)
+        this_session.update(usage=session.usage, prompt_tokens=session.usage["prompt_tokens"])
     return {
         "run_dir": str(t.run_dir),
         "prompt": cfg.prompt.name,
@@ -259,4 +257,7 @@ def totals(run_dir: Path, session: dict[str, Any]) -> dict[str, Any]:
         sessions = rundir.read_summary(run_dir).get("generation", {}).get("sessions", [])
     sessions = [*sessions, session]
     total = sum((GenTotals.from_dict(x) for x in sessions), start=GenTotals())
-    return {**total.to_dict(), "sessions": sessions}
+    out = {**total.to_dict(), "sessions": sessions}
+    if (usage := Usage.total(sessions)) is not None:  # endpoint sessions: tokens and cost
+        out["usage"] = usage
+    return out

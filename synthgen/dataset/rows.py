@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from synthgen.backends.base import Generated, GenParams
+from synthgen.backends.base import Generated, GenParams, Prompt
 from synthgen.dataset import dedup, faults, filters, prompting, writing
 from synthgen.dataset.generation import Job
 from synthgen.records import Rejected, Row, Slot, short_hash
@@ -22,7 +22,9 @@ from synthgen.rundir import QUESTIONS, REJECTED, SPLITS, rows_file
 from synthgen.rundir.state import RunState
 from synthgen.settings import Settings
 
-Encode = Callable[[list[dict[str, str]], str], list[int]]  # (messages, stage) -> token ids
+# (messages, stage) -> the prompt the backend takes (BaseBackend.encode): token ids, or for an
+# endpoint the messages themselves
+Encode = Callable[[list[dict[str, str]], str], Prompt]
 
 
 @dataclass
@@ -223,12 +225,27 @@ class RowMaker:
 
     def on_result(self, job: Job, out: Generated) -> list[Job]:
         """generation.drive's callback: the records of one reply, and the jobs it opens."""
+        if out.failed is not None:  # an endpoint request that failed for good (backends/openai)
+            return self.request_failed(job, out)
         if isinstance(job.payload, AnswerAsk):
             self.on_answer(job.payload, out)
             return []
         if self.pr.list_mode:
             return self.on_question_list(job.payload, out)
         return self.on_question(job.payload, out)
+
+    def request_failed(self, job: Job, out: Generated) -> list[Job]:
+        """Reject the job's slots as `request_failed` with the status; a chunk's next question
+        is still asked (one failed request loses its own slot only)."""
+        why = {"status": out.status, "error": out.failed, "attempts": out.attempts}
+        ask = job.payload
+        if isinstance(ask, AnswerAsk):
+            self.reject(ask.slot, "answer", "request_failed", question=ask.question, **why)
+            return []
+        for slot in ask.slots:
+            self.reject(slot, "question", "request_failed", **why)
+        jq = self.question_chain(ask.next, list(ask.previous)) if ask.next else None
+        return [jq] if jq is not None else []
 
     def on_question_list(self, ask: QuestionAsk, out: Generated) -> list[Job]:
         new: list[Job] = []
