@@ -132,3 +132,18 @@ class BadBackend(Backend):
     """For the CLI (a class attribute cannot be set there): some outputs fail the gates."""
 
     bad = True
+
+
+def reset() -> None:
+    """Every class setting of the fake back to its default: tests set them, and they must not
+    leak into the next test or file."""
+    Backend.calls = []
+    Backend.oom_above = None
+    Backend.crash_after = None
+    Backend.duplicate_questions = False
+    Backend.seen = []
+    Backend.stream = False
+    Backend.bad = False
+    Backend.same_answer = None
+    Backend.broken_pairs = False
+    Backend.pairs = 0

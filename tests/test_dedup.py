@@ -22,10 +22,7 @@ FAKE = "model._target_=tests.fake_backend.Backend"
 
 @pytest.fixture(autouse=True)
 def reset_fake():
-    fake_backend.Backend.calls = []
-    fake_backend.Backend.duplicate_questions = False
-    fake_backend.Backend.crash_after = None
-    fake_backend.Backend.oom_above = None
+    fake_backend.reset()
     yield
 
 

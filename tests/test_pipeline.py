@@ -23,17 +23,7 @@ from tests.conftest import compose
 FAKE = "model._target_=tests.fake_backend.Backend"
 
 
-def reset() -> None:
-    fake_backend.Backend.calls = []
-    fake_backend.Backend.oom_above = None
-    fake_backend.Backend.crash_after = None
-    fake_backend.Backend.duplicate_questions = False
-    fake_backend.Backend.seen = []
-    fake_backend.Backend.stream = False
-    fake_backend.Backend.bad = False
-    fake_backend.Backend.same_answer = None
-    fake_backend.Backend.broken_pairs = False
-    fake_backend.Backend.pairs = 0
+reset = fake_backend.reset  # other test files import it from here
 
 
 @pytest.fixture(autouse=True)

@@ -58,11 +58,7 @@ def one_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(autouse=True)
 def fake():
-    fake_backend.Backend.calls = []
-    fake_backend.Backend.duplicate_questions = False
-    fake_backend.Backend.crash_after = None
-    fake_backend.Backend.oom_above = None
-    fake_backend.Backend.same_answer = None
+    fake_backend.reset()
     yield
 
 

@@ -85,11 +85,7 @@ def test_shard_keys_do_not_change_rows() -> None:
 
 @pytest.fixture
 def fake():
-    fake_backend.Backend.calls = []
-    fake_backend.Backend.duplicate_questions = False
-    fake_backend.Backend.crash_after = None
-    fake_backend.Backend.oom_above = None
-    fake_backend.Backend.same_answer = None
+    fake_backend.reset()
     yield fake_backend.Backend
     fake_backend.Backend.duplicate_questions = False
     fake_backend.Backend.same_answer = None
