@@ -38,6 +38,14 @@ from synthgen.dataset.prompting import (
         ("A.I. in film: what is it?", "A.I. in film: what is it?"),
         ("Q: What?", "What?"),
         ("A) It cuts.", "It cuts."),
+        # the prompt's rule lines given back (Gemma 3 270M, prompt=factoid, the curses HOWTO)
+        (
+            "---------------------\nWhat is the size of the screen?",
+            "What is the size of the screen?",
+        ),
+        ("--------------------- What is the purpose of curses?", "What is the purpose of curses?"),
+        ("What is a pad?\n=====", "What is a pad?"),
+        ("-- a dash is text", "-- a dash is text"),
     ],
 )
 def test_parse_question_strips_wrapping(raw: str, want: str) -> None:
@@ -50,15 +58,21 @@ def test_parse_question_keeps_text_without_question_mark_by_default() -> None:
     assert parse_question("xq zzv brr", require_question_mark=True) == (None, "no_question_mark")
 
 
-@pytest.mark.parametrize("raw", ["", "   \n\n", "Question:", '""', "Here is a question:\n"])
+@pytest.mark.parametrize(
+    "raw", ["", "   \n\n", "Question:", '""', "Here is a question:\n", "----------------"]
+)
 def test_parse_rejects_empty(raw: str) -> None:
     assert parse_question(raw) == (None, "empty")
+    assert parse_answer(raw)[1] == "empty" or raw.startswith("Here") or raw == "Question:"
 
 
 def test_parse_answer_keeps_paragraphs() -> None:
     text, _ = parse_answer("Answer: First part.\n\nSecond part.")
     assert text == "First part.\n\nSecond part."
     assert parse_answer("  ") == (None, "empty")
+    # an answer that is only the prompt's rule (13 of 45 rows of a 270M run) is no answer
+    assert parse_answer("---------------------\n") == (None, "empty")
+    assert parse_answer("---------------------\nA pad is a window.") == ("A pad is a window.", None)
 
 
 def test_parse_question_list_numbered_and_json() -> None:

@@ -82,6 +82,10 @@ _LABEL = re.compile(
     re.IGNORECASE,
 )
 _NUMBER = re.compile(r"^\s*(?:\(?\d{1,3}[.)]|[-*•])\s+")
+# the prompt's own rule lines ("---------------------" around the context) given back
+_RULES = re.compile(
+    r"^(?:[ \t]*[-=_~–—]{3,}[ \t]*(?:\n|$|[ \t]))+|(?:\n[ \t]*[-=_~–—]{3,}[ \t]*)+$"
+)
 _QUOTES = [('"', '"'), ("“", "”"), ("'", "'"), ("‘", "’"), ("«", "»"), ("`", "`")]
 _ANSWER_LINE = re.compile(r"^\s*[*_]*\s*answer\s*[*_]*\s*[:：]", re.IGNORECASE | re.MULTILINE)
 
@@ -90,6 +94,7 @@ def _strip_wrapping(text: str) -> str:
     text = text.strip()
     for _ in range(3):  # wrappers nest: **"Question: ..."**
         before = text
+        text = _RULES.sub("", text).strip()
         text = _PREAMBLE.sub("", text, count=1).strip()
         text = _LABEL.sub("", text, count=1).strip()
         text = _NUMBER.sub("", text, count=1).strip()
