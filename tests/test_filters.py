@@ -78,6 +78,18 @@ def test_repetition_drops_repeated_sentences_and_looping_ngrams() -> None:
     assert (d.reason, d.detail) == ("repeated_sentence", "no way at all")
 
 
+def test_repetition_drops_a_piece_looping_inside_one_word() -> None:
+    """Gemma 3 270M, prompt=two_facts, the curses HOWTO: one \\w+ word to the n-gram check."""
+    loop = 'What is the difference between a "key" and a "' + "key_" * 16 + 'key"?'
+    assert filters.Repetition(1, 4, 0.4).check(loop, "") is None  # off unless max_unit_repeats
+    d = filters.Repetition(1, 4, 0.4, max_unit_repeats=4).check(loop, "")
+    assert (d.reason, d.score, d.threshold, d.detail) == ("repeated_chars", 16, 4, "key_")
+    assert gates().question(loop, loop).reason == "repeated_chars"  # on by default
+    for fine in ("0.1 + 0.2 == 0.30000000000000004", "x = 2**99999999999", "fill __________ in"):
+        assert gates().answer(fine, fine) is None  # numbers and rules are no loops
+    assert gates().answer("ha ha ha ha ha ha", "ha ha ha ha ha ha").reason == "repeated_chars"
+
+
 @pytest.mark.parametrize(
     ("text", "signals"),
     [
@@ -158,6 +170,13 @@ def test_length_bounds_in_words() -> None:
     assert g.check("Why does it shake?", "") is None
 
 
+def test_length_counts_only_pieces_with_a_letter_or_digit() -> None:
+    g = filters.Length(1, 5)
+    assert g.check("----------------", "") == filters.Drop("too_short", 0, 1)  # the prompt's rule
+    assert g.check("-- 42 --", "") is None
+    assert gates().answer("---------------------", "A pad is a window.").reason == "too_short"
+
+
 def test_lexical_grounding() -> None:
     g = filters.LexicalGrounding(min_overlap=0.5, min_content_words=1)
     assert g.check("The staircase chase feels breathless.", CHUNK) is None  # stems: chase, feel
@@ -171,6 +190,31 @@ def test_lexical_grounding() -> None:
     # questions are checked against the chunk too (grounding.questions)
     assert gates().question(q, CHUNK).reason == "ungrounded"
     assert gates().question("Why does every scene of the film tremble?", CHUNK) is None
+
+
+# the Socket Programming HOWTO (Python 3.11 docs, PSF License: tests/data/human_qa/LICENSE-PSF.txt)
+SOCKETS = (
+    "Part of the trouble with understanding these things is that \u201csocket\u201d can mean a "
+    "number of subtly different things, depending on context. So first, let\u2019s make a "
+    "distinction between a \u201cclient\u201d socket - an endpoint of a conversation, and a "
+    "\u201cserver\u201d socket, which is more like a switchboard operator."
+)
+
+
+def test_frame_words_neither_ground_nor_count() -> None:
+    """Gemma 3 270M's questions on the Python HOWTOs (issue 13): the notebook prompt's quiz
+    played back is grounded by "first" alone unless frame words stop counting."""
+    role_play = "What is the name of the student who is the first to answer the question correctly?"
+    plain = filters.LexicalGrounding(0.1, 1)
+    framed = filters.LexicalGrounding(0.1, 1, ["name", "first", "purpose"])
+    assert plain.check(role_play, SOCKETS) is None  # 1 of 6 content words: "first"
+    d = framed.check(role_play, SOCKETS)
+    assert (d.reason, d.score) == ("ungrounded", 0.0)  # student, answer, question, correctly
+    assert gates().question(role_play, SOCKETS).reason == "ungrounded"  # the default list
+    assert gates().question("What is the purpose of a socket?", SOCKETS) is None  # "socket"
+    assert framed.check("What is the purpose?", SOCKETS) is None  # nothing left to check
+    off = gates("filters.grounding.frame_words=null").question(role_play, SOCKETS)
+    assert off is None  # null: every content word counts, as before the list
 
 
 class BagOfWords:
@@ -230,6 +274,10 @@ def test_gates_config_errors_name_their_key() -> None:
         check(compose(["filters.refusal.patterns=['(unclosed']"]))
     with pytest.raises(ConfigError, match=r"^filters.not_question.min_signals"):
         check(compose(["filters.not_question.min_signals=3"]))
+    with pytest.raises(ConfigError, match=r"^filters.repetition.max_unit_repeats: must be a num"):
+        check(compose(["filters.repetition.max_unit_repeats=-1"]))
+    with pytest.raises(ConfigError, match=r"^filters.grounding.frame_words: must be a list of wo"):
+        check(compose(["filters.grounding.frame_words=name"]))
 
 
 def quality_gates_commands() -> list[list[str]]:
@@ -354,6 +402,35 @@ def test_human_pairs_pass_the_default_gates(prompt: str) -> None:
     assert kept >= 0.97, f"{kept:.1%} kept; dropped: {dict(drops)}"
 
 
+def test_the_readmes_gate_table_is_what_the_gates_do() -> None:
+    """README "Quality gates", each gate alone: human pairs kept (default, strict) and our
+    270M rows dropped, measured again so the table cannot go stale."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    table = text.split("| gate alone |", 1)[1].split("\n\n", 1)[0]
+    names = ("prompt_echo", "repetition", "refusal", "not_question", "meta_reference", "length")
+    names += ("grounding", "near_duplicate_answer")
+    rows = [json.loads(x) for x in GEMMA.read_text(encoding="utf-8").splitlines()]
+    for name in (*names, "all"):
+        off = [f"filters.{x}.enabled=false" for x in names if x != name and name != "all"]
+        kept = [179 - sum(run_human(gates(*off, *s))[1].values()) for s in ([], ["filters=strict"])]
+        g, dropped = gates("prompt=notebook", *off), 0
+        for r in rows:
+            d = g.question(r["question"], r["chunk"])
+            if d is None:
+                d = g.answer(r["answer"], r["chunk"], r["question"], r["split"], r["chunk_id"])
+            if d is None:
+                g.accept(r["answer"], r["split"], r["chunk_id"])
+            dropped += d is not None
+        label = f"`{name}`" if name != "all" else "all"
+        cells = [ln.split(" | ")[1:] for ln in table.splitlines() if ln.startswith(f"| {label} |")]
+        assert len(cells) == 1, label
+        assert [c.split("/")[0].strip("| ") for c in cells[0]] == [
+            str(kept[0]),
+            str(dropped),
+            str(kept[1]),
+        ], label
+
+
 def test_strict_drops_more_human_pairs_than_default() -> None:
     n, default = run_human(gates())
     _, strict = run_human(gates("filters=strict"))
@@ -423,7 +500,10 @@ def test_our_own_270m_rows_are_all_dropped() -> None:
     assert reasons == {
         "not_question": 8,
         "meta_reference": 5,
-        "repeated_sentence": 4,
+        "repeated_sentence": 3,
         "repeated_ngrams": 3,
         "prompt_echo": 2,
+        # "What is the most important thing you learned in this course?": the quiz role played
+        # back; grounded by "important" alone until frame words stopped counting
+        "ungrounded": 1,
     }

@@ -72,6 +72,7 @@ def _prompt_echo(g: dict, cfg: Any, prompt: Any) -> tuple[list[Gate], list[Gate]
 
 def _repetition(g: dict, cfg: Any, prompt: Any) -> tuple[list[Gate], list[Gate]]:
     g.setdefault("min_sentence_words", 1)  # a config saved before the key existed
+    g.setdefault("max_unit_repeats", 0)
     _num(
         g,
         "filters.repetition",
@@ -79,8 +80,15 @@ def _repetition(g: dict, cfg: Any, prompt: Any) -> tuple[list[Gate], list[Gate]]
         min_sentence_words=(1, None),
         ngram=(1, None),
         max_share=(0, 1),
+        max_unit_repeats=(0, None),
     )
-    rep = Repetition(g["max_sentence_repeats"], g["ngram"], g["max_share"], g["min_sentence_words"])
+    rep = Repetition(
+        g["max_sentence_repeats"],
+        g["ngram"],
+        g["max_share"],
+        g["min_sentence_words"],
+        int(g["max_unit_repeats"]),
+    )
     return [rep], [rep]
 
 
@@ -118,12 +126,13 @@ def _length(g: dict, cfg: Any, prompt: Any) -> tuple[list[Gate], list[Gate]]:
 def _grounding(g: dict, cfg: Any, prompt: Any) -> tuple[list[Gate], list[Gate]]:
     questions: list[Gate] = []
     answers: list[Gate] = []
+    frame = _words_list(g, "filters.grounding.frame_words")
     if g.get("lexical", True):
         _num(g, "filters.grounding", min_overlap=(0, 1), min_content_words=(0, None))
-        answers.append(LexicalGrounding(g["min_overlap"], g["min_content_words"]))
+        answers.append(LexicalGrounding(g["min_overlap"], g["min_content_words"], frame))
     if g.get("questions", False):
         _num(g, "filters.grounding", question_min_overlap=(0, 1))
-        questions.append(LexicalGrounding(g["question_min_overlap"], g["min_content_words"]))
+        questions.append(LexicalGrounding(g["question_min_overlap"], g["min_content_words"], frame))
     if g.get("embedding", False):
         _num(g, "filters.grounding", min_similarity=(-1, 1))
         answers.append(EmbeddingGrounding(_embedder(cfg, g), g["min_similarity"]))
@@ -218,6 +227,14 @@ def _num(g: dict[str, Any], key: str, **bounds: tuple[float, float | None]) -> N
         if not ok:
             span = f">= {low}" if high is None else f"in [{low}, {high}]"
             raise ConfigError(f"{key}.{name}: must be a number {span}, got {v!r}")
+
+
+def _words_list(g: dict[str, Any], key: str) -> list[str]:
+    """A list of words (null = none), or one line naming the key."""
+    v = g.get(key.rsplit(".", 1)[1]) or []
+    if isinstance(v, str) or not all(isinstance(w, str) for w in v):
+        raise ConfigError(f"{key}: must be a list of words, got {v!r}")
+    return list(v)
 
 
 def _embedder(cfg: Any, g: dict[str, Any]) -> Callable[[], Any]:

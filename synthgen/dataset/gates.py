@@ -16,6 +16,9 @@ from typing import Any
 from synthgen.config import ConfigError
 from synthgen.dataset.text import STOPWORDS, interrogative, looks_english, ngrams, stem, words
 
+_UNIT_LOOP = re.compile(r"(.{2,12}?)\1{2,}", re.DOTALL)  # a piece said 3 times or more in a row
+_LETTER = re.compile(r"[^\W\d_]")  # a letter: "0000" and "____" are numbers and rules, not loops
+_WORDY = re.compile(r"[^\W_]")  # a letter or digit: "-----" is no word
 _SENTENCE_END = re.compile(r"(?<=[.!?。？！])\s+|\n+")
 PLACEHOLDER = re.compile(r"\{(?:context|question|num_questions|previous)\}")
 # reasons a gate may give; every other reason in rejected.jsonl comes from parsing or dedup
@@ -23,6 +26,7 @@ REASONS = (
     "prompt_echo",
     "repeated_sentence",
     "repeated_ngrams",
+    "repeated_chars",
     "not_question",
     "meta_reference",
     "refusal",
@@ -90,16 +94,28 @@ class Repetition:
     repeated_sentence: the most frequent sentence (its words) of at least min_sentence_words
     words occurs more than max_sentence_repeats times; shorter pieces repeat in good prose
     ("if... elif... elif... else."). repeated_ngrams: the share of the output's words covered
-    by a word n-gram that occurs twice or more exceeds max_share.
+    by a word n-gram that occurs twice or more exceeds max_share. repeated_chars: a piece of 2-12
+    characters with a letter in it said more than max_unit_repeats times in a row, which words
+    do not show ("key_key_key_key_key_..." is one \\w+ word); 0 = off.
     """
 
     def __init__(
-        self, max_sentence_repeats: int, ngram: int, max_share: float, min_sentence_words: int = 1
+        self,
+        max_sentence_repeats: int,
+        ngram: int,
+        max_share: float,
+        min_sentence_words: int = 1,
+        max_unit_repeats: int = 0,
     ) -> None:
         self.max_repeats, self.n, self.max_share = max_sentence_repeats, ngram, max_share
-        self.min_sentence_words = min_sentence_words
+        self.min_sentence_words, self.max_units = min_sentence_words, max_unit_repeats
 
     def check(self, text: str, chunk: str, question: str = "") -> Drop | None:
+        if self.max_units:
+            for m in _UNIT_LOOP.finditer(text):
+                copies = len(m.group(0)) // len(m.group(1))
+                if copies > self.max_units and _LETTER.search(m.group(1)):
+                    return Drop("repeated_chars", copies, self.max_units, m.group(1))
         pieces = (words(s) for s in _SENTENCE_END.split(text))
         sentences = [" ".join(ws) for ws in pieces if ws and len(ws) >= self.min_sentence_words]
         if sentences:
@@ -162,13 +178,14 @@ class Phrases:
 
 
 class Length:
-    """Too few or too many words (whitespace-separated)."""
+    """Too few or too many words (whitespace-separated pieces with a letter or digit in them:
+    an answer that is only the prompt's "---------------------" rule has none)."""
 
     def __init__(self, min_words: int, max_words: int) -> None:
         self.min_words, self.max_words = min_words, max_words
 
     def check(self, text: str, chunk: str, question: str = "") -> Drop | None:
-        n = len(text.split())
+        n = sum(1 for piece in text.split() if _WORDY.search(piece))
         if n < self.min_words:
             return Drop("too_short", n, self.min_words)
         if n > self.max_words:
@@ -179,16 +196,24 @@ class Length:
 class LexicalGrounding:
     """The text is not drawn from its chunk: too few of its content words occur there.
 
-    Score: share of the text's content words (not stopwords; Snowball stems) found among the
-    chunk's words. Only the chunk counts: an answer that restates an off-topic question is
-    off-topic too. Texts with fewer than min_content_words content words ("Yes.") pass.
+    Score: share of the text's content words (not stopwords, not frame words; Snowball stems)
+    found among the chunk's words. Frame words ("name", "purpose", "first") shape a question
+    without naming its topic, so they neither ground a text nor count against it: "What is the
+    name of the student who is the first to answer?" on a chunk about sockets matches "name"
+    and "first" and nothing it is about. Only the chunk counts: an answer that restates an
+    off-topic question is off-topic too. Texts with fewer than min_content_words content words
+    ("Yes.") pass.
     """
 
-    def __init__(self, min_overlap: float, min_content_words: int) -> None:
+    def __init__(
+        self, min_overlap: float, min_content_words: int, frame_words: Iterable[str] = ()
+    ) -> None:
         self.min_overlap, self.min_content = min_overlap, min_content_words
+        self.frame = frozenset(stem(w) for ws in frame_words for w in words(ws))
 
     def check(self, text: str, chunk: str, question: str = "") -> Drop | None:
         content = [stem(w) for w in words(text) if w not in STOPWORDS]
+        content = [w for w in content if w not in self.frame]
         if len(content) < max(self.min_content, 1):
             return None
         known = _chunk_stems(chunk)
