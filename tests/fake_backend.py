@@ -83,13 +83,14 @@ class Backend(BaseBackend):
                 elif self.bad and kind == 3:
                     out.append(Generated("I cannot answer that from the context.", 9, True))
                 else:
-                    out.append(Generated(f"Answer: it is about {context}.", 9, True))
+                    # a word the question lacks: an answer that only restates it is dropped
+                    out.append(Generated(f"Answer: it is about {context}, told briefly.", 9, True))
             elif "Answer: <the answer>" in text:  # prompt=qa_pair: both in one reply
                 type(self).pairs += 1
                 n = text.count("\n- ")
                 q = f"**Question:** What is #{n} in '{context}'?"
                 broken = self.broken_pairs and type(self).pairs % 2 == 0
-                text = q if broken else f"{q}\n**Answer:** it is {context}."
+                text = q if broken else f"{q}\n**Answer:** it is {context}, told briefly."
                 out.append(Generated(text, 12, True))
             elif self.bad and kind == 0:  # the notebook prompt's instructions, echoed
                 out.append(Generated(ECHO, 30, False))

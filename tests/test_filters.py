@@ -408,7 +408,7 @@ def test_the_readmes_gate_table_is_what_the_gates_do() -> None:
     text = (REPO / "README.md").read_text(encoding="utf-8")
     table = text.split("| gate alone |", 1)[1].split("\n\n", 1)[0]
     names = ("prompt_echo", "repetition", "refusal", "not_question", "meta_reference", "length")
-    names += ("grounding", "near_duplicate_answer")
+    names += ("grounding", "restated_question", "near_duplicate_answer")
     rows = [json.loads(x) for x in GEMMA.read_text(encoding="utf-8").splitlines()]
     for name in (*names, "all"):
         off = [f"filters.{x}.enabled=false" for x in names if x != name and name != "all"]
@@ -499,11 +499,10 @@ def test_our_own_270m_rows_are_all_dropped() -> None:
     # what the defaults gave when these thresholds were set (README "Quality gates")
     assert reasons == {
         "not_question": 8,
-        "meta_reference": 5,
+        # 6th: "What is the most important thing you learned in this course?", the quiz role
+        # played back ("you learned"); before, its looping answer was a repeated_sentence
+        "meta_reference": 6,
         "repeated_sentence": 3,
         "repeated_ngrams": 3,
         "prompt_echo": 2,
-        # "What is the most important thing you learned in this course?": the quiz role played
-        # back; grounded by "important" alone until frame words stopped counting
-        "ungrounded": 1,
     }

@@ -32,6 +32,7 @@ from synthgen.dataset.gates import (  # noqa: F401  (the gates are part of this 
     Phrases,
     PromptEcho,
     Repetition,
+    RestatedQuestion,
 )
 from synthgen.dataset.text import (  # noqa: F401
     AUX_WORDS,
@@ -139,6 +140,12 @@ def _grounding(g: dict, cfg: Any, prompt: Any) -> tuple[list[Gate], list[Gate]]:
     return questions, answers
 
 
+def _restated_question(g: dict, cfg: Any, prompt: Any) -> tuple[list[Gate], list[Gate]]:
+    _num(g, "filters.restated_question", min_new_words=(0, None))
+    frame = _words_list(_node(cfg).get("grounding") or {}, "filters.grounding.frame_words")
+    return [], [RestatedQuestion(int(g["min_new_words"]), frame)]
+
+
 # in the order a text meets them: the first gate that drops it gives its one reason
 BUILDERS = {
     "prompt_echo": _prompt_echo,
@@ -148,6 +155,7 @@ BUILDERS = {
     "meta_reference": _phrases("meta_reference", answers_default=False),
     "length": _length,
     "grounding": _grounding,
+    "restated_question": _restated_question,
 }
 
 

@@ -34,6 +34,7 @@ REASONS = (
     "too_long",
     "ungrounded",
     "ungrounded_embedding",
+    "restated_question",
     "near_duplicate_answer",
 )
 
@@ -219,6 +220,30 @@ class LexicalGrounding:
         known = _chunk_stems(chunk)
         share = sum(1 for w in content if w in known) / len(content)
         return Drop("ungrounded", share, self.min_overlap) if share < self.min_overlap else None
+
+
+class RestatedQuestion:
+    """The answer only gives its question back: none of its content words is new.
+
+    "What is the name of the clinic?" -> "Clinic"; "What is the difference between a class and a
+    module?" -> "A class is a module."; "What is the current state of the LED?" -> "The current
+    state of the LED is:". Score: content words (not stopwords, not frame words; stemmed) that
+    are not in the question; below min_new_words: reason restated_question. An answer with no
+    content word at all ("Yes.") is left to the other gates.
+    """
+
+    def __init__(self, min_new_words: int, frame_words: Iterable[str] = ()) -> None:
+        self.min_new = min_new_words
+        self.frame = frozenset(stem(w) for ws in frame_words for w in words(ws))
+
+    def check(self, text: str, chunk: str, question: str = "") -> Drop | None:
+        content = [stem(w) for w in words(text) if w not in STOPWORDS]
+        content = [w for w in content if w not in self.frame]
+        if not content or not question:
+            return None
+        asked = frozenset(stem(w) for w in words(question))
+        new = sum(1 for w in content if w not in asked)
+        return Drop("restated_question", new, self.min_new) if new < self.min_new else None
 
 
 class EmbeddingGrounding:
