@@ -45,8 +45,18 @@ def _chunk_ngrams(chunk: str, n: int) -> frozenset[tuple[str, ...]]:
 
 
 @lru_cache(maxsize=512)
-def _chunk_stems(chunk: str) -> frozenset[str]:
-    return frozenset(stem(w) for w in words(chunk))
+def _stem_set(text: str) -> frozenset[str]:
+    """The stems of a chunk's (or a question's) words, once per text."""
+    return frozenset(stem(w) for w in words(text))
+
+
+def _frame_stems(frame_words: Iterable[str]) -> frozenset[str]:
+    return frozenset(s for ws in frame_words for s in _stem_set(ws))
+
+
+def _content_stems(text: str, frame: frozenset[str]) -> list[str]:
+    """Stems of the words that can carry a topic: not stopwords, not frame words."""
+    return [s for w in words(text) if w not in STOPWORDS and (s := stem(w)) not in frame]
 
 
 @dataclass(frozen=True)
@@ -210,14 +220,13 @@ class LexicalGrounding:
         self, min_overlap: float, min_content_words: int, frame_words: Iterable[str] = ()
     ) -> None:
         self.min_overlap, self.min_content = min_overlap, min_content_words
-        self.frame = frozenset(stem(w) for ws in frame_words for w in words(ws))
+        self.frame = _frame_stems(frame_words)
 
     def check(self, text: str, chunk: str, question: str = "") -> Drop | None:
-        content = [stem(w) for w in words(text) if w not in STOPWORDS]
-        content = [w for w in content if w not in self.frame]
+        content = _content_stems(text, self.frame)
         if len(content) < max(self.min_content, 1):
             return None
-        known = _chunk_stems(chunk)
+        known = _stem_set(chunk)
         share = sum(1 for w in content if w in known) / len(content)
         return Drop("ungrounded", share, self.min_overlap) if share < self.min_overlap else None
 
@@ -234,14 +243,13 @@ class RestatedQuestion:
 
     def __init__(self, min_new_words: int, frame_words: Iterable[str] = ()) -> None:
         self.min_new = min_new_words
-        self.frame = frozenset(stem(w) for ws in frame_words for w in words(ws))
+        self.frame = _frame_stems(frame_words)
 
     def check(self, text: str, chunk: str, question: str = "") -> Drop | None:
-        content = [stem(w) for w in words(text) if w not in STOPWORDS]
-        content = [w for w in content if w not in self.frame]
+        content = _content_stems(text, self.frame)
         if not content or not question:
             return None
-        asked = frozenset(stem(w) for w in words(question))
+        asked = _stem_set(question)
         new = sum(1 for w in content if w not in asked)
         return Drop("restated_question", new, self.min_new) if new < self.min_new else None
 
