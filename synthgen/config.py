@@ -41,8 +41,10 @@ ROW_KEYS = (
     "generation.seed",
 )
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
-# where an endpoint is and what it costs: not the rows (a server moved to another port resumes)
+# where an endpoint is and what it costs, and where the chunks are read from: not what the rows
+# are (a server moved to another port resumes; so does a run switched to corpus.prepared)
 NOT_ROW_KEYS = (
+    "corpus.prepared",
     "model.base_url",
     "model.api_key_env",
     "model.price_per_1m_input",
@@ -379,7 +381,6 @@ def row_config(cfg: DictConfig) -> dict[str, Any]:
         if isinstance(value, DictConfig):
             value = OmegaConf.to_container(value, resolve=True)
         _flatten(key, value, out)
-    out.pop("corpus.prepared", None)  # where the chunks are read from, not what they are
     for key in NOT_ROW_KEYS:
         out.pop(key, None)
     return out
