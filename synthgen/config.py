@@ -164,12 +164,51 @@ def check_prompt(cfg: DictConfig) -> None:
             "prompt.answer: the template must contain {context} and {question} "
             "(or be null: questions only)",
         )
+    check_examples(pr)
     _int(cfg, "prompt.questions_per_chunk", 1)
     if pr.questions_per_chunk > 1 and not prompting.asks_for_list(pr.question):
         _need(
             bool(pr.get("followup")) and "{previous}" in pr.followup,
             "prompt.followup: questions_per_chunk > 1 needs a followup template with {previous} "
             "(or {num_questions} in prompt.question)",
+        )
+
+
+def check_examples(pr: DictConfig) -> None:
+    """prompt.examples, prompt.example: worked examples load, and the templates show them."""
+    from synthgen.dataset import prompting
+
+    try:
+        examples = prompting.load_examples(pr.get("examples"))
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    templates = {k: pr.get(k) for k in ("question", "answer") if isinstance(pr.get(k), str)}
+    shown = [k for k, t in templates.items() if "{examples}" in t]
+    if not examples:
+        _need(
+            not shown,
+            f"prompt.{shown[0] if shown else ''}: has {{examples}} but prompt.examples is empty",
+        )
+        return
+    _need(
+        "question" in shown,
+        "prompt.question: prompt.examples is set but the template has no {examples}",
+    )
+    _need(
+        "answer" not in templates or "answer" in shown,
+        "prompt.answer: prompt.examples is set but the template has no {examples}",
+    )
+    example = pr.get("example")
+    _need(
+        isinstance(example, str) and "{passage}" in example and "{question}" in example,
+        "prompt.example: the template of one example must contain {passage} and {question}",
+    )
+    if "{answer}" in example:
+        missing = [i for i, e in enumerate(examples) if not (e.answer or "").strip()]
+        _need(
+            not missing,
+            f"prompt.examples[{missing[0] if missing else 0}].answer: prompt.example shows "
+            "{answer}, so every example needs one",
         )
 
 

@@ -113,10 +113,13 @@ class PromptSettings:
     questions_per_chunk: int
     require_question_mark: bool
     reply: str  # question | qa_pair
+    examples: str = ""  # the rendered {examples} block ("" = no worked examples)
+    example_passages: tuple[str, ...] = ()  # their passages, checked against the corpus
 
     @classmethod
     def from_cfg(cls, cfg: DictConfig) -> PromptSettings:
         pr = cfg.prompt
+        examples = prompting.load_examples(pr.get("examples"))
         return cls(
             name=str(pr.name),
             question=str(pr.question),
@@ -126,6 +129,10 @@ class PromptSettings:
             questions_per_chunk=int(pr.questions_per_chunk),
             require_question_mark=bool(pr.get("require_question_mark", False)),
             reply=prompting.reply_mode(pr),
+            examples=prompting.render_examples(
+                examples, str(pr.get("example") or ""), str(pr.get("examples_separator") or "")
+            ),
+            example_passages=tuple(e.passage for e in examples),
         )
 
     @property

@@ -20,13 +20,26 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny-llama"), REPO)
 
 
+FAKE_BACKEND = "model._target_=tests.fake_backend.Backend"
+
+
+def with_fake_prompt(overrides: list[str] | tuple[str, ...]) -> list[str]:
+    """The fake backend (tests/fake_backend.py) writes its replies for the notebook prompt's
+    layout (it finds the chunk between its rule lines); the default model's own prompt is the
+    few-shot one, so a fake-backend run gets prompt=notebook unless it names a prompt."""
+    out = list(overrides)
+    if FAKE_BACKEND in out and not any(o.startswith("prompt=") for o in out):
+        out.append("prompt=notebook")
+    return out
+
+
 def compose(overrides: list[str] | None = None):
     """The config run.py would get, composed in-process."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
     with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
-        return hydra_compose("config", overrides=overrides or [])
+        return hydra_compose("config", overrides=with_fake_prompt(overrides or []))
 
 
 @pytest.fixture(scope="session")
@@ -52,7 +65,7 @@ def cli(
     """`python run.py ARGS` from the repo root (or `cwd`), offline, as a user runs it."""
     full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", **env}
     p = subprocess.run(
-        [sys.executable, str(REPO / "run.py"), *args],
+        [sys.executable, str(REPO / "run.py"), *with_fake_prompt(args)],
         cwd=cwd,
         env=full_env,
         capture_output=True,

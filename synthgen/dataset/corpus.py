@@ -70,7 +70,9 @@ def load_corpus(
     if st.corpus.prepared is not None:
         from synthgen.dataset import prepared
 
-        return prepared.load(st, seconds, leak_report)
+        got = prepared.load(st, seconds, leak_report)
+        check_examples(st, got)
+        return got
     directory = st.corpus.dir
     if not directory.is_dir():
         raise ConfigError(f"corpus.dir: folder {str(directory)!r} not found")
@@ -84,6 +86,7 @@ def load_corpus(
             f"corpus.val_files: {name!r} is also in corpus.train_files; a file belongs to one split"
         )
     out = {s: _read_split(st, files[s], seconds) for s in SPLITS}
+    check_examples(st, out)
     t = time.perf_counter()
     pairs = _leaks(st, out)
     seconds["dedup"] += time.perf_counter() - t
@@ -123,6 +126,36 @@ def _read_split(st: Settings, files: list[Any], seconds: Counter[str]) -> SplitC
         sc.copies = dedup.copies(sc.chunks, dd.shingle_words, dd.chunk_threshold, dd.min_shingles)
     seconds["chunk"] += time.perf_counter() - t
     return sc
+
+
+def check_examples(st: Settings, out: Corpus) -> None:
+    """Refuse a worked example (prompt.examples) whose passage is in the corpus: its question
+    would be a row's answer key shown in the prompt, and leak into what the rows are tested on.
+    A passage counts as in the corpus when one chunk holds it (folded text), or holds at least
+    dedup.leak_threshold of its shingles (0.5 where dedup is off)."""
+    passages = st.prompt.example_passages
+    if not passages:
+        return
+    dd = st.dedup
+    chunks = [c for s in SPLITS for c in out[s].chunks]
+    examples = [Chunk(f"example {i}", "prompt.examples", p) for i, p in enumerate(passages)]
+    threshold = dd.leak_threshold if dd.leak_threshold is not None else 0.5
+    found = dedup.leaks(chunks, examples, dd.shingle_words, threshold, dd.min_shingles)
+    if not found:  # too short for shingles: the folded text itself
+        folded = [(c, dedup.fold(c.text)) for c in chunks]
+        found = [
+            dedup.Match(e, c, 1.0)
+            for e in examples
+            if (f := dedup.fold(e.text))
+            for c, text in folded
+            if f in text
+        ][:1]
+    if found:
+        m = found[0]
+        raise ConfigError(
+            f"prompt.examples[{m.chunk.id.split()[1]}]: its passage occurs in the corpus "
+            f"({m.of.source!r}, overlap {m.similarity:.2f}); use a passage from outside the corpus"
+        )
 
 
 def _leaks(st: Settings, out: Corpus) -> list[dedup.Match]:

@@ -57,6 +57,11 @@ def dry_run(
         else "no answer prompts (prompt.answer=null: questions only)"
     )
     lines.append(f"prompts to run: {n_q} question + {how}")
+    if pr.example_passages:
+        lines.append(
+            f"prompt.examples: {len(pr.example_passages)} worked examples before every chunk "
+            "(shown in the prompts below)"
+        )
     resume, todo = resume_report(cfg, run_dir, slots)
     lines.append(resume)
     print("\n".join(lines), file=sys.stdout, flush=True)  # before anything loads
@@ -145,10 +150,14 @@ def prompt_preview(
     pr = st.prompt
     msgs = lambda u: prompting.messages(pr.system, u, spec.system_role)  # noqa: E731
     k = pr.questions_per_chunk if pr.list_mode else 1
-    q = prompting.question_prompt(pr.question, first.chunk.text, num_questions=k)
+    q = prompting.question_prompt(
+        pr.question, first.chunk.text, num_questions=k, examples=pr.examples
+    )
     shown = [("question", q)]
     if pr.answers and pr.answer is not None:  # questions-only and qa_pair: no answer prompt
-        a = prompting.answer_prompt(pr.answer, first.chunk.text, "<the parsed question>")
+        a = prompting.answer_prompt(
+            pr.answer, first.chunk.text, "<the parsed question>", pr.examples
+        )
         shown.append(("answer", a))
     out: list[str] = []
     params = stage_params(st, spec)

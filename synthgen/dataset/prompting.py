@@ -9,13 +9,16 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-PLACEHOLDERS = ("context", "question", "num_questions", "previous")
+# {examples}: the worked examples block (prompt.examples); {passage}, {answer}: an example's parts
+PLACEHOLDERS = ("context", "question", "num_questions", "previous", "examples", "passage", "answer")
 
 
 def fill(template: str, **values: object) -> str:
-    """Replace {context}, {question}, {num_questions}, {previous}; leave other braces alone.
+    """Replace the named placeholders (PLACEHOLDERS); leave other braces alone.
 
     str.format would choke on the literal braces of a JSON example inside a prompt.
     """
@@ -55,15 +58,83 @@ def question_prompt(
     followup: str | None = None,
     previous: list[str] | None = None,
     num_questions: int = 1,
+    examples: str = "",
 ) -> str:
-    text = fill(template, context=context, num_questions=num_questions)
+    text = fill(template, context=context, num_questions=num_questions, examples=examples)
     if previous and followup:
         text += fill(followup, previous="\n".join(f"- {q}" for q in previous))
     return text
 
 
-def answer_prompt(template: str, context: str, question: str) -> str:
-    return fill(template, context=context, question=question)
+def answer_prompt(template: str, context: str, question: str, examples: str = "") -> str:
+    return fill(template, context=context, question=question, examples=examples)
+
+
+# --- worked examples (few-shot) --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Example:
+    """One worked example shown before the target chunk: a passage, its question, its answer.
+
+    A base model does not follow instructions; it continues a pattern. Three or four
+    passage/question/answer triples from other domains (InPars, Promptagator) are the pattern.
+    """
+
+    passage: str
+    question: str
+    answer: str | None = None
+
+
+def load_examples(spec: Any) -> list[Example]:
+    """prompt.examples: a list of {passage, question, answer} maps, or the path of a JSONL file
+    of such objects (relative to where run.py is started). Raises ValueError in one line."""
+    if spec is None:
+        return []
+    where = "prompt.examples"
+    if isinstance(spec, str | Path):
+        path = Path(spec)
+        if not path.is_file():
+            raise ValueError(f"{where}: file {str(path)!r} not found")
+        items = []
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                items.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{where}: {path}, line {n} is not JSON ({e.msg})") from None
+        where = f"{where} ({path})"
+    else:
+        items = list(spec)
+    out = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) and not hasattr(item, "keys"):
+            raise ValueError(f"{where}[{i}]: must be a map with passage, question and answer")
+        item = {str(k): v for k, v in dict(item).items()}
+        extra = set(item) - {"passage", "question", "answer"}
+        if extra:
+            raise ValueError(f"{where}[{i}]: unknown key(s) {', '.join(sorted(extra))}")
+        for key in ("passage", "question"):
+            if not isinstance(item.get(key), str) or not item[key].strip():
+                raise ValueError(f"{where}[{i}].{key}: must be a non-empty string")
+        answer = item.get("answer")
+        if answer is not None and not isinstance(answer, str):
+            raise ValueError(f"{where}[{i}].answer: must be a string")
+        out.append(Example(item["passage"].strip(), item["question"].strip(), answer))
+    return out
+
+
+def render_examples(examples: list[Example], template: str, separator: str) -> str:
+    """The {examples} block: each example through prompt.example, joined by the separator, and
+    the separator once more at the end, so the target passage follows as one more example."""
+    if not examples:
+        return ""
+    parts = [
+        fill(template, passage=e.passage, question=e.question, answer=(e.answer or "").strip())
+        for e in examples
+    ]
+    return separator.join(parts) + separator
 
 
 # --- parsing -------------------------------------------------------------------------------
