@@ -80,6 +80,8 @@ class Row:
     # new tokens of question and answer (qa_pair: of the one reply, as "qa_pair")
     tokens: dict[str, int] = field(default_factory=dict)
     key: str = ""  # resume key (row_key); filled in from the fields above when not given
+    # the question's quality signals (synthgen/dataset/signals.py): logprob, bm25_rank, ...
+    signals: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.key:
@@ -124,6 +126,7 @@ class Rejected:
     question: str = ""
     raw: str = ""  # the model's reply as it came, or what made the prompt too long
     extra: dict[str, Any] = field(default_factory=dict)  # a gate's score, duplicate_of, ...
+    signals: dict[str, Any] = field(default_factory=dict)  # as a row's, where they got made
 
     @classmethod
     def of_slot(cls, slot: Slot, stage: str, reason: str, **kw: Any) -> Rejected:

@@ -49,6 +49,7 @@ class Backend(BaseBackend):
     bad: bool = False  # some outputs fail quality gates, chosen by the chunk text (kind below)
     same_answer: str | None = None  # every answer this text (near-duplicates across chunks)
     broken_pairs: bool = False  # qa_pair prompts: every 2nd reply without its answer part
+    off_topic: bool = False  # half the chunks (by kind) get a question about another topic
 
     def __init__(
         self, engine: str = "auto", prefill_chunk_size: int = 0, vllm: Any = None, **kwargs: Any
@@ -96,6 +97,9 @@ class Backend(BaseBackend):
                 out.append(Generated(ECHO, 30, False))
             elif self.bad and kind == 1:
                 out.append(Generated(f"What does the passage say about '{context}'?", 9, True))
+            elif self.off_topic and kind < 2:  # BM25 cannot find its chunk with it
+                n = text.count("\n- ")
+                out.append(Generated(f"How do glaciers carve valleys {n} in {kind}?", 9, True))
             elif self.duplicate_questions:
                 out.append(Generated("Here is a question:\nWhat is it?", 5, True))
             else:
@@ -147,4 +151,5 @@ def reset() -> None:
     Backend.bad = False
     Backend.same_answer = None
     Backend.broken_pairs = False
+    Backend.off_topic = False
     Backend.pairs = 0

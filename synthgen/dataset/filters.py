@@ -20,19 +20,23 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from synthgen.config import ConfigError
+from synthgen.dataset import prompting, signals
 from synthgen.dataset.gates import (  # noqa: F401  (the gates are part of this module's API)
     PLACEHOLDER,
     REASONS,
     Drop,
+    Easiness,
     EmbeddingGrounding,
     Length,
     LexicalGrounding,
+    LogprobFloor,
     NearDuplicateAnswers,
     NotQuestion,
     Phrases,
     PromptEcho,
     Repetition,
     RestatedQuestion,
+    RoundTrip,
 )
 from synthgen.dataset.text import (  # noqa: F401
     AUX_WORDS,
@@ -57,9 +61,13 @@ def _node(cfg: Any) -> dict[str, Any]:
 
 
 def _templates(prompt: Any) -> list[str]:
+    """The prompt's own text, worked examples included: a reply that copies it is an echo."""
     if prompt is None:
         return []
-    return [str(prompt.get(k) or "") for k in ("system", "question", "followup", "answer")]
+    texts = [str(prompt.get(k) or "") for k in ("system", "question", "followup", "answer")]
+    for e in prompting.load_examples(prompt.get("examples")):
+        texts += [e.passage, e.question, e.answer or ""]
+    return texts
 
 
 # --- one builder per gate config: (gates for questions, gates for answers) ---------------------
@@ -159,6 +167,30 @@ BUILDERS = {
 }
 
 
+def _round_trip(g: dict, cfg: Any) -> RoundTrip:
+    _num(g, "filters.round_trip", k=(1, None))
+    retriever = g.get("retriever", "bm25")
+    if retriever not in ("bm25", "embedding"):
+        raise ConfigError(
+            f"filters.round_trip.retriever: must be bm25 or embedding, got {retriever!r}"
+        )
+    return RoundTrip(int(g["k"]), retriever)
+
+
+def _logprob(g: dict, cfg: Any) -> LogprobFloor:
+    _num(g, "filters.logprob", min=(-1e9, 0))
+    return LogprobFloor(float(g["min"]))
+
+
+def _easiness(g: dict, cfg: Any) -> Easiness:
+    _num(g, "filters.easiness", max_similarity=(-1, 1))
+    return Easiness(float(g["max_similarity"]))
+
+
+# gates on a question's signals (synthgen/dataset/signals.py), after the text gates
+SIGNAL_BUILDERS = {"round_trip": _round_trip, "logprob": _logprob, "easiness": _easiness}
+
+
 class Gates:
     """The gates of `filters` for one prompt: question(), answer(), then the cross-row check.
 
@@ -172,6 +204,9 @@ class Gates:
         self.questions: list[Any] = []
         self.answers: list[Any] = []
         self.duplicates: NearDuplicateAnswers | None = None
+        self.signal_gates: list[Any] = []
+        self.embed_signals = False  # the rows' signals include embed_rank and easiness
+        self._cfg = cfg
         if not node.get("enabled", True):
             return
 
@@ -193,16 +228,44 @@ class Gates:
                 min_words=(0, None),
             )
             self.duplicates = NearDuplicateAnswers(g["ngram"], g["max_similarity"], g["min_words"])
+        for key, build_signal in SIGNAL_BUILDERS.items():
+            if g := on(key):
+                self.signal_gates.append(build_signal(g, cfg))
+        self.embed_signals = bool(node.get("embed_signals", False)) or any(
+            isinstance(x, Easiness) or (isinstance(x, RoundTrip) and x.retriever == "embedding")
+            for x in self.signal_gates
+        )
+        if self.embed_signals:
+            self._load_embedder = _embedder(cfg, {})
+        self._embedder_model: Any = None
 
     @property
     def active(self) -> bool:
-        return bool(self.questions or self.answers or self.duplicates)
+        return bool(self.questions or self.answers or self.duplicates or self.signal_gates)
+
+    def scorer(self, corpus: dict[str, dict[str, str]]) -> signals.Scorer:
+        """The signal scorer over the splits' retrieval corpora (split -> {chunk id: text});
+        with an embedder where embed_signals or an embedding gate asks for one."""
+        emb = self._cfg.get("embedder") if hasattr(self._cfg, "get") else None
+        prefix = str((emb or {}).get("query_prefix") or "")
+        return signals.Scorer(corpus, self._embedder if self.embed_signals else None, prefix)
+
+    def _embedder(self) -> Any:
+        if self._embedder_model is None:
+            self._embedder_model = self._load_embedder()
+        return self._embedder_model
+
+    def signals(self, sig: dict[str, Any]) -> Drop | None:
+        """The first signal gate that drops a question with these signals."""
+        return next((d for g in self.signal_gates if (d := g.check_signals(sig))), None)
 
     def prepare(self) -> None:
         """Load what a gate needs (the embedding model) now rather than at the first answer."""
         for g in self.answers:
             if isinstance(g, EmbeddingGrounding) and g.model is None:
                 g.model = g.load()
+        if self.embed_signals:
+            self._embedder()
 
     def question(self, text: str, chunk: str) -> Drop | None:
         return next((d for g in self.questions if (d := g.check(text, chunk))), None)

@@ -20,7 +20,7 @@ _UNIT_LOOP = re.compile(r"(.{2,12}?)\1{2,}", re.DOTALL)  # a piece said 3 times 
 _LETTER = re.compile(r"[^\W\d_]")  # a letter: "0000" and "____" are numbers and rules, not loops
 _WORDY = re.compile(r"[^\W_]")  # a letter or digit: "-----" is no word
 _SENTENCE_END = re.compile(r"(?<=[.!?。？！])\s+|\n+")
-PLACEHOLDER = re.compile(r"\{(?:context|question|num_questions|previous)\}")
+PLACEHOLDER = re.compile(r"\{(?:context|question|num_questions|previous|examples|passage|answer)\}")
 # reasons a gate may give; every other reason in rejected.jsonl comes from parsing or dedup
 REASONS = (
     "prompt_echo",
@@ -36,6 +36,9 @@ REASONS = (
     "ungrounded_embedding",
     "restated_question",
     "near_duplicate_answer",
+    "round_trip",
+    "low_logprob",
+    "too_easy",
 )
 
 
@@ -334,3 +337,52 @@ class NearDuplicateAnswers:
         for g in sh:
             index.setdefault(g, []).append(len(kept))
         kept.append((chunk_id, sh))
+
+
+# --- gates on a question's signals (synthgen/dataset/signals.py) ------------------------------
+# A row without the signal a gate reads (an endpoint that returns no log-probabilities, no
+# embedder) is not judged by that gate: it passes, and its signal shows null.
+
+
+class RoundTrip:
+    """Promptagator's round-trip consistency: the question, as a query over its split's
+    chunks, must find its own chunk within the top k. One that does not is off its chunk,
+    too vague to find it, or about what many chunks share."""
+
+    def __init__(self, k: int, retriever: str) -> None:
+        self.k, self.retriever = k, retriever
+        self.key = "bm25_rank" if retriever == "bm25" else "embed_rank"
+
+    def check_signals(self, sig: dict[str, Any]) -> Drop | None:
+        rank = sig.get(self.key)
+        if rank is None or rank <= self.k:
+            return None
+        return Drop("round_trip", rank, self.k, f"{self.retriever} rank of its own chunk")
+
+
+class LogprobFloor:
+    """InPars: the generator's own confidence. A question the model wrote with a low mean
+    token log-probability is more often a garbled or off-pattern one."""
+
+    def __init__(self, floor: float) -> None:
+        self.floor = floor
+
+    def check_signals(self, sig: dict[str, Any]) -> Drop | None:
+        lp = sig.get("logprob")
+        if lp is None or lp >= self.floor:
+            return None
+        return Drop("low_logprob", lp, self.floor)
+
+
+class Easiness:
+    """NeMo Curator's easiness filter: a question whose embedding is this close to its chunk's
+    copies the chunk's wording, and teaches an embedder little."""
+
+    def __init__(self, max_similarity: float) -> None:
+        self.max_similarity = max_similarity
+
+    def check_signals(self, sig: dict[str, Any]) -> Drop | None:
+        e = sig.get("easiness")
+        if e is None or e <= self.max_similarity:
+            return None
+        return Drop("too_easy", e, self.max_similarity)

@@ -120,7 +120,11 @@ def generate_rows(t: TaskRun, st: Settings, plan: Plan) -> Session:
     t.seconds["load_model"] += time.perf_counter() - tick
     backend.set_seed(st.generation.seed)
     # token ids through the chat template; an endpoint's prompts are the messages themselves
-    maker = RowMaker(st, t.run_dir, backend.encode, plan.known, gates)
+    # each question's own chunk is ranked among its split's retrieval corpus (signals.py)
+    scorer = gates.scorer(
+        {s: {c.id: c.text for c in plan.corpus[s].corpus_chunks()} for s in SPLITS}
+    )
+    maker = RowMaker(st, t.run_dir, backend.encode, plan.known, gates, scorer=scorer)
     params = stage_params(st, backend.spec)
     out = Session()
     from tqdm import tqdm

@@ -21,7 +21,7 @@ from omegaconf import OmegaConf
 
 from synthgen import rundir
 from synthgen.config import ConfigError, SynthgenError
-from synthgen.dataset import filters, writing
+from synthgen.dataset import filters, signals, writing
 from synthgen.embed import embedding
 from synthgen.records import Rejected, SplitCounts
 from synthgen.rundir import SPLITS
@@ -53,12 +53,14 @@ def refilter(t: TaskRun) -> dict[str, Any]:
         raise SynthgenError(f"filter.data: {e}") from None
     source_summary = rundir.read_summary(src, default={})
 
+    _fill_signals(gates.scorer(corpus), gates.embed_signals, rows)
     kept, dropped = _gate(gates, rows)
     # accepted questions (answered or not) that the question gates still accept
     questions = [
         q
         for q in state.questions
         if gates.question(q["question"], corpus[q["split"]].get(q["chunk_id"], "")) is None
+        and gates.signals(q.get("signals") or {}) is None
     ]
     rejected = [*state.rejected, *dropped]
 
@@ -107,7 +109,8 @@ def _gate(
     dropped: list[dict] = []
     for s in SPLITS:
         for r in rows[s]:  # dataset order: of two near-duplicate answers the first stays
-            stage, drop = "question", gates.question(r["question"], r["doc"])
+            stage = "question"
+            drop = gates.question(r["question"], r["doc"]) or gates.signals(r["signals"])
             if drop is None:
                 stage = "answer"
                 drop = gates.answer(r["answer"], r["doc"], r["question"], s, r["chunk_id"])
@@ -119,6 +122,19 @@ def _gate(
     return kept, dropped
 
 
+def _fill_signals(scorer: signals.Scorer, embeds: bool, rows: dict[str, list[dict]]) -> None:
+    """Rows from before signals were stored (or without the embedding ones the gates now
+    want) get them computed here, over the source's own retrieval corpus; stored ones stay."""
+    for s in SPLITS:
+        for r in rows[s]:
+            r["signals"] = dict(r.get("signals") or {})
+        wanted = ("bm25_rank", "embed_rank") if embeds else ("bm25_rank",)
+        need = [r for r in rows[s] if any(r["signals"].get(k) is None for k in wanted)]
+        got = scorer.questions(s, [r["chunk_id"] for r in need], [r["question"] for r in need])
+        for r, sig in zip(need, got, strict=True):
+            r["signals"] = {**sig, **{k: v for k, v in r["signals"].items() if v is not None}}
+
+
 def _load(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
@@ -127,7 +143,8 @@ def _reject(row: dict, stage: str, drop: filters.Drop, name: str) -> dict:
     """The rejected.jsonl line a generate run would have written for this row."""
     raw = row["question"] if stage == "question" else row["answer"]
     extra = {**drop.record(), "filters": name, "task": "filter"}
-    return Rejected.of_row(row, stage, drop.reason, raw=raw, extra=extra).to_dict()
+    sig = row.get("signals") or {}
+    return Rejected.of_row(row, stage, drop.reason, raw=raw, extra=extra, signals=sig).to_dict()
 
 
 def _summary(

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from synthgen.backends.base import Generated, GenParams, Prompt
-from synthgen.dataset import dedup, faults, filters, prompting, writing
+from synthgen.dataset import dedup, faults, filters, prompting, signals, writing
 from synthgen.dataset.generation import Job
 from synthgen.records import Rejected, Row, Slot, short_hash
 from synthgen.rundir import QUESTIONS, REJECTED, SPLITS, rows_file
@@ -43,6 +43,7 @@ class AnswerAsk:
     slot: Slot
     question: str
     q_tokens: int
+    signals: dict[str, Any] = field(default_factory=dict)  # the question's (signals.py)
 
 
 class RowMaker:
@@ -58,6 +59,7 @@ class RowMaker:
         *,
         accept_any: bool = False,
         params_for: Callable[[str, Slot], GenParams | None] | None = None,
+        scorer: signals.Scorer | None = None,
     ) -> None:
         """state: what counts as done and asked (this dir's and sibling shards' records).
         gates: the quality gates; earlier rows take part in their near-duplicate check.
@@ -69,8 +71,11 @@ class RowMaker:
           question gets its answer call) as a real model that passes the gates would.
         - params_for(stage, slot) -> GenParams | None: a prompt's own settings (each row's
           output length forced to a drawn value).
+
+        scorer: ranks each parsed question's own chunk (signals.py); None: no rank signals.
         """
         self.st, self.pr, self.encode = st, st.prompt, encode
+        self.scorer = scorer
         self.accept_any, self.params_for = accept_any, params_for
         self.overridden: Counter[str] = Counter()  # accept_any: "stage:reason" kept anyway
         self.rows_out = {s: writing.JsonlAppender(run_dir / rows_file(s)) for s in SPLITS}
@@ -110,18 +115,26 @@ class RowMaker:
         raw: str = "",
         question: str = "",
         drop: filters.Drop | None = None,
+        sig: dict[str, Any] | None = None,
         **extra: Any,
     ) -> None:
         self.rejects[f"{stage}:{reason}"] += 1
         if drop is not None:  # a quality gate's: its score and threshold, and which gate set
             extra.update(drop.record(), filters=self.gates.name)
-        rec = Rejected.of_slot(slot, stage, reason, question=question, raw=raw, extra=extra)
+        rec = Rejected.of_slot(
+            slot, stage, reason, question=question, raw=raw, extra=extra, signals=sig or {}
+        )
         self.rejected_out.write([rec.to_dict()])
         self.written.rejected.append(rec.to_dict())
         self._tick()
 
     def write_row(
-        self, slot: Slot, question: str, answer: str | None, tokens: dict[str, int]
+        self,
+        slot: Slot,
+        question: str,
+        answer: str | None,
+        tokens: dict[str, int],
+        sig: dict[str, Any] | None = None,
     ) -> None:
         row = Row(
             id=short_hash(slot.key),
@@ -136,6 +149,7 @@ class RowMaker:
             q_index=slot.q_index,
             tokens=tokens,
             key=slot.key,
+            signals=sig or {},
         )
         self.rows_out[slot.split].write([row.to_dict()])
         self.written.rows[slot.split].append(row.to_dict())
@@ -159,7 +173,12 @@ class RowMaker:
         """One prompt for `slots` (one slot, or all of a chunk's slots in list mode)."""
         chunk = slots[0].chunk
         user = prompting.question_prompt(
-            self.pr.question, chunk.text, self.pr.followup, previous, num_questions=len(slots)
+            self.pr.question,
+            chunk.text,
+            self.pr.followup,
+            previous,
+            num_questions=len(slots),
+            examples=self.pr.examples,
         )
         ids = self.encode(self._msgs(user), "question")
         if len(ids) > self.st.max_prompt:
@@ -182,16 +201,24 @@ class RowMaker:
         j.payload.next = slots[1:]
         return j
 
-    def answer_job(self, slot: Slot, question: str, q_tokens: int) -> Job | None:
+    def answer_job(
+        self, slot: Slot, question: str, q_tokens: int, sig: dict[str, Any] | None = None
+    ) -> Job | None:
         assert self.pr.answer is not None  # only made when the prompt has an answer stage
-        user = prompting.answer_prompt(self.pr.answer, slot.chunk.text, question)
+        user = prompting.answer_prompt(self.pr.answer, slot.chunk.text, question, self.pr.examples)
         ids = self.encode(self._msgs(user), "answer")
         if len(ids) > self.st.max_prompt:
             self.reject(
-                slot, "answer", "prompt_too_long", raw=f"{len(ids)} tokens", question=question
+                slot,
+                "answer",
+                "prompt_too_long",
+                raw=f"{len(ids)} tokens",
+                question=question,
+                sig=sig,
             )
             return None
-        return Job("answer", ids, AnswerAsk(slot, question, q_tokens), self._params("answer", slot))
+        ask = AnswerAsk(slot, question, q_tokens, dict(sig or {}))
+        return Job("answer", ids, ask, self._params("answer", slot))
 
     def initial_jobs(self, slots: list[Slot], state: RunState, done: set[str]) -> list[Job]:
         """Jobs for what is not done: answers for persisted questions, then the questions."""
@@ -205,7 +232,8 @@ class RowMaker:
             if slot is None or q["key"] in answered or not self.pr.answers:
                 continue
             answered.add(q["key"])
-            if (j := self.answer_job(slot, q["question"], q.get("tokens", 0))) is not None:
+            j = self.answer_job(slot, q["question"], q.get("tokens", 0), q.get("signals"))
+            if j is not None:
                 jobs.append(j)
         todo: dict[str, list[Slot]] = {}
         for s in slots:
@@ -256,10 +284,12 @@ class RowMaker:
             if q is None and self.kept_anyway("question", "missing_from_list"):
                 q = f"{' '.join(out.text.split()) or '<empty>'} #{slot.q_index}"
             if q is None:
-                self.reject(slot, "question", "missing_from_list", raw=out.text)
-            elif self.gated(slot, q, out.text):
+                self.reject(slot, "question", "missing_from_list", raw=out.text, sig=_sig(out))
                 continue
-            elif (j := self.accept_question(slot, q, out.tokens, out.text)) is not None:
+            sig = self.signals(slot, q, out)
+            if self.gated(slot, q, out.text, sig):
+                continue
+            elif (j := self.accept_question(slot, q, out.tokens, out.text, sig=sig)) is not None:
                 new.append(j)
         return new
 
@@ -270,9 +300,10 @@ class RowMaker:
         previous = list(ask.previous)
         # a gated question is not shown to the chunk's next prompt: an echo would be asked for
         # again
-        if q is not None and not self.gated(slot, q, out.text):
+        sig = self.signals(slot, q, out) if q is not None else {}
+        if q is not None and not self.gated(slot, q, out.text, sig):
             previous.append(q)
-            if (j := self.accept_question(slot, q, out.tokens, out.text, a)) is not None:
+            if (j := self.accept_question(slot, q, out.tokens, out.text, a, sig)) is not None:
                 new.append(j)
         # the chunk's next question, told which ones were asked already
         if ask.next and (jq := self.question_chain(ask.next, previous)) is not None:
@@ -281,15 +312,17 @@ class RowMaker:
 
     def on_answer(self, ask: AnswerAsk, out: Generated) -> None:
         slot, question = ask.slot, ask.question
+        sig = {**ask.signals, "answer_logprob": _sig(out)["logprob"]}
         a, reason = prompting.parse_answer(out.text)
         if a is None and self.kept_anyway("answer", reason or "empty"):
             a = out.text.strip() or "<empty>"
         if a is None:
-            self.reject(slot, "answer", reason or "empty", raw=out.text, question=question)
+            self.reject(slot, "answer", reason or "empty", raw=out.text, question=question, sig=sig)
             return
-        if self.answer_gated(slot, question, a, out.text):
+        if self.answer_gated(slot, question, a, out.text, sig):
             return
-        self.write_row(slot, question, a, {"question": ask.q_tokens, "answer": out.tokens})
+        tokens = {"question": ask.q_tokens, "answer": out.tokens}
+        self.write_row(slot, question, a, tokens, sig)
 
     def parsed_question(self, slot: Slot, out: Generated) -> tuple[str | None, str | None]:
         """(question, answer) of a one-question reply; (None, None) after recording the reject."""
@@ -299,35 +332,51 @@ class RowMaker:
                 raw = out.text.strip() or "<empty>"
                 q, a = q or raw, raw
             elif reason is not None:
-                self.reject(slot, stage, reason, raw=out.text, question=q or "")
+                self.reject(slot, stage, reason, raw=out.text, question=q or "", sig=_sig(out))
                 return None, None
             return q, a
         q, reason = prompting.parse_question(out.text, self.pr.require_question_mark)
         if q is None and self.kept_anyway("question", reason or "empty"):
             q = " ".join(out.text.split()) or "<empty>"
         if q is None:
-            self.reject(slot, "question", reason or "empty", raw=out.text)
+            self.reject(slot, "question", reason or "empty", raw=out.text, sig=_sig(out))
         return q, None
 
-    def gated(self, slot: Slot, question: str, raw: str) -> bool:
-        """A question a quality gate drops is rejected here and never answered."""
-        drop = self.gates.question(question, slot.chunk.text)
+    def signals(self, slot: Slot, question: str, out: Generated) -> dict[str, Any]:
+        """The question's signals: the reply's log-probability, its own chunk's ranks."""
+        sig = _sig(out)
+        if self.scorer is not None:
+            sig.update(self.scorer.question(slot.split, slot.chunk.id, question))
+        return sig
+
+    def gated(self, slot: Slot, question: str, raw: str, sig: dict[str, Any]) -> bool:
+        """A question a quality gate drops (on its text, then on its signals) is rejected
+        here and never answered."""
+        drop = self.gates.question(question, slot.chunk.text) or self.gates.signals(sig)
         if drop is None or self.kept_anyway("question", drop.reason):
             return False
-        self.reject(slot, "question", drop.reason, raw=raw, question=question, drop=drop)
+        self.reject(slot, "question", drop.reason, raw=raw, question=question, drop=drop, sig=sig)
         return True
 
-    def answer_gated(self, slot: Slot, question: str, answer: str, raw: str) -> bool:
+    def answer_gated(
+        self, slot: Slot, question: str, answer: str, raw: str, sig: dict[str, Any] | None = None
+    ) -> bool:
         """An answer a quality gate drops is rejected; a kept one joins the near-duplicate check."""
         drop = self.gates.answer(answer, slot.chunk.text, question, slot.split, slot.chunk.id)
         if drop is not None and not self.kept_anyway("answer", drop.reason):
-            self.reject(slot, "answer", drop.reason, raw=raw, question=question, drop=drop)
+            self.reject(slot, "answer", drop.reason, raw=raw, question=question, drop=drop, sig=sig)
             return True
         self.gates.accept(answer, slot.split, slot.chunk.id)
         return False
 
     def accept_question(
-        self, slot: Slot, question: str, out_tokens: int, raw: str, answer: str | None = None
+        self,
+        slot: Slot,
+        question: str,
+        out_tokens: int,
+        raw: str,
+        answer: str | None = None,
+        sig: dict[str, Any] | None = None,
     ) -> Job | None:
         """Dedup within the split, persist, and enqueue the answer (or write the row now).
 
@@ -345,14 +394,15 @@ class RowMaker:
                 question=question,
                 duplicate_of=twin[0],
                 similarity=round(twin[1], 3),
+                sig=sig,
             )
             return None
         self.seen[slot.split].add(question)
         if not self.pr.answers:
-            if answer is not None and self.answer_gated(slot, question, answer, raw):
+            if answer is not None and self.answer_gated(slot, question, answer, raw, sig):
                 return None
             tokens = {"question": out_tokens} if answer is None else {"qa_pair": out_tokens}
-            self.write_row(slot, question, answer, tokens)
+            self.write_row(slot, question, answer, tokens, sig)
             return None
         rec = {
             "key": slot.key,
@@ -361,14 +411,20 @@ class RowMaker:
             "q_index": slot.q_index,
             "question": question,
             "tokens": out_tokens,
+            "signals": sig or {},
         }
         self.questions_out.write([rec])
         self.written.questions.append(rec)
         faults.point("question")  # the question is on disk, its answer not yet asked
-        return self.answer_job(slot, question, out_tokens)
+        return self.answer_job(slot, question, out_tokens, sig)
 
     def kept_anyway(self, stage: str, reason: str) -> bool:
         """accept_any (benchmarks): count the reject that would have been, and go on."""
         if self.accept_any:
             self.overridden[f"{stage}:{reason}"] += 1
         return self.accept_any
+
+
+def _sig(out: Generated) -> dict[str, Any]:
+    """What a reply says about itself before parsing: the generator's mean log-probability."""
+    return signals.of_reply(getattr(out, "logprob", None))

@@ -125,6 +125,12 @@ SHEET_COLUMNS = [
     "model",
     "question_tokens",
     "answer_tokens",
+    # the row's quality signals (synthgen/dataset/signals.py), blank where not made
+    "logprob",
+    "answer_logprob",
+    "bm25_rank",
+    "embed_rank",
+    "easiness",
 ]
 
 
@@ -137,9 +143,10 @@ def write_excel(path: Path, sheets: dict[str, list[dict]]) -> None:
         for name, rows in sheets.items():
             flat = [
                 {
-                    **{k: v for k, v in r.items() if k != "tokens"},
+                    **{k: v for k, v in r.items() if k not in ("tokens", "signals")},
                     "question_tokens": r.get("tokens", {}).get("question"),
                     "answer_tokens": r.get("tokens", {}).get("answer"),
+                    **(r.get("signals") or {}),
                 }
                 for r in rows
             ]
