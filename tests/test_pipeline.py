@@ -117,6 +117,22 @@ def test_resume_with_changed_prompt_is_refused(tmp_path: Path) -> None:
     assert s["rows"]["train"] == 3 and s["this_session"]["prompts"]["question"] == 2
 
 
+def test_a_run_dir_saved_before_chunking_bounds_resumes_as_bounds_drop(tmp_path: Path) -> None:
+    from omegaconf import OmegaConf
+
+    for choice, d in (("notebook", tmp_path / "notebook"), ("small", tmp_path / "small")):
+        pipeline.run(compose([FAKE, "num_rows=2", f"chunking={choice}", "chunking.bounds=drop"]), d)
+        old = OmegaConf.load(d / "config.yaml")
+        del old.chunking["bounds"]  # a config.yaml as synthgen wrote it before the key
+        OmegaConf.save(old, d / "config.yaml")
+    # the notebook's chunking is bounds=drop: the old dir resumes
+    s = pipeline.run(compose([FAKE, "num_rows=3"]), tmp_path / "notebook")
+    assert s["rows"]["train"] == 3 and s["this_session"]["prompts"]["question"] == 2
+    # chunking=small now fits its chunks: other rows, so its old dir is refused
+    with pytest.raises(ConfigError, match=r"^resume: .*chunking\.bounds: 'drop' -> 'fit'"):
+        pipeline.run(compose([FAKE, "num_rows=3", "chunking=small"]), tmp_path / "small")
+
+
 def test_oom_is_recorded_in_the_summary(tmp_path: Path) -> None:
     fake_backend.Backend.oom_above = 2
     s = pipeline.run(compose([FAKE, "num_rows=6", "generation.batch_size=8"]), tmp_path)

@@ -1,4 +1,4 @@
-"""The corpus of a run: read -> clean -> chunk -> dedup -> leak check -> select, per split;
+"""The corpus of a run: read -> clean -> chunk (-> fit) -> dedup -> leak check -> select, per split;
 then the slots to fill, and the dataset order of rows (a merge uses the same order)."""
 
 from __future__ import annotations
@@ -116,7 +116,10 @@ def _read_split(st: Settings, files: list[Any], seconds: Counter[str]) -> SplitC
     sc.docs = len(got.docs)
     seconds["read"] += time.perf_counter() - t
     t = time.perf_counter()
-    sc.chunks = chunking.chunk_docs(got.docs, st.chunking.size, st.chunking.overlap)
+    ch = st.chunking
+    sc.chunks = chunking.chunk_docs(got.docs, ch.size, ch.overlap)
+    if ch.bounds == "fit":  # into the length bounds, rather than dropped by selection
+        sc.chunks = chunking.fit_chunks(sc.chunks, ch.min_chars, ch.max_chars)
     faults.point("chunk")
     dd = st.dedup
     if dd.on:  # the same passage twice in one split is generated once

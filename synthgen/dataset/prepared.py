@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from synthgen import rundir
-from synthgen.config import ConfigError, check, row_config_diff
+from synthgen.config import ConfigError, backfill, check, row_config_diff
 from synthgen.dataset import dedup
 from synthgen.dataset.corpus import Corpus, SplitCorpus, load_corpus
 from synthgen.records import Chunk, Skipped
@@ -46,6 +46,7 @@ def corpus_keys(st: Settings) -> dict[str, Any]:
         "chunking.chunk_overlap": ch.overlap,
         "chunking.min_chars": ch.min_chars,
         "chunking.max_chars": ch.max_chars,
+        "chunking.bounds": ch.bounds,
         "keywords.words": list(sel.words),
         "keywords.match": sel.match,
     }
@@ -138,8 +139,10 @@ def verify(folder: Path, st: Settings) -> dict[str, Any]:
     """The header, if it was prepared with this config's corpus keys; else one line."""
     head = header(folder)
     mine = corpus_keys(st)
-    if head.get("fingerprint") != fingerprint(mine):
-        diff = row_config_diff(head.get("keys", {}), mine) or "the fingerprint"
+    # a folder prepared before a key existed: its keys lack it, made with the old value
+    theirs = backfill(head.get("keys", {}), within=mine)
+    if fingerprint(theirs) != fingerprint(mine):
+        diff = row_config_diff(theirs, mine) or "the fingerprint"
         raise ConfigError(
             f"corpus.prepared: {str(folder)!r} was prepared with another corpus config "
             f"({diff}, there -> here); run task=prepare again with this config, or drop "
