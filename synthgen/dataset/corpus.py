@@ -180,6 +180,18 @@ def _select(st: Settings, sc: SplitCorpus) -> None:
     sc.used = sc.kept[: st.chunks_needed]
 
 
+def warnings(st: Settings, corpus: Corpus) -> list[str]:
+    """Selection reasons that drop most of a split's chunks, one line each (selection.warnings)."""
+    ch = st.chunking
+    return [
+        w
+        for s in SPLITS
+        for w in selection.warnings(
+            s, len(corpus[s].chunks), corpus[s].rejected, ch.min_chars, ch.max_chars, ch.bounds
+        )
+    ]
+
+
 def make_slots(st: Settings, corpus: Corpus) -> dict[str, list[Slot]]:
     """Every (chunk, question index) to fill, at most num_rows per split, in dataset order."""
     k = st.prompt.questions_per_chunk

@@ -25,7 +25,7 @@ from typing import Any
 from synthgen import rundir
 from synthgen.config import ConfigError, backfill, check, row_config_diff
 from synthgen.dataset import dedup
-from synthgen.dataset.corpus import Corpus, SplitCorpus, load_corpus
+from synthgen.dataset.corpus import Corpus, SplitCorpus, load_corpus, warnings
 from synthgen.records import Chunk, Skipped
 from synthgen.rundir import SPLITS, runlock
 from synthgen.settings import Settings
@@ -111,7 +111,12 @@ def prepare(t: TaskRun) -> dict[str, Any]:
         t.seconds["write"] += time.perf_counter() - tick
         t.save_config()
         splits = {s: corpus[s].counts().corpus() for s in SPLITS}
-        summary = {"fingerprint": header["fingerprint"], "splits": splits, "leak": leak}
+        summary = {
+            "fingerprint": header["fingerprint"],
+            "splits": splits,
+            "warnings": warnings(st, corpus),
+            "leak": leak,
+        }
         return t.finish(summary, done=True)  # DONE: the folder is whole
 
 
