@@ -50,6 +50,12 @@ NOT_ROW_KEYS = (
     "model.price_per_1m_input",
     "model.price_per_1m_output",
 )
+# keys added after run dirs were made: a saved config (or a prepared corpus's keys) without one
+# was made with this value, so it resumes as before; settings and checks default to it too
+ADDED_KEYS: dict[str, Any] = {
+    "chunking.bounds": "drop",  # before it, every chunk outside the bounds was dropped
+}
+BOUNDS = ("drop", "fit")  # chunking.bounds
 
 
 def _need(cond: bool, msg: str) -> None:
@@ -124,6 +130,11 @@ def check_chunking(cfg: DictConfig) -> None:
     _need(
         ch.min_chars < ch.max_chars,
         f"chunking.min_chars: must be < chunking.max_chars ({ch.min_chars} >= {ch.max_chars})",
+    )
+    bounds = added(cfg, "chunking.bounds")
+    _need(
+        bounds in BOUNDS,
+        f"chunking.bounds: must be one of {', '.join(BOUNDS)}, got {bounds!r}",
     )
     _need(
         cfg.keywords.match in ("word", "substring"),
@@ -383,7 +394,19 @@ def row_config(cfg: DictConfig) -> dict[str, Any]:
         _flatten(key, value, out)
     for key in NOT_ROW_KEYS:
         out.pop(key, None)
-    return out
+    return backfill(out)
+
+
+def added(cfg: DictConfig, key: str) -> Any:
+    """A key of ADDED_KEYS from the config, or the value in force before the key existed."""
+    return OmegaConf.select(cfg, key, default=ADDED_KEYS[key])
+
+
+def backfill(flat: dict[str, Any], within: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Dotted keys (row_config's, a prepared corpus's) with each of ADDED_KEYS they lack (only
+    those in `within`, if given) at its old value: a run dir saved before it compares equal."""
+    old = {k: v for k, v in ADDED_KEYS.items() if within is None or k in within}
+    return {**old, **flat}
 
 
 def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:

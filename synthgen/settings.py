@@ -14,6 +14,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from synthgen.config import added
 from synthgen.dataset import cleaning, prompting
 
 
@@ -46,17 +47,20 @@ class CorpusSettings:
 
 @dataclass(frozen=True)
 class ChunkSettings:
-    """The `chunking` group: chunk size and overlap in tokens, kept length in characters."""
+    """The `chunking` group: chunk size and overlap in tokens, kept length in characters, and
+    what happens to a chunk outside that length (bounds: drop | fit)."""
 
     size: int
     overlap: int
     min_chars: int
     max_chars: int
+    bounds: str = "drop"
 
     @classmethod
     def from_cfg(cls, cfg: DictConfig) -> ChunkSettings:
         c = cfg.chunking
-        return cls(int(c.chunk_size), int(c.chunk_overlap), int(c.min_chars), int(c.max_chars))
+        sizes = (int(c.chunk_size), int(c.chunk_overlap), int(c.min_chars), int(c.max_chars))
+        return cls(*sizes, bounds=str(added(cfg, "chunking.bounds")))
 
 
 @dataclass(frozen=True)
