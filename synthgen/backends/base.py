@@ -111,6 +111,12 @@ def mean_logprob(values: list[float]) -> float | None:
     one that completed the stop string. None where unknown: no tokens (an empty reply), or an
     engine or server that gives no log-probabilities. (InPars keeps generated queries by this
     number: a low one marks a reply the model itself found unlikely.)
+
+    Where it comes from: the continuous engine and the dynamic/static engines gather it while
+    decoding (no extra forward; in the latter a logits processor that the model's own
+    generation_config adds, e.g. a repetition_penalty, runs before it), vLLM from
+    SamplingParams(logprobs=0) (its default raw_logprobs mode), an endpoint from the logprobs
+    its server reports (None where it reports none, as transformers serve does).
     """
     if not values:
         return None
