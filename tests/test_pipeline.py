@@ -535,3 +535,29 @@ def test_keywords_that_match_few_chunks_say_so(tmp_path: Path) -> None:
     cfg = [FAKE, *corpus, "chunking.bounds=fit", "keywords.words=[cinematography]"]
     s = pipeline.run(compose(cfg), tmp_path / "kw")
     assert s["warnings"] and all("use keywords=none" in w for w in s["warnings"])
+
+
+def test_a_questions_logprob_goes_with_its_answer_job(tmp_path: Path) -> None:
+    """Generated.logprob reaches the row-maker: the answer's own in on_answer's reply, the
+    question's carried by its answer job (AnswerAsk.q_logprob). Rows do not record it yet."""
+    from synthgen.backends.base import Generated
+    from synthgen.dataset.rows import AnswerAsk
+
+    cfg = compose([FAKE, "num_rows=2"])
+    backend = fake_backend.Backend(name_or_path="fake")
+    state = RunState.load(tmp_path, repair=False)
+    st = Settings.from_cfg(cfg)
+    gen = RowMaker(
+        st,
+        tmp_path,
+        lambda m, stage: encode_chat(backend.tokenizer, m, backend.spec, stage),
+        state,
+        filters.Gates(cfg, cfg.prompt),
+    )
+    slots = make_slots(st, load_corpus(st, Counter()))
+    job = gen.initial_jobs(slots["train"], state, set())[0]
+    reply = Generated("Question: What is the long take?", 7, True, logprob=-0.75)
+    (answer,) = [j for j in gen.on_result(job, reply) if j.stage == "answer"]
+    assert isinstance(answer.payload, AnswerAsk) and answer.payload.q_logprob == -0.75
+    assert gen.answer_job(answer.payload.slot, "Why?", 3).payload.q_logprob is None
+    gen.close()

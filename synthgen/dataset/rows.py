@@ -38,11 +38,14 @@ class QuestionAsk:
 
 @dataclass
 class AnswerAsk:
-    """An answer job's payload: the slot, its accepted question and that question's tokens."""
+    """An answer job's payload: the slot, its accepted question and that question's tokens
+    and logprob (Generated.logprob of its reply; None when resumed from questions.jsonl,
+    which does not keep it)."""
 
     slot: Slot
     question: str
     q_tokens: int
+    q_logprob: float | None = None
 
 
 class RowMaker:
@@ -182,7 +185,9 @@ class RowMaker:
         j.payload.next = slots[1:]
         return j
 
-    def answer_job(self, slot: Slot, question: str, q_tokens: int) -> Job | None:
+    def answer_job(
+        self, slot: Slot, question: str, q_tokens: int, q_logprob: float | None = None
+    ) -> Job | None:
         assert self.pr.answer is not None  # only made when the prompt has an answer stage
         user = prompting.answer_prompt(self.pr.answer, slot.chunk.text, question)
         ids = self.encode(self._msgs(user), "answer")
@@ -191,7 +196,8 @@ class RowMaker:
                 slot, "answer", "prompt_too_long", raw=f"{len(ids)} tokens", question=question
             )
             return None
-        return Job("answer", ids, AnswerAsk(slot, question, q_tokens), self._params("answer", slot))
+        ask = AnswerAsk(slot, question, q_tokens, q_logprob)
+        return Job("answer", ids, ask, self._params("answer", slot))
 
     def initial_jobs(self, slots: list[Slot], state: RunState, done: set[str]) -> list[Job]:
         """Jobs for what is not done: answers for persisted questions, then the questions."""
@@ -259,7 +265,9 @@ class RowMaker:
                 self.reject(slot, "question", "missing_from_list", raw=out.text)
             elif self.gated(slot, q, out.text):
                 continue
-            elif (j := self.accept_question(slot, q, out.tokens, out.text)) is not None:
+            elif (
+                j := self.accept_question(slot, q, out.tokens, out.text, None, out.logprob)
+            ) is not None:
                 new.append(j)
         return new
 
@@ -272,7 +280,9 @@ class RowMaker:
         # again
         if q is not None and not self.gated(slot, q, out.text):
             previous.append(q)
-            if (j := self.accept_question(slot, q, out.tokens, out.text, a)) is not None:
+            if (
+                j := self.accept_question(slot, q, out.tokens, out.text, a, out.logprob)
+            ) is not None:
                 new.append(j)
         # the chunk's next question, told which ones were asked already
         if ask.next and (jq := self.question_chain(ask.next, previous)) is not None:
@@ -327,12 +337,19 @@ class RowMaker:
         return False
 
     def accept_question(
-        self, slot: Slot, question: str, out_tokens: int, raw: str, answer: str | None = None
+        self,
+        slot: Slot,
+        question: str,
+        out_tokens: int,
+        raw: str,
+        answer: str | None = None,
+        logprob: float | None = None,
     ) -> Job | None:
         """Dedup within the split, persist, and enqueue the answer (or write the row now).
 
         Without an answer stage (questions-only, or qa_pair with the answer in hand) the row
-        is written at once and questions.jsonl is not needed.
+        is written at once and questions.jsonl is not needed. logprob: the question reply's
+        Generated.logprob, which its answer job carries (AnswerAsk.q_logprob).
         """
         twin = self.seen[slot.split].match(question)
         # the same question again, exactly or all but a word
@@ -365,7 +382,7 @@ class RowMaker:
         self.questions_out.write([rec])
         self.written.questions.append(rec)
         faults.point("question")  # the question is on disk, its answer not yet asked
-        return self.answer_job(slot, question, out_tokens)
+        return self.answer_job(slot, question, out_tokens, logprob)
 
     def kept_anyway(self, stage: str, reason: str) -> bool:
         """accept_any (benchmarks): count the reject that would have been, and go on."""
