@@ -1,19 +1,37 @@
-"""The judge stage (synthgen/dataset/judge.py): parsing verdicts, its config checks, its prompt
-and generation settings."""
+"""The judge stage (synthgen/dataset/judge.py): parsing verdicts, its config checks, keeping and
+dropping rows, judged.jsonl and resume (fake backend), and real models' replies (the tiny
+random-weight model, the default Gemma 3 270M base model)."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
 
-from synthgen.backends.base import GenParams, ModelSpec
+from synthgen.backends.base import Generated, GenParams, ModelSpec
 from synthgen.config import ConfigError, check
-from synthgen.dataset import judge
+from synthgen.dataset import judge, llm
 from synthgen.dataset.judge import JudgeSettings, parse_verdict
+from synthgen.rundir import JUDGED
 from synthgen.settings import Settings
+from tests import fake_backend
 from tests.conftest import compose
 
 ITEMS = ("stands_alone", "clear_intent", "answerable", "supported")
+FAKE = "model._target_=tests.test_judge.JudgeFake"
+
+
+@pytest.fixture(autouse=True)
+def reset_fake():
+    fake_backend.reset()
+    yield
+    fake_backend.reset()  # the fake's class settings must not leak into other test files
+
+
+def jsonl(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
 
 
 # --- parse_verdict -------------------------------------------------------------------------------
@@ -166,3 +184,274 @@ def test_a_model_without_judge_entries_takes_the_answer_stages() -> None:
     assert judge.judge_params(st, ModelSpec("m"), st.judge) == GenParams(
         max_new_tokens=40, temperature=0.7, top_p=0.9, do_sample=False, seed=0
     )
+
+
+# --- apply and counts ----------------------------------------------------------------------------
+
+
+def row(i: int, question: str = "", doc: str = "", split: str = "train") -> dict:
+    return {
+        "id": f"id{i}",
+        "split": split,
+        "chunk_id": f"c{i}",
+        "source": "a.txt",
+        "doc": doc or f"Chunk {i}: the long take in the film of {i}.",
+        "question": question or f"What is the long take in film {i}?",
+        "answer": f"A shot that runs long, in film {i}.",
+        "prompt": "notebook",
+        "model": "m",
+        "q_index": 0,
+        "tokens": {"question": 5, "answer": 7},
+        "key": f"c{i}:0:notebook:m",
+    }
+
+
+def verdict_of(r: dict, js: JudgeSettings, verdict: dict | None, error: str | None = None):
+    return judge.record(r, js, "raw reply", verdict, error)
+
+
+def test_apply_keeps_yes_rows_and_drops_a_no_on_a_required_item() -> None:
+    js = JudgeSettings.from_cfg(compose(["judge=default", "judge.require=[answerable,supported]"]))
+    rows = [row(i) for i in range(4)]
+    yes = dict.fromkeys(ITEMS, True)
+    verdicts = {
+        r["key"]: verdict_of(r, js, v)
+        for r, v in zip(
+            rows,
+            [
+                yes,
+                {**yes, "stands_alone": False},  # not required: kept, marked
+                {**yes, "supported": False, "answerable": False},  # first failed in items order
+                {**yes, "supported": False},
+            ],
+            strict=True,
+        )
+    }
+    kept, dropped = judge.apply(rows, verdicts, js)
+    assert [r["id"] for r in kept] == ["id0", "id1"]
+    assert kept[0]["judge"] == {**yes, "unparsed": False}
+    assert kept[1]["judge"]["stands_alone"] is False
+    assert "judge" not in rows[0]  # the input rows are not changed
+    assert [(d["key"], d["stage"], d["reason"]) for d in dropped] == [
+        (rows[2]["key"], "judge", "judge_answerable"),
+        (rows[3]["key"], "judge", "judge_supported"),
+    ]
+    d = dropped[0]
+    assert d["failed"] == ["answerable", "supported"] and d["verdict"]["answerable"] is False
+    assert d["raw"] == "raw reply" and d["question"] == rows[2]["question"]
+    assert d["split"] == "train" and d["chunk_id"] == "c2" and d["judge"] == "default"
+    c = judge.counts(verdicts, dropped)
+    assert c == {
+        "judged": 4,
+        "parsed": 4,
+        "unparsed": 0,
+        "errors": {},
+        "yes": {"stands_alone": 3, "clear_intent": 4, "answerable": 3, "supported": 2},
+        "dropped": {"judge_answerable": 1, "judge_supported": 1},
+    }
+
+
+@pytest.mark.parametrize("on_unparsed", ["keep", "drop"])
+def test_rows_without_a_verdict_follow_on_unparsed_and_are_counted(on_unparsed: str) -> None:
+    js = JudgeSettings.from_cfg(compose(["judge=default", f"judge.on_unparsed={on_unparsed}"]))
+    rows = [row(i) for i in range(4)]
+    verdicts = {
+        rows[0]["key"]: verdict_of(rows[0], js, dict.fromkeys(ITEMS, True)),
+        rows[1]["key"]: verdict_of(rows[1], js, None),  # the reply did not parse
+        rows[2]["key"]: verdict_of(rows[2], js, None, "prompt_too_long"),
+        # rows[3]: no record at all
+    }
+    kept, dropped = judge.apply(rows, verdicts, js)
+    if on_unparsed == "keep":
+        assert len(kept) == 4 and dropped == []
+        assert kept[1]["judge"] == {**dict.fromkeys(ITEMS), "unparsed": True}
+        assert kept[3]["judge"]["unparsed"] is True
+    else:
+        assert [r["id"] for r in kept] == ["id0"]
+        assert [d["reason"] for d in dropped] == [
+            "judge_unparsed",
+            "judge_prompt_too_long",
+            "judge_not_judged",
+        ]
+        assert dropped[0]["verdict"] is None and dropped[0]["raw"] == "raw reply"
+    c = judge.counts(verdicts, dropped)
+    assert (c["judged"], c["parsed"], c["unparsed"]) == (3, 1, 1)
+    assert c["errors"] == {"prompt_too_long": 1}
+    assert sum(c["dropped"].values()) == (0 if on_unparsed == "keep" else 3)
+
+
+def test_a_judge_that_is_off_changes_nothing(tmp_path: Path) -> None:
+    rows = [row(0)]
+    js = JudgeSettings()
+    assert judge.apply(rows, {}, js) == (rows, [])
+    st = Settings.from_cfg(compose())
+    assert judge.run(lambda: pytest.fail("no model is loaded"), st, rows, tmp_path) == {}
+    assert not (tmp_path / JUDGED).exists()
+
+
+# --- run: the fake backend -----------------------------------------------------------------------
+
+
+class JudgeFake(fake_backend.Backend):
+    """The tests' fake backend, answering judge prompts by the row's question: 'vague' in it
+    gives a no for stands_alone, 'garbage' a reply that does not parse, else all yes."""
+
+    judged: list[str] = []  # the questions judged, over every instance
+
+    def generate(
+        self, batch: list[list[int]], params: GenParams | list[GenParams]
+    ) -> list[Generated]:
+        texts = ["".join(chr(i) for i in ids) for ids in batch]
+        if not all("Verdict:" in t for t in texts):
+            return super().generate(batch, params)
+        type(self).calls.append(len(batch))
+        if self.crash_after is not None and len(type(self).calls) > self.crash_after:
+            raise RuntimeError("fake crash")
+        out = []
+        for t in texts:
+            question = t.rsplit("Question: ", 1)[1].split("Answer:", 1)[0].strip()
+            type(self).judged.append(question)
+            if "garbage" in question:
+                reply = "The film is good, I think."
+            else:
+                first = "no" if "vague" in question else "yes"
+                reply = f"stands_alone: {first}\nclear_intent: yes\nanswerable: yes\nsupported: yes"
+            out.append(Generated(reply, 12, True))
+        return out
+
+
+@pytest.fixture
+def fake_judge():
+    JudgeFake.judged = []
+    yield JudgeFake
+    JudgeFake.judged = []
+
+
+def judge_setup(*over: str) -> tuple[Settings, object]:
+    cfg = compose([FAKE, "judge=default", "generation.batch_size=2", *over])
+    check(cfg)
+    st = Settings.from_cfg(cfg)
+    return st, llm.load_backend(cfg, st)
+
+
+FAKE_ROWS = [
+    row(0),
+    row(1, "What does it say about the vague thing?"),
+    row(2, "garbage question?"),
+    row(3, split="val"),
+    row(4),
+]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_run_writes_each_verdict_and_a_rerun_judges_nothing_again(
+    tmp_path: Path, fake_judge, stream: bool
+) -> None:
+    fake_backend.Backend.stream = stream  # fed as the vllm engine is (generation.drive)
+    st, backend = judge_setup()
+    verdicts = judge.run(backend, st, FAKE_ROWS, tmp_path, progress=False)
+    assert len(JudgeFake.judged) == 5
+    lines = jsonl(tmp_path / JUDGED)
+    assert sorted(r["key"] for r in lines) == sorted(r["key"] for r in FAKE_ROWS)
+    by_key = {r["key"]: r for r in lines}
+    assert verdicts == by_key
+    rec = by_key[FAKE_ROWS[1]["key"]]
+    assert set(rec) == {"key", "split", "chunk_id", "verdict", "raw", "unparsed", "judge", "fp"}
+    assert rec["verdict"]["stands_alone"] is False and rec["unparsed"] is False
+    assert rec["raw"].startswith("stands_alone: no")
+    bad = by_key[FAKE_ROWS[2]["key"]]
+    assert bad["verdict"] is None and bad["unparsed"] is True and "film is good" in bad["raw"]
+    assert by_key[FAKE_ROWS[3]["key"]]["split"] == "val"
+
+    kept, dropped = judge.apply(FAKE_ROWS, verdicts, st.judge)
+    assert [r["id"] for r in kept] == ["id0", "id2", "id3", "id4"]  # the unparsed one kept
+    assert [d["reason"] for d in dropped] == ["judge_stands_alone"]
+    assert judge.counts(verdicts, dropped)["unparsed"] == 1
+
+    # a rerun: every row has its verdict; the model is not even loaded
+    again = judge.run(lambda: pytest.fail("loaded"), st, FAKE_ROWS, tmp_path, progress=False)
+    assert again == verdicts and len(JudgeFake.judged) == 5
+    # a new row: only it is judged
+    judge.run(backend, st, [*FAKE_ROWS, row(5)], tmp_path, progress=False)
+    assert len(JudgeFake.judged) == 6 and len(jsonl(tmp_path / JUDGED)) == 6
+
+
+def test_a_crash_loses_at_most_the_batch_in_flight(tmp_path: Path, fake_judge) -> None:
+    st, backend = judge_setup()
+    fake_backend.Backend.crash_after = 2  # the 3rd batch of 2 raises
+    with pytest.raises(RuntimeError, match="fake crash"):
+        judge.run(backend, st, FAKE_ROWS, tmp_path, progress=False)
+    assert len(jsonl(tmp_path / JUDGED)) == 4  # two batches of two, on disk
+    # a killed process leaves half a line: cut before the next verdict is appended
+    with open(tmp_path / JUDGED, "a", encoding="utf-8") as f:
+        f.write('{"key": "c4:0:notebook:m", "verd')
+    fake_backend.Backend.crash_after = None
+    loads: list[int] = []
+
+    def loader():
+        loads.append(1)
+        return backend
+
+    verdicts = judge.run(loader, st, FAKE_ROWS, tmp_path, progress=False)
+    assert loads == [1] and len(verdicts) == 5
+    assert len(JudgeFake.judged) == 5  # 4 before the crash, the 5th now
+    assert len(jsonl(tmp_path / JUDGED)) == 5  # every line whole
+
+
+def test_verdicts_made_otherwise_are_judged_again(tmp_path: Path, fake_judge) -> None:
+    st, backend = judge_setup()
+    judge.run(backend, st, FAKE_ROWS[:2], tmp_path, progress=False)
+    # require and on_unparsed decide only what is kept: the verdicts stand
+    st2, _ = judge_setup("judge.require=[]", "judge.on_unparsed=drop")
+    judge.run(backend, st2, FAKE_ROWS[:2], tmp_path, progress=False)
+    assert len(JudgeFake.judged) == 2
+    # another prompt or another row text: judged again
+    st3, _ = judge_setup(
+        "judge.prompt='Judge {checks} {context} Question: {question} Answer: {answer} Verdict:'"
+    )
+    judge.run(backend, st3, FAKE_ROWS[:2], tmp_path, progress=False)
+    assert len(JudgeFake.judged) == 4
+    changed = {**FAKE_ROWS[0], "answer": "Another answer."}
+    v = judge.run(backend, st3, [changed, FAKE_ROWS[1]], tmp_path, progress=False)
+    assert len(JudgeFake.judged) == 5 and len(v) == 2
+
+
+def test_a_prompt_too_long_is_recorded_not_generated(tmp_path: Path, fake_judge) -> None:
+    st, backend = judge_setup("model.max_seq_length=2000", "generation.max_new_tokens=32")
+    long_row = row(9, doc="A chunk about the long take. " * 80)  # > 2000 characters = tokens
+    verdicts = judge.run(backend, st, [row(0), long_row], tmp_path, progress=False)
+    assert len(JudgeFake.judged) == 1
+    rec = verdicts[long_row["key"]]
+    assert rec["error"] == "prompt_too_long" and rec["unparsed"] and rec["raw"].endswith("tokens")
+    assert judge.counts(verdicts, [])["errors"] == {"prompt_too_long": 1}
+    judge.run(backend, st, [row(0), long_row], tmp_path, progress=False)  # not tried again
+    assert len(JudgeFake.judged) == 1
+
+
+# --- run: real models ----------------------------------------------------------------------------
+
+
+def test_the_tiny_random_model_is_counted_unparsed_not_a_crash(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    """Random weights write garbage: every reply is a verdict or counted as unparsed."""
+    cfg = compose(
+        [
+            "model=qwen25_05b",  # the tiny model is a chat model (tests/test_cli.py)
+            f"model.name_or_path={tiny_model}",
+            "judge=default",
+            "generation.batch_size=2",
+        ]
+    )
+    check(cfg)
+    st = Settings.from_cfg(cfg)
+    rows = [row(i) for i in range(3)]
+    verdicts = judge.run(lambda: llm.load_backend(cfg, st), st, rows, tmp_path, progress=False)
+    assert len(jsonl(tmp_path / JUDGED)) == 3
+    c = judge.counts(verdicts, [])
+    print("tiny model:", c, [r["raw"][:60] for r in verdicts.values()])
+    assert c["judged"] == 3 and c["parsed"] + c["unparsed"] == 3 and c["errors"] == {}
+    for rec in verdicts.values():
+        assert rec["unparsed"] == (rec["verdict"] is None)
+    kept, dropped = judge.apply(rows, verdicts, st.judge)
+    assert len(kept) + len(dropped) == 3
