@@ -186,6 +186,11 @@ def test_a_model_without_judge_entries_takes_the_answer_stages() -> None:
     )
 
 
+def test_the_default_model_has_a_judge_cue_and_stops() -> None:
+    cfg = compose(["judge=default"])
+    assert cfg.model.cues.judge == "\n" and "\n\n" in cfg.model.stop_strings.judge
+
+
 # --- apply and counts ----------------------------------------------------------------------------
 
 
@@ -455,3 +460,67 @@ def test_the_tiny_random_model_is_counted_unparsed_not_a_crash(
         assert rec["unparsed"] == (rec["verdict"] is None)
     kept, dropped = judge.apply(rows, verdicts, st.judge)
     assert len(kept) + len(dropped) == 3
+
+
+# three rows a reader would keep and one to drop (a question that points at "the passage" and an
+# answer the chunk does not hold), on chunks of the sample corpus (data/movies/80s action heroes)
+P1 = (
+    "No decade in the history of the movies produced a more recognizable type of hero than the "
+    "1980s. He was enormous, usually shirtless, carrying a weapon that seemed too big for any "
+    "human arm, and he rarely said more than a sentence at a time. When he did speak, it was "
+    "often a pun delivered over the body of a defeated enemy. He walked away from explosions "
+    "without looking back."
+)
+P2 = (
+    "The first thing to say about the action stars of the era is that their bodies were the main "
+    "special effect. Several of them came from competitive bodybuilding or martial arts rather "
+    "than from drama school, and the films were constructed to display their physiques as often "
+    "as possible. Shirts were torn away early and rarely recovered."
+)
+P3 = (
+    "This emphasis on the body changed the kind of acting that was required. The best action "
+    "stars understood that they were not being asked to deliver subtle psychological portraits. "
+    "They needed presence, timing and a sense of humor about themselves."
+)
+HAND_ROWS = [
+    (
+        P2,
+        "Where did several 1980s action stars come from before they acted in films?",
+        "From competitive bodybuilding or martial arts, rather than from drama school.",
+    ),
+    (
+        P1,
+        "What did the typical 1980s action hero often deliver over the body of a defeated enemy?",
+        "A pun.",
+    ),
+    (
+        P3,
+        "What did 1980s action stars need instead of subtle psychological acting?",
+        "Presence, timing and a sense of humor about themselves.",
+    ),
+    (P1, "What does the passage say about it?", "The hero won an Academy Award in 1985."),
+]
+
+
+@pytest.mark.slow
+def test_the_default_model_judges_hand_written_rows(gemma: Path, tmp_path: Path) -> None:
+    """Gemma 3 270M base on 3 good rows and 1 bad one. What it says is printed (run with -s),
+    not asserted: only that every reply is a verdict or counted as unparsed."""
+    cfg = compose(["judge=default"])
+    check(cfg)
+    st = Settings.from_cfg(cfg)
+    rows = [
+        {**row(i), "doc": doc, "question": q, "answer": a}
+        for i, (doc, q, a) in enumerate(HAND_ROWS)
+    ]
+    verdicts = judge.run(lambda: llm.load_backend(cfg, st), st, rows, tmp_path, progress=False)
+    for r in rows:
+        rec = verdicts[r["key"]]
+        print(f"\n{r['question']!r} -> {rec['verdict']} (raw {rec['raw']!r})")
+        assert rec["unparsed"] == (rec["verdict"] is None)
+        assert rec["verdict"] is None or set(rec["verdict"]) == set(ITEMS)
+    kept, dropped = judge.apply(rows, verdicts, st.judge)
+    c = judge.counts(verdicts, dropped)
+    print("counts:", c)
+    assert c["judged"] == 4 and c["parsed"] + c["unparsed"] == 4
+    assert len(kept) + len(dropped) == 4
