@@ -40,6 +40,7 @@ ROW_KEYS = (
     "generation.do_sample",
     "generation.seed",
 )
+STAGES = ("question", "answer", "judge")  # the stages model.cues/stop_strings/max_new_tokens name
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 # where an endpoint is and what it costs, and where the chunks are read from: not what the rows
 # are (a server moved to another port resumes; so does a run switched to corpus.prepared)
@@ -74,7 +75,7 @@ def _int(cfg: DictConfig, key: str, low: int) -> int:
 
 def check(cfg: DictConfig) -> None:
     """Validate a `task=generate` config. Touches the file system, never loads a model."""
-    from synthgen.dataset import filters
+    from synthgen.dataset import filters, judge
 
     check_numbers(cfg)
     check_engine(cfg)
@@ -83,6 +84,7 @@ def check(cfg: DictConfig) -> None:
     check_chunking(cfg)
     check_prompt(cfg)
     filters.check(cfg)  # numbers in range, patterns compile
+    judge.check(cfg)  # the judge stage's items, prompt and settings
     check_model(cfg)
 
 
@@ -242,7 +244,8 @@ def check_model_path(path: str) -> None:
 
 
 def check_per_stage(m: DictConfig) -> None:
-    """model.cues, model.stop_strings, model.max_new_tokens: maps from a stage to a value."""
+    """model.cues, model.stop_strings, model.max_new_tokens: maps from a stage to a value
+    (judge: the judge stage, dataset/judge.py; where it is missing, judge.stage_value says)."""
     for name, want in (
         ("cues", "a string"),
         ("stop_strings", "a list of strings"),
@@ -251,12 +254,12 @@ def check_per_stage(m: DictConfig) -> None:
         per_stage = m.get(name) or {}
         _need(
             OmegaConf.is_dict(per_stage) or per_stage == {},
-            f"model.{name}: must map a stage (question, answer) to {want}",
+            f"model.{name}: must map a stage ({', '.join(STAGES)}) to {want}",
         )
         for stage, v in per_stage.items():
             _need(
-                stage in ("question", "answer"),
-                f"model.{name}: unknown stage {stage!r} (question, answer)",
+                stage in STAGES,
+                f"model.{name}: unknown stage {stage!r} ({', '.join(STAGES)})",
             )
             if name == "cues":
                 ok = isinstance(v, str)
