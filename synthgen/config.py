@@ -40,6 +40,7 @@ ROW_KEYS = (
     "generation.do_sample",
     "generation.seed",
 )
+STAGES = ("question", "answer", "judge")  # the stages model.cues/stop_strings/max_new_tokens name
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 # where an endpoint is and what it costs, and where the chunks are read from: not what the rows
 # are (a server moved to another port resumes; so does a run switched to corpus.prepared)
@@ -50,6 +51,12 @@ NOT_ROW_KEYS = (
     "model.price_per_1m_input",
     "model.price_per_1m_output",
 )
+# keys added after run dirs were made: a saved config (or a prepared corpus's keys) without one
+# was made with this value, so it resumes as before; settings and checks default to it too
+ADDED_KEYS: dict[str, Any] = {
+    "chunking.bounds": "drop",  # before it, every chunk outside the bounds was dropped
+}
+BOUNDS = ("drop", "fit")  # chunking.bounds
 
 
 def _need(cond: bool, msg: str) -> None:
@@ -68,7 +75,7 @@ def _int(cfg: DictConfig, key: str, low: int) -> int:
 
 def check(cfg: DictConfig) -> None:
     """Validate a `task=generate` config. Touches the file system, never loads a model."""
-    from synthgen.dataset import filters
+    from synthgen.dataset import filters, judge
 
     check_numbers(cfg)
     check_engine(cfg)
@@ -77,6 +84,7 @@ def check(cfg: DictConfig) -> None:
     check_chunking(cfg)
     check_prompt(cfg)
     filters.check(cfg)  # numbers in range, patterns compile
+    judge.check(cfg)  # the judge stage's items, prompt and settings
     check_model(cfg)
 
 
@@ -124,6 +132,11 @@ def check_chunking(cfg: DictConfig) -> None:
     _need(
         ch.min_chars < ch.max_chars,
         f"chunking.min_chars: must be < chunking.max_chars ({ch.min_chars} >= {ch.max_chars})",
+    )
+    bounds = added(cfg, "chunking.bounds")
+    _need(
+        bounds in BOUNDS,
+        f"chunking.bounds: must be one of {', '.join(BOUNDS)}, got {bounds!r}",
     )
     _need(
         cfg.keywords.match in ("word", "substring"),
@@ -270,7 +283,8 @@ def check_model_path(path: str) -> None:
 
 
 def check_per_stage(m: DictConfig) -> None:
-    """model.cues, model.stop_strings, model.max_new_tokens: maps from a stage to a value."""
+    """model.cues, model.stop_strings, model.max_new_tokens: maps from a stage to a value
+    (judge: the judge stage, dataset/judge.py; where it is missing, judge.stage_value says)."""
     for name, want in (
         ("cues", "a string"),
         ("stop_strings", "a list of strings"),
@@ -279,12 +293,12 @@ def check_per_stage(m: DictConfig) -> None:
         per_stage = m.get(name) or {}
         _need(
             OmegaConf.is_dict(per_stage) or per_stage == {},
-            f"model.{name}: must map a stage (question, answer) to {want}",
+            f"model.{name}: must map a stage ({', '.join(STAGES)}) to {want}",
         )
         for stage, v in per_stage.items():
             _need(
-                stage in ("question", "answer"),
-                f"model.{name}: unknown stage {stage!r} (question, answer)",
+                stage in STAGES,
+                f"model.{name}: unknown stage {stage!r} ({', '.join(STAGES)})",
             )
             if name == "cues":
                 ok = isinstance(v, str)
@@ -422,7 +436,19 @@ def row_config(cfg: DictConfig) -> dict[str, Any]:
         _flatten(key, value, out)
     for key in NOT_ROW_KEYS:
         out.pop(key, None)
-    return out
+    return backfill(out)
+
+
+def added(cfg: DictConfig, key: str) -> Any:
+    """A key of ADDED_KEYS from the config, or the value in force before the key existed."""
+    return OmegaConf.select(cfg, key, default=ADDED_KEYS[key])
+
+
+def backfill(flat: dict[str, Any], within: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Dotted keys (row_config's, a prepared corpus's) with each of ADDED_KEYS they lack (only
+    those in `within`, if given) at its old value: a run dir saved before it compares equal."""
+    old = {k: v for k, v in ADDED_KEYS.items() if within is None or k in within}
+    return {**old, **flat}
 
 
 def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:

@@ -14,7 +14,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from synthgen.dataset import cleaning, prompting
+from synthgen.config import added
+from synthgen.dataset import cleaning, judge, prompting
 
 
 def _get(cfg: DictConfig, key: str, default: Any) -> Any:
@@ -46,17 +47,20 @@ class CorpusSettings:
 
 @dataclass(frozen=True)
 class ChunkSettings:
-    """The `chunking` group: chunk size and overlap in tokens, kept length in characters."""
+    """The `chunking` group: chunk size and overlap in tokens, kept length in characters, and
+    what happens to a chunk outside that length (bounds: drop | fit)."""
 
     size: int
     overlap: int
     min_chars: int
     max_chars: int
+    bounds: str = "drop"
 
     @classmethod
     def from_cfg(cls, cfg: DictConfig) -> ChunkSettings:
         c = cfg.chunking
-        return cls(int(c.chunk_size), int(c.chunk_overlap), int(c.min_chars), int(c.max_chars))
+        sizes = (int(c.chunk_size), int(c.chunk_overlap), int(c.min_chars), int(c.max_chars))
+        return cls(*sizes, bounds=str(added(cfg, "chunking.bounds")))
 
 
 @dataclass(frozen=True)
@@ -225,6 +229,7 @@ class Settings:
     model: str  # model.name_or_path: in every row and its key
     system_role: bool  # the chat template has a system role
     max_seq_length: int  # tokens the model takes: prompt and reply
+    judge: judge.JudgeSettings = judge.JudgeSettings()  # the judge stage; off by default
 
     @classmethod
     def from_cfg(cls, cfg: DictConfig) -> Settings:
@@ -241,6 +246,7 @@ class Settings:
             model=str(cfg.model.name_or_path),
             system_role=bool(cfg.model.get("system_role", True)),
             max_seq_length=int(cfg.model.max_seq_length),
+            judge=judge.JudgeSettings.from_cfg(cfg),
         )
 
     @property

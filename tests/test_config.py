@@ -59,6 +59,7 @@ def test_all_group_dirs_are_covered() -> None:
         ("prompt.questions_per_chunk=0", "prompt.questions_per_chunk"),
         ("keywords.match=fuzzy", "keywords.match"),
         ("chunking.chunk_overlap=2000", "chunking.chunk_overlap"),
+        ("chunking.bounds=cut", "chunking.bounds"),
         # the plain prompt format of a base model (the default gemma3_270m)
         ("model.name_or_path=pypi:no-such-model-package", "model.name_or_path"),
         ("model.prompt_format=raw", "model.prompt_format"),

@@ -314,6 +314,9 @@ def test_generate_answers_a_batch_in_order_and_retries_a_timeout(served) -> None
     assert [o.text for o in outs[:2]] == [a.text for a in alone[:2]]  # in order, greedy
     assert outs[2].tokens <= 4 and alone[2].text.startswith(outs[2].text)  # its own cap
     assert all(o.failed is None and o.tokens > 0 for o in outs)
+    # every request asked for logprobs; transformers serve (5.25) ignores the parameter with a
+    # warning and sends none: logprob None, and nothing else changes
+    assert all(o.logprob is None or o.logprob <= 0 for o in outs + alone)
     assert b.usage.retries == 3 and b.usage.requests == 3 and b.usage.failed == 0
     assert sorted(c.status for c in proxy.chats()) == [STALL] * 3 + [200] * 3
     assert proxy.max_in_flight >= 3  # the three went out at once (stalled ones stay open)
@@ -432,3 +435,136 @@ def test_a_dry_run_shows_the_messages_sent_and_needs_no_key(tmp_path: Path) -> N
     )
     assert '"role": "user"' in p.stdout and "Context information is below." in p.stdout
     assert not (tmp_path / "d" / "train.jsonl").exists()
+
+
+# --- logprobs: the reply's mean token log-probability, as the server reports it -------------
+
+
+def test_reply_logprob_reads_the_chat_and_the_completions_shapes() -> None:
+    from synthgen.backends.openai import reply_logprob
+
+    def chat(*entries: tuple[str, float | None], finish: str = "stop") -> dict:
+        content = [{"token": t, "logprob": v, "top_logprobs": []} for t, v in entries]
+        return {"finish_reason": finish, "logprobs": {"content": content}}
+
+    # OpenAI: the reply's own tokens; vLLM: its end-of-turn token last, left out
+    assert reply_logprob(chat(("Why", -0.5), ("?", -1.5)), "Why?") == -1.0
+    assert reply_logprob(chat(("Why", -0.5), ("?", -1.5), ("<|im_end|>", -0.01)), "Why?") == -1.0
+    assert reply_logprob(chat(("Why", -0.5), ("?", -1.5), ("", -0.01)), "Why?") == -1.0
+    # cut at max_tokens: the last token is the reply's; a special-looking token the text ends
+    # with is part of it
+    assert reply_logprob(chat(("a", -1.0), ("</s>", -3.0), finish="length"), "a") == -2.0
+    assert reply_logprob(chat(("x", -1.0), ("<b>", -3.0)), "x<b>") == -2.0
+    completions = {"tokens": ["Why", "?"], "token_logprobs": [-0.5, -1.5], "top_logprobs": None}
+    assert reply_logprob({"finish_reason": "stop", "logprobs": completions}, "Why?") == -1.0
+    # none given, or not all of them: unknown
+    assert reply_logprob({"finish_reason": "stop"}, "Why?") is None
+    assert reply_logprob({"finish_reason": "stop", "logprobs": None}, "Why?") is None
+    assert reply_logprob({"finish_reason": "stop", "logprobs": {"content": None}}, "x") is None
+    assert reply_logprob(chat(("Why", None), ("?", -1.5)), "Why?") is None
+    assert reply_logprob(chat(("<|im_end|>", -0.1)), "") is None  # an empty reply
+
+
+def test_every_request_asks_for_logprobs_and_the_reply_carries_their_mean() -> None:
+    from synthgen.backends.base import GenParams, ModelSpec
+    from synthgen.backends.openai import parse_reply, request_body
+
+    spec = ModelSpec(name_or_path="m", name="m", backend="openai", base_url="http://h/v1")
+    msgs = [{"role": "user", "content": "Ask."}]
+    assert request_body(spec, msgs, GenParams())["logprobs"] is True
+    assert "logprobs" not in request_body(spec, msgs, GenParams(), logprobs=False)
+    content = [{"token": "Why", "logprob": -0.25}, {"token": "?", "logprob": -0.75}]
+    data = {
+        "choices": [
+            {
+                "message": {"content": "Why?"},
+                "finish_reason": "stop",
+                "logprobs": {"content": content},
+            }
+        ],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 3},
+    }
+    out, _ = parse_reply(data, GenParams())
+    assert (out.text, out.tokens, out.logprob) == ("Why?", 3, -0.5)
+
+
+class Stub:
+    """A real HTTP server on a free port for /chat/completions: `refuse(body)` -> a status to
+    answer instead of the reply; each request body is kept."""
+
+    def __init__(self, refuse) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        stub, self.bodies, self.refuse = self, [], refuse
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+                stub.bodies.append(body)
+                status = stub.refuse(body)
+                reply = {
+                    "choices": [{"message": {"content": "Why?"}, "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 4, "completion_tokens": 2},
+                }
+                if status:  # as OpenAI answers a parameter a model does not take
+                    reply = {"error": {"message": "Unsupported parameter: 'logprobs'"}}
+                data = json.dumps(reply).encode()
+                self.send_response(status or 200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_server_that_refuses_logprobs_is_asked_again_without_them() -> None:
+    """A 400 to a request carrying logprobs: the same request at once without them; answered,
+    so no later request asks again (a note says why), and the replies have logprob None."""
+    from synthgen.backends.base import GenParams
+    from synthgen.backends.openai import Backend
+
+    stub = Stub(lambda body: 400 if "logprobs" in body else None)
+    spec = {"name_or_path": "m", "name": "m", "backend": "openai", "base_url": stub.url}
+    b = Backend(**spec, concurrency=1, max_retries=0)
+    try:
+        msgs = [{"role": "user", "content": "Ask."}]
+        first, second = b.generate([msgs, msgs], GenParams(max_new_tokens=4))
+    finally:
+        b.close()
+        stub.close()
+    assert (first.text, first.failed, first.logprob) == ("Why?", None, None)
+    assert second.text == "Why?" and second.failed is None
+    assert ["logprobs" in body for body in stub.bodies] == [True, False, False]
+    assert b.logprobs is False and b.usage.retries == 0 and b.usage.requests == 2
+    assert any("refused logprobs" in n for n in b.notes)
+
+
+def test_a_request_refused_for_another_reason_fails_as_before() -> None:
+    """A 400 the plain request gets too: the request's own failure (request_failed), after
+    one plain attempt; later requests still ask for logprobs."""
+    from synthgen.backends.base import GenParams
+    from synthgen.backends.openai import Backend
+
+    stub = Stub(lambda body: 400)
+    spec = {"name_or_path": "m", "name": "m", "backend": "openai", "base_url": stub.url}
+    b = Backend(**spec, concurrency=1, max_retries=2)
+    try:
+        (out,) = b.generate([[{"role": "user", "content": "Ask."}]], GenParams(max_new_tokens=4))
+    finally:
+        b.close()
+        stub.close()
+    assert out.failed is not None and out.status == 400 and out.attempts == 1
+    assert ["logprobs" in body for body in stub.bodies] == [True, False]
+    assert b.logprobs is True and b.notes == []

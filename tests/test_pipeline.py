@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -115,6 +116,22 @@ def test_resume_with_changed_prompt_is_refused(tmp_path: Path) -> None:
     # more rows into the same dir is a resume, not a conflict
     s = pipeline.run(compose([FAKE, "num_rows=3"]), tmp_path)
     assert s["rows"]["train"] == 3 and s["this_session"]["prompts"]["question"] == 2
+
+
+def test_a_run_dir_saved_before_chunking_bounds_resumes_as_bounds_drop(tmp_path: Path) -> None:
+    from omegaconf import OmegaConf
+
+    for choice, d in (("notebook", tmp_path / "notebook"), ("small", tmp_path / "small")):
+        pipeline.run(compose([FAKE, "num_rows=2", f"chunking={choice}", "chunking.bounds=drop"]), d)
+        old = OmegaConf.load(d / "config.yaml")
+        del old.chunking["bounds"]  # a config.yaml as synthgen wrote it before the key
+        OmegaConf.save(old, d / "config.yaml")
+    # the notebook's chunking is bounds=drop: the old dir resumes
+    s = pipeline.run(compose([FAKE, "num_rows=3"]), tmp_path / "notebook")
+    assert s["rows"]["train"] == 3 and s["this_session"]["prompts"]["question"] == 2
+    # chunking=small now fits its chunks: other rows, so its old dir is refused
+    with pytest.raises(ConfigError, match=r"^resume: .*chunking\.bounds: 'drop' -> 'fit'"):
+        pipeline.run(compose([FAKE, "num_rows=3", "chunking=small"]), tmp_path / "small")
 
 
 def test_oom_is_recorded_in_the_summary(tmp_path: Path) -> None:
@@ -450,3 +467,100 @@ def test_accept_any_keeps_what_the_gates_would_drop_and_counts_it(tmp_path: Path
     assert len(rows(tmp_path)) == 4  # nothing dropped as a duplicate
     assert gen.overridden == {"question:duplicate": 3}
     assert [st for st, _ in seen].count("answer") == 4
+
+
+def help_corpus(d: Path) -> list[str]:
+    """The plain-text help of two Python modules: 1,024 tokens of it are ~4,000 characters."""
+    import pydoc
+
+    d.mkdir()
+    for name in ("json", "textwrap"):
+        text = pydoc.render_doc(name, renderer=pydoc.plaintext)
+        (d / f"{name}.txt").write_text(text, encoding="utf-8")
+    return [
+        f"corpus.dir={d}",
+        "corpus.train_files=[json.txt]",
+        "corpus.val_files=[textwrap.txt]",
+        "keywords=none",
+        "num_rows=2",
+    ]
+
+
+TOO_LONG = re.compile(
+    r"^warning: (\d+) of (\d+) (train|val) chunks \(\d+%\) are too long "
+    r"\(chunking\.max_chars=2000 characters\); raise it or use chunking\.bounds=fit$",
+    re.M,
+)
+
+
+def test_bounds_that_drop_most_chunks_say_so_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    corpus = help_corpus(tmp_path / "docs")
+    dry = pipeline.run(compose([FAKE, *corpus, "dry_run=true"]), tmp_path / "dry")
+    out = capsys.readouterr().out
+    said = TOO_LONG.findall(out)
+    assert {s[2] for s in said} == {"train", "val"} and dry["warnings"] == [
+        ln for ln in out.splitlines() if ln.startswith("warning: ")
+    ]
+    n, total, _ = said[0]
+    assert int(n) > int(total) / 2
+    assert f"rejected {{'too_long': {n}}}" in out  # the counts line above it
+    s = pipeline.run(compose([FAKE, *corpus]), tmp_path / "drop")
+    saved = json.loads((tmp_path / "drop" / "summary.json").read_text())
+    assert saved["warnings"] == s["warnings"] == dry["warnings"]
+    logged = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert [f"warning: {m}" for m in logged if "chunks" in m] == s["warnings"]  # the run log
+
+
+def test_bounds_fit_keeps_the_chunks_drop_would_lose(tmp_path: Path) -> None:
+    corpus = help_corpus(tmp_path / "docs")
+    s = pipeline.run(
+        compose([FAKE, *corpus, "chunking.bounds=fit", "filters=none"]), tmp_path / "fit"
+    )
+    assert s["warnings"] == [] and s["rows"] == {"train": 2, "val": 2}
+    for split in ("train", "val"):
+        c = s["splits"][split]
+        assert c["chunks_kept"] == c["chunks_total"] > 2 and c["chunks_rejected"] == {}
+        texts = json.loads((tmp_path / "fit" / f"{split}_corpus.json").read_text())
+        assert len(texts) == c["chunks_total"] and all(1000 < len(t) < 2000 for t in texts.values())
+        assert all(
+            r["source"] == f"{'json' if split == 'train' else 'textwrap'}.txt"
+            for r in rows(tmp_path / "fit", split)
+        )
+
+
+def test_keywords_that_match_few_chunks_say_so(tmp_path: Path) -> None:
+    corpus = help_corpus(tmp_path / "docs")
+    cfg = [FAKE, *corpus, "chunking.bounds=fit", "keywords.words=[cinematography]"]
+    s = pipeline.run(compose(cfg), tmp_path / "kw")
+    assert s["warnings"] and all("use keywords=none" in w for w in s["warnings"])
+
+
+def test_a_questions_logprob_goes_with_its_answer_job(tmp_path: Path) -> None:
+    """Generated.logprob reaches the row-maker: the answer's own in on_answer's reply, the
+    question's carried by its answer job in its signals (AnswerAsk.signals) to the row."""
+    from synthgen.backends.base import Generated
+    from synthgen.dataset.rows import AnswerAsk
+
+    cfg = compose([FAKE, "num_rows=2", "filters=none"])  # no gate in the way
+    backend = fake_backend.Backend(name_or_path="fake")
+    state = RunState.load(tmp_path, repair=False)
+    st = Settings.from_cfg(cfg)
+    gen = RowMaker(
+        st,
+        tmp_path,
+        lambda m, stage: encode_chat(backend.tokenizer, m, backend.spec, stage),
+        state,
+        filters.Gates(cfg, cfg.prompt),
+    )
+    slots = make_slots(st, load_corpus(st, Counter()))
+    job = gen.initial_jobs(slots["train"], state, set())[0]
+    reply = Generated("Question: What is the long take?", 7, True, logprob=-0.75)
+    (answer,) = [j for j in gen.on_result(job, reply) if j.stage == "answer"]
+    assert isinstance(answer.payload, AnswerAsk) and answer.payload.signals["logprob"] == -0.75
+    assert gen.answer_job(answer.payload.slot, "Why?", 3).payload.signals == {}
+    gen.on_result(answer, Generated("It is a shot without a cut.", 8, True, logprob=-0.5))
+    (row,) = [json.loads(x) for x in (tmp_path / "train.jsonl").read_text().splitlines()]
+    assert row["signals"]["logprob"] == -0.75 and row["signals"]["answer_logprob"] == -0.5
+    gen.close()

@@ -11,10 +11,12 @@ import pytest
 
 from synthgen.backends.base import Generated, GenParams, ModelSpec, OutOfMemory
 from synthgen.backends.vllm_engine import (
+    VllmRunner,
     VllmStreamer,
     in_flight_limit,
     llm_kwargs,
     request_seed,
+    sampled_logprobs,
     sampling_kwargs,
     to_generated,
     translate,
@@ -31,6 +33,7 @@ def test_greedy_maps_to_temperature_zero_with_our_stop_tokens() -> None:
         "min_tokens": 8,
         "stop_token_ids": [3, 7],
         "detokenize": False,
+        "logprobs": 0,  # the sampled token's own, for Generated.logprob
         "temperature": 0.0,
         "top_p": 1.0,
     }
@@ -87,6 +90,89 @@ def test_stop_strings_go_to_vllm_and_end_the_text_as_in_transformers() -> None:
     assert to_generated([4, 5], "stop", {9}, dec, stop_strings=["?", "\n2."]).text == "What is it?"
 
 
+@dataclass
+class Logprob:  # vllm.logprobs.Logprob
+    logprob: float
+    rank: int | None = None
+    decoded_token: str | None = None
+
+
+class FlatLogprobs:
+    """vllm.logprobs.FlatLogprobs as 0.26 has it: flat lists, read as a list of dicts."""
+
+    def __init__(self, positions: list[dict[int, float]]) -> None:
+        self.start_indices, self.end_indices, self.token_ids, self.logprobs = [], [], [], []
+        for at in positions:
+            self.start_indices.append(len(self.logprobs))
+            for t, lp in at.items():
+                self.token_ids.append(t)
+                self.logprobs.append(lp)
+            self.end_indices.append(len(self.logprobs))
+
+    def __len__(self) -> int:
+        return len(self.start_indices)
+
+    def __getitem__(self, i: int) -> dict[int, Logprob]:
+        span = range(self.start_indices[i], self.end_indices[i])
+        return {self.token_ids[k]: Logprob(self.logprobs[k], 1) for k in span}
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+
+def test_the_logprob_is_the_mean_of_the_sampled_tokens_end_token_excluded() -> None:
+    """logprobs=0 gives, per new token, the sampled token's Logprob (and, where it is not the
+    top one, the top one's too: vLLM merges them); the end token's is not counted."""
+    positions = [{4: -0.5}, {5: -1.5, 7: -0.2}, {9: -3.0}]  # token 5 was sampled, 7 was top
+    for shaped in (
+        [{t: Logprob(v, 1) for t, v in at.items()} for at in positions],
+        FlatLogprobs(positions),
+    ):
+        assert sampled_logprobs([4, 5, 9], shaped) == [-0.5, -1.5, -3.0]
+        g = to_generated([4, 5, 9], "stop", {9}, decode, logprobs=shaped)
+        assert g == Generated("4 5", 3, True, logprob=-1.0)  # (-0.5 - 1.5) / 2
+        cut = to_generated([4, 5], "length", {9}, decode, logprobs=shaped)
+        assert cut.logprob == -1.0 and not cut.finished
+    assert to_generated([4, 5, 9], "stop", {9}, decode).logprob is None  # none requested
+    assert to_generated([9], "stop", {9}, decode, logprobs=[{9: Logprob(-1.0)}]).logprob is None
+    assert sampled_logprobs([4, 5], [{4: Logprob(-0.5)}]) is None  # fewer positions than tokens
+    assert sampled_logprobs([4, 5], [{4: Logprob(-0.5)}, {6: Logprob(-1.0)}]) is None
+    assert sampled_logprobs([4], [None]) is None
+
+
+def test_a_streamed_requests_logprobs_reach_its_result() -> None:
+    class Scored(FakeEngine):
+        def step(self) -> list[RequestOutput]:
+            outs = super().step()
+            for o in outs:
+                for c in o.outputs:
+                    c.logprobs = [{t: Logprob(-0.25 * (i + 1))} for i, t in enumerate(c.token_ids)]
+            return outs
+
+    eng, got = Scored(per_step=4), []
+    run_stream(streamer(eng), qa_jobs(2), lambda j, o: got.append(o) or [], GenParams(), 2)
+    assert [g.logprob for g in got] == [-0.25, -0.25]  # the first token's; the end's left out
+
+
+def test_a_wave_through_llm_generate_carries_each_rows_logprob() -> None:
+    class Tok:
+        def decode(self, ids: list[int], skip_special_tokens: bool = True) -> str:
+            return decode(ids)
+
+    class WaveLLM:
+        def generate(self, prompts: list, sps: list, use_tqdm: bool = False) -> list:
+            scored = [{4: Logprob(-2.0)}, {99: Logprob(-0.1)}]
+            return [
+                RequestOutput("0", [Completion([4, 99], "stop", scored)], True),
+                RequestOutput("1", [Completion([4, 5, 99], "stop")], True),  # none given
+            ]
+
+    runner = VllmRunner(WaveLLM(), Tok(), [99], "waves")
+    runner.sampling = lambda params, ids: "SP"  # type: ignore[method-assign]  (needs vllm)
+    got = runner.generate([[1], [2]], GenParams())
+    assert [(g.text, g.logprob) for g in got] == [("4", -2.0), ("4 5", None)]
+
+
 def test_cuda_oom_becomes_outofmemory_and_a_dead_engine_one_line() -> None:
     class OutOfMemoryError(RuntimeError):  # torch.cuda.OutOfMemoryError's name
         pass
@@ -111,6 +197,7 @@ def test_cuda_oom_becomes_outofmemory_and_a_dead_engine_one_line() -> None:
 class Completion:
     token_ids: list[int]
     finish_reason: str | None
+    logprobs: object = None  # per position {token id: Logprob}, with SamplingParams(logprobs=0)
 
 
 @dataclass
@@ -163,8 +250,8 @@ def streamer(engine: FakeEngine) -> VllmStreamer:
     return VllmStreamer(
         FakeLLM(engine),
         sampling=lambda params, ids: "SP",
-        finish=lambda ids, reason, cached=0, stops=None: to_generated(
-            ids, reason, {99}, decode, stops, cached
+        finish=lambda ids, reason, cached=0, stops=None, logprobs=None: to_generated(
+            ids, reason, {99}, decode, stops, cached, logprobs
         ),
     )
 

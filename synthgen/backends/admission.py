@@ -8,7 +8,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from synthgen.backends.base import Generated, GenParams
+from synthgen.backends.base import Generated, GenParams, mean_logprob
 
 BLOCK = 16  # tokens per prefix-index block: the shortest prefix worth reusing
 
@@ -86,6 +86,8 @@ class Request:
     start: int = 0  # prompt tokens whose KV came from a cached prefix (not prefilled)
     src: int = -1  # the slot that prefix came from
     out: list[int] = field(default_factory=list)  # new tokens so far
+    # ln p of each new token under the raw logits (base.mean_logprob), as `out`
+    logps: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -160,8 +162,10 @@ def sub_batches(reqs: list[Request], budget: int) -> list[list[Request]]:
 def finish(r: Request, eos: set[int], decode: Callable[[list[int]], str]) -> Generated | None:
     """The request's result once its last token is in, else None (it goes on)."""
     t, n = r.out[-1], len(r.out)
-    if t in eos and n > r.params.min_new_tokens:
-        return Generated(decode(r.out[:-1]), n, True, r.start)
+    if t in eos and n > r.params.min_new_tokens:  # the end token: not counted in the logprob
+        return Generated(
+            decode(r.out[:-1]), n, True, r.start, logprob=mean_logprob(r.logps[: n - 1])
+        )
     if n >= r.params.max_new_tokens:
-        return Generated(decode(r.out), n, False, r.start)
+        return Generated(decode(r.out), n, False, r.start, logprob=mean_logprob(r.logps[:n]))
     return None

@@ -95,6 +95,32 @@ class Generated:
     failed: str | None = None
     status: int | None = None
     attempts: int = 1
+    # the reply's mean token log-probability (nats/token, <= 0): see `mean_logprob`
+    logprob: float | None = None
+
+
+def mean_logprob(values: list[float]) -> float | None:
+    """Generated.logprob from the per-token log-probabilities of a reply's tokens.
+
+    Definition, shared by every backend: the mean over the tokens the reply's text was decoded
+    from of ln p(token | prompt, tokens before it), in nats per token, under the model's
+    distribution as it comes out of the model: softmax of the raw logits, before any
+    temperature, top-p or min-new-tokens processing (greedy and sampled replies are scored
+    alike). The end-of-turn token that ended a reply is not counted, nor anything after it
+    (padding, a forced end token); a reply cut by a stop string counts every token up to the
+    one that completed the stop string. None where unknown: no tokens (an empty reply), or an
+    engine or server that gives no log-probabilities. (InPars keeps generated queries by this
+    number: a low one marks a reply the model itself found unlikely.)
+
+    Where it comes from: the continuous engine and the dynamic/static engines gather it while
+    decoding (no extra forward; in the latter a logits processor that the model's own
+    generation_config adds, e.g. a repetition_penalty, runs before it), vLLM from
+    SamplingParams(logprobs=0) (its default raw_logprobs mode), an endpoint from the logprobs
+    its server reports (None where it reports none, as transformers serve does).
+    """
+    if not values:
+        return None
+    return float(sum(values) / len(values))
 
 
 @dataclass

@@ -4,13 +4,16 @@ dynamic: the batch as it comes, a dynamic KV cache. static: fixed shapes so tran
 compiles the decode step once (see synthgen/backends/transformers.py): `static_rows` rows
 (short batches padded with copies), prompts left-padded to a multiple of the prefill chunk,
 a static cache grown in 256-token steps.
+
+Each reply's logprob (Generated.logprob, base.mean_logprob) is gathered during `generate`
+(token_logprobs): no extra forward, one [rows] tensor a step, one read-back per batch.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from synthgen.backends.base import Generated, GenParams, per_row
+from synthgen.backends.base import Generated, GenParams, mean_logprob, per_row
 
 
 class Batched:
@@ -60,6 +63,7 @@ class Batched:
         static: bool,
     ) -> list[Generated]:
         import torch
+        from transformers import LogitsProcessorList, StoppingCriteriaList
 
         params, limits = per_row(params, len(batch))
         width = pad_to or max(len(ids) for ids in batch)
@@ -69,22 +73,29 @@ class Batched:
         for i, ids in enumerate(padded):  # left padding: the new tokens line up on the right
             input_ids[i, width - len(ids) :] = torch.tensor(ids)
             mask[i, width - len(ids) :] = 1
-        kw = self._options(params, limits, width, len(padded) - len(batch), static)
+        # min_new_tokens as each row's (min, max), held by row_lengths after the logprobs are
+        # taken (transformers' own min_new_tokens processor would run before them)
+        lengths = limits
+        if limits is None and params.min_new_tokens:
+            lengths = [(params.min_new_tokens, params.max_new_tokens)] * len(batch)
+        kw = self._options(params, lengths, width, len(padded) - len(batch), static)
+        first, gather = token_logprobs()
+        kw["logits_processor"] = LogitsProcessorList([first, *kw.get("logits_processor", [])])
+        kw["stopping_criteria"] = StoppingCriteriaList([*kw.get("stopping_criteria", []), gather])
         with torch.inference_mode():
             out = self.model.generate(
                 input_ids=input_ids.to(self.device),
                 attention_mask=mask.to(self.device),
                 max_new_tokens=params.max_new_tokens,
-                min_new_tokens=(params.min_new_tokens or None) if limits is None else None,
                 eos_token_id=self.eos,
                 pad_token_id=self.pad,
                 **kw,
             )
         new = out[: len(batch), width:].tolist()
+        logps = gather.rows(len(batch))
         stops = params.stop_strings
-        if limits is None:
-            return [self.decode(row, None, stops) for row in new]
-        return [self.decode(row, most, stops) for row, (_, most) in zip(new, limits, strict=True)]
+        most = [None] * len(batch) if limits is None else [hi for _, hi in limits]
+        return [self.decode(row, m, stops, lp) for row, m, lp in zip(new, most, logps, strict=True)]
 
     def _options(
         self,
@@ -101,12 +112,8 @@ class Batched:
             else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
         )
         if params.stop_strings:
-            from transformers import StoppingCriteriaList
-
             stop = self._stop_criteria(tuple(params.stop_strings))
-            kw["stopping_criteria"] = StoppingCriteriaList(
-                [after_content(stop, self.tokenizer, width)]
-            )
+            kw["stopping_criteria"] = [after_content(stop, self.tokenizer, width)]
         if static:
             kw["cache_implementation"] = "static"
             if self.prefill_chunk:
@@ -128,13 +135,19 @@ class Batched:
         return self._stop_cache[stops]
 
     def decode(
-        self, new: list[int], most: int | None = None, stop_strings: list[str] | None = None
+        self,
+        new: list[int],
+        most: int | None = None,
+        stop_strings: list[str] | None = None,
+        logps: list[float] | None = None,
     ) -> Generated:
         """Cut at the first end-of-turn token or after the first stop string; what follows is
         padding after the row finished.
 
         `most`: the row's own max_new_tokens, where the batch ran longer: its forced end token
         (row_lengths) is not one of its tokens, as with an engine that stops each row itself.
+        `logps`: each new token's log-probability, as `new` (token_logprobs); the logprob is
+        their mean over the kept tokens (the end token and the padding after it not counted).
         """
         new = new if most is None else new[:most]
         end = next((i for i, t in enumerate(new) if t in self.eos), None)
@@ -149,11 +162,66 @@ class Batched:
             at, s = min(stops)
             text = text[: at + len(s)]
         finished = end is not None or bool(stops)
-        return Generated(text=text, tokens=len(kept) + (end is not None), finished=finished)
+        logprob = mean_logprob(logps[: len(kept)]) if logps and len(logps) >= len(kept) else None
+        return Generated(
+            text=text, tokens=len(kept) + (end is not None), finished=finished, logprob=logprob
+        )
 
     def close(self) -> None:
         self.model = None
         self._stop_cache.clear()
+
+
+def token_logprobs() -> tuple[Any, Any]:
+    """(logits processor, stopping criterion) that record each chosen token's log-probability
+    under the raw logits during `generate`, for Generated.logprob.
+
+    The processor goes first in the `logits_processor` given to `generate`: transformers runs
+    it on the step's float32 logits before synthgen's own processors (row_lengths) and before
+    the temperature/top-p warpers, which it appends after them (only processors that the
+    model's generation_config itself asks for, such as a repetition_penalty, run before it).
+    It keeps those logits and their log-normalizer [rows]; the stopping criterion, called
+    once the step's token is appended to input_ids, gathers that token's logit minus the
+    normalizer: one [rows] tensor a step on the device, no copy of the logits. (Only
+    row_lengths changes the logits in place, on end tokens that are then either not chosen or
+    past the row's own length: never a counted token.) `rows(n)` reads the first n rows back
+    once: per row, one value per new token, padding steps included (the caller cuts them);
+    empty rows (logprob None) where the steps did not pair up, as with a `generate` that skips
+    the processors.
+    """
+    import torch
+    from transformers import LogitsProcessor, StoppingCriteria
+
+    class First(LogitsProcessor):
+        logits: Any = None
+        norm: Any = None
+
+        def __call__(self, input_ids: Any, scores: Any) -> Any:
+            self.logits, self.norm = scores, torch.logsumexp(scores, -1)
+            return scores
+
+    first = First()
+
+    class Gather(StoppingCriteria):
+        def __init__(self) -> None:
+            self.steps: list[Any] = []
+            self.paired = True  # every step had its logits
+
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            if first.logits is None:
+                self.paired = False
+            else:
+                chosen = first.logits.gather(1, input_ids[:, -1:].to(first.logits.device))
+                self.steps.append(chosen[:, 0] - first.norm)
+                first.logits = first.norm = None  # not kept past the step
+            return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+        def rows(self, n: int) -> list[list[float]]:
+            if not self.steps or not self.paired:
+                return [[] for _ in range(n)]
+            return torch.stack(self.steps, 1)[:n].tolist()
+
+    return first, Gather()
 
 
 def after_content(inner: Any, tokenizer: Any, start: int) -> Any:

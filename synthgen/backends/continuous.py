@@ -297,14 +297,17 @@ class SlotEngine:
         return logits
 
     def _first_tokens(self, batch: list[Request], logits: Any) -> list[tuple[int, Generated]]:
-        return self._advance(batch, self._sample(logits, batch))
+        return self._advance(batch, *self._sample(logits, batch))
 
-    def _advance(self, reqs: list[Request], tokens: list[int]) -> list[tuple[int, Generated]]:
-        """Each request's new token: a finished one gives its result and frees its slot, the
-        others decode on from that token's cache position."""
+    def _advance(
+        self, reqs: list[Request], tokens: list[int], logps: list[float]
+    ) -> list[tuple[int, Generated]]:
+        """Each request's new token (and its log-probability): a finished one gives its result
+        and frees its slot, the others decode on from that token's cache position."""
         done = []
-        for r, t in zip(reqs, tokens, strict=True):
+        for r, t, lp in zip(reqs, tokens, logps, strict=True):
             r.out.append(t)
+            r.logps.append(lp)
             res = finish(r, self.eos, self.decode)
             if res is not None:
                 done.append((r.key, res))
@@ -326,7 +329,7 @@ class SlotEngine:
         self.d_pos.copy_(torch.tensor(self.pos, dtype=torch.long)[:, None])
         logits = self._replay(keys)[[r.slot for r in active]]
         self.stats["decode_steps"] += 1
-        return self._advance(active, self._sample(logits, active))
+        return self._advance(active, *self._sample(logits, active))
 
     def _forward_decode(self, keys: int) -> Any:
         """Every slot's next-token logits [slots, vocab] (float32) from d_ids at d_pos."""
@@ -377,26 +380,38 @@ class SlotEngine:
 
     # --- tokens ----------------------------------------------------------------------------
 
-    def _sample(self, logits: Any, reqs: list[Request]) -> list[int]:
-        """Greedy or temperature/top-p; end tokens held back below each row's min_new_tokens."""
+    def _sample(self, logits: Any, reqs: list[Request]) -> tuple[list[int], list[float]]:
+        """Greedy or temperature/top-p; end tokens held back below each row's min_new_tokens.
+
+        Also each chosen token's log-probability under the raw logits (base.mean_logprob):
+        the log-normalizer is taken before the end tokens are masked and without temperature,
+        and the chosen token's own logit is never one the masking touched. One read-back for
+        tokens and log-probabilities together.
+        """
         import torch
 
+        norm = torch.logsumexp(logits, -1)  # [R]: the raw distribution's log-normalizer
         early = [i for i, r in enumerate(reqs) if len(r.out) < r.params.min_new_tokens]
         if early:
             rows = torch.tensor(early, device=logits.device)
             logits[rows[:, None], self.eos_t[None, :]] = -float("inf")
         p = reqs[0].params
         if not p.do_sample:
-            return logits.argmax(-1).tolist()
-        if self.generator is None:
-            self.generator = torch.Generator(device=logits.device).manual_seed(int(p.seed))
-        probs = torch.softmax(logits / float(p.temperature), -1)
-        if p.top_p < 1:
-            sorted_p, order = probs.sort(-1, descending=True)
-            outside = sorted_p.cumsum(-1) - sorted_p > float(p.top_p)
-            sorted_p[outside] = 0
-            probs = torch.zeros_like(probs).scatter_(-1, order, sorted_p)
-        return torch.multinomial(probs, 1, generator=self.generator)[:, 0].tolist()
+            tokens = logits.argmax(-1)
+        else:
+            if self.generator is None:
+                self.generator = torch.Generator(device=logits.device).manual_seed(int(p.seed))
+            probs = torch.softmax(logits / float(p.temperature), -1)
+            if p.top_p < 1:
+                sorted_p, order = probs.sort(-1, descending=True)
+                outside = sorted_p.cumsum(-1) - sorted_p > float(p.top_p)
+                sorted_p[outside] = 0
+                probs = torch.zeros_like(probs).scatter_(-1, order, sorted_p)
+            tokens = torch.multinomial(probs, 1, generator=self.generator)[:, 0]
+        logps = logits.gather(1, tokens[:, None])[:, 0] - norm
+        # token ids are exact in float64 (< 2**53): one tensor, one copy to the host
+        both = torch.stack([tokens.to(torch.float64), logps.to(torch.float64)]).tolist()
+        return [int(t) for t in both[0]], both[1]
 
     def _release(self, slot: int) -> None:
         """The slot is free; its prompt's KV stays for a prompt that begins the same way."""

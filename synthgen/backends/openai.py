@@ -20,6 +20,15 @@ progress bar, comparison report).
 The reply's text is the server's: a stop string (`model.stop_strings`) is not in it, as the
 OpenAI API defines, except where the server says which one ended the reply (vLLM's
 `stop_reason`), which is put back so replies read as a local backend's do.
+
+Every request asks for `logprobs: true`; Generated.logprob is the mean of the per-token
+log-probabilities the server returns (reply_logprob: the chat API's
+choices[0].logprobs.content[i].logprob, or the completions API's token_logprobs), as the
+server computes them (vLLM: the raw logits, its default logprobs_mode), a trailing end-of-turn
+token left out; None where the server sends none. A server that refuses the parameter (HTTP
+400 or 422 to a request carrying it) gets that request again at once without it, and, if that
+one is answered, no request of the session asks again (a note in summary.json): generation
+never fails for want of logprobs.
 """
 
 from __future__ import annotations
@@ -31,13 +40,22 @@ import random
 import re
 from typing import Any
 
-from synthgen.backends.base import BaseBackend, Generated, GenParams, ModelSpec, Usage
+from synthgen.backends.base import (
+    BaseBackend,
+    Generated,
+    GenParams,
+    ModelSpec,
+    Usage,
+    mean_logprob,
+)
 from synthgen.config import SynthgenError
 
 log = logging.getLogger(__name__)
 logging.getLogger("httpx").setLevel(logging.WARNING)  # not a run.log line per request
 
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})  # worth another attempt
+# what a server that does not take `logprobs` answers a request carrying it: sent again without
+REFUSED_STATUS = frozenset({400, 422})
 BACKOFF_CAP = 60.0  # most seconds one wait between attempts lasts (s)
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -97,9 +115,12 @@ def redact(text: str, key: str | None) -> str:
     return line[:300]
 
 
-def request_body(spec: ModelSpec, messages: list[dict[str, str]], p: GenParams) -> dict:
+def request_body(
+    spec: ModelSpec, messages: list[dict[str, str]], p: GenParams, logprobs: bool = True
+) -> dict:
     """The chat completion request: greedy is temperature 0; sampling sends temperature and
-    top_p. min_tokens (a benchmark's forced length) is vLLM's extension, sent only when set."""
+    top_p. min_tokens (a benchmark's forced length) is vLLM's extension, sent only when set.
+    logprobs: ask for each reply token's log-probability (the sampled token's only)."""
     body: dict[str, Any] = {
         "model": spec.name,
         "messages": messages,
@@ -107,6 +128,8 @@ def request_body(spec: ModelSpec, messages: list[dict[str, str]], p: GenParams) 
         "temperature": float(p.temperature) if p.do_sample else 0.0,
         "seed": int(p.seed),
     }
+    if logprobs:
+        body["logprobs"] = True
     if p.do_sample:
         body["top_p"] = float(p.top_p)
     if p.stop_strings:
@@ -134,8 +157,46 @@ def parse_reply(data: dict[str, Any], p: GenParams) -> tuple[Generated, dict[str
         tokens=usage["completion_tokens"],
         finished=choice.get("finish_reason") != "length",
         cached_tokens=usage["cached_tokens"],
+        logprob=reply_logprob(choice, text),
     )
     return out, usage
+
+
+def reply_logprob(choice: dict[str, Any], text: str = "") -> float | None:
+    """The mean log-probability of a reply's tokens as the server reports them, or None.
+
+    Chat API: choice["logprobs"]["content"] = [{"token", "logprob", ...}, ...]; completions API:
+    choice["logprobs"]["token_logprobs"] = [float, ...] beside "tokens". A reply that ended on
+    an end-of-turn token may carry that token last (vLLM does; OpenAI does not): a last token
+    that is empty, or a special token such as <|im_end|> or </s> the text does not end with,
+    is left out when finish_reason is "stop". Any position without a number: None (unknown).
+    """
+    lp = choice.get("logprobs")
+    if not isinstance(lp, dict):
+        return None
+    content = lp.get("content")
+    if isinstance(content, list):
+        tokens = [e.get("token") if isinstance(e, dict) else None for e in content]
+        values = [e.get("logprob") if isinstance(e, dict) else None for e in content]
+    elif isinstance(lp.get("token_logprobs"), list):
+        values = list(lp["token_logprobs"])
+        tokens = lp.get("tokens") if isinstance(lp.get("tokens"), list) else []
+        tokens = [*tokens, *[None] * (len(values) - len(tokens))][: len(values)]
+    else:
+        return None
+    if values and choice.get("finish_reason") == "stop" and end_token(tokens[-1], text):
+        values = values[:-1]
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        return None
+    return mean_logprob([float(v) for v in values])
+
+
+def end_token(token: Any, text: str) -> bool:
+    """A reported token that is an end of turn rather than part of the text."""
+    if not isinstance(token, str):
+        return False
+    special = re.fullmatch(r"<[^<>\s]+>", token) is not None and not text.endswith(token)
+    return token == "" or special
 
 
 class Backend(BaseBackend):
@@ -220,6 +281,7 @@ class Backend(BaseBackend):
             "concurrency": self.concurrency,
         }
         self.bar: Any = None  # a tqdm bar whose description shows the cost (attach)
+        self.logprobs = True  # ask for logprobs; False once the server refused them
         self.tokenizer = None  # the server tokenizes; prompts are the chat messages
         log.info("endpoint %s, model %s, %d in flight", self.url, self.spec.name, self.concurrency)
 
@@ -275,8 +337,9 @@ class Backend(BaseBackend):
         """POST with retries; a request that fails for good is a Generated with `failed` set."""
         import httpx
 
-        body = request_body(self.spec, messages, p)
+        body = request_body(self.spec, messages, p, self.logprobs)
         attempt = 0
+        refused: str | None = None  # why the server refused the request with logprobs
         while True:
             status: int | None = None
             wait: float | None = None
@@ -286,8 +349,15 @@ class Backend(BaseBackend):
                 if status == 200:
                     out, usage = parse_reply(r.json(), p)
                     self.count(usage)
+                    if refused is not None:  # answered without them: none asked again
+                        self.no_logprobs(refused)
                     return out
                 why = f"HTTP {status}: {redact(r.text, self._key)}"
+                if status in REFUSED_STATUS and body.pop("logprobs", None) is not None:
+                    # perhaps a server that does not take logprobs: once more without, at once
+                    refused = why
+                    log.info("sent again without logprobs: %s", why)
+                    continue
                 retry = status in RETRY_STATUS
                 wait = retry_after(r.headers.get("retry-after"))
             except httpx.TimeoutException as e:
@@ -319,6 +389,16 @@ class Backend(BaseBackend):
             self.usage.retries += 1
             log.info("retry %d/%d in %.2f s: %s", attempt, self.max_retries, delay, why)
             await asyncio.sleep(delay)
+
+    def no_logprobs(self, why: str) -> None:
+        """The server refused a request for its logprobs and answered it without: no request
+        asks for them again, replies carry logprob None (summary.json's notes say why)."""
+        if not self.logprobs:
+            return
+        self.logprobs = False
+        note = f"the server refused logprobs ({why}); replies carry none (logprob null)"
+        log.warning(note)
+        self.notes.append(note)
 
     def count(self, usage: dict[str, int]) -> None:
         u = self.usage

@@ -16,7 +16,12 @@ Two ways to feed it (`generation.vllm_feed`), both measured by benchmarks/genera
 vLLM API as of 0.26.0 (vllm/entrypoints/llm.py, vllm/v1/engine/llm_engine.py): LLMEngine.
 add_request(request_id, prompt, params), step() -> [RequestOutput], abort_request(ids);
 RequestOutput.request_id is the id given to add_request, .finished, .outputs[0].token_ids
-(the stop token included) and .finish_reason ("stop" | "length" | ...).
+(the stop token included) and .finish_reason ("stop" | "length" | ...). With
+SamplingParams(logprobs=0), .outputs[0].logprobs holds, per new token, a dict token id ->
+Logprob(.logprob, ...) with the sampled token in it (a list of dicts, or vllm.logprobs.
+FlatLogprobs, which reads as one); vLLM's default logprobs_mode (raw_logprobs) computes them
+from the raw logits, before temperature, top-p or min_tokens: Generated.logprob's definition
+(synthgen/backends/base.py, mean_logprob).
 
 Everything above the `--- vLLM itself ---` line is pure and CPU-tested without vLLM.
 """
@@ -29,7 +34,7 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
-from synthgen.backends.base import Generated, GenParams, ModelSpec, OutOfMemory
+from synthgen.backends.base import Generated, GenParams, ModelSpec, OutOfMemory, mean_logprob
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +52,7 @@ def sampling_kwargs(params: GenParams, eos: list[int], ids: list[int] | None = N
 
     Greedy is temperature 0; sampling gets temperature, top_p and a per-prompt seed (when the
     prompt is given). min_tokens holds the end-of-turn tokens back as min_new_tokens does.
+    logprobs=0: the sampled token's log-probability only, no alternatives (Generated.logprob).
     """
     kw: dict[str, Any] = {
         "n": 1,
@@ -54,6 +60,7 @@ def sampling_kwargs(params: GenParams, eos: list[int], ids: list[int] | None = N
         "min_tokens": int(params.min_new_tokens),
         "stop_token_ids": sorted(int(i) for i in eos),
         "detokenize": False,  # decoded by synthgen's tokenizer, as for every engine
+        "logprobs": 0,
     }
     if params.stop_strings:  # a base model's reply ends at one; kept in the text as in transformers
         kw.update(stop=list(params.stop_strings), include_stop_str_in_output=True, detokenize=True)
@@ -89,6 +96,22 @@ def llm_kwargs(
     return kw
 
 
+def sampled_logprobs(token_ids: list[int], logprobs: Any) -> list[float] | None:
+    """Each new token's log-probability from CompletionOutput.logprobs (one dict token id ->
+    Logprob per position, the sampled token always among them; a list of dicts or vLLM's
+    FlatLogprobs); None where vLLM gave none, fewer positions than tokens, or a position
+    without its sampled token."""
+    if logprobs is None or len(logprobs) < len(token_ids):
+        return None
+    out: list[float] = []
+    for t, at in zip(token_ids, logprobs, strict=False):
+        lp = at.get(t) if at else None
+        if lp is None:
+            return None
+        out.append(float(getattr(lp, "logprob", lp)))
+    return out
+
+
 def to_generated(
     token_ids: list[int],
     finish_reason: str | None,
@@ -96,6 +119,7 @@ def to_generated(
     decode: Callable,
     stop_strings: list[str] | None = None,
     cached: int | None = 0,
+    logprobs: Any = None,
 ) -> Generated:
     """New token ids -> Generated, cut at the first end-of-turn token like the other engines.
 
@@ -103,19 +127,22 @@ def to_generated(
     counts the turn as finished, and its end token, as the transformers engines count it. A
     stop string stays in the text, which ends right after it (its last token may hold more).
     cached: RequestOutput.num_cached_tokens, the prompt tokens its prefix cache supplied.
+    logprobs: CompletionOutput.logprobs; the logprob is the mean over the kept tokens (the end
+    token not counted), None without them.
     """
     end = next((i for i, t in enumerate(token_ids) if t in eos), None)
     kept = token_ids if end is None else token_ids[:end]
     finished = end is not None or finish_reason == "stop"
     text = decode(kept)
     cached = int(cached or 0)
+    lp = mean_logprob(sampled_logprobs(kept, logprobs) or [])
     hits = [(text.find(s), s) for s in stop_strings or [] if s and s in text]
     if hits:
         at, s = min(hits)
         text = text[: at + len(s)]
         if end is None:  # the stop string, not an end token, ended it: no end token to count
-            return Generated(text, len(kept), True, cached)
-    return Generated(text, len(kept) + finished, finished, cached)
+            return Generated(text, len(kept), True, cached, logprob=lp)
+    return Generated(text, len(kept) + finished, finished, cached, logprob=lp)
 
 
 def in_flight_limit(llm: Any, default: int = 512) -> int:
@@ -182,7 +209,7 @@ class VllmStreamer:
             stops = self.stops.pop(o.request_id, None)
             cached = getattr(o, "num_cached_tokens", 0)
             args = (list(c.token_ids), c.finish_reason, cached, *([stops] if stops else []))
-            done.append((key, self.finish(*args)))
+            done.append((key, self.finish(*args, logprobs=getattr(c, "logprobs", None))))
         return done
 
     def abort(self) -> None:
@@ -255,8 +282,11 @@ class VllmRunner:
         reason: str | None,
         cached: int | None = 0,
         stop_strings: list[str] | None = None,
+        logprobs: Any = None,
     ) -> Generated:
-        return to_generated(token_ids, reason, self.eos_set, self.decode, stop_strings, cached)
+        return to_generated(
+            token_ids, reason, self.eos_set, self.decode, stop_strings, cached, logprobs
+        )
 
     def sampling(self, params: GenParams, ids: list[int]) -> Any:
         if params.do_sample:
@@ -287,6 +317,7 @@ class VllmRunner:
                 o.outputs[0].finish_reason,
                 getattr(o, "num_cached_tokens", 0),
                 p.stop_strings,
+                getattr(o.outputs[0], "logprobs", None),
             )
             for o, p in zip(outs, per_row, strict=True)
         ]

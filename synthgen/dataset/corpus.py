@@ -1,4 +1,4 @@
-"""The corpus of a run: read -> clean -> chunk -> dedup -> leak check -> select, per split;
+"""The corpus of a run: read -> clean -> chunk (-> fit) -> dedup -> leak check -> select, per split;
 then the slots to fill, and the dataset order of rows (a merge uses the same order)."""
 
 from __future__ import annotations
@@ -119,7 +119,10 @@ def _read_split(st: Settings, files: list[Any], seconds: Counter[str]) -> SplitC
     sc.docs = len(got.docs)
     seconds["read"] += time.perf_counter() - t
     t = time.perf_counter()
-    sc.chunks = chunking.chunk_docs(got.docs, st.chunking.size, st.chunking.overlap)
+    ch = st.chunking
+    sc.chunks = chunking.chunk_docs(got.docs, ch.size, ch.overlap)
+    if ch.bounds == "fit":  # into the length bounds, rather than dropped by selection
+        sc.chunks = chunking.fit_chunks(sc.chunks, ch.min_chars, ch.max_chars)
     faults.point("chunk")
     dd = st.dedup
     if dd.on:  # the same passage twice in one split is generated once
@@ -208,6 +211,18 @@ def _select(st: Settings, sc: SplitCorpus) -> None:
     )
     sc.rejected.update(rejected)
     sc.used = sc.kept[: st.chunks_needed]
+
+
+def warnings(st: Settings, corpus: Corpus) -> list[str]:
+    """Selection reasons that drop most of a split's chunks, one line each (selection.warnings)."""
+    ch = st.chunking
+    return [
+        w
+        for s in SPLITS
+        for w in selection.warnings(
+            s, len(corpus[s].chunks), corpus[s].rejected, ch.min_chars, ch.max_chars, ch.bounds
+        )
+    ]
 
 
 def make_slots(st: Settings, corpus: Corpus) -> dict[str, list[Slot]]:

@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from synthgen.backends.base import ModelSpec
 from synthgen.config import SynthgenError
 from synthgen.dataset import prepared, prompting
-from synthgen.dataset.corpus import Corpus
+from synthgen.dataset.corpus import Corpus, warnings
 from synthgen.dataset.llm import load_model_part, stage_params
 from synthgen.records import Slot
 from synthgen.rundir import SPLITS
@@ -37,6 +37,8 @@ def dry_run(
         lines.append(f"corpus: the chunks of {got['dir']} (task=prepare); no file read")
     for s in SPLITS:
         lines += split_lines(s, corpus[s].counts().to_dict(), len(slots[s]))
+    warned = warnings(st, corpus)
+    lines += warned
     for p in (leak or {}).get("pairs", []):
         lines.append(
             f"leak: val {p['val_source']} chunk {p['val_id']} ~ train {p['train_source']} "
@@ -73,6 +75,7 @@ def dry_run(
         "corpus": prepared.record(corpus),
         "leak": leak or {},
         "splits": {s: corpus[s].counts().corpus() for s in SPLITS},
+        "warnings": warned,
         "slots": {s: len(slots[s]) for s in SPLITS},
         "prompts": {"question": n_q, "answer": n_a},
         "to_generate": todo,

@@ -5,7 +5,7 @@ Unset (always, outside tests), `point()` is one dict lookup. Points, in run orde
 `read` (after each file is read), `clean`, `chunk`, `generate` (after each generate call,
 before its results are handled), `question` (a question is on disk, its answer not yet
 asked), `row` (after each row is written), `write` (after each end-of-run file), `summary`,
-`done`; `merge` (after each file of a merge).
+`done`; `merge` (after each file of a merge); `judge` (after each verdict is written).
 """
 
 from __future__ import annotations

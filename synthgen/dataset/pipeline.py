@@ -18,7 +18,14 @@ from synthgen import rundir
 from synthgen.backends.base import OutOfMemory, Usage
 from synthgen.config import SynthgenError, check
 from synthgen.dataset import filters, prepared, writing
-from synthgen.dataset.corpus import Corpus, load_corpus, make_slots, order_rows, unique_rows
+from synthgen.dataset.corpus import (
+    Corpus,
+    load_corpus,
+    make_slots,
+    order_rows,
+    unique_rows,
+    warnings,
+)
 from synthgen.dataset.dryrun import dry_run
 from synthgen.dataset.generation import Stats, drive
 from synthgen.dataset.llm import batch_size, load_backend, prepare_model, stage_params
@@ -48,6 +55,7 @@ class Plan:
     done: set[str]  # keys done here or in a sibling
     todo: int  # slots to generate
     elsewhere: int  # this shard's slots already done in a sibling job dir
+    warnings: list[str] = field(default_factory=list)  # selection drops most chunks: one line each
 
 
 @dataclass
@@ -93,6 +101,9 @@ def read(
 def prepare(t: TaskRun, st: Settings) -> Plan:
     """Corpus and slots; the run dir checked for resume, repaired, its config saved."""
     corpus, slots, total, leak = read(t, st)
+    warned = warnings(st, corpus)
+    for w in warned:
+        log.warning(w.removeprefix("warning: "))
     run_dir = t.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     state = RunState.load(run_dir, repair=False)
@@ -108,7 +119,9 @@ def prepare(t: TaskRun, st: Settings) -> Plan:
     todo = sum(k not in done for k in keys)
     elsewhere = sum(k in done and k not in own for k in keys)
     log.info("%d slots, %d done already, %d to generate", len(keys), len(keys) - todo, todo)
-    return Plan(corpus, slots, total, leak, state, known, sibling_dirs, done, todo, elsewhere)
+    return Plan(
+        corpus, slots, total, leak, state, known, sibling_dirs, done, todo, elsewhere, warned
+    )
 
 
 def generate_rows(t: TaskRun, st: Settings, plan: Plan) -> Session:
@@ -237,6 +250,7 @@ def make_summary(
         "model": cfg.model.name_or_path,
         "splits": {s: c.to_dict() for s, c in splits.items()},
         "rows": {s: len(rows[s]) for s in SPLITS},
+        "warnings": plan.warnings,  # selection dropped most chunks of a split: what to change
         # quality-gate rejects over the run dir, per "stage:reason" (also in splits.*.rejected_*)
         "filters": {"name": filters.name(cfg), "rejected": filters.counts(state.rejected)},
         "this_session": this_session,

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from synthgen import rundir
-from synthgen.config import ConfigError, check, row_config_diff
+from synthgen.config import ConfigError, backfill, check, row_config_diff
 from synthgen.dataset import dedup
-from synthgen.dataset.corpus import Corpus, SplitCorpus, load_corpus
+from synthgen.dataset.corpus import Corpus, SplitCorpus, load_corpus, warnings
 from synthgen.records import Chunk, Skipped
 from synthgen.rundir import SPLITS, runlock
 from synthgen.settings import Settings
@@ -46,6 +46,7 @@ def corpus_keys(st: Settings) -> dict[str, Any]:
         "chunking.chunk_overlap": ch.overlap,
         "chunking.min_chars": ch.min_chars,
         "chunking.max_chars": ch.max_chars,
+        "chunking.bounds": ch.bounds,
         "keywords.words": list(sel.words),
         "keywords.match": sel.match,
     }
@@ -110,7 +111,12 @@ def prepare(t: TaskRun) -> dict[str, Any]:
         t.seconds["write"] += time.perf_counter() - tick
         t.save_config()
         splits = {s: corpus[s].counts().corpus() for s in SPLITS}
-        summary = {"fingerprint": header["fingerprint"], "splits": splits, "leak": leak}
+        summary = {
+            "fingerprint": header["fingerprint"],
+            "splits": splits,
+            "warnings": warnings(st, corpus),
+            "leak": leak,
+        }
         return t.finish(summary, done=True)  # DONE: the folder is whole
 
 
@@ -138,8 +144,10 @@ def verify(folder: Path, st: Settings) -> dict[str, Any]:
     """The header, if it was prepared with this config's corpus keys; else one line."""
     head = header(folder)
     mine = corpus_keys(st)
-    if head.get("fingerprint") != fingerprint(mine):
-        diff = row_config_diff(head.get("keys", {}), mine) or "the fingerprint"
+    # a folder prepared before a key existed: its keys lack it, made with the old value
+    theirs = backfill(head.get("keys", {}), within=mine)
+    if fingerprint(theirs) != fingerprint(mine):
+        diff = row_config_diff(theirs, mine) or "the fingerprint"
         raise ConfigError(
             f"corpus.prepared: {str(folder)!r} was prepared with another corpus config "
             f"({diff}, there -> here); run task=prepare again with this config, or drop "

@@ -38,7 +38,8 @@ class QuestionAsk:
 
 @dataclass
 class AnswerAsk:
-    """An answer job's payload: the slot, its accepted question and that question's tokens."""
+    """An answer job's payload: the slot, its accepted question, that question's tokens and
+    its signals (its reply's logprob, its chunk's ranks; questions.jsonl keeps them)."""
 
     slot: Slot
     question: str
@@ -381,7 +382,8 @@ class RowMaker:
         """Dedup within the split, persist, and enqueue the answer (or write the row now).
 
         Without an answer stage (questions-only, or qa_pair with the answer in hand) the row
-        is written at once and questions.jsonl is not needed.
+        is written at once and questions.jsonl is not needed. sig: the question's signals,
+        which questions.jsonl and its answer job (AnswerAsk.signals) carry to the row.
         """
         twin = self.seen[slot.split].match(question)
         # the same question again, exactly or all but a word
@@ -427,4 +429,4 @@ class RowMaker:
 
 def _sig(out: Generated) -> dict[str, Any]:
     """What a reply says about itself before parsing: the generator's mean log-probability."""
-    return signals.of_reply(getattr(out, "logprob", None))
+    return signals.of_reply(out.logprob)

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from synthgen.records import Chunk
+
+# a selection reason that drops more than this share of a split's chunks is told in one line
+# (dry run, run log, summary.json's `warnings`) with the setting to change
+WARN_SHARE = 0.5
 
 
 def keyword_matcher(words: list[str], match: str) -> Callable[[str], bool]:
@@ -45,3 +49,32 @@ def select(
         else:
             kept.append(c)
     return kept, rejected
+
+
+def warnings(
+    split: str,
+    total: int,
+    rejected: Mapping[str, int],
+    min_chars: int,
+    max_chars: int,
+    bounds: str,
+) -> list[str]:
+    """One line for each reason (length bounds, keywords) that drops more than WARN_SHARE of
+    the split's `total` chunks, naming the setting to change.
+
+    A corpus whose text packs more characters into a token than prose (technical help, code)
+    can lose most of its chunks to max_chars with nothing but a count in the summary to say so.
+    """
+    fit = "" if bounds == "fit" else " or use chunking.bounds=fit"
+    why = {
+        "too_long": f"are too long (chunking.max_chars={max_chars} characters); raise it{fit}",
+        "too_short": f"are too short (chunking.min_chars={min_chars} characters); lower it{fit}",
+        "no_keyword": "mention none of keywords.words; use keywords=none to keep every chunk, "
+        "or other words",
+    }
+    out = []
+    for reason, what in why.items():
+        n = rejected.get(reason, 0)
+        if total and n / total > WARN_SHARE:
+            out.append(f"warning: {n} of {total} {split} chunks ({n / total:.0%}) {what}")
+    return out

@@ -338,6 +338,7 @@ def _summary(
         "merged_from": {"sweep": str(sweep), "overrides": list(group), "job_dirs": len(jobs)},
         "splits": splits,
         "rows": {s: len(rows[s]) for s in SPLITS},
+        "warnings": ref.get("warnings", []),  # the corpus's, the same in every shard
         "filters": {"name": filters.name(base), "rejected": filters.counts(rejected)},
         "generation": {
             **gen.to_dict(),  # summed over shards (GPU-seconds; tokens/s per GPU)
