@@ -83,10 +83,13 @@ def engines(tiny_model: Path):
     # engines: rows then end at many lengths, as a real model's do
     from collections import Counter
 
+    import torch
+
     seen: Counter[int] = Counter()
     for x in prompts(ref.tokenizer):
-        out = ref.generate([x], GenParams(max_new_tokens=6))[0]
-        seen.update(ref.tokenizer(out.text, add_special_tokens=False)["input_ids"][1:5])
+        with torch.inference_mode():  # the token ids themselves: the text re-encodes otherwise
+            out = ref.model.generate(torch.tensor([x]), max_new_tokens=6, do_sample=False)
+        seen.update(out[0, len(x) + 1 : len(x) + 5].tolist())
     ref.eos = cont.eos = sorted({*ref.eos, seen.most_common(1)[0][0]})
     yield ref, cont
     cont.close()
