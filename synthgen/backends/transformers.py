@@ -95,13 +95,25 @@ def check_values(spec: ModelSpec) -> None:
 
 
 def torch_dtype(name: str, cuda: bool) -> Any:
+    """model.dtype=auto: bf16 on a GPU that has it (else fp16); on a CPU, bf16 where the CPU
+    multiplies bf16 natively (Intel AMX or AVX512-BF16: Gemma 3 270M prefilled 2.6x and ran
+    a default run ~1.9x faster than in fp32 on 2 cores, same questions), else fp32 (emulated
+    bf16 is slower than fp32)."""
     import torch
 
     if name == "auto":
         if not cuda:
-            return torch.float32
+            return torch.bfloat16 if cpu_bf16() else torch.float32
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return getattr(torch, name)
+
+
+def cpu_bf16() -> bool:
+    """The CPU has bf16 matrix units (torch's own check; False where torch cannot tell)."""
+    import torch
+
+    checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    return any(getattr(torch.cpu, c, lambda: False)() for c in checks)
 
 
 class Backend(BaseBackend):
@@ -155,6 +167,7 @@ class Backend(BaseBackend):
         # what was chosen and why: summary.json's this_session.engine
         self.choices = {
             "reason": engine_reason,
+            "dtype": {"setting": self.spec.dtype, "chosen": str(self.dtype).split(".")[-1]},
             "load_in_4bit": {
                 "setting": setting,
                 "chosen": self.spec.load_in_4bit,
