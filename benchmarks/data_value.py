@@ -536,7 +536,8 @@ def main(argv: list[str] | None = None) -> int:
         "date": datetime.now().astimezone().isoformat(timespec="seconds"),
         "invocation": args.invocation,
         "git_commit": git_commit(),
-        "machine": machine(),
+        "machine": (mach := machine()),
+        "gpu": mach["gpu"] or "cpu",  # as benchmarks/generation.py's lines have it
         "versions": versions(),
         "finetune": {
             "seeds": args.seeds,
@@ -576,8 +577,9 @@ def main(argv: list[str] | None = None) -> int:
             append(args.results, line)
             written.append(line)
             continue
-        # (config name, variant overrides, run dir or the error that stopped it, seconds)
-        sources: list[tuple[str, list[str] | None, Path | Exception, float | None]] = []
+        # (config name, variant overrides, run dir or the error that stopped it, seconds, the
+        # folder its tuned models go to)
+        sources: list[tuple[str, list[str] | None, Path | Exception, float | None, Path]] = []
         data: Path | Exception = given if given is not None else Path()
         t = time.perf_counter()
         if given is None:
@@ -586,7 +588,7 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as e:  # one line saying so; the next config goes on
                 traceback.print_exc()
                 data = e
-        sources.append((name, None, data, None if given else time.perf_counter() - t))
+        sources.append((name, None, data, None if given else time.perf_counter() - t, work))
         for vname, vover in variants if isinstance(data, Path) else []:
             t = time.perf_counter()
             try:
@@ -594,8 +596,9 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as e:
                 traceback.print_exc()
                 vdata = e
-            sources.append((f"{name}+{vname}", vover, vdata, time.perf_counter() - t))
-        for cname, vover, data, s in sources:
+            vwork = work / f"variant-{vname}"
+            sources.append((f"{name}+{vname}", vover, vdata, time.perf_counter() - t, vwork))
+        for cname, vover, data, s, folder in sources:
             line = {
                 **line_base,
                 "config": {
@@ -605,7 +608,7 @@ def main(argv: list[str] | None = None) -> int:
                     "variant": vover,
                     "rows_dir": str(given) if given else None,
                 },
-                "work": str(work),
+                "work": str(folder),
             }
             t = time.perf_counter()
             try:
@@ -615,7 +618,7 @@ def main(argv: list[str] | None = None) -> int:
                 if not (line["rows"] or {}).get("train"):  # a result, not a failure
                     line.update(train_pairs=0, tuned=None, note="no train rows: nothing tuned")
                 else:
-                    line.update(measure(args, ds, base["base"], data, work / cname))
+                    line.update(measure(args, ds, base["base"], data, folder))
             except Exception as e:
                 from synthgen.tasks import one_line
 

@@ -78,7 +78,7 @@ def test_configs_variants_and_rows_each_append_a_line(
         assert all(in_unit({k: s[k] for k in METRICS}) for s in x["tuned_seeds"])
         for k in METRICS:
             assert x["delta"][k] == pytest.approx(x["tuned"][k] - x["base"][k], abs=1e-3)
-        assert {"date", "git_commit", "machine", "versions", "seconds"} <= set(x)
+        assert {"date", "git_commit", "machine", "gpu", "versions", "seconds"} <= set(x)
         assert x["machine"]["cpus"] and x["seconds"]["total"] > 0
     assert lines[0]["config"]["overrides"][0] == "model=qwen25_05b"
     assert lines[1]["config"]["variant"] == ["filters=none"]
