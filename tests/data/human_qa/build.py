@@ -144,22 +144,28 @@ def passage(items: list[dict], i: int) -> str:
     return out
 
 
-def main(root: str) -> None:
+def kept(root: str):
+    """(page name, the page's entries, index, entry) of every entry the pairs are made of."""
     for name in PAGES:
         items = entries(Path(root) / FAQ / f"{name}.html")
         for i, e in enumerate(items):
             first = next((k for k, t in e["blocks"] if k in ("p", "code")), None)
             if first != "p":
                 continue  # no paragraph, or code before it: the answer is empty or only code
-            answer = next(t for k, t in e["blocks"] if k == "p")
-            row = {
-                "source": f"{PACKAGE}:{FAQ / name}.html",
-                "id": f"{name}#{e['id']}",
-                "question": e["question"],
-                "answer": answer,
-                "passage": passage(items, i),
-            }
-            print(json.dumps(row, ensure_ascii=False))
+            yield name, items, i, e
+
+
+def main(root: str) -> None:
+    for name, items, i, e in kept(root):
+        answer = next(t for k, t in e["blocks"] if k == "p")
+        row = {
+            "source": f"{PACKAGE}:{FAQ / name}.html",
+            "id": f"{name}#{e['id']}",
+            "question": e["question"],
+            "answer": answer,
+            "passage": passage(items, i),
+        }
+        print(json.dumps(row, ensure_ascii=False))
 
 
 if __name__ == "__main__":
