@@ -524,3 +524,70 @@ def test_the_default_model_judges_hand_written_rows(gemma: Path, tmp_path: Path)
     print("counts:", c)
     assert c["judged"] == 4 and c["parsed"] + c["unparsed"] == 4
     assert len(kept) + len(dropped) == 4
+
+
+# --- the judge stage in a run: pipeline finish and task=filter -----------------------------------
+
+
+class HalfJudge(JudgeFake):
+    """JudgeFake whose reply does not parse for about half the rows (by the question's text)."""
+
+    def generate(
+        self, batch: list[list[int]], params: GenParams | list[GenParams]
+    ) -> list[Generated]:
+        out = super().generate(batch, params)
+        texts = ["".join(chr(i) for i in ids) for ids in batch]
+        if not all("Verdict:" in t for t in texts):
+            return out
+        for i, t in enumerate(texts):
+            question = t.rsplit("Question: ", 1)[1].split("Answer:", 1)[0]
+            if sum(map(ord, question)) % 2:
+                out[i] = Generated("The film is good, I think.", 7, True)
+        return out
+
+
+HALF = ["model._target_=tests.test_judge.HalfJudge", "prompt=notebook"]
+
+
+def test_a_run_judges_its_rows_and_a_rerun_asks_nothing_again(tmp_path: Path, fake_judge) -> None:
+    from synthgen.dataset import pipeline
+
+    d = tmp_path / "run"
+    over = [*HALF, "judge=default", "judge.on_unparsed=drop", "num_rows=8"]
+    s = pipeline.run(compose(over), d)
+    judged = jsonl(d / "judged.jsonl")
+    made = [r for sp in ("train", "val") for r in jsonl(d / f"{sp}.jsonl")]
+    assert len(judged) == len(made) == len(JudgeFake.judged) > 0
+    kept = [r for sp in ("train", "val") for r in json.loads((d / f"{sp}.json").read_text())]
+    rejected = jsonl(d / "rejected.jsonl")
+    drops = [r for r in rejected if r["stage"] == "judge"]
+    assert kept and drops and len(kept) + len(drops) == len(made)
+    assert all(r["judge"] == {**dict.fromkeys(ITEMS, True), "unparsed": False} for r in kept)
+    assert all(r["reason"] == "judge_unparsed" and r["raw"] for r in drops)
+    assert s["judge"]["unparsed"] == len(drops) and s["judge"]["dropped"] == {
+        "judge_unparsed": len(drops)
+    }
+    for sp in ("train", "val"):  # every slot is a row or a reject, the judge's included
+        c = s["splits"][sp]
+        assert c["slots"] == c["rows"] + sum(c["rejected_questions"].values()) + sum(
+            c["rejected_answers"].values()
+        )
+    JudgeFake.judged = []
+    again = pipeline.run(compose(over), d)  # every row judged already: no prompt, same files
+    assert JudgeFake.judged == [] and again["rows"] == s["rows"]
+    assert jsonl(d / "rejected.jsonl") == rejected
+
+
+def test_task_filter_judges_a_finished_run_with_its_model(tmp_path: Path, fake_judge) -> None:
+    from synthgen.dataset import pipeline
+
+    src = tmp_path / "src"
+    pipeline.run(compose([*HALF, "num_rows=8"]), src)  # no judge here
+    assert not (src / "judged.jsonl").exists() and JudgeFake.judged == []
+    out = tmp_path / "out"
+    s = pipeline.run(compose(["task=filter", f"filter.data={src}", "judge=default"]), out)
+    rows = [r for sp in ("train", "val") for r in json.loads((out / f"{sp}.json").read_text())]
+    assert len(rows) == sum(s["rows"].values()) and JudgeFake.judged
+    unparsed = [r for r in rows if r["judge"]["unparsed"]]  # on_unparsed=keep: kept, marked
+    assert unparsed and s["judge"]["unparsed"] == len(unparsed)
+    assert all(r["judge"]["stands_alone"] is None for r in unparsed)

@@ -193,11 +193,16 @@ def finish(t: TaskRun, st: Settings, plan: Plan, session: Session) -> dict[str, 
         )
         for s in SPLITS
     }
+    t.seconds["write"] += time.perf_counter() - tick
+    rows, state.rejected, judged = judge_rows(t, st, rows, state.rejected)
+    tick = time.perf_counter()
     corpus_json = {s: {c.id: c.text for c in plan.corpus[s].corpus_chunks()} for s in SPLITS}
     files = writing.write_outputs(run_dir, rows, corpus_json)
     t.seconds["write"] += time.perf_counter() - tick
 
     summary = make_summary(t, st, plan, state, rows, session)
+    if judged is not None:
+        summary["judge"] = judged
     if any(repeated.values()):
         summary["jsonl_repeated_rows"] = repeated  # lines whose key came before: not in the dataset
     summary["files"] = sorted(
@@ -207,6 +212,31 @@ def finish(t: TaskRun, st: Settings, plan: Plan, session: Session) -> dict[str, 
     summary = t.finish(summary, done=True)
     log.info("rows: train %d, val %d -> %s", len(rows["train"]), len(rows["val"]), run_dir)
     return summary
+
+
+def judge_rows(
+    t: TaskRun, st: Settings, rows: dict[str, list[dict]], rejected: list[dict]
+) -> tuple[dict[str, list[dict]], list[dict], dict[str, Any] | None]:
+    """The judge stage (judge=default), after the rows are made: (the rows it keeps, each with
+    its verdict; rejected.jsonl's records with this pass's judge rejects in place of earlier
+    ones; summary.json's `judge` counts). judged.jsonl holds the verdicts as they land, so a
+    rerun judges only what it lacks, and the judge rejects are rebuilt from it every time.
+    Without a judge: the rows and records as they were, and None."""
+    if not st.judge.enabled:
+        return rows, rejected, None
+    from synthgen.dataset import judge
+
+    stats = Stats()
+    flat = [r for s in SPLITS for r in rows[s]]
+    verdicts = judge.run(lambda: load_backend(t.cfg, st), st, flat, t.run_dir, stats=stats)
+    t.seconds["judge"] += stats.seconds
+    kept, drops = {}, []
+    for s in SPLITS:
+        kept[s], d = judge.apply(rows[s], verdicts, st.judge)
+        drops += d
+    rejected = [r for r in rejected if r.get("stage") != "judge"] + drops
+    writing.write_jsonl(t.run_dir / rundir.REJECTED, rejected)
+    return kept, rejected, {"name": st.judge.name, **judge.counts(verdicts, drops)}
 
 
 def make_summary(

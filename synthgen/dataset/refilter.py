@@ -4,7 +4,8 @@ For tightening (or loosening) the gates after seeing the data, without generatin
 
     python run.py task=filter filter.data=outputs/<run> filters=strict
 
-No language model is loaded (the embedding gate, when on, loads only its embedder). The source
+No language model is loaded (the embedding gate, when on, loads only its embedder), unless
+`judge=default` asks the source run's model to judge the rows the gates keep. The source
 run dir is only read; the command's own run dir gets every file a generate run writes, built
 from the kept rows, and a rejected.jsonl with the source's rejects plus the newly dropped rows.
 The echo gate compares against the source run's prompt templates (they made its text).
@@ -12,8 +13,10 @@ The echo gate compares against the source run's prompt templates (they made its 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +24,12 @@ from omegaconf import OmegaConf
 
 from synthgen import rundir
 from synthgen.config import ConfigError, SynthgenError
-from synthgen.dataset import filters, signals, writing
+from synthgen.dataset import filters, judge, signals, writing
 from synthgen.embed import embedding
 from synthgen.records import Rejected, SplitCounts
 from synthgen.rundir import SPLITS
 from synthgen.rundir.state import RunState
+from synthgen.settings import Settings
 from synthgen.tasks import TaskRun, task
 
 log = logging.getLogger(__name__)
@@ -43,6 +47,7 @@ def refilter(t: TaskRun) -> dict[str, Any]:
         )
     source_cfg = rundir.load_config(src)
     filters.check(cfg)
+    judge.check(cfg)
     gates = filters.Gates(cfg, source_cfg.get("prompt"))
     gates.prepare()
     try:
@@ -55,6 +60,8 @@ def refilter(t: TaskRun) -> dict[str, Any]:
 
     _fill_signals(gates.scorer(corpus), gates.embed_signals, rows)
     kept, dropped = _gate(gates, rows)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    kept, judged = _judge(t, source_cfg, src, kept, dropped)
     # accepted questions (answered or not) that the question gates still accept
     questions = [
         q
@@ -73,11 +80,15 @@ def refilter(t: TaskRun) -> dict[str, Any]:
     files = writing.write_outputs(run_dir, kept, corpus)
     out_cfg = OmegaConf.create(OmegaConf.to_container(source_cfg, resolve=True))
     out_cfg.filters = OmegaConf.to_container(cfg.filters, resolve=True) if "filters" in cfg else {}
+    if "judge" in cfg:
+        out_cfg.judge = OmegaConf.to_container(cfg.judge, resolve=True)
     out_cfg.task = "filter"
     out_cfg.filter = {"data": str(src)}
     t.save_config(out_cfg, resolve=False)
 
     summary = _summary(source_summary, src, run_dir, rows, kept, rejected, dropped, gates.name)
+    if judged is not None:
+        summary["judge"] = judged
     summary.update(
         started=t.started,
         files=sorted([*files, rundir.CONFIG, rundir.SUMMARY, *rundir.JSONL_FILES, rundir.DONE]),
@@ -120,6 +131,30 @@ def _gate(
             else:
                 dropped.append(_reject(r, stage, drop, gates.name))
     return kept, dropped
+
+
+def _judge(
+    t: TaskRun, source_cfg: Any, src: Path, kept: dict[str, list[dict]], dropped: list[dict]
+) -> tuple[dict[str, list[dict]], dict[str, Any] | None]:
+    """The judge stage of this command's `judge` group on the rows the gates kept, with the
+    source run's model (it wrote them); its rejects join `dropped`. The source's verdicts
+    (judged.jsonl) are copied first: a row judged with the same settings is not asked again."""
+    js = judge.JudgeSettings.from_cfg(t.cfg)
+    if not js.enabled:
+        return kept, None
+    from synthgen.dataset.llm import load_backend
+
+    st = dataclasses.replace(Settings.from_cfg(source_cfg), judge=js)
+    if (src / rundir.JUDGED).exists() and not (t.run_dir / rundir.JUDGED).exists():
+        shutil.copyfile(src / rundir.JUDGED, t.run_dir / rundir.JUDGED)
+    flat = [r for s in SPLITS for r in kept[s]]
+    verdicts = judge.run(lambda: load_backend(source_cfg, st), st, flat, t.run_dir)
+    out = {}
+    for s in SPLITS:
+        out[s], d = judge.apply(kept[s], verdicts, js)
+        dropped += d
+    drops = [r for r in dropped if r.get("stage") == "judge"]
+    return out, {"name": js.name, **judge.counts(verdicts, drops)}
 
 
 def _fill_signals(scorer: signals.Scorer, embeds: bool, rows: dict[str, list[dict]]) -> None:
