@@ -68,6 +68,7 @@ def test_the_default_model_is_the_base_model_from_pypi(gemma: Path) -> None:
 
 def test_a_complete_run_dir_of_english_questions_and_answers(run: Path) -> None:
     s = json.loads((run / "summary.json").read_text())
+    assert s["prompt"] == "fewshot"  # the default model's own prompt: worked examples first
     assert s["status"] == "complete" and (run / "DONE").exists()
     assert s["model"] == GEMMA
     assert all((run / f).exists() for f in s["files"])
@@ -89,6 +90,10 @@ def test_a_complete_run_dir_of_english_questions_and_answers(run: Path) -> None:
         assert not re.search(r"(?im)^\s*(question\s*\d*|q)\s*:", a), a  # cut before the next Q
         assert not re.search(r"\n\s*\d+[.)]?\s*$", a), a  # no bare "2." left by a stop string
         assert r["tokens"]["question"] <= 32 and r["tokens"]["answer"] <= 32
+        # the signals of a real model's rows: its own confidence, its chunk found again
+        sig = r["signals"]
+        assert -20 < sig["logprob"] < 0 and -20 < sig["answer_logprob"] < 0, sig
+        assert 1 <= sig["bm25_rank"] <= sig["chunks"] + 1, sig
 
 
 def test_dedup_and_the_follow_up_chain_on_real_questions(run: Path) -> None:
