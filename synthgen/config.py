@@ -55,6 +55,15 @@ NOT_ROW_KEYS = (
 # was made with this value, so it resumes as before; settings and checks default to it too
 ADDED_KEYS: dict[str, Any] = {
     "chunking.bounds": "drop",  # before it, every chunk outside the bounds was dropped
+    # the gates on a row's signals (filters/default.yaml): before them, none of them ran
+    "filters.embed_signals": False,
+    "filters.round_trip.enabled": False,
+    "filters.round_trip.retriever": "bm25",
+    "filters.round_trip.k": 1,
+    "filters.logprob.enabled": False,
+    "filters.logprob.min": -1.5,
+    "filters.easiness.enabled": False,
+    "filters.easiness.max_similarity": 0.9,
 }
 BOUNDS = ("drop", "fit")  # chunking.bounds
 

@@ -179,3 +179,18 @@ def test_task_filter_regates_on_stored_signals_and_computes_missing_ones(
     dropped = [r for r in jsonl(out / "rejected.jsonl") if r.get("task") == "filter"]
     assert len(dropped) == far and all(r["reason"] == "round_trip" for r in dropped)
     assert all(r["signals"]["bm25_rank"] > 1 for r in dropped)
+
+
+def test_a_run_dir_saved_before_the_signal_gates_resumes(tmp_path: Path) -> None:
+    from omegaconf import OmegaConf
+
+    d = tmp_path / "old"
+    pipeline.run(compose([FAKE_BACKEND, "num_rows=2"]), d)
+    old = OmegaConf.load(d / "config.yaml")
+    for key in ("embed_signals", "round_trip", "logprob", "easiness"):
+        del old.filters[key]  # a config.yaml as synthgen wrote it before the keys
+    OmegaConf.save(old, d / "config.yaml")
+    s = pipeline.run(compose([FAKE_BACKEND, "num_rows=3"]), d)  # resumes: same rows as before
+    assert s["rows"]["train"] == 3 and s["this_session"]["prompts"]["question"] == 2  # 1 a split
+    with pytest.raises(ConfigError, match=r"^resume: .*filters\.round_trip\.enabled"):
+        pipeline.run(compose([FAKE_BACKEND, "num_rows=3", *ROUND_TRIP]), d)
