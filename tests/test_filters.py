@@ -281,11 +281,13 @@ def test_gates_config_errors_name_their_key() -> None:
 
 
 def quality_gates_commands() -> list[list[str]]:
-    """The `python run.py ...` lines of the README's "Quality gates" section (comments cut)."""
+    """The `python run.py ...` lines of the README's "Quality gates" and "Re-gating a finished
+    run" sections (comments cut)."""
     import shlex
 
     text = (REPO / "README.md").read_text(encoding="utf-8")
-    section = text.split("## Quality gates", 1)[1].split("\n## ", 1)[0]
+    section = text.split("### Quality gates", 1)[1].split("\n### ", 1)[0]
+    section += text.split("### Re-gating a finished run", 1)[1].split("\n## ", 1)[0]
     out = []
     for line in section.splitlines():
         if line.startswith("python run.py"):

@@ -193,4 +193,4 @@ def test_a_run_dir_saved_before_the_signal_gates_resumes(tmp_path: Path) -> None
     s = pipeline.run(compose([FAKE_BACKEND, "num_rows=3"]), d)  # resumes: same rows as before
     assert s["rows"]["train"] == 3 and s["this_session"]["prompts"]["question"] == 2  # 1 a split
     with pytest.raises(ConfigError, match=r"^resume: .*filters\.round_trip\.enabled"):
-        pipeline.run(compose([FAKE_BACKEND, "num_rows=3", *ROUND_TRIP]), d)
+        pipeline.run(compose([FAKE_BACKEND, "num_rows=3", "filters.round_trip.enabled=true"]), d)
