@@ -187,12 +187,30 @@ def check_prompt(cfg: DictConfig) -> None:
             "(or be null: questions only)",
         )
     check_examples(pr)
+    check_prompt_stops(pr)
     _int(cfg, "prompt.questions_per_chunk", 1)
     if pr.questions_per_chunk > 1 and not prompting.asks_for_list(pr.question):
         _need(
             bool(pr.get("followup")) and "{previous}" in pr.followup,
             "prompt.followup: questions_per_chunk > 1 needs a followup template with {previous} "
             "(or {num_questions} in prompt.question)",
+        )
+
+
+def check_prompt_stops(pr: DictConfig) -> None:
+    """prompt.stop_strings: per stage (question, answer), a list of strings."""
+    stops = pr.get("stop_strings")
+    if stops is None:
+        return
+    _need(OmegaConf.is_dict(stops), "prompt.stop_strings: must be a map of stage -> strings")
+    for stage, v in stops.items():
+        _need(
+            stage in ("question", "answer"),
+            f"prompt.stop_strings: unknown stage {stage!r} (question, answer)",
+        )
+        _need(
+            OmegaConf.is_list(v) and all(isinstance(x, str) and x for x in v),
+            f"prompt.stop_strings.{stage}: must be a list of non-empty strings",
         )
 
 

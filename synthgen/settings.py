@@ -8,7 +8,7 @@ Keys that a config written before they existed lacks take their default here.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +118,8 @@ class PromptSettings:
     require_question_mark: bool
     reply: str  # question | qa_pair
     examples: str = ""  # the rendered {examples} block ("" = no worked examples)
+    # per stage, stop strings this prompt adds to the model's (prompt.stop_strings)
+    stop_strings: dict[str, tuple[str, ...]] = field(default_factory=dict)
     example_passages: tuple[str, ...] = ()  # their passages, checked against the corpus
 
     @classmethod
@@ -137,6 +139,9 @@ class PromptSettings:
                 examples, str(pr.get("example") or ""), str(pr.get("examples_separator") or "")
             ),
             example_passages=tuple(e.passage for e in examples),
+            stop_strings={
+                str(k): tuple(str(x) for x in v) for k, v in (pr.get("stop_strings") or {}).items()
+            },
         )
 
     @property

@@ -28,7 +28,8 @@ def with_fake_prompt(overrides: list[str] | tuple[str, ...]) -> list[str]:
     layout (it finds the chunk between its rule lines); the default model's own prompt is the
     few-shot one, so a fake-backend run gets prompt=notebook unless it names a prompt."""
     out = list(overrides)
-    if FAKE_BACKEND in out and not any(o.startswith("prompt=") for o in out):
+    fake = any(o.startswith("model._target_=tests.fake_backend.") for o in out)
+    if fake and not any(o.startswith(("prompt=", "prompt.name=")) for o in out):
         out.append("prompt=notebook")
     return out
 

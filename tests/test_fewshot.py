@@ -113,3 +113,18 @@ def test_the_dry_run_shows_the_examples(tmp_path: Path, capsys: pytest.CaptureFi
     out = capsys.readouterr().out
     assert "prompt.examples: 4 worked examples before every chunk" in out
     assert "Roasting tomatoes slowly" in out  # the preview shows them in the prompt
+
+
+def test_the_prompts_own_stop_strings_join_the_models() -> None:
+    from synthgen.backends.base import ModelSpec
+    from synthgen.dataset.llm import stage_params
+
+    cfg = compose()
+    spec = ModelSpec.from_kwargs(dict(cfg.model))
+    got = stage_params(Settings.from_cfg(cfg), spec)
+    assert got["answer"].stop_strings == [*cfg.model.stop_strings.answer, ". "]
+    assert got["question"].stop_strings == list(cfg.model.stop_strings.question)
+    notebook = stage_params(Settings.from_cfg(compose(["prompt=notebook"])), spec)
+    assert notebook["answer"].stop_strings == list(cfg.model.stop_strings.answer)
+    with pytest.raises(ConfigError, match=r"prompt\.stop_strings: unknown stage 'judge'"):
+        check(compose(["+prompt.stop_strings.judge=[x]"]))

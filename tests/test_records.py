@@ -37,6 +37,7 @@ def test_rejected_lines_have_one_shape_for_slots_and_rows() -> None:
     assert a.to_dict() == b.to_dict()
     assert list(a.to_dict()) == [
         *("key", "split", "chunk_id", "source", "q_index", "stage", "reason", "question", "raw"),
+        "signals",
         "x",
     ]
 

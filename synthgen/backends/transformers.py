@@ -95,25 +95,17 @@ def check_values(spec: ModelSpec) -> None:
 
 
 def torch_dtype(name: str, cuda: bool) -> Any:
-    """model.dtype=auto: bf16 on a GPU that has it (else fp16); on a CPU, bf16 where the CPU
-    multiplies bf16 natively (Intel AMX or AVX512-BF16: Gemma 3 270M prefilled 2.6x and ran
-    a default run ~1.9x faster than in fp32 on 2 cores, same questions), else fp32 (emulated
-    bf16 is slower than fp32)."""
+    """model.dtype=auto: bf16 on a GPU that has it (else fp16), fp32 on a CPU. bf16 on a CPU
+    with bf16 matrix units (Intel AMX) is faster (Gemma 3 270M: 1.9x on 2 cores, same
+    questions) but not batch-invariant, so a resumed row may differ from the lost one: it is
+    `model.dtype=bfloat16`, asked for, not chosen."""
     import torch
 
     if name == "auto":
         if not cuda:
-            return torch.bfloat16 if cpu_bf16() else torch.float32
+            return torch.float32
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return getattr(torch, name)
-
-
-def cpu_bf16() -> bool:
-    """The CPU has bf16 matrix units (torch's own check; False where torch cannot tell)."""
-    import torch
-
-    checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
-    return any(getattr(torch.cpu, c, lambda: False)() for c in checks)
 
 
 class Backend(BaseBackend):

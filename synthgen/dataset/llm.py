@@ -76,8 +76,9 @@ def endpoint_options(cfg: DictConfig, g: GenSettings) -> dict[str, Any]:
 
 
 def stage_params(st: Settings, spec: ModelSpec) -> dict[str, GenParams]:
-    """Generation settings per stage: `generation.*`, with the model's stop strings and token
-    cap for the stage (a base model's: it never stops on its own). A list prompt
+    """Generation settings per stage: `generation.*`, with the model's stop strings (and the
+    prompt's own, prompt.stop_strings) and token cap for the stage (a base model's: it never
+    stops on its own). A list prompt
     ({num_questions}) wants several questions from one reply, so what is meant to end one
     question (a "?", a short cap) does not apply to it."""
     g = st.generation
@@ -95,7 +96,12 @@ def stage_params(st: Settings, spec: ModelSpec) -> dict[str, GenParams]:
             seed=g.seed,
             max_new_tokens=cap,
             min_new_tokens=min(g.min_new_tokens, cap),
-            stop_strings=list(spec.stop_strings.get(stage) or []) if one else [],
+            stop_strings=[
+                *(spec.stop_strings.get(stage) or []),
+                *st.prompt.stop_strings.get(stage, ()),
+            ]
+            if one
+            else [],
         )
     return out
 
