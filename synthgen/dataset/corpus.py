@@ -225,6 +225,12 @@ def warnings(st: Settings, corpus: Corpus) -> list[str]:
     ]
 
 
+def corpus_texts(corpus: Corpus) -> dict[str, dict[str, str]]:
+    """Each split's retrieval corpus as {chunk id: text}: what <split>_corpus.json holds, and
+    what a question's own chunk is ranked among (signals.py)."""
+    return {s: {c.id: c.text for c in corpus[s].corpus_chunks()} for s in SPLITS}
+
+
 def make_slots(st: Settings, corpus: Corpus) -> dict[str, list[Slot]]:
     """Every (chunk, question index) to fill, at most num_rows per split, in dataset order."""
     k = st.prompt.questions_per_chunk

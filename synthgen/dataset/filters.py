@@ -206,7 +206,7 @@ class Gates:
         self.duplicates: NearDuplicateAnswers | None = None
         self.signal_gates: list[Any] = []
         self.embed_signals = False  # the rows' signals include embed_rank and easiness
-        self._cfg = cfg
+        self._embedder_model: Any = None
         if not node.get("enabled", True):
             return
 
@@ -237,7 +237,7 @@ class Gates:
         )
         if self.embed_signals:
             self._load_embedder = _embedder(cfg, {})
-        self._embedder_model: Any = None
+            self._query_prefix = str(cfg.embedder.get("query_prefix") or "")
 
     @property
     def active(self) -> bool:
@@ -246,9 +246,9 @@ class Gates:
     def scorer(self, corpus: dict[str, dict[str, str]]) -> signals.Scorer:
         """The signal scorer over the splits' retrieval corpora (split -> {chunk id: text});
         with an embedder where embed_signals or an embedding gate asks for one."""
-        emb = self._cfg.get("embedder") if hasattr(self._cfg, "get") else None
-        prefix = str((emb or {}).get("query_prefix") or "")
-        return signals.Scorer(corpus, self._embedder if self.embed_signals else None, prefix)
+        if not self.embed_signals:
+            return signals.Scorer(corpus)
+        return signals.Scorer(corpus, self._embedder, self._query_prefix)
 
     def _embedder(self) -> Any:
         if self._embedder_model is None:

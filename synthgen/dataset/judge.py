@@ -34,7 +34,7 @@ from synthgen.config import ConfigError, SynthgenError
 from synthgen.dataset import faults, prompting, writing
 from synthgen.dataset.generation import Job, Stats, drive
 from synthgen.records import Rejected, key_of, short_hash
-from synthgen.rundir import JUDGED
+from synthgen.rundir import JUDGED, SPLITS
 
 if TYPE_CHECKING:
     from synthgen.settings import Settings  # settings imports this module
@@ -479,6 +479,27 @@ def apply(
                 {**row, "judge": {**{n: verdict.get(n) for n in js.names}, "unparsed": False}}
             )
     return kept, dropped
+
+
+def judge_splits(
+    backend: BaseBackend | Loader,
+    st: Settings,
+    rows: dict[str, list[dict[str, Any]]],
+    run_dir: Path,
+    js: JudgeSettings | None = None,
+    stats: Stats | None = None,
+) -> tuple[dict[str, list[dict[str, Any]]], list[dict[str, Any]], dict[str, Any]]:
+    """`run` over every split's rows, then `apply` to each split: (kept rows per split, the
+    judge's rejected.jsonl records, summary.json's `judge` counts). What a generate run's
+    finish and task=filter both do with a judge on."""
+    js = js if js is not None else st.judge
+    flat = [r for s in SPLITS for r in rows[s]]
+    verdicts = run(backend, st, flat, run_dir, js, stats)
+    kept, drops = {}, []
+    for s in SPLITS:
+        kept[s], d = apply(rows[s], verdicts, js)
+        drops += d
+    return kept, drops, {"name": js.name, **counts(verdicts, drops)}
 
 
 def _reject(

@@ -20,6 +20,7 @@ from synthgen.config import SynthgenError, check
 from synthgen.dataset import filters, prepared, writing
 from synthgen.dataset.corpus import (
     Corpus,
+    corpus_texts,
     load_corpus,
     make_slots,
     order_rows,
@@ -134,9 +135,7 @@ def generate_rows(t: TaskRun, st: Settings, plan: Plan) -> Session:
     backend.set_seed(st.generation.seed)
     # token ids through the chat template; an endpoint's prompts are the messages themselves
     # each question's own chunk is ranked among its split's retrieval corpus (signals.py)
-    scorer = gates.scorer(
-        {s: {c.id: c.text for c in plan.corpus[s].corpus_chunks()} for s in SPLITS}
-    )
+    scorer = gates.scorer(corpus_texts(plan.corpus))
     maker = RowMaker(st, t.run_dir, backend.encode, plan.known, gates, scorer=scorer)
     params = stage_params(st, backend.spec)
     out = Session()
@@ -196,8 +195,7 @@ def finish(t: TaskRun, st: Settings, plan: Plan, session: Session) -> dict[str, 
     t.seconds["write"] += time.perf_counter() - tick
     rows, state.rejected, judged = judge_rows(t, st, rows, state.rejected)
     tick = time.perf_counter()
-    corpus_json = {s: {c.id: c.text for c in plan.corpus[s].corpus_chunks()} for s in SPLITS}
-    files = writing.write_outputs(run_dir, rows, corpus_json)
+    files = writing.write_outputs(run_dir, rows, corpus_texts(plan.corpus))
     t.seconds["write"] += time.perf_counter() - tick
 
     summary = make_summary(t, st, plan, state, rows, session)
@@ -227,16 +225,13 @@ def judge_rows(
     from synthgen.dataset import judge
 
     stats = Stats()
-    flat = [r for s in SPLITS for r in rows[s]]
-    verdicts = judge.run(lambda: load_backend(t.cfg, st), st, flat, t.run_dir, stats=stats)
+    kept, drops, counts = judge.judge_splits(
+        lambda: load_backend(t.cfg, st), st, rows, t.run_dir, stats=stats
+    )
     t.seconds["judge"] += stats.seconds
-    kept, drops = {}, []
-    for s in SPLITS:
-        kept[s], d = judge.apply(rows[s], verdicts, st.judge)
-        drops += d
     rejected = [r for r in rejected if r.get("stage") != "judge"] + drops
     writing.write_jsonl(t.run_dir / rundir.REJECTED, rejected)
-    return kept, rejected, {"name": st.judge.name, **judge.counts(verdicts, drops)}
+    return kept, rejected, counts
 
 
 def make_summary(

@@ -147,14 +147,11 @@ def _judge(
     st = dataclasses.replace(Settings.from_cfg(source_cfg), judge=js)
     if (src / rundir.JUDGED).exists() and not (t.run_dir / rundir.JUDGED).exists():
         shutil.copyfile(src / rundir.JUDGED, t.run_dir / rundir.JUDGED)
-    flat = [r for s in SPLITS for r in kept[s]]
-    verdicts = judge.run(lambda: load_backend(source_cfg, st), st, flat, t.run_dir)
-    out = {}
-    for s in SPLITS:
-        out[s], d = judge.apply(kept[s], verdicts, js)
-        dropped += d
-    drops = [r for r in dropped if r.get("stage") == "judge"]
-    return out, {"name": js.name, **judge.counts(verdicts, drops)}
+    out, drops, counts = judge.judge_splits(
+        lambda: load_backend(source_cfg, st), st, kept, t.run_dir
+    )
+    dropped += drops
+    return out, counts
 
 
 def _fill_signals(scorer: signals.Scorer, embeds: bool, rows: dict[str, list[dict]]) -> None:

@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from synthgen import rundir
 from synthgen.config import ConfigError, SynthgenError, row_config, row_config_diff
 from synthgen.dataset import dedup, faults, filters, writing
-from synthgen.dataset.corpus import load_corpus, order_rows
+from synthgen.dataset.corpus import corpus_texts, load_corpus, order_rows
 from synthgen.records import GenTotals, Rejected, SplitCounts, first_per_key, key_of
 from synthgen.rundir import SPLITS, discovery, runlock
 from synthgen.rundir.state import RunState
@@ -165,7 +165,7 @@ def _merge_group(
     corpus = _corpus(shards.jobs)
     if corpus is None:  # no shard finished (merge.partial): read the documents again
         sc = load_corpus(Settings.from_cfg(base), Counter())
-        corpus = {s: {c.id: c.text for c in sc[s].corpus_chunks()} for s in SPLITS}
+        corpus = corpus_texts(sc)
     rows, repeated = _rows(shards)
     states = list(shards.states.values())
     rejected = first_per_key(r for st in states for r in st.rejected)
