@@ -211,6 +211,7 @@ def tune_and_score(
                 f"finetune.lr={args.lr}",
                 f"finetune.batch_size={args.batch_size}",
                 "finetune.save_total_limit=1",
+                *args.finetune_overrides.split(),
                 *embedder_overrides(args),
             ],
             out,
@@ -434,7 +435,9 @@ def report(lines: list[dict], path: Path) -> None:
         "Human FAQ queries against all of a dev set's documents (`benchmarks/data_value.py`); "
         f"embedder `{emb['name']}` ({emb['name_or_path']}); tuned = `task=finetune` on the "
         f"config's train rows, mean of {ft['seeds']} seed(s), {ft['epochs']} epoch(s), "
-        f"lr {ft['lr']}, batch {ft['batch_size']}; R@k = recall@k; min = wall minutes of the "
+        f"lr {ft['lr']}, batch {ft['batch_size']}"
+        + (f", `{' '.join(ft['overrides'])}`" if ft.get("overrides") else "")
+        + "; R@k = recall@k; min = wall minutes of the "
         f"line (generation included). Commit {x['git_commit']}.\n\n" + table(lines) + "\n"
     )
     for x in lines:
@@ -486,6 +489,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--epochs", type=float, default=1)
     ap.add_argument("--lr", type=float, default=2e-5)
     ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument(
+        "--finetune-overrides",
+        default="",
+        help="more finetune.* overrides, e.g. 'finetune.hard_negatives=1 finetune.warmup=0'",
+    )
     ap.add_argument("--keep-models", action="store_true", help="keep tuned models in --work")
     ap.add_argument("--work", type=Path, default=None, help="default /tmp/synthgen-data-value/ID")
     ap.add_argument("--results", type=Path, default=RESULTS)
@@ -545,6 +553,7 @@ def main(argv: list[str] | None = None) -> int:
             "lr": args.lr,
             "batch_size": args.batch_size,
             "loss": "mnrl",
+            "overrides": args.finetune_overrides.split(),
         },
     }
     base_cache: dict[tuple[str, tuple[str, ...]], tuple[dict, dict, float]] = {}
