@@ -281,15 +281,16 @@ def test_gates_config_errors_name_their_key() -> None:
 
 
 def quality_gates_commands() -> list[list[str]]:
-    """The `python run.py ...` lines of the README's "Quality gates" and "Re-gating a finished
-    run" sections (comments cut)."""
+    """The `python run.py ...` lines of the "Quality gates" and "Re-gating a finished run"
+    sections of docs/quality.md (comments cut)."""
     import shlex
 
-    text = (REPO / "README.md").read_text(encoding="utf-8")
-    section = text.split("### Quality gates", 1)[1].split("\n### ", 1)[0]
-    section += text.split("### Re-gating a finished run", 1)[1].split("\n## ", 1)[0]
+    from tests.docs import section
+
+    text = section("docs/quality.md", "Quality gates")
+    text += "\n" + section("docs/quality.md", "Re-gating a finished run")
     out = []
-    for line in section.splitlines():
+    for line in text.splitlines():
         if line.startswith("python run.py"):
             out.append(shlex.split(line.split("  #")[0])[2:])
     return out
@@ -405,9 +406,9 @@ def test_human_pairs_pass_the_default_gates(prompt: str) -> None:
 
 
 def test_the_readmes_gate_table_is_what_the_gates_do() -> None:
-    """docs/quality-gates.md (linked from README "Quality gates"), each gate alone: human pairs
-    kept (default, strict) and our 270M rows dropped, measured again so the table cannot go
-    stale."""
+    """docs/quality-gates.md (linked from docs/quality.md "Quality gates"), each gate alone:
+    human pairs kept (default, strict) and our 270M rows dropped, measured again so the table
+    cannot go stale."""
     text = (REPO / "docs" / "quality-gates.md").read_text(encoding="utf-8")
     table = text.split("| gate alone |", 1)[1].split("\n\n", 1)[0]
     names = ("prompt_echo", "repetition", "refusal", "not_question", "meta_reference", "length")
@@ -499,7 +500,7 @@ def test_our_own_270m_rows_are_all_dropped() -> None:
             d = g.answer(r["answer"], r["chunk"], r["question"], r["split"], r["chunk_id"])
         assert d is not None, r
         reasons[d.reason] += 1
-    # what the defaults gave when these thresholds were set (README "Quality gates")
+    # what the defaults gave when these thresholds were set (docs/quality-gates.md)
     assert reasons == {
         "not_question": 8,
         # 6th: "What is the most important thing you learned in this course?", the quiz role

@@ -1,6 +1,6 @@
 """Read and chunk once per dataset: `task=prepare`, then shard jobs with `corpus.prepared=DIR`.
 
-The prepared folder is made by the README's command (a subprocess, the real readers on the
+The prepared folder is made by the command of docs/scaling.md (a subprocess, the real readers on the
 sample corpus); the jobs use the fake backend, so the test is about the corpus, not the model:
 a run from prepared chunks must make exactly the rows (and every dataset file) of a run that
 reads the files, sharded and not.
@@ -25,7 +25,8 @@ from synthgen.rundir.discovery import find_runs
 from synthgen.scale import merge
 from synthgen.settings import Settings
 from tests import fake_backend
-from tests.conftest import REPO, cli, compose
+from tests.conftest import cli, compose
+from tests.docs import section
 
 FAKE = "model._target_=tests.fake_backend.Backend"
 ROWS = ["num_rows=7", "prompt.questions_per_chunk=2"]
@@ -33,10 +34,9 @@ DATASET_FILES = [*map(rundir.dataset_file, rundir.SPLITS), *map(rundir.corpus_fi
 
 
 def readme_prepare_command() -> list[str]:
-    """The README's `task=prepare` command (section "Scaling out")."""
-    text = (REPO / "README.md").read_text(encoding="utf-8")
-    section = text.split("## Scaling out", 1)[1].split("\n## ", 1)[0]
-    line = next(ln for ln in section.splitlines() if ln.startswith("python run.py task=prepare"))
+    """The `task=prepare` command of docs/scaling.md (section "Scaling out")."""
+    text = section("docs/scaling.md", "Scaling out")
+    line = next(ln for ln in text.splitlines() if ln.startswith("python run.py task=prepare"))
     return shlex.split(line)[2:]
 
 

@@ -123,10 +123,10 @@ def test_the_readme_commands_of_rows_per_hour_compose_and_pass_the_checks() -> N
     import shlex
 
     from synthgen.config import check
+    from tests.docs import section
 
-    text = (REPO / "README.md").read_text(encoding="utf-8")
-    section = text.split("### Rows per hour", 1)[1].split("\n## ", 1)[0]
-    commands = [ln for ln in section.splitlines() if ln.startswith("python run.py ")]
+    text = section("docs/speed.md", "Rows per hour")
+    commands = [ln for ln in text.splitlines() if ln.startswith("python run.py ")]
     assert len(commands) == 3
     for line in commands:
         cfg = compose(shlex.split(line)[2:])

@@ -1,7 +1,9 @@
 """The README's commands are the ones CI runs: a fresh machine needs nothing else, and every
-`python run.py ...` command the README shows composes and passes the checks a run makes.
+`python run.py ...` command that README.md or a docs/ page shows composes and passes the checks
+a run makes.
 
-The rule (README "Development"): every command in a ```bash block is composed (each job of a
+The rule (docs/development.md): every command in a ```bash block of README.md and of every
+docs/*.md page is composed (each job of a
 -m sweep: every value of a choice, the first and last of a range) and checked the way a run
 checks it before anything loads, less the checks that need the GPU machine (CUDA,
 bitsandbytes, unsloth: a dry run's checks). A command is also run, small, in a temporary
@@ -11,8 +13,10 @@ working dir, unless
 - it needs a file of the reader's: an input path in it does not exist here (`/data/docs`,
   `/path/to/run`); the one check error allowed is the one naming that path;
 - another test runs it (RUN_ELSEWHERE): the quick start's `python run.py` (tests/test_gemma.py,
-  with the real default model), the Scaling out commands (tests/test_scale.py), the data
-  sections' commands (tests/test_readme_data.py reads the corpus with each).
+  with the real default model), the Scaling out commands of docs/scaling.md
+  (tests/test_scale.py, tests/test_prepare.py), the commands of docs/corpus.md's data sections
+  (tests/test_readme_data.py reads the corpus with each).
+A command shown on several pages is run once.
 """
 
 from __future__ import annotations
@@ -27,16 +31,22 @@ import pytest
 from omegaconf import OmegaConf
 
 from tests.conftest import REPO, cli
+from tests.docs import README, bash_blocks, headings, name, pages, run_py_lines
 
-README = REPO / "README.md"
 DEFAULT_MODEL = "gemma3_270m"
 INPUT_KEYS = (".dir", ".data", ".sweep", ".runs", ".tuned", "name_or_path")  # key endings
-RUN_ELSEWHERE = {  # (section, command or None = every command of the section): the test
-    ("Quick start", "python run.py"): "tests/test_gemma.py",
-    ("Scaling out", None): "tests/test_scale.py",
-    ("Text files and their encoding", None): "tests/test_readme_data.py",  # up to the corpus
-    ("Cleaning PDF text", None): "tests/test_readme_data.py",
-    ("Duplicates and the train/val leak check", None): "tests/test_readme_data.py",
+# (page, "## " section, command or None = every command of the section): the test that runs it
+RUN_ELSEWHERE = {
+    ("README.md", "Quick start", "python run.py"): "tests/test_gemma.py",
+    ("docs/scaling.md", "Scaling out", None): "tests/test_scale.py",
+    **{
+        ("docs/corpus.md", title, None): "tests/test_readme_data.py"  # up to the corpus
+        for title in (
+            "Text files and their encoding",
+            "Cleaning PDF text",
+            "Duplicates and the train/val leak check",
+        )
+    },
 }
 # filters=none: the tiny model's random-weight text is what the quality gates drop
 SMALL = {
@@ -50,12 +60,13 @@ SMALL = {
 def readme_commands() -> list[str]:
     text = README.read_text(encoding="utf-8")
     quick = text.split("## Quick start", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"```bash\n(.+?)\n```", quick, re.DOTALL)
+    return bash_blocks(quick)
 
 
 @dataclass
 class Command:
-    section: str  # the README's "## " heading above it
+    page: str  # README.md or docs/NAME.md
+    section: str  # the page's "## " heading above it
     line: str  # from "python run.py" on, continuations joined
     args: list[str] = field(default_factory=list)
 
@@ -117,29 +128,23 @@ class Command:
         ]
 
     def run_elsewhere(self) -> str | None:
-        return RUN_ELSEWHERE.get((self.section, self.line)) or RUN_ELSEWHERE.get(
-            (self.section, None)
+        return RUN_ELSEWHERE.get((self.page, self.section, self.line)) or RUN_ELSEWHERE.get(
+            (self.page, self.section, None)
         )
 
 
 def all_commands() -> list[Command]:
-    """Every `python run.py ...` in the README's bash blocks, in order."""
+    """Every `python run.py ...` in the bash blocks of README.md and of the docs/ pages, in
+    page order (README first), each page top to bottom."""
     out: list[Command] = []
-    section, block = "", None
-    for line in README.read_text(encoding="utf-8").splitlines():
-        if block is None:
-            if line.startswith("## "):
-                section = line[3:].strip()
-            elif line.strip() == "```bash":
-                block = []
-            continue
-        if line.strip() == "```":
-            for ln in "\n".join(block).replace("\\\n", " ").splitlines():
-                if (i := ln.find("python run.py")) >= 0:
-                    out.append(Command(section, ln[i:].strip()))
-            block = None
-        else:
-            block.append(line)
+    for p in pages():
+        text = p.read_text(encoding="utf-8")
+        lines = text.splitlines()
+        # the text above the first "## " heading, then each "## " section (its "###" within)
+        cuts = [(0, "")] + [(i, title) for i, level, title in headings(text) if level == 2]
+        for (start, title), (end, _) in zip(cuts, [*cuts[1:], (len(lines), "")], strict=True):
+            for line in run_py_lines("\n".join(lines[start:end])):
+                out.append(Command(name(p), title, line))
     return out
 
 
@@ -212,7 +217,9 @@ def test_the_parser_finds_the_commands() -> None:
     assert [j[1] for j in ray.jobs()] == ["shard.index=0", "shard.index=7"]
 
 
-@pytest.mark.parametrize("cmd", all_commands(), ids=lambda c: c.line[14:70] or "python run.py")
+@pytest.mark.parametrize(
+    "cmd", all_commands(), ids=lambda c: f"{c.page}:{c.line[14:70] or 'python run.py'}"
+)
 def test_every_readme_command_composes_and_checks(cmd: Command) -> None:
     from synthgen.config import ConfigError
     from synthgen.tasks import TASKS
@@ -231,12 +238,15 @@ def test_every_readme_command_composes_and_checks(cmd: Command) -> None:
 
 
 def test_readme_commands_run(tiny_model: Path, gemma: Path, tmp_path: Path) -> None:
-    """In README order, in one working dir (outputs/movies of one command is the next one's
-    data), with the sample corpus linked in as data/."""
+    """In page order (README first), in one working dir (outputs/movies of one command is a
+    later one's data), with the sample corpus linked in as data/; a command shown on two pages
+    runs once."""
     (tmp_path / "data").symlink_to(REPO / "data")
     ran = []
     for cmd in all_commands():
         if cmd.needs_gpu_or_hub() or cmd.run_elsewhere() or cmd.missing_paths(tmp_path):
+            continue
+        if cmd.line in ran:
             continue
         args = list(cmd.args)
         if cmd.values().get("task", "generate") == "generate" and "dry_run=true" not in args:

@@ -1,9 +1,8 @@
-"""The commands of the README's data sections (lock, encoding, cleaning, leak check) compose,
+"""The commands of the data sections of docs/corpus.md (encoding, cleaning, leak check) compose,
 pass the config checks and read the sample corpus as they say."""
 
 from __future__ import annotations
 
-import re
 import shlex
 from collections import Counter
 
@@ -12,21 +11,21 @@ import pytest
 from synthgen.config import check
 from synthgen.dataset.corpus import load_corpus
 from synthgen.settings import Settings
-from tests.conftest import REPO, compose
+from tests.conftest import compose
+from tests.docs import bash_blocks, section
 
+PAGE = "docs/corpus.md"
 SECTIONS = (
-    "## Text files and their encoding",
-    "## Cleaning PDF text",
-    "## Duplicates and the train/val leak check",
+    "Text files and their encoding",
+    "Cleaning PDF text",
+    "Duplicates and the train/val leak check",
 )
 
 
 def commands() -> list[list[str]]:
-    text = (REPO / "README.md").read_text(encoding="utf-8")
     out = []
     for title in SECTIONS:
-        body = text.split(title, 1)[1].split("\n## ", 1)[0]
-        for block in re.findall(r"```bash\n(.+?)\n```", body, re.DOTALL):
+        for block in bash_blocks(section(PAGE, title)):
             for line in block.splitlines():
                 args = shlex.split(line)
                 assert args[:2] == ["python", "run.py"], line

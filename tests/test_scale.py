@@ -1,7 +1,7 @@
 """Scale out: shards of one dataset through Hydra multirun launchers, relaunch, merge.
 
-The end-to-end tests run the README's "Scaling out" commands (`python run.py -m ...` in a
-subprocess, joblib with 2 workers, Ray with 2 simulated GPUs) on the sample corpus with the
+The end-to-end tests run the "Scaling out" commands of docs/scaling.md (`python run.py -m ...`
+in a subprocess, joblib with 2 workers, Ray with 2 simulated GPUs) on the sample corpus with the
 tiny real model and greedy decoding, so a sharded run can be compared row for row with one
 run. The unit tests at the top use the fake backend and hand-made job dirs.
 """
@@ -265,15 +265,17 @@ def test_launcher_config_composes_with_every_key_commented(name: str) -> None:
     assert set(launcher) == fields  # every key of the plugin, none it does not know
 
 
-# --- end to end: the README's commands with the tiny model --------------------------------------
+# --- end to end: the documented commands with the tiny model ----------------------------------
+
+DOC = "docs/scaling.md"  # its "Scaling out" section
 
 
 def readme_command(start: str) -> list[str]:
-    """The arguments of the README's "Scaling out" command that starts with `start`."""
-    text = (REPO / "README.md").read_text(encoding="utf-8")
-    section = text.split("## Scaling out", 1)[1].split("\n## ", 1)[0]
-    lines = [ln for ln in section.splitlines() if ln.startswith(start)]
-    assert lines, f"README 'Scaling out' has no command starting with {start!r}"
+    """The arguments of the "Scaling out" command of docs/scaling.md that starts with `start`."""
+    from tests.docs import section
+
+    lines = [ln for ln in section(DOC, "Scaling out").splitlines() if ln.startswith(start)]
+    assert lines, f"{DOC} 'Scaling out' has no command starting with {start!r}"
     args = shlex.split(lines[0])
     assert args[:2] == ["python", "run.py"]
     return args[2:]
@@ -308,7 +310,7 @@ def conf(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def small(conf: Path) -> dict[str, str]:
-    """Settings that make the README commands fast here: tiny model, few rows, greedy."""
+    """Settings that make the documented commands fast here: tiny model, few rows, greedy."""
     return {
         "hydra.searchpath": f"['file://{conf}']",
         "model": "tiny",
@@ -336,7 +338,7 @@ def shard_dirs(sweep: Path) -> dict[tuple[int, int], Path]:
 
 @pytest.fixture(scope="module")
 def two_shards(conf: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
-    """The README's local 2-shard command, run once."""
+    """The local 2-shard command of docs/scaling.md, run once."""
     sweep = tmp_path_factory.mktemp("sweeps") / "two-shards"
     args = with_args(
         readme_command("python run.py -m hydra/launcher=joblib"),
@@ -503,7 +505,8 @@ def test_merge_by_hand_refuses_unfinished_shards_in_one_line(two_shards, tmp_pat
 def test_ray_shards_each_model_on_its_own_gpus_and_merges_per_model(
     two_shards, conf: Path, tmp_path: Path
 ) -> None:
-    """The README's Ray sweep over models, 2 shards each, on a CPU box with 2 simulated GPUs."""
+    """The Ray sweep over models of docs/scaling.md, 2 shards each, on a CPU box with 2
+    simulated GPUs."""
     sweep = tmp_path / "models"
     args = with_args(
         readme_command("python run.py -m hydra/launcher=ray model="),
