@@ -224,7 +224,7 @@ class Backend(BaseBackend):
         except httpx.HTTPError as e:
             raise ValueError(
                 f"model.base_url: no server answers at {spec.base_url} ({type(e).__name__}); "
-                "start one (README, 'Endpoints') or fix the URL"
+                "start one (docs/endpoints.md) or fix the URL"
             ) from None
         if r.status_code in (401, 403):
             raise ValueError(
