@@ -624,9 +624,11 @@ def way_vllm(args: argparse.Namespace, way: str, rec: Recorder) -> None:
 
 def way_vllm_raw(args: argparse.Namespace, way: str, rec: Recorder) -> None:
     """The anchor: vLLM as its own docs would have it, on synthgen's token ids."""
-    from vllm import LLM, SamplingParams
-
     from synthgen.backends.base import ModelSpec, load_tokenizer
+    from synthgen.backends.vllm_engine import spawn_workers
+
+    spawn_workers()  # the checkpoint builder or a memory check may have initialised CUDA
+    from vllm import LLM, SamplingParams
 
     llm = LLM(
         model=args.ckpt,

@@ -394,10 +394,12 @@ def timed_runs(
 def way_vllm_raw(
     args: argparse.Namespace, way: str, runs: tuple[str, ...], rec: g.Recorder
 ) -> None:
-    from vllm import LLM, SamplingParams
-
     from synthgen.backends.base import ModelSpec, encode, load_tokenizer
+    from synthgen.backends.vllm_engine import spawn_workers
     from synthgen.dataset import prompting
+
+    spawn_workers()  # before vLLM's engine: CUDA may be initialised in this process
+    from vllm import LLM, SamplingParams
 
     chunks = json.loads(Path(args.chunks_file).read_text())
     pr = compose(args, "notebook").prompt

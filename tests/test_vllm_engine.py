@@ -370,3 +370,88 @@ def test_salted_requests_each_get_their_own_cache_salt() -> None:
     assert seen[0]["prompt_token_ids"] == seen[1]["prompt_token_ids"] == [1, 2]
     assert seen[0]["cache_salt"] != seen[1]["cache_salt"]
     assert to_generated([5, 99], "stop", {99}, decode, cached=32).cached_tokens == 32
+
+
+# --- the engine start never forks a process whose CUDA is initialised -------------------------
+
+
+@pytest.fixture
+def fake_vllm(monkeypatch: pytest.MonkeyPatch):
+    """A `vllm` module whose LLM records, when it is built, the start method and CUDA's state."""
+    import sys
+    import types
+
+    import torch
+
+    seen: list[tuple[str | None, bool]] = []
+
+    class LLM:
+        def __init__(self, **kwargs: object) -> None:
+            import os
+
+            seen.append((os.environ.get("VLLM_WORKER_MULTIPROC_METHOD"), cuda[0]))
+
+    cuda = [False]
+    monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=LLM))
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: cuda[0])
+    # set, then unset: monkeypatch restores the variable as it was, whatever the code sets
+    monkeypatch.setenv("VLLM_WORKER_MULTIPROC_METHOD", "unset")
+    monkeypatch.delenv("VLLM_WORKER_MULTIPROC_METHOD")
+    return seen, cuda
+
+
+def test_vllm_starts_with_spawn_when_the_method_is_unset(fake_vllm) -> None:
+    from synthgen.backends.vllm_engine import make_llm
+
+    seen, cuda = fake_vllm
+    cuda[0] = True  # a memory check before the engine touched CUDA
+    make_llm(model="m")
+    assert seen == [("spawn", True)]
+
+
+def test_an_explicit_method_is_kept_unless_fork_meets_initialised_cuda(
+    fake_vllm, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from synthgen.backends.vllm_engine import make_llm, spawn_workers
+
+    seen, cuda = fake_vllm
+    monkeypatch.setenv("VLLM_WORKER_MULTIPROC_METHOD", "fork")
+    make_llm(model="m")  # CUDA untouched: the user's fork works and stays
+    monkeypatch.setenv("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
+    make_llm(model="m")
+    monkeypatch.setenv("VLLM_WORKER_MULTIPROC_METHOD", "fork")
+    cuda[0] = True
+    note = spawn_workers()
+    make_llm(model="m")
+    assert seen == [("fork", False), ("spawn", False), ("spawn", True)]
+    assert note and "fork" in note and "spawn" in note and note in caplog.text
+
+
+def test_the_backend_sets_spawn_after_cuda_is_touched_and_before_vllm_starts(
+    fake_vllm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """transformers' Backend.load_vllm: choose_4bit's memory check has initialised CUDA by
+    then; the engine must still start (the 2026-12-06 benchmark failed there)."""
+    from types import SimpleNamespace
+
+    from synthgen.backends import transformers as tb
+
+    seen, cuda = fake_vllm
+    cuda[0] = True
+    monkeypatch.setenv("VLLM_WORKER_MULTIPROC_METHOD", "fork")
+    monkeypatch.setattr(tb, "load_tokenizer", lambda spec: "TOK")
+    monkeypatch.setattr(tb, "eos_ids", lambda tok, spec, gen: [1])
+    monkeypatch.setattr(tb, "_generation_config", lambda path: None)
+    spec = ModelSpec(name_or_path="/m")
+    fake = SimpleNamespace(
+        load_spec=spec,
+        spec=spec,
+        path="/m",
+        dtype="torch.bfloat16",
+        options={**tb.VLLM_DEFAULTS, "seed": 0},
+        prequantized=False,
+        notes=[],
+    )
+    tokenizer, runner = tb.Backend.load_vllm(fake)
+    assert seen == [("spawn", True)] and tokenizer == "TOK"
+    assert any("spawn" in n for n in fake.notes)

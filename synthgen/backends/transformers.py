@@ -295,6 +295,9 @@ class Backend(BaseBackend):
 
         tokenizer = load_tokenizer(self.load_spec)
         self.eos = eos_ids(tokenizer, self.spec, _generation_config(self.path))
+        note = vllm_engine.spawn_workers()  # choose_4bit may have initialised CUDA
+        if note:
+            self.notes.append(note)
         llm = vllm_engine.make_llm(
             **vllm_engine.llm_kwargs(
                 self.load_spec,

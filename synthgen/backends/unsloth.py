@@ -92,6 +92,9 @@ class Backend(hf.Backend):
         """Unsloth's fast_inference=True: vLLM started by Unsloth, driven by synthgen."""
         from synthgen.backends import vllm_engine
 
+        note = vllm_engine.spawn_workers()  # Unsloth builds the engine: same rule as make_llm
+        if note:
+            self.notes.append(note)
         model, tokenizer = self._from_pretrained(
             fast_inference=True,
             gpu_memory_utilization=float(self.options["gpu_memory_utilization"]),

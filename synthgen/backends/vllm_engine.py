@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import zlib
 from collections.abc import Callable
 from typing import Any
@@ -246,8 +247,36 @@ def sampling_params(params: GenParams, eos: list[int], ids: list[int] | None = N
     )
 
 
+def spawn_workers() -> str | None:
+    """Call before anything builds a vLLM engine (vllm.LLM, Unsloth's fast_inference).
+
+    vLLM starts its engine-core process with VLLM_WORKER_MULTIPROC_METHOD (fork unless set). A
+    fork of a process whose CUDA is initialised (a memory check, 4-bit sizing, a benchmark's
+    checkpoint builder) fails in the child: "Cannot re-initialize CUDA in forked subprocess".
+    vLLM's own guard only looks at the parent, and a forked child that initialises CUDA while
+    importing failed the same way, so unset means spawn here, as `vllm serve` does itself;
+    spawn costs a few seconds of imports at engine start. An explicit fork is kept while CUDA
+    is untouched; with CUDA initialised it cannot work, so it becomes spawn, with a warning
+    and a note (returned) rather than an error: the run goes on either way.
+    """
+    import torch
+
+    var = "VLLM_WORKER_MULTIPROC_METHOD"
+    method = os.environ.get(var)
+    if method is None:
+        os.environ[var] = "spawn"
+        return None
+    if method == "fork" and torch.cuda.is_initialized():
+        os.environ[var] = "spawn"
+        note = f"{var}=fork cannot start vLLM once CUDA is initialised here: using spawn"
+        log.warning(note)
+        return note
+    return None
+
+
 def make_llm(**kwargs: Any) -> Any:
     """vllm.LLM(**kwargs); an engine that cannot start is one line naming the key to change."""
+    spawn_workers()
     from vllm import LLM
 
     log.info("starting vLLM: %s", kwargs)
