@@ -171,3 +171,14 @@ def test_pipeline_rows_with_the_continuous_engine_equal_the_dynamic_engines(
         assert [(r["question"], r["answer"], r["tokens"]) for r in a] == [
             (r["question"], r["answer"], r["tokens"]) for r in b
         ]
+
+
+def test_answers_wait_ahead_of_questions_first_come_first_served_within_each() -> None:
+    from collections import deque
+
+    from synthgen.backends.admission import enqueue
+
+    waiting: deque[Request] = deque()
+    for key, prio in ((0, 1), (1, 1), (2, 0), (3, 1), (4, 0)):  # questions 1, answers 0
+        enqueue(waiting, Request(key, [key], GenParams(), priority=prio))
+    assert [r.key for r in waiting] == [2, 4, 0, 1, 3]

@@ -276,6 +276,8 @@ def test_streamed_feeding_writes_as_it_goes_and_resumes(tmp_path: Path) -> None:
     assert len(again) == 12 and len({r["id"] for r in again}) == 12  # nothing twice
     assert s["this_session"]["engine"]["feed"] == "stream"
     assert s["this_session"]["batch_size"] == 4  # requests in flight
+    assert s["this_session"]["most_in_flight"] == 4
+    assert s["this_session"]["kv_cache_tokens"] == 0  # the fake reports no KV cache
 
 
 # --- quality gates (conf/filters) ---------------------------------------------------------------

@@ -14,6 +14,7 @@ from synthgen.backends.vllm_engine import (
     VllmRunner,
     VllmStreamer,
     in_flight_limit,
+    kv_capacity,
     llm_kwargs,
     request_seed,
     sampled_logprobs,
@@ -59,6 +60,7 @@ def test_llm_kwargs_follow_the_model_spec() -> None:
         "gpu_memory_utilization": 0.9,
         "enable_prefix_caching": True,
         "seed": 5,
+        "scheduling_policy": "priority",  # answers before the questions queued in vLLM
     }
     assert llm_kwargs(spec, "bfloat16", True, 0.5, False, 0)["quantization"] == "bitsandbytes"
     # a pre-quantized bnb checkpoint: vLLM reads its quantization_config itself
@@ -218,11 +220,13 @@ class FakeEngine:
     aborted: list[str] = field(default_factory=list)
     steps: int = 0
     max_live: int = 0
+    priorities: list[int] = field(default_factory=list)  # each added request's, in order
 
-    def add_request(self, request_id: str, prompt: dict, params: object) -> str:
+    def add_request(self, request_id: str, prompt: dict, params: object, priority: int = 0) -> str:
         assert params == "SP" and set(prompt) == {"prompt_token_ids"}
         self.waiting.append((request_id, prompt["prompt_token_ids"]))
         self.added.append(prompt["prompt_token_ids"])
+        self.priorities.append(priority)
         self.max_live = max(self.max_live, len(self.waiting))
         return request_id + "-internal"
 
@@ -358,7 +362,9 @@ def test_salted_requests_each_get_their_own_cache_salt() -> None:
     seen: list[dict] = []
 
     class Salted(FakeEngine):
-        def add_request(self, request_id: str, prompt: dict, params: object) -> str:
+        def add_request(
+            self, request_id: str, prompt: dict, params: object, priority: int = 0
+        ) -> str:
             seen.append(prompt)
             return request_id
 
@@ -370,6 +376,103 @@ def test_salted_requests_each_get_their_own_cache_salt() -> None:
     assert seen[0]["prompt_token_ids"] == seen[1]["prompt_token_ids"] == [1, 2]
     assert seen[0]["cache_salt"] != seen[1]["cache_salt"]
     assert to_generated([5, 99], "stop", {99}, decode, cached=32).cached_tokens == 32
+
+
+# --- answers first, and no more in flight than vLLM's KV cache holds -------------------------
+
+
+class PriorityEngine(FakeEngine):
+    """vLLM's priority policy: the waiting request of the lowest priority value runs first,
+    the earliest of equals."""
+
+    def step(self) -> list[RequestOutput]:
+        self.steps += 1
+        order = sorted(range(len(self.waiting)), key=lambda i: (self.prio[i], i))
+        pick = set(order[: self.per_step])
+        done = [w for i, w in enumerate(self.waiting) if i in pick]
+        self.waiting = [w for i, w in enumerate(self.waiting) if i not in pick]
+        self.prio = [p for i, p in enumerate(self.prio) if i not in pick]
+        return [RequestOutput(r, [Completion([ids[0], 99], "stop")], True) for r, ids in done]
+
+    def add_request(self, request_id: str, prompt: dict, params: object, priority: int = 0) -> str:
+        self.prio = [*getattr(self, "prio", []), priority]
+        return super().add_request(request_id, prompt, params, priority)
+
+
+def finish_order(eng: FakeEngine, priorities: bool, n: int = 4) -> list[tuple[str, int]]:
+    seen: list = []
+    s = streamer(eng)
+    s.priorities = priorities
+    run_stream(s, qa_jobs(n), answer_after_question(seen), GenParams(), n)
+    return [(stage, k) for stage, k, _ in seen]
+
+
+def test_answers_are_scheduled_before_the_questions_queued_ahead_of_them() -> None:
+    eng = PriorityEngine(per_step=1)
+    got = finish_order(eng, priorities=True)
+    # every question went in at once; each answer still ran right after its question
+    assert got == [(s, k) for k in range(4) for s in ("question", "answer")]
+    assert sorted((ids[0], p) for ids, p in zip(eng.added, eng.priorities, strict=True)) == [
+        *[(100 + k, 1) for k in range(4)],  # questions: 1
+        *[(200 + k, 0) for k in range(4)],  # answers: 0, lower goes first in vLLM
+    ]
+    # the feed of before (benchmarks' reuse_fifo run): no priority, the answers queue last
+    fifo = PriorityEngine(per_step=1)
+    assert finish_order(fifo, priorities=False)[:4] == [("question", k) for k in range(4)]
+    assert set(fifo.priorities) == {0}
+
+
+@dataclass
+class Cache:
+    block_size: int = 16
+    num_gpu_blocks: int | None = 10
+    kv_cache_size_tokens: int | None = None
+
+
+def llm_with(cache: Cache, policy: str = "priority") -> FakeLLM:
+    llm = FakeLLM(FakeEngine(per_step=1))
+    sched = type("S", (), {"policy": policy, "max_num_seqs": 1024})()
+    llm.llm_engine.vllm_config = type("C", (), {"cache_config": cache, "scheduler_config": sched})
+    return llm
+
+
+def test_kv_capacity_is_what_vllm_reports_after_start() -> None:
+    assert kv_capacity(llm_with(Cache())) == (160, 16)  # num_gpu_blocks * block_size
+    # vLLM's own count where it gives one (sliding-window layers hold fewer tokens)
+    assert kv_capacity(llm_with(Cache(kv_cache_size_tokens=1000))) == (1000, 16)
+    assert kv_capacity(llm_with(Cache(num_gpu_blocks=None))) is None
+    assert kv_capacity(FakeLLM(FakeEngine())) is None  # not reported: the count limit only
+
+
+def test_requests_in_flight_fit_the_kv_cache_in_blocks() -> None:
+    llm = llm_with(Cache())  # 160 tokens in blocks of 16
+    s = VllmStreamer(llm, lambda p, ids: "SP", streamer(llm.llm_engine).finish)
+    assert (s.kv_tokens, s.kv_block) == (160, 16)
+    jobs = [Job("question", [7] * 20, i) for i in range(12)]  # 20 + 8 new: 2 blocks, 32 tokens
+    stats = run_stream(s, jobs, lambda j, o: [], GenParams(max_new_tokens=8), 100)
+    assert stats.most_in_flight == 5 == llm.llm_engine.max_live  # 5 x 32 = 160, not 100
+    assert stats.kv_tokens == 160 and stats.batch_size == 100
+    assert stats.prompts["question"] == 12  # every one ran, five at a time
+    # a request larger than the whole cache still goes in, alone
+    big = VllmStreamer(llm_with(Cache()), lambda p, ids: "SP", s.finish)
+    one = run_stream(big, [Job("question", [7] * 500, 0)], lambda j, o: [], GenParams(), 8)
+    assert one.prompts["question"] == 1 and one.most_in_flight == 1
+
+
+def test_the_runner_can_feed_as_before_and_says_how_it_feeds() -> None:
+    runner = VllmRunner(llm_with(Cache()), tokenizer=None, eos=[99], feed="stream")
+    on = runner.streamer()
+    assert on.priorities and on.kv_tokens == 160
+    assert runner.feed_note() == (
+        "vLLM feed: answers first (scheduling_policy=priority), requests in flight within the "
+        "KV cache of 160 tokens (prompt + new tokens each)"
+    )
+    runner.answers_first = runner.kv_budget = False  # benchmarks/workload.py's reuse_fifo
+    off = runner.streamer()
+    assert not off.priorities and off.kv_tokens == 0
+    assert runner.feed_note().startswith("vLLM feed: FCFS")
+    fcfs = VllmRunner(llm_with(Cache(), "fcfs"), tokenizer=None, eos=[99], feed="stream")
+    assert "FCFS (scheduling_policy=fcfs)" in fcfs.feed_note()  # Unsloth's own engine
 
 
 # --- the engine start never forks a process whose CUDA is initialised -------------------------

@@ -4,7 +4,7 @@ request is done. synthgen/backends/continuous.py runs the plans on the GPU."""
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -88,6 +88,16 @@ class Request:
     out: list[int] = field(default_factory=list)  # new tokens so far
     # ln p of each new token under the raw logits (base.mean_logprob), as `out`
     logps: list[float] = field(default_factory=list)
+    priority: int = 0  # lower goes first: an answer (0) before the questions waiting (1)
+
+
+def enqueue(waiting: deque[Request], r: Request) -> None:
+    """Put `r` behind every waiting request of its priority or lower, ahead of the rest: an
+    answer goes in before the questions queued earlier (its chunk's KV is still in a slot)."""
+    i = len(waiting)
+    while i and waiting[i - 1].priority > r.priority:
+        i -= 1
+    waiting.insert(i, r)
 
 
 @dataclass

@@ -267,7 +267,10 @@ class Streamer(Protocol):
     """A continuous-batching engine: requests go in one at a time, finished ones come out.
 
     It may also say how many requests it wants in flight (`max_in_flight`, an int): the
-    continuous engine keeps a queue beyond its slots to refill them from.
+    continuous engine keeps a queue beyond its slots to refill them from. With `priorities`
+    true, add() also takes `priority=` (lower first: answers before queued questions); with
+    `kv_tokens` (and `kv_block`), the feed keeps the requests in flight within that KV cache
+    (synthgen.dataset.generation.run_stream).
     """
 
     def add(self, key: int, ids: list[int], params: GenParams) -> None: ...

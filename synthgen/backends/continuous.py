@@ -39,6 +39,7 @@ from typing import Any
 from synthgen.backends.admission import (
     PrefixIndex,
     Request,
+    enqueue,
     finish,
     plan_admission,
     sub_batches,
@@ -58,7 +59,13 @@ KEY_STEP = 256  # decode attends to the cache up to the longest row, rounded up 
 
 
 class SlotEngine:
-    """synthgen.backends.base.Streamer: add() prompts, step() returns the finished ones."""
+    """synthgen.backends.base.Streamer: add() prompts, step() returns the finished ones.
+
+    Answers wait ahead of questions (`priorities`: run_stream passes each request's priority),
+    so one whose chunk is still in a slot takes it before a question can.
+    """
+
+    priorities = True
 
     def __init__(
         self,
@@ -170,13 +177,13 @@ class SlotEngine:
 
     # --- Streamer --------------------------------------------------------------------------
 
-    def add(self, key: int, ids: list[int], params: GenParams) -> None:
+    def add(self, key: int, ids: list[int], params: GenParams, priority: int = 0) -> None:
         if len(ids) + params.max_new_tokens > self.limit:
             raise ValueError(
                 f"generation.engine: a {len(ids)}-token prompt and {params.max_new_tokens} new "
                 f"tokens exceed model.max_seq_length ({self.limit})"
             )
-        self.waiting.append(Request(key, list(ids), params))
+        enqueue(self.waiting, Request(key, list(ids), params, priority=priority))
 
     def abort(self) -> None:
         self.waiting.clear()

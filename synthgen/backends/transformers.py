@@ -371,7 +371,10 @@ class Backend(BaseBackend):
         """
         if self.runner is not None:
             n = self.runner.batch_size()
-            self.notes.append(f"batch_size=auto -> {n} requests in flight (vLLM schedules its own)")
+            self.notes.append(
+                f"batch_size=auto -> {n} requests in flight at most (vLLM schedules its own)"
+            )
+            self.notes.append(self.runner.feed_note())
             return n
         self.reserve_new = int(max_new_tokens)
         if not self.cuda:

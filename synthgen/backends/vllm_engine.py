@@ -11,10 +11,20 @@ Two ways to feed it (`generation.vllm_feed`), both measured by benchmarks/genera
   driven by synthgen.dataset.generation.run_stream: up to `batch_size` requests in flight, each
   finished one written at once and its answer submitted straight away (the answer's prompt
   starts with the question prompt's chunk, which vLLM's prefix cache then reuses).
+  For that reuse to survive a full KV cache (an 80 GB card: 6% of prompt tokens cached with
+  2,048 requests in flight, where an H200 cached 30%), the engine runs with
+  `scheduling_policy="priority"` and answers get a lower priority value than questions (vLLM
+  schedules the lower value first), so an answer never waits behind the questions queued
+  before it; and the requests in flight are kept within the KV cache vLLM reports
+  (`kv_capacity`: their prompt + new tokens, in blocks), so nothing in flight evicts the
+  blocks of a chunk whose answer is on its way.
 - waves: `llm.generate` on `batch_size` prompts at a time, through run_queue.
 
 vLLM API as of 0.26.0 (vllm/entrypoints/llm.py, vllm/v1/engine/llm_engine.py): LLMEngine.
-add_request(request_id, prompt, params), step() -> [RequestOutput], abort_request(ids);
+add_request(request_id, prompt, params, ..., priority=0), step() -> [RequestOutput],
+abort_request(ids); after start, llm_engine.vllm_config.cache_config holds num_gpu_blocks,
+block_size and kv_cache_size_tokens (per engine, hybrid-attention aware), and
+scheduler_config.policy ("fcfs" | "priority"; a priority is ignored under fcfs);
 RequestOutput.request_id is the id given to add_request, .finished, .outputs[0].token_ids
 (the stop token included) and .finish_reason ("stop" | "length" | ...). With
 SamplingParams(logprobs=0), .outputs[0].logprobs holds, per new token, a dict token id ->
@@ -94,6 +104,7 @@ def llm_kwargs(
     }
     if four_bit and not prequantized:  # quantized in flight; a bnb checkpoint is detected
         kw["quantization"] = "bitsandbytes"
+    kw["scheduling_policy"] = "priority"  # answers before queued questions (module docstring)
     return kw
 
 
@@ -155,13 +166,40 @@ def in_flight_limit(llm: Any, default: int = 512) -> int:
     return max(2 * seqs, 1)
 
 
+def kv_capacity(llm: Any) -> tuple[int, int] | None:
+    """(tokens, block size) of the KV cache vLLM allocated, as its engine reports after start:
+    kv_cache_size_tokens where vLLM gives it (right for models mixing sliding-window and full
+    attention, such as Gemma 3), else num_gpu_blocks * block_size; None where unknown (an
+    engine that reports neither keeps the count limit alone)."""
+    try:
+        cache = llm.llm_engine.vllm_config.cache_config
+        block = int(getattr(cache, "block_size", None) or 16)
+        tokens = getattr(cache, "kv_cache_size_tokens", None)
+        tokens = int(tokens or int(getattr(cache, "num_gpu_blocks", None) or 0) * block)
+    except (AttributeError, TypeError, ValueError):
+        return None
+    return (tokens, block) if tokens > 0 else None
+
+
+def scheduling_policy(llm: Any) -> str:
+    """The engine's scheduling policy ("fcfs" where unknown: Unsloth builds its own engine)."""
+    try:
+        return str(llm.llm_engine.vllm_config.scheduler_config.policy)
+    except AttributeError:
+        return "fcfs"
+
+
 def one_line(e: BaseException) -> str:
     first = " ".join(str(e).split())[:300]
     return f"{type(e).__name__}: {first}" if first else type(e).__name__
 
 
 class VllmStreamer:
-    """synthgen.backends.base.Streamer over vLLM's LLMEngine (add_request, step, abort)."""
+    """synthgen.backends.base.Streamer over vLLM's LLMEngine (add_request, step, abort).
+
+    `priorities`: run_stream passes each request's priority (answers first); `kv_tokens`,
+    `kv_block`: the KV cache it keeps the requests in flight within (0: no such limit).
+    """
 
     def __init__(
         self,
@@ -169,17 +207,24 @@ class VllmStreamer:
         sampling: Callable[[GenParams, list[int]], Any],
         finish: Callable[..., Generated],
         salt: bool = False,
+        priorities: bool = True,
+        kv_budget: bool = True,
     ) -> None:
         """salt: every request its own cache_salt, so none reuses another's prefix (benchmarks
-        measure no reuse on an engine started with prefix caching on)."""
+        measure no reuse on an engine started with prefix caching on). priorities, kv_budget:
+        off, the feed is the first-come first-served one of before (benchmarks compare)."""
         self.engine = llm.llm_engine
+        self.priorities = priorities
+        capacity = kv_capacity(llm) if kv_budget else None
+        self.kv_tokens, self.kv_block = capacity or (0, 1)
         # the renderer LLM.generate itself uses for a prompt, where this vLLM has it
         self.render = getattr(llm, "_preprocess_cmpl_one", None)
         self.sampling, self.finish, self.salt = sampling, finish, salt
         self.live: dict[str, int] = {}  # request id -> the caller's key
         self.stops: dict[str, list[str]] = {}  # request id -> its stop strings, where it has some
 
-    def add(self, key: int, ids: list[int], params: GenParams) -> None:
+    def add(self, key: int, ids: list[int], params: GenParams, priority: int = 0) -> None:
+        """priority: vLLM schedules the lower value first (under its priority policy)."""
         rid = f"synthgen-{next(_IDS)}"
         prompt: Any = {"prompt_token_ids": list(ids)}
         if self.salt:
@@ -187,7 +232,7 @@ class VllmStreamer:
         if callable(self.render):
             prompt = self.render(prompt)
         try:
-            self.engine.add_request(rid, prompt, self.sampling(params, ids))
+            self.engine.add_request(rid, prompt, self.sampling(params, ids), priority=priority)
         except Exception as e:  # a dead engine says so here first
             raise translate(e) from e
         self.live[rid] = key
@@ -300,6 +345,10 @@ class VllmRunner:
         self.llm, self.tokenizer, self.feed = llm, tokenizer, feed
         self.eos, self.eos_set = list(eos), set(eos)
         self.salt = False  # benchmarks: no request reuses another's prefix (VllmStreamer)
+        # benchmarks switch these off to measure the feed of before: first come, first served,
+        # as many in flight as the count limit allows, whatever the KV cache holds
+        self.answers_first = True
+        self.kv_budget = True
         self._greedy: dict[tuple, Any] = {}  # one SamplingParams per GenParams when greedy
 
     def decode(self, ids: list[int]) -> str:
@@ -328,7 +377,9 @@ class VllmRunner:
     def streamer(self) -> VllmStreamer | None:
         if self.feed != "stream":
             return None
-        return VllmStreamer(self.llm, self.sampling, self.finish, self.salt)
+        return VllmStreamer(
+            self.llm, self.sampling, self.finish, self.salt, self.answers_first, self.kv_budget
+        )
 
     def generate(
         self, batch: list[list[int]], params: GenParams | list[GenParams]
@@ -353,6 +404,18 @@ class VllmRunner:
 
     def batch_size(self) -> int:
         return in_flight_limit(self.llm)
+
+    def feed_note(self) -> str:
+        """How the stream feed orders and sizes the requests (summary.json's engine notes)."""
+        capacity = kv_capacity(self.llm) if self.kv_budget else None
+        policy = scheduling_policy(self.llm)
+        order = "answers first" if self.answers_first and policy == "priority" else "FCFS"
+        size = (
+            f"within the KV cache of {capacity[0]:,} tokens (prompt + new tokens each)"
+            if capacity
+            else "by count only"
+        )
+        return f"vLLM feed: {order} (scheduling_policy={policy}), requests in flight {size}"
 
     def close(self) -> None:
         llm, self.llm = self.llm, None

@@ -8,7 +8,10 @@ Two ways to feed a backend, one interface for the caller (`drive`):
 - run_stream, continuously (a continuous-batching engine such as vLLM's): up to N requests
   in flight, each finished one handed to `on_result` at once and the jobs it spawns (the
   answer to a question) submitted straight away; on OOM the requests in flight go back to
-  the queue and N halves.
+  the queue and N halves. An engine that takes priorities gets answers ahead of the questions
+  queued inside it; one that reports its KV cache (`kv_tokens`) gets no more in flight than
+  their prompt + new tokens fit there, so a finished question's cached prefix outlives the
+  wait for its answer.
 """
 
 from __future__ import annotations
@@ -57,6 +60,8 @@ class Stats:
     feed: str = "batches"  # batches = run_queue; stream = run_stream (seconds = its wall time)
     cached_tokens: int = 0  # prompt tokens whose KV came from a cached prefix (not prefilled)
     dropped: int = 0  # question jobs never started because `stop` said so (a timed benchmark)
+    most_in_flight: int = 0  # stream: the most requests in flight at once
+    kv_tokens: int = 0  # stream: the KV cache (tokens) the requests in flight were kept within
 
     @property
     def tokens_per_second(self) -> float:
@@ -89,6 +94,8 @@ def _pick(pools: dict[str, list[Job]], batch_size: int) -> list[Job]:
 
 
 Params = GenParams | Mapping[str, GenParams]  # one for every stage, or per stage
+# run_stream's request priority per stage: vLLM schedules the lower value first
+PRIORITY = {"answer": 0, "question": 1}
 
 
 def for_stage(params: Params, stage: str) -> GenParams:
@@ -198,6 +205,7 @@ def run_stream(
             if not feed.busy():
                 break
             feed.fill()
+            stats.most_in_flight = max(stats.most_in_flight, len(feed.in_flight))
             try:
                 done = streamer.step()
             except OutOfMemory:
@@ -208,7 +216,7 @@ def run_stream(
                 continue
             stats.batches += 1  # engine steps
             for key, out in done:
-                job = feed.in_flight.pop(key)
+                job = feed.finished(key)
                 stats.count(job, out)
                 for new_job in on_result(job, out):
                     feed.pools[new_job.stage].append(new_job)
@@ -230,11 +238,18 @@ def run_stream(
             after_batch()  # what finished before an error is on disk too
         stats.seconds = base + time.perf_counter() - t0
     stats.batch_size = feed.size
+    stats.kv_tokens = feed.budget
     return stats
 
 
 class _Feed:
-    """run_stream's queues: jobs waiting by stage, and up to `size` requests in flight."""
+    """run_stream's queues: jobs waiting by stage, and up to `size` requests in flight.
+
+    The streamer may take a priority per request (`priorities`, an optional attribute: vLLM's
+    and the continuous engine's) and report a KV cache (`kv_tokens`, `kv_block`: tokens and
+    the block they are allocated in) that the requests in flight must fit, each counted at its
+    prompt + max_new_tokens rounded up to blocks. One request always goes in, whatever its size.
+    """
 
     def __init__(self, streamer: Streamer, jobs: Iterable[Job], params: Params, size: int) -> None:
         self.streamer, self.params, self.size = streamer, params, size
@@ -243,17 +258,39 @@ class _Feed:
             self.pools[j.stage].append(j)
         self.in_flight: dict[int, Job] = {}
         self.keys = itertools.count()
+        self.priorities = bool(getattr(streamer, "priorities", False))
+        self.budget = int(getattr(streamer, "kv_tokens", 0) or 0)
+        self.block = max(1, int(getattr(streamer, "kv_block", 1) or 1))
+        self.need: dict[int, int] = {}  # key -> KV tokens the request may come to hold
+        self.tokens = 0  # their sum over the requests in flight
 
     def busy(self) -> bool:
         return bool(self.pools["question"] or self.pools["answer"] or self.in_flight)
 
     def fill(self) -> None:
-        """Submit waiting jobs, answers first, until `size` are in flight."""
+        """Submit waiting jobs, answers first, until `size` are in flight or the next one's
+        tokens would not fit the KV cache."""
         while len(self.in_flight) < self.size and (self.pools["answer"] or self.pools["question"]):
-            job = (self.pools["answer"] or self.pools["question"]).popleft()
+            pool = self.pools["answer"] or self.pools["question"]
+            job = pool[0]
+            params = job.params or for_stage(self.params, job.stage)
+            need = -(-(len(job.ids) + params.max_new_tokens) // self.block) * self.block
+            if self.budget and self.in_flight and self.tokens + need > self.budget:
+                return
+            pool.popleft()
             key = next(self.keys)
-            self.streamer.add(key, job.ids, job.params or for_stage(self.params, job.stage))
+            if self.priorities:
+                self.streamer.add(key, job.ids, params, priority=PRIORITY[job.stage])
+            else:
+                self.streamer.add(key, job.ids, params)
             self.in_flight[key] = job
+            self.need[key] = need
+            self.tokens += need
+
+    def finished(self, key: int) -> Job:
+        """The job of a request the engine returned; its tokens leave the budget."""
+        self.tokens -= self.need.pop(key)
+        return self.in_flight.pop(key)
 
     def put_back(self) -> None:
         """After OutOfMemory: the engine drops what is in flight; it goes back in front."""
@@ -261,6 +298,8 @@ class _Feed:
         for job in reversed(list(self.in_flight.values())):  # nothing lost
             self.pools[job.stage].appendleft(job)
         self.in_flight.clear()
+        self.need.clear()
+        self.tokens = 0
 
 
 def drive(

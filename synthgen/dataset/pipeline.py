@@ -262,6 +262,10 @@ def make_summary(
         "tokens_per_second": round(stats.tokens_per_second, 1),
         "batches": stats.batches,
         "batch_size": stats.batch_size,
+        # stream feed: the most requests in flight at once, and the KV cache (tokens) that
+        # kept them fewer than batch_size (0: none reported) so prefixes stay cached
+        "most_in_flight": stats.most_in_flight,
+        "kv_cache_tokens": stats.kv_tokens,
         "oom_retries": stats.oom_retries,
         "engine": session.engine,
         "started": t.started,
