@@ -596,6 +596,8 @@ def way_vllm(args: argparse.Namespace, way: str, rec: Recorder) -> None:
                 prompts_s=round(len(ids) / dt, 2),
                 first_result_s=first,
                 oom_retries=stats.oom_retries,
+                most_in_flight=stats.most_in_flight,
+                kv_cache_tokens=stats.kv_tokens,
                 **memory(),
             )
         if not anchor:

@@ -32,6 +32,9 @@ Ways (`--ways`, each in its own child process; a way's runs after a colon, joine
 Runs:
   reuse          prompt=notebook, prefix reuse on (vLLM's prefix cache, the continuous engine's
                  slot reuse): a chunk's answer prefills only what follows the chunk
+  reuse_fifo     reuse as the feed was before issue 21: first come first served (no answer
+                 goes ahead of the questions queued before it) and, for vLLM, as many in
+                 flight as the count limit allows whatever its KV cache holds (same engine)
   no_reuse       the same with reuse off: vLLM requests each get their own cache_salt (same
                  engine, no hit possible), the continuous engine's reuse switched off
   questions_only prompt=questions_only: no answer stage
@@ -42,7 +45,8 @@ run that starts no new chunk after --run-seconds (what started, answers included
 Every run is one JSON line in results.jsonl as soon as it ends (workload "pipeline"): rows,
 seconds, rows_h (rows per hour), gpu_s_per_1k_rows (GPU-seconds per 1,000 rows, one GPU),
 tok_s (output tokens/s), prompt_tok_s, cached_tokens (prompt tokens a prefix cache supplied),
-start_s (engine start, measured apart), warmup_s, the engine's notes. --budget caps the whole
+most_in_flight and kv_cache_tokens (the stream feed's requests in flight and the KV cache that
+bounded them), start_s (engine start, measured apart), warmup_s, the engine's notes. --budget caps the whole
 command (the session's device time is scarce): a way or run that no longer fits is one line
 saying so.
 
@@ -67,19 +71,21 @@ from pathlib import Path
 import generation as g  # benchmarks/generation.py: checkpoint, Recorder, result lines, tables
 
 REPO = g.REPO
-RUNS = ("reuse", "no_reuse", "questions_only", "qa_pair")
-PROMPT = {"reuse": "notebook", "no_reuse": "notebook", "questions_only": "questions_only"}
+RUNS = ("reuse", "reuse_fifo", "no_reuse", "questions_only", "qa_pair")
+PROMPT = {"reuse": "notebook", "reuse_fifo": "notebook", "no_reuse": "notebook"}
+PROMPT["questions_only"] = "questions_only"
 PROMPT["qa_pair"] = "qa_pair"
 # way -> (runs it can do, default runs, timeout s): timeouts are H200 estimates with room
 WAYS = {
     "vllm_raw": (("no_reuse",), ("no_reuse",), 170),
-    "vllm": (RUNS, ("reuse", "questions_only", "qa_pair", "no_reuse"), 260),
+    "vllm": (RUNS, ("reuse", "reuse_fifo", "questions_only", "qa_pair", "no_reuse"), 320),
     "continuous": (RUNS, ("reuse", "no_reuse"), 170),
     "static": (("no_reuse", "questions_only", "qa_pair"), ("no_reuse",), 190),
     "notebook": (("no_reuse",), ("no_reuse",), 120),
 }
 DEFAULT_WAYS = (
-    "vllm_raw,vllm:reuse+questions_only+qa_pair+no_reuse,continuous:reuse+no_reuse,static,notebook"
+    "vllm_raw,vllm:reuse+reuse_fifo+questions_only+qa_pair+no_reuse,continuous:reuse+no_reuse,"
+    "static,notebook"
 )
 log = g.log
 
@@ -335,10 +341,12 @@ def timed_runs(
         if engine == "vllm":
             backend.runner.llm.reset_prefix_cache()
             backend.runner.salt = run == "no_reuse"
+            backend.runner.answers_first = backend.runner.kv_budget = run != "reuse_fifo"
         if engine == "continuous":
             eng = backend.streamer(size)
             eng.reset_prefix()
             eng.reuse = run != "no_reuse"
+            eng.priorities = run != "reuse_fifo"
         cap = min(len(chunks), max(256, int(rate * args.run_seconds * 3)))
         offset = (warm_n + i * 97) % max(1, len(chunks) - cap) if len(chunks) > cap else 0
         g.reset_peak()
@@ -368,6 +376,8 @@ def timed_runs(
             out_tokens=st.output_tokens,
             prompt_tokens=st.prompt_tokens,
             cached_tokens=st.cached_tokens,
+            most_in_flight=st.most_in_flight,
+            kv_cache_tokens=st.kv_tokens,
             cached_share=round(st.cached_tokens / st.prompt_tokens, 3)
             if st.prompt_tokens
             else None,

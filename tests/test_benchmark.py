@@ -91,7 +91,7 @@ def test_pipeline_workload_writes_rows_per_hour_per_run(tmp_path: Path) -> None:
         "pipeline",
         "--tiny",
         "--ways",
-        "continuous:reuse+no_reuse,static",
+        "continuous:reuse+reuse_fifo+no_reuse,static",
         "--run-seconds",
         "0.5",
         "--batch",
@@ -110,16 +110,18 @@ def test_pipeline_workload_writes_rows_per_hour_per_run(tmp_path: Path) -> None:
     assert p.returncode == 0, p.stderr[-3000:]
     lines = [json.loads(x) for x in (ckpt / "results.jsonl").read_text().splitlines()]
     assert {x["invocation"] for x in lines} == {"p1"}
-    reuse, no_reuse, static = lines
-    for x in (reuse, no_reuse, static):
+    reuse, fifo, no_reuse, static = lines
+    for x in (reuse, fifo, no_reuse, static):
         assert x["workload"] == "pipeline" and x["rows"] > 0
         assert x["rows_h"] == round(x["rows"] / x["seconds"] * 3600)
         assert x["gpu_s_per_1k_rows"] == round(x["seconds"] / x["rows"] * 1000, 1)
         assert x["prompts_by_stage"]["answer"] == x["rows"]  # every row: question, then answer
         assert {"tok_s", "prompt_tok_s", "start_s", "warmup_s", "versions", "gpu"} <= set(x)
-    assert (reuse["run"], no_reuse["run"]) == ("reuse", "no_reuse")
-    assert reuse["engine"] == no_reuse["engine"] == "continuous"
+    assert (reuse["run"], fifo["run"], no_reuse["run"]) == ("reuse", "reuse_fifo", "no_reuse")
+    assert reuse["engine"] == fifo["engine"] == no_reuse["engine"] == "continuous"
     assert reuse["cached_tokens"] > 0 and no_reuse["cached_tokens"] == 0
+    # the feed of before (first come first served) on the same engine; no KV budget there
+    assert fifo["prefix_reuse"] and fifo["kv_cache_tokens"] == 0 < fifo["most_in_flight"]
     # the old static engine ran on the same loaded weights, in the same process
     assert static["engine"] == "static" and static["load_shared"] and not static["prefix_reuse"]
     text = table.read_text()
