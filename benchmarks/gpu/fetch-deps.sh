@@ -1,16 +1,15 @@
 #!/usr/bin/env bash
 # Downloads the project's own pure-Python dependencies that the GPU machine lacks, as Python 3.12
-# wheels, into one folder to send with one command (about 20 MiB; it fits beside the last part
-# of ../shared/gpu/fetch-vllm.sh). What the machine has: /work/.library/device/KINDS.md's package
-# list (torch, transformers, accelerate, sentence-transformers, pandas, numpy, tqdm, tiktoken,
-# jinja2, pyyaml, requests, aiohttp, networkx, nltk's needs ...); pydantic and its kin come with
-# vLLM's parts. The list is what `python run.py` (generate and finetune on a run dir),
-# benchmarks/generation.py and benchmarks/finetune.py import beyond that: found by walking the
-# metadata of the tested environment (versions pinned to it) and `python -X importtime` of the
-# generate path (greenlet: sqlalchemy's, imported by llama-index-core at import time).
+# wheels, into one folder (about 20 MiB; benchmarks/gpu/build_pack.sh puts them in the pack).
+# What the machine has: /work/.library/device/KINDS.md's package list (torch, transformers,
+# accelerate, sentence-transformers, pandas, numpy, tqdm, tiktoken, jinja2, pyyaml, requests,
+# aiohttp, networkx, nltk's needs ...); pydantic and its kin come with vLLM's list. This list is
+# what `python run.py` (generate and finetune on a run dir), benchmarks/generation.py and
+# benchmarks/finetune.py import beyond that: found by walking the metadata of the tested
+# environment (versions pinned to it) and `python -X importtime` of the generate path
+# (greenlet: sqlalchemy's, imported by llama-index-core at import time).
 # antlr4-python3-runtime 4.9.3 (omegaconf's) has no wheel on PyPI: it is built here (pure Python).
-#   usage: benchmarks/fetch-gpu-deps.sh [DEST]   (DEST defaults to .gpu-deps; git-ignored)
-# There: python3 -m pip install -q --no-deps --no-index --no-compile --target /tmp/site DEST/*.whl
+#   usage: benchmarks/gpu/fetch-deps.sh [DEST]   (DEST defaults to .gpu-deps; git-ignored)
 set -euo pipefail
 dest=${1:-.gpu-deps}
 mkdir -p "$dest"
