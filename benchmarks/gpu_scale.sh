@@ -18,17 +18,19 @@ t0=$(date +%s)
 trap 'echo "step $step: $(($(date +%s) - t0)) s"' EXIT
 
 case $step in
-  part)  # one carried part (.gpu/p0, .gpu/p1, .gpu-ray/r1) into /tmp/px
-    mkdir -p /tmp/px && { cp .gpu/p*/site.tar.xz.* /tmp/px/ 2>/dev/null; cp .gpu-ray/r*/ray-tar.* /tmp/px/ 2>/dev/null; true; }
-    ls -la /tmp/px
+  part)  # one carried part (.gpu/pN of benchmarks/gpu/build_pack.sh, or .gpu-ray/r1) into /tmp
+    bash benchmarks/gpu/session.sh recv
+    mkdir -p /tmp/rx && { cp .gpu-ray/r*/ray-tar.* /tmp/rx/ 2>/dev/null; true; }
+    ls -la /tmp/rx
     ;;
-  setup)  # the last part (.gpu-ray/r2): unpack vLLM + the project's deps and Ray into /tmp/site,
-    # build the random-weight Llama-3.1-8B checkpoint (~40 s)
-    mkdir -p /tmp/px /tmp/site /tmp/rw && cp .gpu-ray/r*/ray-tar.* /tmp/px/ || exit 1
-    cat /tmp/px/site.tar.xz.* | xz -T0 -d | tar -x -C /tmp/site || exit 1
-    cat /tmp/px/ray-tar.* | tar -x -C /tmp/rw || exit 1
+  setup)  # the last part (.gpu-ray/r2), every .gpu part received: unpack the pack (vLLM, the
+    # project's deps ...) into /tmp/site and Ray beside it, build the random-weight
+    # Llama-3.1-8B checkpoint (~40 s)
+    mkdir -p /tmp/rx /tmp/rw && cp .gpu-ray/r*/ray-tar.* /tmp/rx/ || exit 1
+    bash benchmarks/gpu/session.sh install || exit 1
+    cat /tmp/rx/ray-tar.* | tar -x -C /tmp/rw || exit 1
     python3 -m pip install -q --no-deps --no-index --no-compile --target /tmp/site /tmp/rw/*.whl || exit 1
-    rm -rf /tmp/px /tmp/rw
+    rm -rf /tmp/rx /tmp/rw
     python3 -c "import vllm, ray, hydra_plugins.hydra_ray_launcher, llama_index.core; print('vllm', vllm.__version__, 'ray', ray.__version__)" || exit 1
     nvidia-smi --query-gpu=index,name,memory.total,memory.used --format=csv
     env | grep -E '^(NCCL_|TORCH_SYMM|NVSHMEM_)' || true

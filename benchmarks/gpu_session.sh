@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU session of issues 15 and 10, one step per device command (benchmarks/gpu_session.md says which
-# folders each step carries, how long it takes and what it measures). Run from the repo root on
-# the GPU machine:   bash benchmarks/gpu_session.sh STEP [INVOCATION]
+# folders each step carries, how long it takes and what it measures; issue 21's session is
+# benchmarks/gpu/session.sh). Run from the repo root on the GPU machine:
+#   bash benchmarks/gpu_session.sh STEP [INVOCATION]
 # Steps must follow each other within the machine's ~30 s between commands: /tmp (the vLLM
 # parts, the installs, the checkpoint) is gone once it is given back. Every measurement is one
 # JSON line in $OUT/results.jsonl as soon as it is taken.
@@ -21,17 +22,14 @@ t0=$(date +%s)
 trap 'echo "step $step: $(($(date +%s) - t0)) s"' EXIT
 
 case $step in
-  part)  # calls 1-2: one part of the pack each (.gpu/p0, .gpu/p1: ~61 MiB of one xz tar)
-    mkdir -p /tmp/px && cp .gpu/p*/site.tar.xz.* /tmp/px/ && ls -la /tmp/px
+  part)  # one part of benchmarks/gpu/build_pack.sh's pack per call (.gpu/p1 ...), all but the last
+    bash benchmarks/gpu/session.sh recv
     ;;
-  x)  # call 3, the last part: unpack vLLM 0.26.0, bitsandbytes, Unsloth and the project's
-    # deps into /tmp/site (PYTHONPATH, no pip); the random-weight Llama-3.1-8B checkpoint;
-    # synthgen's vllm engine (stream, waves, and LLM.generate on the same engine: the anchor)
-    mkdir -p /tmp/px /tmp/site && cp .gpu/p*/site.tar.xz.* /tmp/px/ || exit 1
-    cat /tmp/px/site.tar.xz.* | xz -T0 -d | tar -x -C /tmp/site || exit 1
-    rm -rf /tmp/px
-    python3 -c "import vllm, hydra, omegaconf, llama_index.core, openpyxl, bm25s, nltk; print('vllm', vllm.__version__)" || exit 1
-    nvidia-smi --query-gpu=name,memory.total,memory.used --format=csv
+  x)  # the last part: unpack vLLM 0.26.0, bitsandbytes, Unsloth and the project's deps into
+    # /tmp/site (PYTHONPATH, no pip; benchmarks/gpu/session.sh install); the random-weight
+    # Llama-3.1-8B checkpoint; synthgen's vllm engine (stream, waves, and LLM.generate on the
+    # same engine: the anchor)
+    bash benchmarks/gpu/session.sh install || exit 1
     python3 benchmarks/make_corpus.py "$corpus"
     if [ -n "${X_RUN_PY:-}" ]; then  # a second session: the engine figures are in already
       bench --ways run_py --run-args "$run_args" --timeout "${T:-300}"
