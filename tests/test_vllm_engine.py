@@ -427,6 +427,7 @@ class Cache:
     block_size: int = 16
     num_gpu_blocks: int | None = 10
     kv_cache_size_tokens: int | None = None
+    enable_prefix_caching: bool = True
 
 
 def llm_with(cache: Cache, policy: str = "priority") -> FakeLLM:
@@ -441,6 +442,8 @@ def test_kv_capacity_is_what_vllm_reports_after_start() -> None:
     # vLLM's own count where it gives one (sliding-window layers hold fewer tokens)
     assert kv_capacity(llm_with(Cache(kv_cache_size_tokens=1000))) == (1000, 16)
     assert kv_capacity(llm_with(Cache(num_gpu_blocks=None))) is None
+    # prefix caching off: no cached block to keep, so no budget (the prompts workload)
+    assert kv_capacity(llm_with(Cache(enable_prefix_caching=False))) is None
     assert kv_capacity(FakeLLM(FakeEngine())) is None  # not reported: the count limit only
 
 

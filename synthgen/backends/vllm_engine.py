@@ -15,9 +15,9 @@ Two ways to feed it (`generation.vllm_feed`), both measured by benchmarks/genera
   2,048 requests in flight, where an H200 cached 30%), the engine runs with
   `scheduling_policy="priority"` and answers get a lower priority value than questions (vLLM
   schedules the lower value first), so an answer never waits behind the questions queued
-  before it; and the requests in flight are kept within the KV cache vLLM reports
-  (`kv_capacity`: their prompt + new tokens, in blocks), so nothing in flight evicts the
-  blocks of a chunk whose answer is on its way.
+  before it; and, with prefix caching on, the requests in flight are kept within the KV cache
+  vLLM reports (`kv_capacity`: their prompt + new tokens, in blocks), so nothing in flight
+  evicts the blocks of a chunk whose answer is on its way.
 - waves: `llm.generate` on `batch_size` prompts at a time, through run_queue.
 
 vLLM API as of 0.26.0 (vllm/entrypoints/llm.py, vllm/v1/engine/llm_engine.py): LLMEngine.
@@ -169,10 +169,15 @@ def in_flight_limit(llm: Any, default: int = 512) -> int:
 def kv_capacity(llm: Any) -> tuple[int, int] | None:
     """(tokens, block size) of the KV cache vLLM allocated, as its engine reports after start:
     kv_cache_size_tokens where vLLM gives it (right for models mixing sliding-window and full
-    attention, such as Gemma 3), else num_gpu_blocks * block_size; None where unknown (an
-    engine that reports neither keeps the count limit alone)."""
+    attention, such as Gemma 3), else num_gpu_blocks * block_size. None where unknown (an
+    engine that reports neither keeps the count limit alone) or where prefix caching is off:
+    then no cached block is worth keeping, and a budget would only leave the cache part idle
+    at the end of a batch (the prompts workload: 768 prompts of ~630 tokens, ~480k, where an
+    80 GB card holds ~444k)."""
     try:
         cache = llm.llm_engine.vllm_config.cache_config
+        if not getattr(cache, "enable_prefix_caching", False):
+            return None
         block = int(getattr(cache, "block_size", None) or 16)
         tokens = getattr(cache, "kv_cache_size_tokens", None)
         tokens = int(tokens or int(getattr(cache, "num_gpu_blocks", None) or 0) * block)
@@ -413,7 +418,7 @@ class VllmRunner:
         size = (
             f"within the KV cache of {capacity[0]:,} tokens (prompt + new tokens each)"
             if capacity
-            else "by count only"
+            else "by count only (no KV cache size, or prefix caching off)"
         )
         return f"vLLM feed: {order} (scheduling_policy={policy}), requests in flight {size}"
 
