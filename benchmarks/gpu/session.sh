@@ -16,8 +16,8 @@
 #                 reuse_fifo (the feed of before), questions_only, qa_pair, no_reuse
 #   e2e           `python run.py` with the default model through vLLM on /tmp/pycorpus
 #   e2e_raw       the plain vLLM script on the same prompts and model (e2e_raw.py)
-#   fourbit       vllm_4bit (bitsandbytes through vLLM, capped at 52 GiB), then Unsloth's
-#                 fast_inference in 4-bit (unsloth_vllm_4bit) as time allows
+#   fourbit       vllm_4bit (bitsandbytes through vLLM, capped at 52 GiB); with ALSO_UNSLOTH=1
+#                 then Unsloth's fast_inference in 4-bit (unsloth_vllm_4bit) as time allows
 #   finetune      finetune.backend=unsloth beside sentence_transformers (benchmarks/finetune.py)
 # ROOT (default /tmp) holds px/, site/ and proj/: another ROOT checks recv and install here.
 set -uo pipefail
@@ -133,8 +133,8 @@ PY
     ;;
   fourbit)
     need_install
-    bench --ways vllm_4bit --feeds stream --timeout "$(left 300)"
-    bench --ways unsloth_vllm_4bit --feeds stream --timeout "$(left 570)"
+    bench --ways vllm_4bit --feeds stream --timeout "$(left 330)"
+    [ -z "${ALSO_UNSLOTH:-}" ] || bench --ways unsloth_vllm_4bit --feeds stream --timeout "$(left 570)"
     ;;
   finetune)
     need_install
