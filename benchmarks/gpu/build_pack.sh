@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds, here, everything the bare GPU machine lacks for benchmarks/gpu/session.sh, as parts that
 # each travel with one device command (a command carries at most 64 MiB, the working tree
-# included, so a part is PART_MIB MiB, 60 by default, with room for a tree of up to ~4 MiB):
+# included, so a part is PART_MIB MiB, 58 by default, with room for a tree of up to ~6 MiB):
 #   - vLLM 0.26.0 (the last release pinned to torch 2.11 / CUDA 13, as on the machine) and the
 #     packages it needs that the machine lacks (vllm-0.26.0-deps.txt beside this file);
 #   - bitsandbytes 0.50.2 (its CUDA 13 library), Unsloth 2026.10.9 and its needs (the list of
@@ -23,7 +23,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(git -C "$here" rev-parse --show-toplevel)
 dest=${1:-.gpu}
-part_mib=${PART_MIB:-60}
+part_mib=${PART_MIB:-58}
 mkdir -p "$dest"
 dest=$(cd "$dest" && pwd)
 build=$dest/build

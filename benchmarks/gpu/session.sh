@@ -73,7 +73,7 @@ case $step in
   install)
     recv
     missing=$(grep '^part ' "$root/px/MANIFEST" | cut -d' ' -f2 | while read -r p; do
-      [ -f "$root/px/${p##*/}" ] || echo "${p%%/*}"; done)
+      [ -f "$root/px/${p##*/}" ] || echo "${p%%/*}"; done | tr '\n' ' ')
     if [ -n "$missing" ]; then
       echo "error: parts not received yet: $missing (recv each first)"
       exit 2
