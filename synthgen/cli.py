@@ -21,7 +21,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from synthgen import tasks
-from synthgen.config import SynthgenError
+from synthgen.errors import RunDirLocked, SynthgenError
 from synthgen.scale import sweep
 
 # every process that runs a task imports this module first: the launching one (run.py) and the
@@ -34,8 +34,6 @@ _task_raised = False  # an unexpected error came out of the task: keep its trace
 def task(cfg: DictConfig) -> None:
     """The body of run.py's @hydra.main function."""
     global _task_raised
-    from synthgen.rundir.runlock import RunDirLocked
-
     try:
         tasks.run(cfg)
     except BaseException as e:

@@ -10,18 +10,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-
-class SynthgenError(Exception):
-    """An error the user can fix; the CLI prints it as one line, without a traceback."""
-
-
-class ConfigError(SynthgenError):
-    pass
-
-
-class ModelLoadError(SynthgenError):
-    """The model or tokenizer could not be loaded (missing, offline, gated)."""
-
+from synthgen.errors import ConfigError
 
 # keys whose change changes the rows; resuming a run dir with other values is refused
 ROW_KEYS = (

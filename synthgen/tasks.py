@@ -25,7 +25,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from synthgen import rundir
-from synthgen.config import ConfigError, SynthgenError
+from synthgen.errors import ConfigError, RunDirLocked, SynthgenError
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,6 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> Summary:
         module, _, func = TASKS[name].partition(":")
         return getattr(importlib.import_module(module), func)(cfg, path)
     except Exception as e:
-        from synthgen.rundir.runlock import RunDirLocked
         from synthgen.scale import sweep
 
         # in a sweep the next run goes on; a dir another process holds is left alone

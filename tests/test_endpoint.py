@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from synthgen.config import ConfigError, check
+from synthgen.config import check
+from synthgen.errors import ConfigError
 from tests.conftest import REPO, cli, compose
 from tests.endpoint import DELAY, DROP, FaultProxy, serve
 from tests.test_faults import ForkServer

@@ -11,9 +11,10 @@ import pytest
 from omegaconf import OmegaConf
 
 from synthgen.backends.base import Generated, GenParams, ModelSpec
-from synthgen.config import ConfigError, check
+from synthgen.config import check
 from synthgen.dataset import judge, llm
 from synthgen.dataset.judge import JudgeSettings, parse_verdict
+from synthgen.errors import ConfigError
 from synthgen.rundir import JUDGED
 from synthgen.settings import Settings
 from tests import fake_backend

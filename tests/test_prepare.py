@@ -18,9 +18,10 @@ import pytest
 from omegaconf import OmegaConf
 
 from synthgen import rundir
-from synthgen.config import ConfigError, row_config
+from synthgen.config import row_config
 from synthgen.dataset import pipeline
 from synthgen.dataset.corpus import load_corpus
+from synthgen.errors import ConfigError
 from synthgen.rundir.discovery import find_runs
 from synthgen.scale import merge
 from synthgen.settings import Settings

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from synthgen.backends.base import Generated, GenParams, ModelSpec, OutOfMemory
+from synthgen.backends.base import Generated, GenParams, ModelSpec
 from synthgen.backends.vllm_engine import (
     VllmRunner,
     VllmStreamer,
@@ -21,8 +21,8 @@ from synthgen.backends.vllm_engine import (
     to_generated,
     translate,
 )
-from synthgen.config import SynthgenError
 from synthgen.dataset.generation import Job, drive, run_stream
+from synthgen.errors import OutOfMemory, SynthgenError
 
 
 def test_greedy_maps_to_temperature_zero_with_our_stop_tokens() -> None:

@@ -11,10 +11,6 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 log = logging.getLogger(__name__)
 
 
-class OutOfMemory(RuntimeError):
-    """A backend ran out of accelerator memory on a batch; the caller halves the batch."""
-
-
 @dataclass
 class ModelSpec:
     """The `model` config group, as the backend constructor receives it."""

@@ -48,7 +48,7 @@ from synthgen.backends.base import (
     Usage,
     mean_logprob,
 )
-from synthgen.config import SynthgenError
+from synthgen.errors import EndpointDown
 
 log = logging.getLogger(__name__)
 logging.getLogger("httpx").setLevel(logging.WARNING)  # not a run.log line per request
@@ -58,10 +58,6 @@ RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})  # worth anot
 REFUSED_STATUS = frozenset({400, 422})
 BACKOFF_CAP = 60.0  # most seconds one wait between attempts lasts (s)
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-class EndpointDown(SynthgenError):
-    """The server stopped answering at all: the run stops, its rows kept for a resume."""
 
 
 def check(spec: ModelSpec, runtime: bool = True) -> None:

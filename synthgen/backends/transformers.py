@@ -43,11 +43,11 @@ from synthgen.backends.base import (
     Generated,
     GenParams,
     ModelSpec,
-    OutOfMemory,
     Streamer,
     eos_ids,
     load_tokenizer,
 )
+from synthgen.errors import OutOfMemory
 
 if TYPE_CHECKING:  # the engines import torch where they run; only their names here
     from synthgen.backends.batched import Batched

@@ -34,7 +34,8 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
-from synthgen.backends.base import Generated, GenParams, ModelSpec, OutOfMemory, mean_logprob
+from synthgen.backends.base import Generated, GenParams, ModelSpec, mean_logprob
+from synthgen.errors import OutOfMemory, SynthgenError
 
 log = logging.getLogger(__name__)
 
@@ -221,8 +222,6 @@ class VllmStreamer:
 
 def translate(e: BaseException) -> BaseException:
     """CUDA out of memory -> OutOfMemory (the caller backs off); a dead engine -> one line."""
-    from synthgen.config import SynthgenError
-
     if type(e).__name__ == "OutOfMemoryError" or "CUDA out of memory" in str(e):
         return OutOfMemory(str(e))
     if type(e).__name__ == "EngineDeadError":

@@ -10,8 +10,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from synthgen.config import ConfigError
 from synthgen.dataset import chunking, dedup, faults, reading, selection
+from synthgen.errors import ConfigError
 from synthgen.records import Chunk, Skipped, Slot, SplitCounts, key_of
 from synthgen.rundir import SPLITS
 from synthgen.settings import Settings

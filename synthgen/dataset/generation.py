@@ -23,8 +23,9 @@ from typing import Any, Protocol
 
 from tqdm import tqdm
 
-from synthgen.backends.base import BaseBackend, Generated, GenParams, OutOfMemory, Streamer
+from synthgen.backends.base import BaseBackend, Generated, GenParams, Streamer
 from synthgen.dataset import faults
+from synthgen.errors import OutOfMemory
 
 log = logging.getLogger(__name__)
 

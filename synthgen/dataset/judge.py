@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING, Any
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from synthgen.backends.base import BaseBackend, Generated, GenParams, ModelSpec, OutOfMemory
-from synthgen.config import ConfigError, SynthgenError
+from synthgen.backends.base import BaseBackend, Generated, GenParams, ModelSpec
 from synthgen.dataset import faults, prompting, writing
 from synthgen.dataset.generation import Job, Stats, drive
+from synthgen.errors import ConfigError, OutOfMemory, SynthgenError
 from synthgen.records import Rejected, key_of, short_hash
 from synthgen.rundir import JUDGED, SPLITS
 

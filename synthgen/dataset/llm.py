@@ -8,7 +8,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from synthgen.backends.base import BaseBackend, GenParams, ModelSpec
-from synthgen.config import ConfigError, ModelLoadError, SynthgenError
+from synthgen.errors import ConfigError, ModelLoadError, SynthgenError
 from synthgen.settings import GenSettings, Settings
 
 

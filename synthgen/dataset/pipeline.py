@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from synthgen import rundir
-from synthgen.backends.base import OutOfMemory, Usage
-from synthgen.config import SynthgenError, check
+from synthgen.backends.base import Usage
+from synthgen.config import check
 from synthgen.dataset import filters, prepared, writing
 from synthgen.dataset.corpus import (
     Corpus,
@@ -31,6 +31,7 @@ from synthgen.dataset.dryrun import dry_run
 from synthgen.dataset.generation import Stats, drive
 from synthgen.dataset.llm import batch_size, load_backend, prepare_model, stage_params
 from synthgen.dataset.rows import RowMaker
+from synthgen.errors import OutOfMemory, SynthgenError
 from synthgen.records import GenTotals, Slot, first_per_key, key_of
 from synthgen.rundir import SPLITS, runlock
 from synthgen.rundir.state import RunState, check_resume, sibling_state

@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from synthgen import rundir
-from synthgen.config import ConfigError, backfill, check, row_config_diff
+from synthgen.config import backfill, check, row_config_diff
 from synthgen.dataset import dedup
 from synthgen.dataset.corpus import Corpus, SplitCorpus, load_corpus, warnings
+from synthgen.errors import ConfigError
 from synthgen.records import Chunk, Skipped
 from synthgen.rundir import SPLITS, runlock
 from synthgen.settings import Settings

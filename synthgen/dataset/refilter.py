@@ -23,9 +23,9 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from synthgen import rundir
-from synthgen.config import ConfigError, SynthgenError
 from synthgen.dataset import filters, judge, signals, writing
 from synthgen.embed import embedding
+from synthgen.errors import ConfigError, SynthgenError
 from synthgen.records import Rejected, SplitCounts
 from synthgen.rundir import SPLITS
 from synthgen.rundir.state import RunState

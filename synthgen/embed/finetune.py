@@ -20,7 +20,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from synthgen import rundir
-from synthgen.config import ConfigError, _flatten, row_config_diff
+from synthgen.config import _flatten, row_config_diff
 from synthgen.embed import embedding, evaluate, negatives
 from synthgen.embed.training import (  # noqa: F401  (names this module has always offered)
     load_model,
@@ -31,6 +31,7 @@ from synthgen.embed.training import (  # noqa: F401  (names this module has alwa
     training_args,
     warmup_steps,
 )
+from synthgen.errors import ConfigError
 from synthgen.rundir import CONFIG, SUMMARY
 from synthgen.tasks import TaskRun, task
 

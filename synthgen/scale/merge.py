@@ -21,9 +21,10 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from synthgen import rundir
-from synthgen.config import ConfigError, SynthgenError, row_config, row_config_diff
+from synthgen.config import row_config, row_config_diff
 from synthgen.dataset import dedup, faults, filters, writing
 from synthgen.dataset.corpus import corpus_texts, load_corpus, order_rows
+from synthgen.errors import ConfigError, SynthgenError
 from synthgen.records import GenTotals, Rejected, SplitCounts, first_per_key, key_of
 from synthgen.rundir import SPLITS, discovery, runlock
 from synthgen.rundir.state import RunState

@@ -18,7 +18,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from synthgen import rundir
-from synthgen.config import SynthgenError
+from synthgen.errors import SynthgenError
 from synthgen.rundir import discovery
 
 log = logging.getLogger(__name__)
