@@ -12,8 +12,12 @@ class SynthgenError(Exception):
     """An error the user can fix; the CLI prints it as one line, without a traceback."""
 
 
-class ConfigError(SynthgenError):
-    """A config value is wrong: one line naming its key ('model.dtype: ...')."""
+class ConfigError(SynthgenError, ValueError):
+    """A config value is wrong: one line naming its key ('model.dtype: ...').
+
+    Also a ValueError: a backend's checks raised ValueError('key: why') before they raised
+    this, so code that catches ValueError around a backend (a benchmark, a test) still does.
+    """
 
 
 class ModelLoadError(SynthgenError):

@@ -8,6 +8,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
+from synthgen.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 
@@ -212,7 +214,7 @@ def use_chat_template(tokenizer: Any, spec: ModelSpec, strict: bool = True) -> A
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if spec.prompt_format == "chat" and not getattr(tokenizer, "chat_template", None):
-        raise ValueError(
+        raise ConfigError(
             f"model.chat_template: {spec.name_or_path} has no chat template; set a Jinja "
             "string, or model.prompt_format=plain for a base model"
         )
@@ -311,7 +313,7 @@ class BaseBackend:
 
     @staticmethod
     def check(spec: ModelSpec, runtime: bool = True) -> None:
-        """Cheap checks before anything loads (config.check); raises ValueError('key: why').
+        """Cheap checks before anything loads (config.check); raises ConfigError('key: why').
 
         runtime=False (dry runs): skip what only matters where the model runs (CUDA, ...).
         """

@@ -48,7 +48,7 @@ from synthgen.backends.base import (
     Usage,
     mean_logprob,
 )
-from synthgen.errors import EndpointDown
+from synthgen.errors import ConfigError, EndpointDown
 
 log = logging.getLogger(__name__)
 logging.getLogger("httpx").setLevel(logging.WARNING)  # not a run.log line per request
@@ -61,42 +61,42 @@ ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def check(spec: ModelSpec, runtime: bool = True) -> None:
-    """The endpoint keys, before anything is read; raises ValueError('key: why').
+    """The endpoint keys, before anything is read; raises ConfigError('key: why').
 
     A value that looks like a key rather than a variable name is refused without being echoed.
     runtime=False (dry runs) skips whether the key's variable is set.
     """
     url = spec.base_url or ""
     if not re.match(r"^https?://[^/\s]+", url):
-        raise ValueError(
+        raise ConfigError(
             f"model.base_url: must be the server's http(s) API root such as "
             f"http://localhost:8000/v1, got {url!r}"
         )
     if not spec.name:
-        raise ValueError("model.name: the served model's name is needed (the server's /v1/models)")
+        raise ConfigError("model.name: the served model's name is needed (the server's /v1/models)")
     env = spec.api_key_env
     if env is not None and not (isinstance(env, str) and ENV_NAME.match(env)):
-        raise ValueError(  # the value itself may be a key: never repeat it
+        raise ConfigError(  # the value itself may be a key: never repeat it
             "model.api_key_env: must be the NAME of an environment variable holding the key "
             "(e.g. OPENAI_API_KEY), not the key itself"
         )
     if env and runtime and not os.environ.get(env):
-        raise ValueError(
+        raise ConfigError(
             f"model.api_key_env: environment variable {env} is not set (export {env}=...), "
             "or set model.api_key_env=null for a server without a key"
         )
     if spec.prompt_format != "chat":
-        raise ValueError("model.prompt_format: the openai backend speaks chat only; set chat")
+        raise ConfigError("model.prompt_format: the openai backend speaks chat only; set chat")
     if spec.chat_template:
-        raise ValueError(
+        raise ConfigError(
             "model.chat_template: the server applies its own chat template; set it to null"
         )
     prices = (spec.price_per_1m_input, spec.price_per_1m_output)
     for key, v in zip(("price_per_1m_input", "price_per_1m_output"), prices, strict=True):
         if v is not None and (isinstance(v, bool) or not isinstance(v, int | float) or v < 0):
-            raise ValueError(f"model.{key}: must be a number >= 0 (USD) or null, got {v!r}")
+            raise ConfigError(f"model.{key}: must be a number >= 0 (USD) or null, got {v!r}")
     if (prices[0] is None) != (prices[1] is None):
-        raise ValueError("model.price_per_1m_input: set both prices (input and output) or neither")
+        raise ConfigError("model.price_per_1m_input: set both prices (input and output) or neither")
 
 
 def api_key(spec: ModelSpec) -> str | None:
@@ -218,12 +218,12 @@ class Backend(BaseBackend):
         try:
             r = httpx.get(url, headers=headers, timeout=10.0)
         except httpx.HTTPError as e:
-            raise ValueError(
+            raise ConfigError(
                 f"model.base_url: no server answers at {spec.base_url} ({type(e).__name__}); "
                 "start one (README, 'Endpoints') or fix the URL"
             ) from None
         if r.status_code in (401, 403):
-            raise ValueError(
+            raise ConfigError(
                 f"model.api_key_env: the server refused the key (HTTP {r.status_code}): "
                 f"{redact(r.text, key)}"
             )
@@ -234,7 +234,7 @@ class Backend(BaseBackend):
                 served = []
             if served and spec.name not in served:
                 shown = ", ".join(map(str, served[:10])) + (" ..." if len(served) > 10 else "")
-                raise ValueError(
+                raise ConfigError(
                     f"model.name: {spec.name!r} is not served at {spec.base_url} (served: {shown})"
                 )
         return spec.name or ""

@@ -13,6 +13,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from synthgen.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 GiB = 2**30
@@ -41,7 +43,7 @@ def probe() -> tuple[bool, bool]:
 
 
 def choose_engine(requested: str, has_vllm: bool, cuda: bool, backend: str) -> tuple[str, str]:
-    """(engine, reason); generation.engine=vllm without vLLM or CUDA raises ValueError('key: why').
+    """(engine, reason); generation.engine=vllm without vLLM or CUDA raises ConfigError('key: why').
 
     auto: vLLM where it is installed and CUDA is present, else the static engine on CUDA, else
     dynamic. For backend=unsloth `static` means synthgen's static engine on the weights
@@ -49,11 +51,11 @@ def choose_engine(requested: str, has_vllm: bool, cuda: bool, backend: str) -> t
     own generate.
     """
     if requested not in ENGINES:
-        raise ValueError(f"generation.engine: {requested!r} is not one of {', '.join(ENGINES)}")
+        raise ConfigError(f"generation.engine: {requested!r} is not one of {', '.join(ENGINES)}")
     if requested == "vllm":
         missing = vllm_missing(has_vllm, cuda)
         if missing:
-            raise ValueError(f"generation.engine: vllm {missing}")
+            raise ConfigError(f"generation.engine: vllm {missing}")
         return "vllm", "generation.engine=vllm"
     if requested != "auto":
         return requested, f"generation.engine={requested}"
@@ -89,7 +91,7 @@ def choose_4bit(
     if setting is True or setting is False:
         return setting, f"model.load_in_4bit={str(setting).lower()}"
     if setting != "auto":
-        raise ValueError(f"model.load_in_4bit: must be true, false or auto, got {setting!r}")
+        raise ConfigError(f"model.load_in_4bit: must be true, false or auto, got {setting!r}")
     if prequantized:
         return True, "auto: the checkpoint is already quantized (quantization_config)"
     if not cuda:

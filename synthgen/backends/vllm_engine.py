@@ -35,7 +35,7 @@ from collections.abc import Callable
 from typing import Any
 
 from synthgen.backends.base import Generated, GenParams, ModelSpec, mean_logprob
-from synthgen.errors import OutOfMemory, SynthgenError
+from synthgen.errors import ConfigError, OutOfMemory, SynthgenError
 
 log = logging.getLogger(__name__)
 
@@ -255,7 +255,7 @@ def make_llm(**kwargs: Any) -> Any:
     except Exception as e:
         text = str(e).lower()
         if "memory" in text or "cache blocks" in text or "kv cache" in text:
-            raise ValueError(
+            raise ConfigError(
                 f"generation.gpu_memory_utilization: vLLM could not start ({one_line(e)}); "
                 "free the GPU, change generation.gpu_memory_utilization, lower "
                 "model.max_seq_length or set model.load_in_4bit=true"
