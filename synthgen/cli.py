@@ -37,7 +37,7 @@ def task(cfg: DictConfig) -> None:
     try:
         tasks.run(cfg)
     except BaseException as e:
-        multirun = sweep.in_multirun()
+        multirun = tasks.in_multirun()
         if multirun and isinstance(e, RunDirLocked):
             # another process writes that dir: leave its files alone, fail the sweep at its end
             print(f"error: {e}", file=sys.stderr)
@@ -54,7 +54,7 @@ def task(cfg: DictConfig) -> None:
             fail(f"{getattr(e, 'full_key', None) or 'config'}: {first}")
         _task_raised = True
         raise
-    if cfg.get("dry_run") and not sweep.in_multirun():  # printed, nothing written
+    if cfg.get("dry_run") and not tasks.in_multirun():  # printed, nothing written
         remove_if_empty(tasks.resolve_run_dir(None))
 
 

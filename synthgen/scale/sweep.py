@@ -47,13 +47,6 @@ def setup_process(swept: Any = ()) -> None:
 locked_out: list[str] = []
 
 
-def in_multirun() -> bool:
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-
-
 def run_status(run_dir: Path) -> str:
     """ "failed" also for a finished run whose last attempt in this sweep was refused."""
     summary = rundir.read_summary(run_dir, default=None)
