@@ -73,7 +73,7 @@ def _int(cfg: DictConfig, key: str, low: int) -> int:
 
 def check(cfg: DictConfig) -> None:
     """Validate a `task=generate` config. Touches the file system, never loads a model."""
-    from synthgen.dataset import filters, judge
+    from synthgen.dataset import filters, judge_spec
 
     check_numbers(cfg)
     check_engine(cfg)
@@ -82,7 +82,7 @@ def check(cfg: DictConfig) -> None:
     check_chunking(cfg)
     check_prompt(cfg)
     filters.check(cfg)  # numbers in range, patterns compile
-    judge.check(cfg)  # the judge stage's items, prompt and settings
+    judge_spec.check(cfg)  # the judge stage's items, prompt and settings
     check_model(cfg)
 
 
@@ -300,7 +300,7 @@ def check_model_path(path: str) -> None:
 
 def check_per_stage(m: DictConfig) -> None:
     """model.cues, model.stop_strings, model.max_new_tokens: maps from a stage to a value
-    (judge: the judge stage, dataset/judge.py; where it is missing, judge.stage_value says)."""
+    (judge: the judge stage, dataset/judge.py; where it is missing, judge_spec.stage_value says)."""
     for name, want in (
         ("cues", "a string"),
         ("stop_strings", "a list of strings"),

@@ -12,8 +12,8 @@ from omegaconf import OmegaConf
 
 from synthgen.backends.base import Generated, GenParams, ModelSpec
 from synthgen.config import check
-from synthgen.dataset import judge, llm
-from synthgen.dataset.judge import JudgeSettings, parse_verdict
+from synthgen.dataset import judge, judge_spec, llm
+from synthgen.dataset.judge_spec import JudgeSettings, parse_verdict
 from synthgen.errors import ConfigError
 from synthgen.rundir import JUDGED
 from synthgen.settings import Settings
@@ -163,12 +163,12 @@ def test_a_disabled_judge_is_not_checked_further() -> None:
 
 def test_the_prompt_shows_the_row_and_the_checks() -> None:
     js = Settings.from_cfg(compose(["judge=default"])).judge
-    text = judge.judge_prompt(js, "A chunk about {question} marks.", "Why?", "Because.")
+    text = judge_spec.judge_prompt(js, "A chunk about {question} marks.", "Why?", "Because.")
     assert text.endswith("Passage: A chunk about {question} marks.\nQuestion: Why?\n"
                          "Answer: Because.\nVerdict:")  # fmt: skip
     for name, question in js.items:
         assert f"- {name}: {question}" in text
-    assert "Answer: (none)" in judge.judge_prompt(js, "c", "q", None)  # a questions-only row
+    assert "Answer: (none)" in judge_spec.judge_prompt(js, "c", "q", None)  # a questions-only row
 
 
 def test_a_model_without_judge_entries_takes_the_answer_stages() -> None:

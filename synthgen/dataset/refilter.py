@@ -23,7 +23,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from synthgen import rundir
-from synthgen.dataset import filters, judge, signals, writing
+from synthgen.dataset import filters, judge, judge_spec, signals, writing
 from synthgen.embed import embedding
 from synthgen.errors import ConfigError, SynthgenError
 from synthgen.records import Rejected, SplitCounts
@@ -47,7 +47,7 @@ def refilter(t: TaskRun) -> dict[str, Any]:
         )
     source_cfg = rundir.load_config(src)
     filters.check(cfg)
-    judge.check(cfg)
+    judge_spec.check(cfg)
     gates = filters.Gates(cfg, source_cfg.get("prompt"))
     gates.prepare()
     try:
@@ -139,7 +139,7 @@ def _judge(
     """The judge stage of this command's `judge` group on the rows the gates kept, with the
     source run's model (it wrote them); its rejects join `dropped`. The source's verdicts
     (judged.jsonl) are copied first: a row judged with the same settings is not asked again."""
-    js = judge.JudgeSettings.from_cfg(t.cfg)
+    js = judge_spec.JudgeSettings.from_cfg(t.cfg)
     if not js.enabled:
         return kept, None
     from synthgen.dataset.llm import load_backend
