@@ -17,13 +17,14 @@ from typing import Any
 from synthgen import rundir
 from synthgen.backends.base import Usage
 from synthgen.config import check
-from synthgen.dataset import filters, prepared, writing
+from synthgen.dataset import filters, writing
 from synthgen.dataset.corpus import (
     Corpus,
     corpus_texts,
     load_corpus,
     make_slots,
     order_rows,
+    prepared_record,
     unique_rows,
     warnings,
 )
@@ -290,7 +291,7 @@ def make_summary(
         },
         "host": sharding.host(),
         "leak": plan.leak,
-        "corpus": prepared.record(plan.corpus),  # chunks from corpus.prepared, or the files
+        "corpus": prepared_record(plan.corpus),  # chunks from corpus.prepared, or the files
     }
 
 
