@@ -13,6 +13,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from omegaconf import DictConfig, OmegaConf
+
+from synthgen.checks import need
 from synthgen.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -74,6 +77,34 @@ def vllm_missing(has_vllm: bool, cuda: bool) -> str | None:
     if not cuda:
         return "needs a CUDA GPU; use generation.engine=auto (dynamic on a CPU)"
     return None
+
+
+def check_engine(cfg: DictConfig) -> None:
+    """generation.engine and the vllm keys; engine=vllm needs vLLM and CUDA (not in dry runs).
+    Here beside ENGINES and vllm_missing: config.check calls it."""
+    from synthgen.backends.vllm_engine import FEEDS
+
+    engine = cfg.generation.engine
+    need(
+        engine in ENGINES,
+        f"generation.engine: must be one of {', '.join(ENGINES)}, got {engine!r}",
+    )
+    util = OmegaConf.select(cfg, "generation.gpu_memory_utilization", default=0.9)
+    need(
+        isinstance(util, int | float) and not isinstance(util, bool) and 0 < util <= 1,
+        f"generation.gpu_memory_utilization: must be in (0, 1], got {util!r}",
+    )
+    prefix = OmegaConf.select(cfg, "generation.enable_prefix_caching", default=True)
+    need(
+        isinstance(prefix, bool),
+        f"generation.enable_prefix_caching: must be true or false, got {prefix!r}",
+    )
+    feed = OmegaConf.select(cfg, "generation.vllm_feed", default="stream")
+    need(feed in FEEDS, f"generation.vllm_feed: must be one of {', '.join(FEEDS)}, got {feed!r}")
+    if engine == "vllm" and not cfg.get("dry_run", False):
+        has_vllm = importlib.util.find_spec("vllm") is not None
+        missing = vllm_missing(has_vllm, has_vllm and cuda_available())
+        need(missing is None, f"generation.engine: vllm {missing}")
 
 
 def choose_4bit(
