@@ -243,6 +243,17 @@ def encode(
     return tokenizer(render(tokenizer, msgs, spec, stage), add_special_tokens=False)["input_ids"]
 
 
+def generation_config(name_or_path: str) -> Any:
+    """The model's generation_config.json (its end-of-turn ids, for eos_ids), or None where it
+    has none."""
+    try:
+        from transformers import GenerationConfig
+
+        return GenerationConfig.from_pretrained(name_or_path)
+    except Exception:
+        return None
+
+
 def eos_ids(tokenizer: Any, spec: ModelSpec, generation_config: Any = None) -> list[int]:
     """Token ids that end a turn: tokenizer eos, generation_config eos, model.eos_tokens."""
     ids: list[int] = []

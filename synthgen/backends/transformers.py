@@ -45,6 +45,7 @@ from synthgen.backends.base import (
     ModelSpec,
     Streamer,
     eos_ids,
+    generation_config,
     load_tokenizer,
 )
 from synthgen.errors import ConfigError, OutOfMemory
@@ -294,7 +295,7 @@ class Backend(BaseBackend):
         from synthgen.backends import vllm_engine
 
         tokenizer = load_tokenizer(self.load_spec)
-        self.eos = eos_ids(tokenizer, self.spec, _generation_config(self.path))
+        self.eos = eos_ids(tokenizer, self.spec, generation_config(self.path))
         llm = vllm_engine.make_llm(
             **vllm_engine.llm_kwargs(
                 self.load_spec,
@@ -440,13 +441,3 @@ class Backend(BaseBackend):
             import torch
 
             torch.cuda.empty_cache()
-
-
-def _generation_config(name_or_path: str) -> Any:
-    """The model's generation_config.json (its end-of-turn ids), or None where it has none."""
-    try:
-        from transformers import GenerationConfig
-
-        return GenerationConfig.from_pretrained(name_or_path)
-    except Exception:
-        return None
