@@ -21,6 +21,7 @@ HELPERS = {  # shared code and the engines, not backends
     "admission",
     "base",
     "batched",
+    "chat_api",
     "continuous",
     "models",
     "plan",
