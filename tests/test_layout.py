@@ -1,5 +1,5 @@
 """The package's shape, read from its source with `ast` (nothing is imported): no import cycle
-among the modules of synthgen/.
+among the modules of synthgen/, no module over 450 lines, no function over 60.
 
 A cycle counts every import a module can run, function-level (lazy) ones included: a lazy
 import only hides a circle from the import system, not from the reader. Imports under
@@ -14,6 +14,8 @@ from pathlib import Path
 from tests.conftest import REPO
 
 PACKAGE = REPO / "synthgen"
+MAX_MODULE_LINES = 450
+MAX_FUNCTION_LINES = 60  # from the `def` line to the last line of the body, docstring included
 
 
 def module_name(path: Path) -> str:
@@ -121,3 +123,17 @@ def test_no_import_cycle_among_the_modules_of_synthgen() -> None:
     assert "synthgen.errors" in graph and not graph["synthgen.errors"]  # the leaf
     cycle = find_cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def test_no_module_over_450_lines_and_no_function_over_60() -> None:
+    too_long = []
+    for name, path in modules().items():
+        src = path.read_text(encoding="utf-8")
+        if (n := len(src.splitlines())) > MAX_MODULE_LINES:
+            too_long.append(f"{name}: {n} lines")
+        for node in ast.walk(ast.parse(src)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                n = node.end_lineno - node.lineno + 1
+                if n > MAX_FUNCTION_LINES:
+                    too_long.append(f"{name}.{node.name} (line {node.lineno}): {n} lines")
+    assert not too_long, "over the limits:\n" + "\n".join(too_long)
