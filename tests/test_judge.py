@@ -1,6 +1,6 @@
-"""The judge stage (synthgen/dataset/judge.py): parsing verdicts, its config checks, keeping and
-dropping rows, judged.jsonl and resume (fake backend), and real models' replies (the tiny
-random-weight model, the default Gemma 3 270M base model)."""
+"""The judge stage (synthgen/dataset/judge.py, judge_spec.py): parsing verdicts, its config
+checks, keeping and dropping rows, judged.jsonl and resume (fake backend), and real models'
+replies (the tiny random-weight model, the default Gemma 3 270M base model)."""
 
 from __future__ import annotations
 
