@@ -58,7 +58,7 @@ def run_py(*args: str) -> tuple[float, float]:
 
 def measure(sub: str, corpus_args: list[str], work: Path) -> dict:
     from synthgen import rundir
-    from synthgen.dataset import prepared
+    from synthgen.dataset.corpus import load_prepared
     from synthgen.settings import Settings
     from tests.conftest import compose
 
@@ -70,7 +70,7 @@ def measure(sub: str, corpus_args: list[str], work: Path) -> dict:
     prepared_s, prepared_cpu = run_py(*dry, f"corpus.prepared={folder}")
     st = Settings.from_cfg(compose([*corpus_args, f"corpus.prepared={folder}"]))
     t = time.perf_counter()
-    prepared.load(st, Counter(), None)
+    load_prepared(st, Counter(), None)
     load_s = time.perf_counter() - t
     sp = s["splits"]
     return {

@@ -21,7 +21,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from synthgen import tasks
-from synthgen.config import SynthgenError
+from synthgen.errors import RunDirLocked, SynthgenError
 from synthgen.scale import sweep
 
 # every process that runs a task imports this module first: the launching one (run.py) and the
@@ -34,12 +34,10 @@ _task_raised = False  # an unexpected error came out of the task: keep its trace
 def task(cfg: DictConfig) -> None:
     """The body of run.py's @hydra.main function."""
     global _task_raised
-    from synthgen.rundir.runlock import RunDirLocked
-
     try:
         tasks.run(cfg)
     except BaseException as e:
-        multirun = sweep.in_multirun()
+        multirun = tasks.in_multirun()
         if multirun and isinstance(e, RunDirLocked):
             # another process writes that dir: leave its files alone, fail the sweep at its end
             print(f"error: {e}", file=sys.stderr)
@@ -56,7 +54,7 @@ def task(cfg: DictConfig) -> None:
             fail(f"{getattr(e, 'full_key', None) or 'config'}: {first}")
         _task_raised = True
         raise
-    if cfg.get("dry_run") and not sweep.in_multirun():  # printed, nothing written
+    if cfg.get("dry_run") and not tasks.in_multirun():  # printed, nothing written
         remove_if_empty(tasks.resolve_run_dir(None))
 
 

@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import re
-from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-
-class SynthgenError(Exception):
-    """An error the user can fix; the CLI prints it as one line, without a traceback."""
-
-
-class ConfigError(SynthgenError):
-    pass
-
-
-class ModelLoadError(SynthgenError):
-    """The model or tokenizer could not be loaded (missing, offline, gated)."""
-
+from synthgen.checks import integer, need
+from synthgen.errors import ConfigError
 
 # keys whose change changes the rows; resuming a run dir with other values is refused
 ROW_KEYS = (
@@ -40,8 +26,6 @@ ROW_KEYS = (
     "generation.do_sample",
     "generation.seed",
 )
-STAGES = ("question", "answer", "judge")  # the stages model.cues/stop_strings/max_new_tokens name
-_HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 # where an endpoint is and what it costs, and where the chunks are read from: not what the rows
 # are (a server moved to another port resumes; so does a run switched to corpus.prepared)
 NOT_ROW_KEYS = (
@@ -68,53 +52,41 @@ ADDED_KEYS: dict[str, Any] = {
 BOUNDS = ("drop", "fit")  # chunking.bounds
 
 
-def _need(cond: bool, msg: str) -> None:
-    if not cond:
-        raise ConfigError(msg)
-
-
-def _int(cfg: DictConfig, key: str, low: int) -> int:
-    v = OmegaConf.select(cfg, key)
-    _need(
-        isinstance(v, int) and not isinstance(v, bool) and v >= low,
-        f"{key}: must be an integer >= {low}, got {v!r}",
-    )
-    return v
-
-
 def check(cfg: DictConfig) -> None:
     """Validate a `task=generate` config. Touches the file system, never loads a model."""
-    from synthgen.dataset import filters, judge
+    from synthgen import backends
+    from synthgen.backends import plan
+    from synthgen.dataset import filters, judge_spec
 
     check_numbers(cfg)
-    check_engine(cfg)
+    plan.check_engine(cfg)  # generation.engine and the vllm keys
     check_sampling(cfg)
     check_corpus(cfg)
     check_chunking(cfg)
     check_prompt(cfg)
     filters.check(cfg)  # numbers in range, patterns compile
-    judge.check(cfg)  # the judge stage's items, prompt and settings
-    check_model(cfg)
+    judge_spec.check(cfg)  # the judge stage's items, prompt and settings
+    backends.check(cfg)  # model.*, and the backend's own check
 
 
 def check_numbers(cfg: DictConfig) -> None:
     """num_rows, shard.*, and the generation's token counts, seed and batch size."""
-    _int(cfg, "num_rows", 1)
-    count = _int(cfg, "shard.count", 1)
+    integer(cfg, "num_rows", 1)
+    count = integer(cfg, "shard.count", 1)
     index = OmegaConf.select(cfg, "shard.index")
-    _need(
+    need(
         isinstance(index, int) and not isinstance(index, bool) and 0 <= index < count,
         f"shard.index: must be an integer in 0..{count - 1} (shard.count={count}), got {index!r}",
     )
-    _int(cfg, "generation.max_new_tokens", 1)
-    _int(cfg, "generation.min_new_tokens", 0)
-    _int(cfg, "generation.seed", 0)
+    integer(cfg, "generation.max_new_tokens", 1)
+    integer(cfg, "generation.min_new_tokens", 0)
+    integer(cfg, "generation.seed", 0)
     bs = cfg.generation.batch_size
-    _need(
+    need(
         bs == "auto" or (isinstance(bs, int) and not isinstance(bs, bool) and bs >= 1),
         f"generation.batch_size: must be an integer >= 1 or 'auto', got {bs!r}",
     )
-    _need(
+    need(
         cfg.generation.min_new_tokens <= cfg.generation.max_new_tokens,
         "generation.min_new_tokens: must be <= generation.max_new_tokens",
     )
@@ -122,10 +94,10 @@ def check_numbers(cfg: DictConfig) -> None:
 
 def check_sampling(cfg: DictConfig) -> None:
     """generation.prefill_chunk_size, temperature and top_p."""
-    _int(cfg, "generation.prefill_chunk_size", 0)
+    integer(cfg, "generation.prefill_chunk_size", 0)
     t, p = cfg.generation.temperature, cfg.generation.top_p
-    _need(isinstance(t, int | float) and t > 0, f"generation.temperature: must be > 0, got {t!r}")
-    _need(
+    need(isinstance(t, int | float) and t > 0, f"generation.temperature: must be > 0, got {t!r}")
+    need(
         isinstance(p, int | float) and 0 < p <= 1, f"generation.top_p: must be in (0, 1], got {p!r}"
     )
 
@@ -133,25 +105,25 @@ def check_sampling(cfg: DictConfig) -> None:
 def check_chunking(cfg: DictConfig) -> None:
     """chunking.* (tokens and characters) and keywords.*."""
     ch = cfg.chunking
-    _int(cfg, "chunking.chunk_size", 16)
-    _int(cfg, "chunking.chunk_overlap", 0)
-    _need(ch.chunk_overlap < ch.chunk_size, "chunking.chunk_overlap: must be < chunking.chunk_size")
-    _int(cfg, "chunking.min_chars", 0)
-    _int(cfg, "chunking.max_chars", 1)
-    _need(
+    integer(cfg, "chunking.chunk_size", 16)
+    integer(cfg, "chunking.chunk_overlap", 0)
+    need(ch.chunk_overlap < ch.chunk_size, "chunking.chunk_overlap: must be < chunking.chunk_size")
+    integer(cfg, "chunking.min_chars", 0)
+    integer(cfg, "chunking.max_chars", 1)
+    need(
         ch.min_chars < ch.max_chars,
         f"chunking.min_chars: must be < chunking.max_chars ({ch.min_chars} >= {ch.max_chars})",
     )
     bounds = added(cfg, "chunking.bounds")
-    _need(
+    need(
         bounds in BOUNDS,
         f"chunking.bounds: must be one of {', '.join(BOUNDS)}, got {bounds!r}",
     )
-    _need(
+    need(
         cfg.keywords.match in ("word", "substring"),
         f"keywords.match: must be 'word' or 'substring', got {cfg.keywords.match!r}",
     )
-    _need(OmegaConf.is_list(cfg.keywords.words), "keywords.words: must be a list of words")
+    need(OmegaConf.is_list(cfg.keywords.words), "keywords.words: must be a list of words")
 
 
 def check_prompt(cfg: DictConfig) -> None:
@@ -159,28 +131,28 @@ def check_prompt(cfg: DictConfig) -> None:
     from synthgen.dataset import prompting
 
     pr = cfg.prompt
-    _need(bool(pr.get("name")), "prompt.name: must be set (it goes into every row and its key)")
-    _need(
+    need(bool(pr.get("name")), "prompt.name: must be set (it goes into every row and its key)")
+    need(
         isinstance(pr.question, str) and "{context}" in pr.question,
         "prompt.question: the template must contain {context}",
     )
     reply = prompting.reply_mode(pr)
-    _need(
+    need(
         reply in prompting.REPLIES,
         f"prompt.reply: must be one of {', '.join(prompting.REPLIES)}, got {reply!r}",
     )
     answer = pr.get("answer")
     if reply == "qa_pair":
-        _need(
+        need(
             answer is None,
             "prompt.answer: must be null with prompt.reply=qa_pair (its reply holds the answer)",
         )
-        _need(
+        need(
             not prompting.asks_for_list(pr.question),
             "prompt.question: {num_questions} asks for a list; prompt.reply=qa_pair wants one pair",
         )
     else:  # null: questions only, no answer stage
-        _need(
+        need(
             answer is None
             or (isinstance(answer, str) and "{context}" in answer and "{question}" in answer),
             "prompt.answer: the template must contain {context} and {question} "
@@ -188,9 +160,9 @@ def check_prompt(cfg: DictConfig) -> None:
         )
     check_examples(pr)
     check_prompt_stops(pr)
-    _int(cfg, "prompt.questions_per_chunk", 1)
+    integer(cfg, "prompt.questions_per_chunk", 1)
     if pr.questions_per_chunk > 1 and not prompting.asks_for_list(pr.question):
-        _need(
+        need(
             bool(pr.get("followup")) and "{previous}" in pr.followup,
             "prompt.followup: questions_per_chunk > 1 needs a followup template with {previous} "
             "(or {num_questions} in prompt.question)",
@@ -202,13 +174,13 @@ def check_prompt_stops(pr: DictConfig) -> None:
     stops = pr.get("stop_strings")
     if stops is None:
         return
-    _need(OmegaConf.is_dict(stops), "prompt.stop_strings: must be a map of stage -> strings")
+    need(OmegaConf.is_dict(stops), "prompt.stop_strings: must be a map of stage -> strings")
     for stage, v in stops.items():
-        _need(
+        need(
             stage in ("question", "answer"),
             f"prompt.stop_strings: unknown stage {stage!r} (question, answer)",
         )
-        _need(
+        need(
             OmegaConf.is_list(v) and all(isinstance(x, str) and x for x in v),
             f"prompt.stop_strings.{stage}: must be a list of non-empty strings",
         )
@@ -225,190 +197,36 @@ def check_examples(pr: DictConfig) -> None:
     templates = {k: pr.get(k) for k in ("question", "answer") if isinstance(pr.get(k), str)}
     shown = [k for k, t in templates.items() if "{examples}" in t]
     if not examples:
-        _need(
+        need(
             not shown,
             f"prompt.{shown[0] if shown else ''}: has {{examples}} but prompt.examples is empty",
         )
         return
-    _need(
+    need(
         "question" in shown,
         "prompt.question: prompt.examples is set but the template has no {examples}",
     )
-    _need(
+    need(
         "answer" not in templates or "answer" in shown,
         "prompt.answer: prompt.examples is set but the template has no {examples}",
     )
     example = pr.get("example")
-    _need(
+    need(
         isinstance(example, str) and "{passage}" in example and "{question}" in example,
         "prompt.example: the template of one example must contain {passage} and {question}",
     )
     if "{answer}" in example:
         missing = [i for i, e in enumerate(examples) if not (e.answer or "").strip()]
-        _need(
+        need(
             not missing,
             f"prompt.examples[{missing[0] if missing else 0}].answer: prompt.example shows "
             "{answer}, so every example needs one",
         )
 
 
-def check_model(cfg: DictConfig) -> None:
-    """model.*: a known backend, a model that can be found, per-stage maps, the backend's own
-    check (its `check(spec, runtime)`, where it has one)."""
-    from synthgen import backends
-
-    m = cfg.model
-    names = backends.available()
-    _need(
-        m.backend in names,
-        f"model.backend: unknown backend {m.backend!r} (available: {', '.join(names)})",
-    )
-    _int(cfg, "model.max_seq_length", 16)
-    _need(
-        cfg.generation.max_new_tokens < m.max_seq_length,
-        "generation.max_new_tokens: must be < model.max_seq_length",
-    )
-    if m.backend == "openai":  # a served model's name, no files here: check_endpoint looks
-        check_endpoint(cfg)
-    else:
-        check_model_path(str(m.name_or_path))
-    fmt = m.get("prompt_format", "chat")
-    _need(fmt in ("chat", "plain"), f"model.prompt_format: must be chat or plain, got {fmt!r}")
-    _need(
-        fmt == "chat" or not m.get("chat_template"),
-        "model.chat_template: unused with model.prompt_format=plain; set it to null",
-    )
-    check_per_stage(m)
-    _need(
-        fmt == "plain" or not m.get("cues"),
-        "model.cues: only used with model.prompt_format=plain (a chat template has its own)",
-    )
-    check_target(cfg)
-
-
-def check_model_path(path: str) -> None:
-    """model.name_or_path: a pypi: package, a model folder, or a hub id like org/name."""
-    local = Path(path).expanduser()
-    if path.startswith("pypi:"):  # a model shipped as a Python package (synthgen/models.py)
-        from synthgen.backends import models
-
-        why = models.check_pypi(path[len("pypi:") :])
-        if why:
-            raise ConfigError(why)
-    elif local.exists():
-        _need(
-            (local / "config.json").is_file(),
-            f"model.name_or_path: {path} has no config.json (not a model folder)",
-        )
-    elif path.startswith(("/", ".", "~")) or "\\" in path:
-        raise ConfigError(f"model.name_or_path: folder {path!r} not found")
-    else:
-        _need(
-            bool(_HUB_ID.match(path)),
-            f"model.name_or_path: {path!r} is neither a folder nor a hub id like org/name",
-        )
-
-
-def check_per_stage(m: DictConfig) -> None:
-    """model.cues, model.stop_strings, model.max_new_tokens: maps from a stage to a value
-    (judge: the judge stage, dataset/judge.py; where it is missing, judge.stage_value says)."""
-    for name, want in (
-        ("cues", "a string"),
-        ("stop_strings", "a list of strings"),
-        ("max_new_tokens", "an integer >= 1"),
-    ):
-        per_stage = m.get(name) or {}
-        _need(
-            OmegaConf.is_dict(per_stage) or per_stage == {},
-            f"model.{name}: must map a stage ({', '.join(STAGES)}) to {want}",
-        )
-        for stage, v in per_stage.items():
-            _need(
-                stage in STAGES,
-                f"model.{name}: unknown stage {stage!r} ({', '.join(STAGES)})",
-            )
-            if name == "cues":
-                ok = isinstance(v, str)
-            elif name == "stop_strings":
-                ok = OmegaConf.is_list(v) and all(isinstance(x, str) and x for x in v)
-            else:
-                ok = isinstance(v, int) and not isinstance(v, bool) and v >= 1
-            _need(ok, f"model.{name}.{stage}: must be {want}, got {v!r}")
-
-
-def check_target(cfg: DictConfig) -> None:
-    """model._target_ imports, its ModelSpec builds, and the backend's own check passes."""
-    m = cfg.model
-    target = m.get("_target_")
-    if not target:
-        return
-    module, _, attr = str(target).rpartition(".")
-    try:
-        backend_cls = getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as e:
-        raise ConfigError(f"model._target_: cannot import {target} ({e})") from None
-    from synthgen.backends.base import BaseBackend, ModelSpec
-
-    if not (isinstance(backend_cls, type) and issubclass(backend_cls, BaseBackend)):
-        raise ConfigError(
-            f"model._target_: {target} is not a backend (a subclass of "
-            "synthgen.backends.base.BaseBackend)"
-        )
-    spec_kwargs = {k: v for k, v in OmegaConf.to_container(m, resolve=True).items()}
-    try:
-        spec = ModelSpec.from_kwargs(spec_kwargs)
-    except TypeError as e:
-        raise ConfigError(f"model: {e}") from None
-    try:
-        backend_cls.check(spec, runtime=not cfg.get("dry_run", False))
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
-
-
-def check_endpoint(cfg: DictConfig) -> None:
-    """generation.* of model.backend=openai (the model.* keys are its backend's check)."""
-    _int(cfg, "generation.concurrency", 1)
-    _int(cfg, "generation.max_retries", 0)
-    for key in ("generation.request_timeout", "generation.retry_backoff"):
-        v = OmegaConf.select(cfg, key)
-        _need(
-            isinstance(v, int | float) and not isinstance(v, bool) and v >= 0,
-            f"{key}: must be a number of seconds >= 0, got {v!r}",
-        )
-    _need(cfg.generation.request_timeout > 0, "generation.request_timeout: must be > 0 seconds")
-
-
-def check_engine(cfg: DictConfig) -> None:
-    """generation.engine and the vllm keys; engine=vllm needs vLLM and CUDA (not in dry runs)."""
-    from synthgen.backends import plan
-    from synthgen.backends.vllm_engine import FEEDS
-
-    engine = cfg.generation.engine
-    _need(
-        engine in plan.ENGINES,
-        f"generation.engine: must be one of {', '.join(plan.ENGINES)}, got {engine!r}",
-    )
-    util = OmegaConf.select(cfg, "generation.gpu_memory_utilization", default=0.9)
-    _need(
-        isinstance(util, int | float) and not isinstance(util, bool) and 0 < util <= 1,
-        f"generation.gpu_memory_utilization: must be in (0, 1], got {util!r}",
-    )
-    prefix = OmegaConf.select(cfg, "generation.enable_prefix_caching", default=True)
-    _need(
-        isinstance(prefix, bool),
-        f"generation.enable_prefix_caching: must be true or false, got {prefix!r}",
-    )
-    feed = OmegaConf.select(cfg, "generation.vllm_feed", default="stream")
-    _need(feed in FEEDS, f"generation.vllm_feed: must be one of {', '.join(FEEDS)}, got {feed!r}")
-    if engine == "vllm" and not cfg.get("dry_run", False):
-        has_vllm = importlib.util.find_spec("vllm") is not None
-        missing = plan.vllm_missing(has_vllm, has_vllm and plan.cuda_available())
-        _need(missing is None, f"generation.engine: vllm {missing}")
-
-
 def _share(cfg: DictConfig, key: str) -> None:
     v = OmegaConf.select(cfg, key)
-    _need(
+    need(
         isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= 1,
         f"{key}: must be a number in [0, 1], got {v!r}",
     )
@@ -429,26 +247,26 @@ def check_corpus(cfg: DictConfig) -> None:
                 "utf-8, cp1252, latin-1, cp1250)"
             ) from None
     leak = OmegaConf.select(cfg, "corpus.leak", default="warn")
-    _need(
+    need(
         leak in ("drop", "warn", "fail"),
         f"corpus.leak: must be drop, warn or fail, got {leak!r}",
     )
     if OmegaConf.select(cfg, "cleaning") is not None:
-        _need(
+        need(
             OmegaConf.is_list(cfg.cleaning.apply_to)
             and all(str(e).startswith(".") for e in cfg.cleaning.apply_to),
             "cleaning.apply_to: must be a list of file extensions such as [.pdf]",
         )
         for key in ("page_numbers", "furniture", "hyphenation", "whitespace"):
             v = cfg.cleaning[key]
-            _need(isinstance(v, bool), f"cleaning.{key}: must be true or false, got {v!r}")
-        _int(cfg, "cleaning.edge_lines", 0)
-        _int(cfg, "cleaning.min_pages", 2)
+            need(isinstance(v, bool), f"cleaning.{key}: must be true or false, got {v!r}")
+        integer(cfg, "cleaning.edge_lines", 0)
+        integer(cfg, "cleaning.min_pages", 2)
         _share(cfg, "cleaning.min_share")
         _share(cfg, "cleaning.similarity")
     if OmegaConf.select(cfg, "dedup") is not None:
-        _int(cfg, "dedup.shingle_words", 1)
-        _int(cfg, "dedup.min_shingles", 1)
+        integer(cfg, "dedup.shingle_words", 1)
+        integer(cfg, "dedup.min_shingles", 1)
         for key in ("leak_threshold", "chunk_threshold", "question_threshold"):
             _share(cfg, f"dedup.{key}")
 

@@ -15,7 +15,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from synthgen.config import added
-from synthgen.dataset import cleaning, judge, prompting
+from synthgen.dataset import cleaning, judge_spec, prompting
 
 
 def _get(cfg: DictConfig, key: str, default: Any) -> Any:
@@ -234,7 +234,7 @@ class Settings:
     model: str  # model.name_or_path: in every row and its key
     system_role: bool  # the chat template has a system role
     max_seq_length: int  # tokens the model takes: prompt and reply
-    judge: judge.JudgeSettings = judge.JudgeSettings()  # the judge stage; off by default
+    judge: judge_spec.JudgeSettings = judge_spec.JudgeSettings()  # the judge stage; off by default
 
     @classmethod
     def from_cfg(cls, cfg: DictConfig) -> Settings:
@@ -251,7 +251,7 @@ class Settings:
             model=str(cfg.model.name_or_path),
             system_role=bool(cfg.model.get("system_role", True)),
             max_seq_length=int(cfg.model.max_seq_length),
-            judge=judge.JudgeSettings.from_cfg(cfg),
+            judge=judge_spec.JudgeSettings.from_cfg(cfg),
         )
 
     @property

@@ -25,7 +25,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from synthgen import rundir
-from synthgen.config import ConfigError, SynthgenError
+from synthgen.errors import ConfigError, RunDirLocked, SynthgenError
 
 log = logging.getLogger(__name__)
 
@@ -54,13 +54,20 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> Summary:
         module, _, func = TASKS[name].partition(":")
         return getattr(importlib.import_module(module), func)(cfg, path)
     except Exception as e:
-        from synthgen.rundir.runlock import RunDirLocked
-        from synthgen.scale import sweep
-
         # in a sweep the next run goes on; a dir another process holds is left alone
-        if sweep.in_multirun() and not isinstance(e, RunDirLocked):
+        if in_multirun() and not isinstance(e, RunDirLocked):
             record_failure(cfg, e, path)
         raise
+
+
+def in_multirun() -> bool:
+    """This process runs a job of a Hydra multirun (-m). Here beside the task runner that asks
+    it, not in scale/sweep.py: that sits above the tasks (it compares the runs at a sweep's
+    end through task=compare)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def resolve_run_dir(run_dir: str | Path | None) -> Path:

@@ -8,7 +8,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from synthgen.backends.base import BaseBackend, Generated, GenParams, ModelSpec, OutOfMemory
+from synthgen.backends.base import BaseBackend, Generated, GenParams, ModelSpec
+from synthgen.errors import OutOfMemory
 
 
 class FakeTokenizer:

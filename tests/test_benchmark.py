@@ -62,7 +62,7 @@ def test_every_way_and_new_token_count_is_a_line_and_a_failing_way_loses_nothing
     assert "unsloth is not installed" in failed["error_line"]
     table = (tmp_path / "RESULTS.md").read_text()
     assert "| hf_bf16 | dynamic | batches | bf16 | 8 | 4 |" in table
-    assert "- unsloth: failed: ValueError: model.backend: unsloth is not installed" in table
+    assert "- unsloth: failed: ConfigError: model.backend: unsloth is not installed" in table
     again = bench("--report", "t1", "--results", str(ckpt / "results.jsonl"), "--table", "")
     assert again.returncode == 0 and again.stdout.strip() in table
 

@@ -214,7 +214,7 @@ def test_dry_run_shows_the_cleaning_counts(
 def test_resuming_a_run_dir_made_before_cleaning_is_refused(tmp_path: Path) -> None:
     from omegaconf import OmegaConf
 
-    from synthgen.config import ConfigError
+    from synthgen.errors import ConfigError
 
     pipeline.run(compose([FAKE, "num_rows=1"]), tmp_path)
     old = OmegaConf.load(tmp_path / "config.yaml")

@@ -17,8 +17,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from synthgen import compare, tasks
-from synthgen.config import ConfigError
 from synthgen.dataset.writing import excel_safe
+from synthgen.errors import ConfigError
 from synthgen.rundir import discovery
 from tests.conftest import compose
 from tests.test_cli import cli, jsonl

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from synthgen.config import ConfigError, check, row_config, row_config_diff
+from synthgen.config import check, row_config, row_config_diff
+from synthgen.errors import ConfigError
 from tests.conftest import REPO, compose
 
 GROUPS = sorted(p.name for p in (REPO / "conf").iterdir() if p.is_dir() and p.name != "hydra")

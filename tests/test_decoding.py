@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from synthgen.config import ConfigError, check
+from synthgen.config import check
 from synthgen.dataset import pipeline
 from synthgen.dataset.decoding import decode_bytes, plausibility
 from synthgen.dataset.reading import read_corpus
+from synthgen.errors import ConfigError
 from tests.conftest import REPO, compose
 
 FRENCH = (

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from synthgen.config import ConfigError, check
+from synthgen.config import check
+from synthgen.errors import ConfigError
 from tests.conftest import REPO, cli, compose
 from tests.endpoint import DELAY, DROP, FaultProxy, serve
 from tests.test_faults import ForkServer
@@ -441,7 +442,7 @@ def test_a_dry_run_shows_the_messages_sent_and_needs_no_key(tmp_path: Path) -> N
 
 
 def test_reply_logprob_reads_the_chat_and_the_completions_shapes() -> None:
-    from synthgen.backends.openai import reply_logprob
+    from synthgen.backends.chat_api import reply_logprob
 
     def chat(*entries: tuple[str, float | None], finish: str = "stop") -> dict:
         content = [{"token": t, "logprob": v, "top_logprobs": []} for t, v in entries]
@@ -467,7 +468,7 @@ def test_reply_logprob_reads_the_chat_and_the_completions_shapes() -> None:
 
 def test_every_request_asks_for_logprobs_and_the_reply_carries_their_mean() -> None:
     from synthgen.backends.base import GenParams, ModelSpec
-    from synthgen.backends.openai import parse_reply, request_body
+    from synthgen.backends.chat_api import parse_reply, request_body
 
     spec = ModelSpec(name_or_path="m", name="m", backend="openai", base_url="http://h/v1")
     msgs = [{"role": "user", "content": "Ask."}]

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import pytest
 
+from synthgen.errors import RunDirLocked
 from synthgen.records import Row
 from synthgen.rundir import runlock
 from tests.conftest import REPO
@@ -375,7 +376,7 @@ def test_the_refusal_without_the_fast_path(tmp_path: Path) -> None:
 
 def test_lock_of_a_killed_holder_is_taken_over(tmp_path: Path) -> None:
     p = hold_elsewhere(tmp_path)
-    with pytest.raises(runlock.RunDirLocked, match=rf"locked by pid {p.pid} on "):
+    with pytest.raises(RunDirLocked, match=rf"locked by pid {p.pid} on "):
         runlock.hold(tmp_path)
     p.send_signal(signal.SIGKILL)
     p.wait()
@@ -411,7 +412,7 @@ def test_merge_locks_the_merged_dir(tmp_path: Path) -> None:
     for i in range(2):
         job(sweep, ["num_rows=2", "shard.count=2", f"shard.index={i}"])  # fake backend
     other = hold_elsewhere(sweep / "merged")
-    with pytest.raises(runlock.RunDirLocked, match=rf"locked by pid {other.pid} on "):
+    with pytest.raises(RunDirLocked, match=rf"locked by pid {other.pid} on "):
         merge.merge_sweep(sweep)
     other.send_signal(signal.SIGKILL)
     other.wait()

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from synthgen.config import ConfigError, check
+from synthgen.config import check
 from synthgen.dataset import pipeline, prompting
+from synthgen.errors import ConfigError
 from synthgen.settings import Settings
 from tests.conftest import FAKE_BACKEND, REPO, compose
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from synthgen.config import ConfigError
 from synthgen.dataset import filters
+from synthgen.errors import ConfigError
 from tests.conftest import REPO, compose
 
 HUMAN = REPO / "tests" / "data" / "human_qa" / "human_qa.jsonl"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from synthgen.backends.base import Generated, GenParams, OutOfMemory
+from synthgen.backends.base import Generated, GenParams
 from synthgen.dataset.generation import Job, run_queue
+from synthgen.errors import OutOfMemory
 
 
 class Recorder:

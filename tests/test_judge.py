@@ -1,6 +1,6 @@
-"""The judge stage (synthgen/dataset/judge.py): parsing verdicts, its config checks, keeping and
-dropping rows, judged.jsonl and resume (fake backend), and real models' replies (the tiny
-random-weight model, the default Gemma 3 270M base model)."""
+"""The judge stage (synthgen/dataset/judge.py, judge_spec.py): parsing verdicts, its config
+checks, keeping and dropping rows, judged.jsonl and resume (fake backend), and real models'
+replies (the tiny random-weight model, the default Gemma 3 270M base model)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ import pytest
 from omegaconf import OmegaConf
 
 from synthgen.backends.base import Generated, GenParams, ModelSpec
-from synthgen.config import ConfigError, check
-from synthgen.dataset import judge, llm
-from synthgen.dataset.judge import JudgeSettings, parse_verdict
+from synthgen.config import check
+from synthgen.dataset import judge, judge_spec, llm
+from synthgen.dataset.judge_spec import JudgeSettings, parse_verdict
+from synthgen.errors import ConfigError
 from synthgen.rundir import JUDGED
 from synthgen.settings import Settings
 from tests import fake_backend
@@ -162,12 +163,12 @@ def test_a_disabled_judge_is_not_checked_further() -> None:
 
 def test_the_prompt_shows_the_row_and_the_checks() -> None:
     js = Settings.from_cfg(compose(["judge=default"])).judge
-    text = judge.judge_prompt(js, "A chunk about {question} marks.", "Why?", "Because.")
+    text = judge_spec.judge_prompt(js, "A chunk about {question} marks.", "Why?", "Because.")
     assert text.endswith("Passage: A chunk about {question} marks.\nQuestion: Why?\n"
                          "Answer: Because.\nVerdict:")  # fmt: skip
     for name, question in js.items:
         assert f"- {name}: {question}" in text
-    assert "Answer: (none)" in judge.judge_prompt(js, "c", "q", None)  # a questions-only row
+    assert "Answer: (none)" in judge_spec.judge_prompt(js, "c", "q", None)  # a questions-only row
 
 
 def test_a_model_without_judge_entries_takes_the_answer_stages() -> None:

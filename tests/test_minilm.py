@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from synthgen.backends import models
-from synthgen.config import ConfigError, ModelLoadError, SynthgenError
 from synthgen.dataset import pipeline
 from synthgen.embed import embedding
+from synthgen.errors import ConfigError, ModelLoadError, SynthgenError
 from tests.conftest import cli, compose
 from tests.qa_run import make_qa_run
 

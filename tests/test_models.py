@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from synthgen.backends import models
-from synthgen.config import ModelLoadError
+from synthgen.errors import ModelLoadError
 
 
 def closed_port() -> int:

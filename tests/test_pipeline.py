@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from synthgen.backends.base import encode as encode_chat
-from synthgen.config import ConfigError, SynthgenError
 from synthgen.dataset import filters, llm, pipeline
 from synthgen.dataset.corpus import load_corpus, make_slots
 from synthgen.dataset.generation import drive
 from synthgen.dataset.rows import RowMaker
+from synthgen.errors import ConfigError, SynthgenError
 from synthgen.records import Row
 from synthgen.rundir.state import RunState
 from synthgen.settings import Settings
@@ -191,7 +191,7 @@ def test_lowering_num_rows_on_resume_keeps_the_dataset_to_the_cap(tmp_path: Path
 
 
 def test_oom_at_batch_one_is_one_line_and_keeps_rows(tmp_path: Path) -> None:
-    from synthgen.config import SynthgenError
+    from synthgen.errors import SynthgenError
 
     fake_backend.Backend.oom_above = 0
     with pytest.raises(
@@ -201,7 +201,7 @@ def test_oom_at_batch_one_is_one_line_and_keeps_rows(tmp_path: Path) -> None:
 
 
 def test_corrupt_jsonl_in_the_middle_stops_with_one_line(tmp_path: Path) -> None:
-    from synthgen.config import SynthgenError
+    from synthgen.errors import SynthgenError
 
     pipeline.run(compose([FAKE, "num_rows=2"]), tmp_path)
     lines = (tmp_path / "train.jsonl").read_text().splitlines()

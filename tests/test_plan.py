@@ -10,7 +10,8 @@ import pytest
 
 from synthgen.backends import plan
 from synthgen.backends.plan import GiB, choose_4bit, choose_engine, param_count
-from synthgen.config import ConfigError, check
+from synthgen.config import check
+from synthgen.errors import ConfigError
 from tests.conftest import compose
 
 # the published config.json of Llama-3.1-8B-Instruct, the keys that set its size

@@ -18,9 +18,10 @@ import pytest
 from omegaconf import OmegaConf
 
 from synthgen import rundir
-from synthgen.config import ConfigError, row_config
+from synthgen.config import row_config
 from synthgen.dataset import pipeline
 from synthgen.dataset.corpus import load_corpus
+from synthgen.errors import ConfigError
 from synthgen.rundir.discovery import find_runs
 from synthgen.scale import merge
 from synthgen.settings import Settings
@@ -133,7 +134,7 @@ def test_a_prepared_folder_of_another_corpus_config_is_refused_in_one_line(
 def test_a_folder_prepared_before_chunking_bounds_reads_as_bounds_drop(
     prepared: Path, tmp_path: Path
 ) -> None:
-    from synthgen.dataset.prepared import fingerprint, verify
+    from synthgen.dataset.corpus import fingerprint, verify_prepared
 
     old = tmp_path / "old"
     old.mkdir()
@@ -144,9 +145,9 @@ def test_a_folder_prepared_before_chunking_bounds_reads_as_bounds_drop(
     del head["keys"]["chunking.bounds"]  # the header as synthgen wrote it before the key
     head["fingerprint"] = fingerprint(head["keys"])
     (old / rundir.PREPARED).write_text(json.dumps(head))
-    assert verify(old, Settings.from_cfg(compose([FAKE, "chunking=notebook"])))
+    assert verify_prepared(old, Settings.from_cfg(compose([FAKE, "chunking=notebook"])))
     with pytest.raises(ConfigError, match=r"chunking\.bounds: 'drop' -> 'fit'"):
-        verify(old, Settings.from_cfg(compose([FAKE, "chunking.bounds=fit"])))
+        verify_prepared(old, Settings.from_cfg(compose([FAKE, "chunking.bounds=fit"])))
 
 
 def test_num_rows_and_where_chunks_come_from_do_not_need_a_new_folder(

@@ -221,7 +221,7 @@ def test_the_parser_finds_the_commands() -> None:
     "cmd", all_commands(), ids=lambda c: f"{c.page}:{c.line[14:70] or 'python run.py'}"
 )
 def test_every_readme_command_composes_and_checks(cmd: Command) -> None:
-    from synthgen.config import ConfigError
+    from synthgen.errors import ConfigError
     from synthgen.tasks import TASKS
 
     missing = cmd.missing_paths(REPO)

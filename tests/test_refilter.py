@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from synthgen.config import ConfigError
 from synthgen.dataset import filters, pipeline
+from synthgen.errors import ConfigError
 from synthgen.records import Row
 from tests import fake_backend
 from tests.conftest import cli, compose

@@ -23,9 +23,10 @@ import pytest
 from omegaconf import OmegaConf
 
 from synthgen import rundir, tasks
-from synthgen.config import ConfigError, check, row_config
+from synthgen.config import check, row_config
 from synthgen.dataset import pipeline
 from synthgen.dataset.corpus import load_corpus, make_slots
+from synthgen.errors import ConfigError
 from synthgen.records import Row
 from synthgen.rundir.state import RunState
 from synthgen.scale import merge, sharding
@@ -555,7 +556,7 @@ def test_a_failed_shard_fails_the_sweep(tmp_path: Path) -> None:
 
 
 def test_a_refused_relaunch_keeps_a_finished_run_finished(tmp_path: Path) -> None:
-    from synthgen.config import ConfigError
+    from synthgen.errors import ConfigError
     from synthgen.scale import sweep
 
     (tmp_path / "summary.json").write_text(json.dumps({"status": "complete", "rows": {"train": 3}}))

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from synthgen.config import ConfigError
 from synthgen.dataset import filters, pipeline
 from synthgen.dataset.signals import Scorer
+from synthgen.errors import ConfigError
 from tests import fake_backend
 from tests.conftest import FAKE_BACKEND, compose
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from synthgen.backends.base import Generated, GenParams, ModelSpec, OutOfMemory
+from synthgen.backends.base import Generated, GenParams, ModelSpec
 from synthgen.backends.vllm_engine import (
     VllmRunner,
     VllmStreamer,
@@ -22,8 +22,8 @@ from synthgen.backends.vllm_engine import (
     to_generated,
     translate,
 )
-from synthgen.config import SynthgenError
 from synthgen.dataset.generation import Job, drive, run_stream
+from synthgen.errors import OutOfMemory, SynthgenError
 
 
 def test_greedy_maps_to_temperature_zero_with_our_stop_tokens() -> None:
@@ -547,7 +547,7 @@ def test_the_backend_sets_spawn_after_cuda_is_touched_and_before_vllm_starts(
     monkeypatch.setenv("VLLM_WORKER_MULTIPROC_METHOD", "fork")
     monkeypatch.setattr(tb, "load_tokenizer", lambda spec: "TOK")
     monkeypatch.setattr(tb, "eos_ids", lambda tok, spec, gen: [1])
-    monkeypatch.setattr(tb, "_generation_config", lambda path: None)
+    monkeypatch.setattr(tb, "generation_config", lambda path: None)
     spec = ModelSpec(name_or_path="/m")
     fake = SimpleNamespace(
         load_spec=spec,

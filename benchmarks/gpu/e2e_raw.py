@@ -68,8 +68,13 @@ def main() -> int:
     from omegaconf import OmegaConf
 
     from synthgen.backends import models
-    from synthgen.backends.base import ModelSpec, encode, eos_ids, load_tokenizer
-    from synthgen.backends.transformers import _generation_config
+    from synthgen.backends.base import (
+        ModelSpec,
+        encode,
+        eos_ids,
+        generation_config,
+        load_tokenizer,
+    )
     from synthgen.backends.vllm_engine import sampling_params, spawn_workers, to_generated
     from synthgen.dataset import filters
     from synthgen.dataset.corpus import corpus_texts, load_corpus, make_slots
@@ -85,7 +90,7 @@ def main() -> int:
     spec = ModelSpec.from_kwargs(OmegaConf.to_container(cfg.model, resolve=True))
     path = models.resolve(spec.name_or_path)
     tok = load_tokenizer(dataclasses.replace(spec, name_or_path=path))
-    eos = eos_ids(tok, spec, _generation_config(path))
+    eos = eos_ids(tok, spec, generation_config(path))
     corpus = load_corpus(st, Counter())
     slots = make_slots(st, corpus)
     gates = filters.Gates(cfg, cfg.prompt)

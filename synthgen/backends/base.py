@@ -8,11 +8,9 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
+from synthgen.errors import ConfigError
+
 log = logging.getLogger(__name__)
-
-
-class OutOfMemory(RuntimeError):
-    """A backend ran out of accelerator memory on a batch; the caller halves the batch."""
 
 
 @dataclass
@@ -216,7 +214,7 @@ def use_chat_template(tokenizer: Any, spec: ModelSpec, strict: bool = True) -> A
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if spec.prompt_format == "chat" and not getattr(tokenizer, "chat_template", None):
-        raise ValueError(
+        raise ConfigError(
             f"model.chat_template: {spec.name_or_path} has no chat template; set a Jinja "
             "string, or model.prompt_format=plain for a base model"
         )
@@ -243,6 +241,17 @@ def encode(
 ) -> list[int]:
     # the rendered text already holds BOS where the model wants one
     return tokenizer(render(tokenizer, msgs, spec, stage), add_special_tokens=False)["input_ids"]
+
+
+def generation_config(name_or_path: str) -> Any:
+    """The model's generation_config.json (its end-of-turn ids, for eos_ids), or None where it
+    has none."""
+    try:
+        from transformers import GenerationConfig
+
+        return GenerationConfig.from_pretrained(name_or_path)
+    except Exception:
+        return None
 
 
 def eos_ids(tokenizer: Any, spec: ModelSpec, generation_config: Any = None) -> list[int]:
@@ -318,7 +327,7 @@ class BaseBackend:
 
     @staticmethod
     def check(spec: ModelSpec, runtime: bool = True) -> None:
-        """Cheap checks before anything loads (config.check); raises ValueError('key: why').
+        """Cheap checks before anything loads (config.check); raises ConfigError('key: why').
 
         runtime=False (dry runs): skip what only matters where the model runs (CUDA, ...).
         """

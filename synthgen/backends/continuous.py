@@ -44,7 +44,7 @@ from synthgen.backends.admission import (
     plan_admission,
     sub_batches,
 )
-from synthgen.backends.base import Generated, GenParams, OutOfMemory
+from synthgen.backends.base import Generated, GenParams
 from synthgen.backends.slot_attention import (
     ATTENTION,
     Ctx,
@@ -52,6 +52,7 @@ from synthgen.backends.slot_attention import (
     register_attention,
     unsupported,
 )
+from synthgen.errors import OutOfMemory
 
 log = logging.getLogger(__name__)
 

@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterator
 from importlib import metadata
 from pathlib import Path
 
-from synthgen.config import ModelLoadError
+from synthgen.errors import ModelLoadError
 
 log = logging.getLogger(__name__)
 

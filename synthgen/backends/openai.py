@@ -22,7 +22,7 @@ OpenAI API defines, except where the server says which one ended the reply (vLLM
 `stop_reason`), which is put back so replies read as a local backend's do.
 
 Every request asks for `logprobs: true`; Generated.logprob is the mean of the per-token
-log-probabilities the server returns (reply_logprob: the chat API's
+log-probabilities the server returns (chat_api.reply_logprob: the chat API's
 choices[0].logprobs.content[i].logprob, or the completions API's token_logprobs), as the
 server computes them (vLLM: the raw logits, its default logprobs_mode), a trailing end-of-turn
 token left out; None where the server sends none. A server that refuses the parameter (HTTP
@@ -46,9 +46,9 @@ from synthgen.backends.base import (
     GenParams,
     ModelSpec,
     Usage,
-    mean_logprob,
 )
-from synthgen.config import SynthgenError
+from synthgen.backends.chat_api import parse_reply, request_body
+from synthgen.errors import ConfigError, EndpointDown
 
 log = logging.getLogger(__name__)
 logging.getLogger("httpx").setLevel(logging.WARNING)  # not a run.log line per request
@@ -60,47 +60,43 @@ BACKOFF_CAP = 60.0  # most seconds one wait between attempts lasts (s)
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-class EndpointDown(SynthgenError):
-    """The server stopped answering at all: the run stops, its rows kept for a resume."""
-
-
 def check(spec: ModelSpec, runtime: bool = True) -> None:
-    """The endpoint keys, before anything is read; raises ValueError('key: why').
+    """The endpoint keys, before anything is read; raises ConfigError('key: why').
 
     A value that looks like a key rather than a variable name is refused without being echoed.
     runtime=False (dry runs) skips whether the key's variable is set.
     """
     url = spec.base_url or ""
     if not re.match(r"^https?://[^/\s]+", url):
-        raise ValueError(
+        raise ConfigError(
             f"model.base_url: must be the server's http(s) API root such as "
             f"http://localhost:8000/v1, got {url!r}"
         )
     if not spec.name:
-        raise ValueError("model.name: the served model's name is needed (the server's /v1/models)")
+        raise ConfigError("model.name: the served model's name is needed (the server's /v1/models)")
     env = spec.api_key_env
     if env is not None and not (isinstance(env, str) and ENV_NAME.match(env)):
-        raise ValueError(  # the value itself may be a key: never repeat it
+        raise ConfigError(  # the value itself may be a key: never repeat it
             "model.api_key_env: must be the NAME of an environment variable holding the key "
             "(e.g. OPENAI_API_KEY), not the key itself"
         )
     if env and runtime and not os.environ.get(env):
-        raise ValueError(
+        raise ConfigError(
             f"model.api_key_env: environment variable {env} is not set (export {env}=...), "
             "or set model.api_key_env=null for a server without a key"
         )
     if spec.prompt_format != "chat":
-        raise ValueError("model.prompt_format: the openai backend speaks chat only; set chat")
+        raise ConfigError("model.prompt_format: the openai backend speaks chat only; set chat")
     if spec.chat_template:
-        raise ValueError(
+        raise ConfigError(
             "model.chat_template: the server applies its own chat template; set it to null"
         )
     prices = (spec.price_per_1m_input, spec.price_per_1m_output)
     for key, v in zip(("price_per_1m_input", "price_per_1m_output"), prices, strict=True):
         if v is not None and (isinstance(v, bool) or not isinstance(v, int | float) or v < 0):
-            raise ValueError(f"model.{key}: must be a number >= 0 (USD) or null, got {v!r}")
+            raise ConfigError(f"model.{key}: must be a number >= 0 (USD) or null, got {v!r}")
     if (prices[0] is None) != (prices[1] is None):
-        raise ValueError("model.price_per_1m_input: set both prices (input and output) or neither")
+        raise ConfigError("model.price_per_1m_input: set both prices (input and output) or neither")
 
 
 def api_key(spec: ModelSpec) -> str | None:
@@ -113,90 +109,6 @@ def redact(text: str, key: str | None) -> str:
     if key:
         line = line.replace(key, "***")
     return line[:300]
-
-
-def request_body(
-    spec: ModelSpec, messages: list[dict[str, str]], p: GenParams, logprobs: bool = True
-) -> dict:
-    """The chat completion request: greedy is temperature 0; sampling sends temperature and
-    top_p. min_tokens (a benchmark's forced length) is vLLM's extension, sent only when set.
-    logprobs: ask for each reply token's log-probability (the sampled token's only)."""
-    body: dict[str, Any] = {
-        "model": spec.name,
-        "messages": messages,
-        "max_tokens": int(p.max_new_tokens),
-        "temperature": float(p.temperature) if p.do_sample else 0.0,
-        "seed": int(p.seed),
-    }
-    if logprobs:
-        body["logprobs"] = True
-    if p.do_sample:
-        body["top_p"] = float(p.top_p)
-    if p.stop_strings:
-        body["stop"] = list(p.stop_strings)[:4]  # the OpenAI API takes at most 4
-    if p.min_new_tokens:
-        body["min_tokens"] = int(p.min_new_tokens)
-    return body
-
-
-def parse_reply(data: dict[str, Any], p: GenParams) -> tuple[Generated, dict[str, int]]:
-    """The reply as a local backend gives it, and the response's usage."""
-    choice = (data.get("choices") or [{}])[0]
-    text = (choice.get("message") or {}).get("content") or ""
-    stop = choice.get("stop_reason")  # vLLM: which stop string ended it
-    if isinstance(stop, str) and stop in p.stop_strings and not text.endswith(stop):
-        text += stop
-    u = data.get("usage") or {}
-    usage = {
-        "prompt_tokens": int(u.get("prompt_tokens") or 0),
-        "completion_tokens": int(u.get("completion_tokens") or 0),
-        "cached_tokens": int((u.get("prompt_tokens_details") or {}).get("cached_tokens") or 0),
-    }
-    out = Generated(
-        text=text,
-        tokens=usage["completion_tokens"],
-        finished=choice.get("finish_reason") != "length",
-        cached_tokens=usage["cached_tokens"],
-        logprob=reply_logprob(choice, text),
-    )
-    return out, usage
-
-
-def reply_logprob(choice: dict[str, Any], text: str = "") -> float | None:
-    """The mean log-probability of a reply's tokens as the server reports them, or None.
-
-    Chat API: choice["logprobs"]["content"] = [{"token", "logprob", ...}, ...]; completions API:
-    choice["logprobs"]["token_logprobs"] = [float, ...] beside "tokens". A reply that ended on
-    an end-of-turn token may carry that token last (vLLM does; OpenAI does not): a last token
-    that is empty, or a special token such as <|im_end|> or </s> the text does not end with,
-    is left out when finish_reason is "stop". Any position without a number: None (unknown).
-    """
-    lp = choice.get("logprobs")
-    if not isinstance(lp, dict):
-        return None
-    content = lp.get("content")
-    if isinstance(content, list):
-        tokens = [e.get("token") if isinstance(e, dict) else None for e in content]
-        values = [e.get("logprob") if isinstance(e, dict) else None for e in content]
-    elif isinstance(lp.get("token_logprobs"), list):
-        values = list(lp["token_logprobs"])
-        tokens = lp.get("tokens") if isinstance(lp.get("tokens"), list) else []
-        tokens = [*tokens, *[None] * (len(values) - len(tokens))][: len(values)]
-    else:
-        return None
-    if values and choice.get("finish_reason") == "stop" and end_token(tokens[-1], text):
-        values = values[:-1]
-    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-        return None
-    return mean_logprob([float(v) for v in values])
-
-
-def end_token(token: Any, text: str) -> bool:
-    """A reported token that is an end of turn rather than part of the text."""
-    if not isinstance(token, str):
-        return False
-    special = re.fullmatch(r"<[^<>\s]+>", token) is not None and not text.endswith(token)
-    return token == "" or special
 
 
 class Backend(BaseBackend):
@@ -222,12 +134,12 @@ class Backend(BaseBackend):
         try:
             r = httpx.get(url, headers=headers, timeout=10.0)
         except httpx.HTTPError as e:
-            raise ValueError(
+            raise ConfigError(
                 f"model.base_url: no server answers at {spec.base_url} ({type(e).__name__}); "
                 "start one (docs/endpoints.md) or fix the URL"
             ) from None
         if r.status_code in (401, 403):
-            raise ValueError(
+            raise ConfigError(
                 f"model.api_key_env: the server refused the key (HTTP {r.status_code}): "
                 f"{redact(r.text, key)}"
             )
@@ -238,7 +150,7 @@ class Backend(BaseBackend):
                 served = []
             if served and spec.name not in served:
                 shown = ", ".join(map(str, served[:10])) + (" ..." if len(served) > 10 else "")
-                raise ValueError(
+                raise ConfigError(
                     f"model.name: {spec.name!r} is not served at {spec.base_url} (served: {shown})"
                 )
         return spec.name or ""

@@ -13,6 +13,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from omegaconf import DictConfig, OmegaConf
+
+from synthgen.checks import need
+from synthgen.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 GiB = 2**30
@@ -41,7 +46,7 @@ def probe() -> tuple[bool, bool]:
 
 
 def choose_engine(requested: str, has_vllm: bool, cuda: bool, backend: str) -> tuple[str, str]:
-    """(engine, reason); generation.engine=vllm without vLLM or CUDA raises ValueError('key: why').
+    """(engine, reason); generation.engine=vllm without vLLM or CUDA raises ConfigError('key: why').
 
     auto: vLLM where it is installed and CUDA is present, else the static engine on CUDA, else
     dynamic. For backend=unsloth `static` means synthgen's static engine on the weights
@@ -49,11 +54,11 @@ def choose_engine(requested: str, has_vllm: bool, cuda: bool, backend: str) -> t
     own generate.
     """
     if requested not in ENGINES:
-        raise ValueError(f"generation.engine: {requested!r} is not one of {', '.join(ENGINES)}")
+        raise ConfigError(f"generation.engine: {requested!r} is not one of {', '.join(ENGINES)}")
     if requested == "vllm":
         missing = vllm_missing(has_vllm, cuda)
         if missing:
-            raise ValueError(f"generation.engine: vllm {missing}")
+            raise ConfigError(f"generation.engine: vllm {missing}")
         return "vllm", "generation.engine=vllm"
     if requested != "auto":
         return requested, f"generation.engine={requested}"
@@ -74,6 +79,34 @@ def vllm_missing(has_vllm: bool, cuda: bool) -> str | None:
     return None
 
 
+def check_engine(cfg: DictConfig) -> None:
+    """generation.engine and the vllm keys; engine=vllm needs vLLM and CUDA (not in dry runs).
+    Here beside ENGINES and vllm_missing: config.check calls it."""
+    from synthgen.backends.vllm_engine import FEEDS
+
+    engine = cfg.generation.engine
+    need(
+        engine in ENGINES,
+        f"generation.engine: must be one of {', '.join(ENGINES)}, got {engine!r}",
+    )
+    util = OmegaConf.select(cfg, "generation.gpu_memory_utilization", default=0.9)
+    need(
+        isinstance(util, int | float) and not isinstance(util, bool) and 0 < util <= 1,
+        f"generation.gpu_memory_utilization: must be in (0, 1], got {util!r}",
+    )
+    prefix = OmegaConf.select(cfg, "generation.enable_prefix_caching", default=True)
+    need(
+        isinstance(prefix, bool),
+        f"generation.enable_prefix_caching: must be true or false, got {prefix!r}",
+    )
+    feed = OmegaConf.select(cfg, "generation.vllm_feed", default="stream")
+    need(feed in FEEDS, f"generation.vllm_feed: must be one of {', '.join(FEEDS)}, got {feed!r}")
+    if engine == "vllm" and not cfg.get("dry_run", False):
+        has_vllm = importlib.util.find_spec("vllm") is not None
+        missing = vllm_missing(has_vllm, has_vllm and cuda_available())
+        need(missing is None, f"generation.engine: vllm {missing}")
+
+
 def choose_4bit(
     setting: bool | str,
     bf16_bytes: int | None,
@@ -89,7 +122,7 @@ def choose_4bit(
     if setting is True or setting is False:
         return setting, f"model.load_in_4bit={str(setting).lower()}"
     if setting != "auto":
-        raise ValueError(f"model.load_in_4bit: must be true, false or auto, got {setting!r}")
+        raise ConfigError(f"model.load_in_4bit: must be true, false or auto, got {setting!r}")
     if prequantized:
         return True, "auto: the checkpoint is already quantized (quantization_config)"
     if not cuda:

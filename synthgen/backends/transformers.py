@@ -43,11 +43,12 @@ from synthgen.backends.base import (
     Generated,
     GenParams,
     ModelSpec,
-    OutOfMemory,
     Streamer,
     eos_ids,
+    generation_config,
     load_tokenizer,
 )
+from synthgen.errors import ConfigError, OutOfMemory
 
 if TYPE_CHECKING:  # the engines import torch where they run; only their names here
     from synthgen.backends.batched import Batched
@@ -63,23 +64,23 @@ VLLM_DEFAULTS = {"gpu_memory_utilization": 0.9, "enable_prefix_caching": True, "
 
 
 def check(spec: ModelSpec, runtime: bool = True) -> None:
-    """Cheap checks before any weights load; raises ValueError('key: why').
+    """Cheap checks before any weights load; raises ConfigError('key: why').
 
     runtime=False (dry runs) skips what only matters where the model runs (CUDA, bitsandbytes).
     """
     check_values(spec)
     if spec.chat_template and "{" not in spec.chat_template:
-        raise ValueError(
+        raise ConfigError(
             f"model.chat_template: {spec.chat_template!r} looks like an Unsloth template name; "
             "those need model.backend=unsloth, else give a Jinja string or null"
         )
     if spec.load_in_4bit is True and runtime:  # auto decides at load time, with the GPU in view
         if importlib.util.find_spec("bitsandbytes") is None:
-            raise ValueError("model.load_in_4bit: needs bitsandbytes (pip install bitsandbytes)")
+            raise ConfigError("model.load_in_4bit: needs bitsandbytes (pip install bitsandbytes)")
         import torch
 
         if not torch.cuda.is_available():
-            raise ValueError(
+            raise ConfigError(
                 "model.load_in_4bit: 4-bit weights need a CUDA GPU; set model.load_in_4bit=false"
             )
 
@@ -87,9 +88,9 @@ def check(spec: ModelSpec, runtime: bool = True) -> None:
 def check_values(spec: ModelSpec) -> None:
     """model.dtype and model.load_in_4bit are values these engines know (unsloth's too)."""
     if spec.dtype not in DTYPES:
-        raise ValueError(f"model.dtype: {spec.dtype!r} is not one of {', '.join(DTYPES)}")
+        raise ConfigError(f"model.dtype: {spec.dtype!r} is not one of {', '.join(DTYPES)}")
     if spec.load_in_4bit not in (True, False, "auto"):
-        raise ValueError(
+        raise ConfigError(
             f"model.load_in_4bit: must be true, false or auto, got {spec.load_in_4bit!r}"
         )
 
@@ -202,7 +203,7 @@ class Backend(BaseBackend):
             available = free
         four, reason = plan.choose_4bit("auto", bf16, available, self.cuda, prequantized)
         if four and not prequantized and importlib.util.find_spec("bitsandbytes") is None:
-            raise ValueError(
+            raise ConfigError(
                 f"model.load_in_4bit: {reason}, but bitsandbytes is not installed "
                 "(pip install bitsandbytes), or set model.load_in_4bit=false"
             )
@@ -217,7 +218,7 @@ class Backend(BaseBackend):
             from synthgen.backends.vllm_engine import one_line
 
             if not self.fallback_ok:
-                raise ValueError(
+                raise ConfigError(
                     f"generation.engine: vllm does not import ({one_line(e)})"
                 ) from None
             self.engine = "static" if self.cuda else "dynamic"
@@ -294,7 +295,7 @@ class Backend(BaseBackend):
         from synthgen.backends import vllm_engine
 
         tokenizer = load_tokenizer(self.load_spec)
-        self.eos = eos_ids(tokenizer, self.spec, _generation_config(self.path))
+        self.eos = eos_ids(tokenizer, self.spec, generation_config(self.path))
         note = vllm_engine.spawn_workers()  # choose_4bit may have initialised CUDA
         if note:
             self.notes.append(note)
@@ -446,13 +447,3 @@ class Backend(BaseBackend):
             import torch
 
             torch.cuda.empty_cache()
-
-
-def _generation_config(name_or_path: str) -> Any:
-    """The model's generation_config.json (its end-of-turn ids), or None where it has none."""
-    try:
-        from transformers import GenerationConfig
-
-        return GenerationConfig.from_pretrained(name_or_path)
-    except Exception:
-        return None

@@ -29,6 +29,7 @@ from typing import Any
 
 from synthgen.backends import transformers as hf
 from synthgen.backends.base import ModelSpec, eos_ids, use_chat_template
+from synthgen.errors import ConfigError
 
 
 def check(spec: ModelSpec, runtime: bool = True) -> None:
@@ -37,14 +38,14 @@ def check(spec: ModelSpec, runtime: bool = True) -> None:
     if not runtime:
         return
     if importlib.util.find_spec("unsloth") is None:
-        raise ValueError(
+        raise ConfigError(
             "model.backend: unsloth is not installed (pip install -e '.[unsloth]', CUDA GPU only); "
             "or use model.backend=transformers"
         )
     import torch
 
     if not torch.cuda.is_available():
-        raise ValueError(
+        raise ConfigError(
             "model.backend: unsloth needs a CUDA GPU; use model.backend=transformers on CPU"
         )
 
@@ -107,7 +108,7 @@ class Backend(hf.Backend):
         if llm is None or not hasattr(llm, "llm_engine"):
             fast = getattr(model, "fast_generate", None)
             if fast is None:
-                raise ValueError(
+                raise ConfigError(
                     "generation.engine: Unsloth started no vLLM engine (no model.vllm_engine "
                     "or model.fast_generate); is vllm importable? else use generation.engine=static"
                 )

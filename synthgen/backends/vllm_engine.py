@@ -45,7 +45,8 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
-from synthgen.backends.base import Generated, GenParams, ModelSpec, OutOfMemory, mean_logprob
+from synthgen.backends.base import Generated, GenParams, ModelSpec, mean_logprob
+from synthgen.errors import ConfigError, OutOfMemory, SynthgenError
 
 log = logging.getLogger(__name__)
 
@@ -272,8 +273,6 @@ class VllmStreamer:
 
 def translate(e: BaseException) -> BaseException:
     """CUDA out of memory -> OutOfMemory (the caller backs off); a dead engine -> one line."""
-    from synthgen.config import SynthgenError
-
     if type(e).__name__ == "OutOfMemoryError" or "CUDA out of memory" in str(e):
         return OutOfMemory(str(e))
     if type(e).__name__ == "EngineDeadError":
@@ -335,7 +334,7 @@ def make_llm(**kwargs: Any) -> Any:
     except Exception as e:
         text = str(e).lower()
         if "memory" in text or "cache blocks" in text or "kv cache" in text:
-            raise ValueError(
+            raise ConfigError(
                 f"generation.gpu_memory_utilization: vLLM could not start ({one_line(e)}); "
                 "free the GPU, change generation.gpu_memory_utilization, lower "
                 "model.max_seq_length or set model.load_in_4bit=true"

@@ -7,7 +7,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from synthgen.config import ConfigError
+from synthgen.errors import ConfigError
 
 
 @dataclass

@@ -20,8 +20,8 @@ from synthgen.compare.runs import (
     split_counts,
 )
 from synthgen.compare.verdict import examples, verdict
-from synthgen.config import ConfigError
 from synthgen.embed.retrieval import KEYS
+from synthgen.errors import ConfigError
 from synthgen.rundir import SPLITS, is_run_dir
 from synthgen.rundir.discovery import find_runs
 from synthgen.tasks import TaskRun, task

@@ -1,17 +1,25 @@
-"""The corpus of a run: read -> clean -> chunk (-> fit) -> dedup -> leak check -> select, per split;
-then the slots to fill, and the dataset order of rows (a merge uses the same order)."""
+"""The corpus of a run: read -> clean -> chunk (-> fit) -> dedup -> leak check -> select, per split,
+or all of it read back from a prepared folder (corpus.prepared, written by task=prepare:
+prepared.py); then the slots to fill, and the dataset order of rows (a merge uses the same
+order)."""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import logging
 import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from synthgen.config import ConfigError
+from synthgen import rundir
+from synthgen.config import backfill, row_config_diff
 from synthgen.dataset import chunking, dedup, faults, reading, selection
+from synthgen.errors import ConfigError
 from synthgen.records import Chunk, Skipped, Slot, SplitCounts, key_of
 from synthgen.rundir import SPLITS
 from synthgen.settings import Settings
@@ -68,9 +76,7 @@ def load_corpus(
     """Read, clean, chunk, dedup, check for leaks, select. `leak_report` gets the leak check.
     With corpus.prepared, all of it comes from that task=prepare folder instead."""
     if st.corpus.prepared is not None:
-        from synthgen.dataset import prepared
-
-        got = prepared.load(st, seconds, leak_report)
+        got = load_prepared(st, seconds, leak_report)
         check_examples(st, got)
         return got
     directory = st.corpus.dir
@@ -211,6 +217,123 @@ def _select(st: Settings, sc: SplitCorpus) -> None:
     )
     sc.rejected.update(rejected)
     sc.used = sc.kept[: st.chunks_needed]
+
+
+# --- a prepared folder (corpus.prepared): read here, written by task=prepare (prepared.py) -----
+
+PREPARED_FORMAT = 1  # version of the prepared folder's layout
+
+
+def corpus_keys(st: Settings) -> dict[str, Any]:
+    """The config keys that decide the chunks and which are kept, by their config names."""
+    c, ch, sel = st.corpus, st.chunking, st.selection
+    out: dict[str, Any] = {
+        "corpus.dir": str(c.dir),
+        **{f"corpus.{s}_files": list(c.files[s]) for s in SPLITS},
+        "corpus.encoding": c.encoding,
+        "corpus.leak": c.leak,
+        "chunking.chunk_size": ch.size,
+        "chunking.chunk_overlap": ch.overlap,
+        "chunking.min_chars": ch.min_chars,
+        "chunking.max_chars": ch.max_chars,
+        "chunking.bounds": ch.bounds,
+        "keywords.words": list(sel.words),
+        "keywords.match": sel.match,
+    }
+    for k, v in dataclasses.asdict(st.cleaning).items():
+        out[f"cleaning.{k}"] = v
+    for k, v in dataclasses.asdict(st.dedup).items():
+        out[f"dedup.{k}"] = v
+    return json.loads(json.dumps(out))  # tuples as lists: as they read back from the file
+
+
+def fingerprint(keys: dict[str, Any]) -> str:
+    return hashlib.sha1(json.dumps(keys, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def prepared_header(folder: Path) -> dict[str, Any]:
+    """The prepared folder's header; one line when it is not one."""
+    try:
+        out = json.loads((folder / rundir.PREPARED).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise ConfigError(
+            f"corpus.prepared: {str(folder)!r} holds no prepared corpus ({rundir.PREPARED}); "
+            "make it with python run.py task=prepare hydra.run.dir=DIR"
+        ) from None
+    if out.get("format") != PREPARED_FORMAT:
+        raise ConfigError(
+            f"corpus.prepared: {str(folder)!r} has layout {out.get('format')!r}, this synthgen "
+            f"reads {PREPARED_FORMAT}; run task=prepare again"
+        )
+    return out
+
+
+def verify_prepared(folder: Path, st: Settings) -> dict[str, Any]:
+    """The header, if it was prepared with this config's corpus keys; else one line."""
+    head = prepared_header(folder)
+    mine = corpus_keys(st)
+    # a folder prepared before a key existed: its keys lack it, made with the old value
+    theirs = backfill(head.get("keys", {}), within=mine)
+    if fingerprint(theirs) != fingerprint(mine):
+        diff = row_config_diff(theirs, mine) or "the fingerprint"
+        raise ConfigError(
+            f"corpus.prepared: {str(folder)!r} was prepared with another corpus config "
+            f"({diff}, there -> here); run task=prepare again with this config, or drop "
+            "corpus.prepared to read the files"
+        )
+    return head
+
+
+def _prepared_split(rec: dict[str, Any], train: dict[str, Chunk] | None) -> SplitCorpus:
+    chunks = [Chunk(**c) for c in rec["chunks"]]
+    by_id = {c.id: c for c in chunks}
+    of = train if train is not None else by_id  # a leak repeats a train chunk
+
+    def match(m: dict[str, Any], where: dict[str, Chunk]) -> dedup.Match:
+        return dedup.Match(by_id[m["chunk"]], where[m["of"]], m["similarity"])
+
+    return SplitCorpus(
+        files=rec["files"],
+        skipped=[Skipped(**s) for s in rec["skipped"]],
+        notes=rec["notes"],
+        encodings=rec["encodings"],
+        cleaning=rec["cleaning"],
+        docs=rec["docs"],
+        chunks=chunks,
+        copies=[match(m, by_id) for m in rec["copies"]],
+        leaked=[match(m, of) for m in rec["leaked"]],
+        kept=[by_id[i] for i in rec["kept"]],
+        rejected=Counter(rec["rejected"]),
+    )
+
+
+def load_prepared(
+    st: Settings, seconds: Counter[str], leak_report: dict[str, Any] | None
+) -> Corpus:
+    """The corpus as load_corpus would make it, from the prepared folder."""
+    folder = st.corpus.prepared
+    assert folder is not None
+    tick = time.perf_counter()
+    head = verify_prepared(folder, st)
+    out: Corpus = {}
+    for s in SPLITS:
+        rec = json.loads((folder / rundir.prepared_file(s)).read_text(encoding="utf-8"))
+        train = {c.id: c for c in out["train"].chunks} if s != "train" else None
+        sc = out[s] = _prepared_split(rec, train)
+        sc.used = sc.kept[: st.chunks_needed]
+        sc.prepared = {"dir": str(folder), "fingerprint": head["fingerprint"]}
+    if leak_report is not None:
+        leak_report.update(head["leak"])
+    seconds["prepared"] += time.perf_counter() - tick
+    return out
+
+
+def prepared_record(corpus: Corpus) -> dict[str, Any]:
+    """summary.json's `corpus`: where the chunks came from."""
+    got = corpus["train"].prepared if "train" in corpus else None
+    if not got:
+        return {"prepared": None}
+    return {"prepared": got["dir"], "fingerprint": got["fingerprint"]}
 
 
 def warnings(st: Settings, corpus: Corpus) -> list[str]:

@@ -11,10 +11,10 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from synthgen.backends.base import ModelSpec
-from synthgen.config import SynthgenError
-from synthgen.dataset import prepared, prompting
-from synthgen.dataset.corpus import Corpus, warnings
+from synthgen.dataset import prompting
+from synthgen.dataset.corpus import Corpus, prepared_record, warnings
 from synthgen.dataset.llm import load_model_part, stage_params
+from synthgen.errors import SynthgenError
 from synthgen.records import Slot
 from synthgen.rundir import SPLITS
 from synthgen.rundir.state import RunState, check_resume, sibling_state
@@ -72,7 +72,7 @@ def dry_run(
     print(preview if preview else f"\nno prompt preview: {why}", file=sys.stdout, flush=True)
     return {
         "status": "dry_run",
-        "corpus": prepared.record(corpus),
+        "corpus": prepared_record(corpus),
         "leak": leak or {},
         "splits": {s: corpus[s].counts().corpus() for s in SPLITS},
         "warnings": warned,

@@ -19,7 +19,6 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from synthgen.config import ConfigError
 from synthgen.dataset import prompting, signals
 from synthgen.dataset.gates import (  # noqa: F401  (the gates are part of this module's API)
     PLACEHOLDER,
@@ -49,6 +48,7 @@ from synthgen.dataset.text import (  # noqa: F401
     stem,
     words,
 )
+from synthgen.errors import ConfigError
 
 Gate = Any  # a gate object: check(text, chunk, question="") -> Drop | None
 

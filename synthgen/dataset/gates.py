@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from synthgen.config import ConfigError
 from synthgen.dataset.text import STOPWORDS, interrogative, looks_english, ngrams, stem, words
+from synthgen.errors import ConfigError
 
 _UNIT_LOOP = re.compile(r"(.{2,12}?)\1{2,}", re.DOTALL)  # a piece said 3 times or more in a row
 _LETTER = re.compile(r"[^\W\d_]")  # a letter: "0000" and "____" are numbers and rules, not loops

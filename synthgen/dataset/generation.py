@@ -26,8 +26,9 @@ from typing import Any, Protocol
 
 from tqdm import tqdm
 
-from synthgen.backends.base import BaseBackend, Generated, GenParams, OutOfMemory, Streamer
+from synthgen.backends.base import BaseBackend, Generated, GenParams, Streamer
 from synthgen.dataset import faults
+from synthgen.errors import OutOfMemory
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +199,6 @@ def run_stream(
     feed = _Feed(streamer, jobs, params, max(1, int(max_in_flight)))
     base = stats.seconds  # a Stats shared over the splits adds up
     t0 = last_sync = last_bar = time.perf_counter()
-    dirty = False
     try:
         while feed.busy():
             _stop_questions(feed.pools, stop, stats)
@@ -206,25 +206,12 @@ def run_stream(
                 break
             feed.fill()
             stats.most_in_flight = max(stats.most_in_flight, len(feed.in_flight))
-            try:
-                done = streamer.step()
-            except OutOfMemory:
-                if feed.size == 1:
-                    raise
-                feed.size = stats.halve(feed.size, "%d requests in flight")
-                feed.put_back()
+            if not feed.step(stats, on_result):  # out of memory: fewer in flight, same jobs
                 continue
-            stats.batches += 1  # engine steps
-            for key, out in done:
-                job = feed.finished(key)
-                stats.count(job, out)
-                for new_job in on_result(job, out):
-                    feed.pools[new_job.stage].append(new_job)
-                dirty = True
             now = time.perf_counter()
-            if dirty and after_batch is not None and now - last_sync >= sync_seconds:
+            if feed.unsynced and after_batch is not None and now - last_sync >= sync_seconds:
                 after_batch()
-                last_sync, dirty = now, False
+                last_sync, feed.unsynced = now, False
             if progress is not None and now - last_bar >= 0.5:
                 stats.seconds = base + now - t0
                 progress.set_postfix(
@@ -234,7 +221,7 @@ def run_stream(
                 )
                 last_bar = now
     finally:
-        if dirty and after_batch is not None:
+        if feed.unsynced and after_batch is not None:
             after_batch()  # what finished before an error is on disk too
         stats.seconds = base + time.perf_counter() - t0
     stats.batch_size = feed.size
@@ -263,6 +250,7 @@ class _Feed:
         self.block = max(1, int(getattr(streamer, "kv_block", 1) or 1))
         self.need: dict[int, int] = {}  # key -> KV tokens the request may come to hold
         self.tokens = 0  # their sum over the requests in flight
+        self.unsynced = False  # results handled since run_stream's last after_batch
 
     def busy(self) -> bool:
         return bool(self.pools["question"] or self.pools["answer"] or self.in_flight)
@@ -291,6 +279,27 @@ class _Feed:
         """The job of a request the engine returned; its tokens leave the budget."""
         self.tokens -= self.need.pop(key)
         return self.in_flight.pop(key)
+
+    def step(self, stats: Stats, on_result: Callable[[Job, Generated], list[Job]]) -> bool:
+        """One engine step: each finished request's result goes to `on_result` (marking the
+        feed unsynced) and the jobs it spawns are queued. Out of memory: what was in flight
+        goes back, `size` halves, False (at size 1 it raises)."""
+        try:
+            done = self.streamer.step()
+        except OutOfMemory:
+            if self.size == 1:
+                raise
+            self.size = stats.halve(self.size, "%d requests in flight")
+            self.put_back()
+            return False
+        stats.batches += 1  # engine steps
+        for key, out in done:
+            job = self.finished(key)
+            stats.count(job, out)
+            for new_job in on_result(job, out):
+                self.pools[new_job.stage].append(new_job)
+            self.unsynced = True
+        return True
 
     def put_back(self) -> None:
         """After OutOfMemory: the engine drops what is in flight; it goes back in front."""

@@ -8,7 +8,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from synthgen.backends.base import BaseBackend, GenParams, ModelSpec
-from synthgen.config import ConfigError, ModelLoadError, SynthgenError
+from synthgen.errors import ModelLoadError, SynthgenError
 from synthgen.settings import GenSettings, Settings
 
 
@@ -24,11 +24,9 @@ def load_model_part(name_or_path: str, load: Any) -> Any:
     except Exception as e:
         while e.__cause__ is not None and type(e).__name__ == "InstantiationException":
             e = e.__cause__  # hydra wraps the constructor's error
-        if isinstance(e, SynthgenError):  # already one line naming its key (synthgen/models.py)
+        if isinstance(e, SynthgenError):  # already one line naming its key (a backend's check)
             raise e from None
         first = " ".join(str(e).split())[:300]
-        if isinstance(e, ValueError) and first.startswith(("model.", "generation.")):
-            raise ConfigError(first) from None  # a backend's own check, already "key: why"
         hint = " (offline? run with the hub reachable once, or point to a local folder)"
         hint = hint if isinstance(e, OSError) else ""
         raise ModelLoadError(

@@ -15,15 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from synthgen import rundir
-from synthgen.backends.base import OutOfMemory, Usage
-from synthgen.config import SynthgenError, check
-from synthgen.dataset import filters, prepared, writing
+from synthgen.backends.base import Usage
+from synthgen.config import check
+from synthgen.dataset import filters, writing
 from synthgen.dataset.corpus import (
     Corpus,
     corpus_texts,
     load_corpus,
     make_slots,
     order_rows,
+    prepared_record,
     unique_rows,
     warnings,
 )
@@ -31,6 +32,7 @@ from synthgen.dataset.dryrun import dry_run
 from synthgen.dataset.generation import Stats, drive
 from synthgen.dataset.llm import batch_size, load_backend, prepare_model, stage_params
 from synthgen.dataset.rows import RowMaker
+from synthgen.errors import OutOfMemory, SynthgenError
 from synthgen.records import GenTotals, Slot, first_per_key, key_of
 from synthgen.rundir import SPLITS, runlock
 from synthgen.rundir.state import RunState, check_resume, sibling_state
@@ -234,24 +236,11 @@ def judge_rows(
     return kept, rejected, counts
 
 
-def make_summary(
-    t: TaskRun,
-    st: Settings,
-    plan: Plan,
-    state: RunState,
-    rows: dict[str, list[dict]],
-    session: Session,
-) -> dict[str, Any]:
-    """Counts per stage and split, over the whole run dir (earlier resumed sessions included)."""
-    cfg = t.cfg
-    # a key rejected twice (two writers, before the lock) counts once
-    rejected = first_per_key(state.rejected)
-    splits = {
-        s: plan.corpus[s].counts(len(plan.slots[s])).with_rejects(len(rows[s]), rejected, s)
-        for s in SPLITS
-    }
+def session_record(t: TaskRun, session: Session) -> dict[str, Any]:
+    """summary.json's this_session: what this process generated (a resumed run dir's earlier
+    sessions are in `generation`, summed by totals)."""
     stats = session.stats
-    this_session = {
+    return {
         "prompts": stats.prompts,
         "rejects": dict(sorted(session.rejects.items())),
         "output_tokens": stats.output_tokens,
@@ -271,6 +260,25 @@ def make_summary(
         "started": t.started,
         "first_row_seconds": session.first_row,
     }
+
+
+def make_summary(
+    t: TaskRun,
+    st: Settings,
+    plan: Plan,
+    state: RunState,
+    rows: dict[str, list[dict]],
+    session: Session,
+) -> dict[str, Any]:
+    """Counts per stage and split, over the whole run dir (earlier resumed sessions included)."""
+    cfg = t.cfg
+    # a key rejected twice (two writers, before the lock) counts once
+    rejected = first_per_key(state.rejected)
+    splits = {
+        s: plan.corpus[s].counts(len(plan.slots[s])).with_rejects(len(rows[s]), rejected, s)
+        for s in SPLITS
+    }
+    this_session = session_record(t, session)
     if session.usage is not None:  # the server's token counts (the prompts here are messages)
         this_session.update(usage=session.usage, prompt_tokens=session.usage["prompt_tokens"])
     return {
@@ -293,7 +301,7 @@ def make_summary(
         },
         "host": sharding.host(),
         "leak": plan.leak,
-        "corpus": prepared.record(plan.corpus),  # chunks from corpus.prepared, or the files
+        "corpus": prepared_record(plan.corpus),  # chunks from corpus.prepared, or the files
     }
 
 

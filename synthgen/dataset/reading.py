@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from synthgen.config import ConfigError
 from synthgen.dataset import cleaning, decoding, faults
+from synthgen.errors import ConfigError
 from synthgen.records import Doc, Skipped
 
 log = logging.getLogger(__name__)

@@ -23,9 +23,9 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from synthgen import rundir
-from synthgen.config import ConfigError, SynthgenError
-from synthgen.dataset import filters, judge, signals, writing
+from synthgen.dataset import filters, judge, judge_spec, signals, writing
 from synthgen.embed import embedding
+from synthgen.errors import ConfigError, SynthgenError
 from synthgen.records import Rejected, SplitCounts
 from synthgen.rundir import SPLITS
 from synthgen.rundir.state import RunState
@@ -47,15 +47,10 @@ def refilter(t: TaskRun) -> dict[str, Any]:
         )
     source_cfg = rundir.load_config(src)
     filters.check(cfg)
-    judge.check(cfg)
+    judge_spec.check(cfg)
     gates = filters.Gates(cfg, source_cfg.get("prompt"))
     gates.prepare()
-    try:
-        state = RunState.load(src, repair=False)
-        rows = {s: _load(src / rundir.dataset_file(s)) for s in SPLITS}  # in dataset order
-        corpus = {s: _load(src / rundir.corpus_file(s)) for s in SPLITS}
-    except (OSError, ValueError) as e:
-        raise SynthgenError(f"filter.data: {e}") from None
+    state, rows, corpus = _read(src)
     source_summary = rundir.read_summary(src, default={})
 
     _fill_signals(gates.scorer(corpus), gates.embed_signals, rows)
@@ -70,21 +65,7 @@ def refilter(t: TaskRun) -> dict[str, Any]:
         and gates.signals(q.get("signals") or {}) is None
     ]
     rejected = [*state.rejected, *dropped]
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    rundir.clear_done(run_dir)
-    for s in SPLITS:
-        writing.write_jsonl(run_dir / rundir.rows_file(s), kept[s])
-    writing.write_jsonl(run_dir / rundir.REJECTED, rejected)
-    writing.write_jsonl(run_dir / rundir.QUESTIONS, questions)
-    files = writing.write_outputs(run_dir, kept, corpus)
-    out_cfg = OmegaConf.create(OmegaConf.to_container(source_cfg, resolve=True))
-    out_cfg.filters = OmegaConf.to_container(cfg.filters, resolve=True) if "filters" in cfg else {}
-    if "judge" in cfg:
-        out_cfg.judge = OmegaConf.to_container(cfg.judge, resolve=True)
-    out_cfg.task = "filter"
-    out_cfg.filter = {"data": str(src)}
-    t.save_config(out_cfg, resolve=False)
+    files = _write(t, src, source_cfg, kept, rejected, questions, corpus)
 
     summary = _summary(source_summary, src, run_dir, rows, kept, rejected, dropped, gates.name)
     if judged is not None:
@@ -110,6 +91,48 @@ def refilter(t: TaskRun) -> dict[str, Any]:
         flush=True,
     )
     return summary
+
+
+def _read(src: Path) -> tuple[RunState, dict[str, list[dict]], dict[str, Any]]:
+    """The source run dir's state (rejects, accepted questions), its rows per split in dataset
+    order, and its retrieval corpus per split; a damaged file is one line naming filter.data."""
+    try:
+        state = RunState.load(src, repair=False)
+        rows = {s: _load(src / rundir.dataset_file(s)) for s in SPLITS}  # in dataset order
+        corpus = {s: _load(src / rundir.corpus_file(s)) for s in SPLITS}
+    except (OSError, ValueError) as e:
+        raise SynthgenError(f"filter.data: {e}") from None
+    return state, rows, corpus
+
+
+def _write(
+    t: TaskRun,
+    src: Path,
+    source_cfg: Any,
+    kept: dict[str, list[dict]],
+    rejected: list[dict],
+    questions: list[dict],
+    corpus: dict[str, Any],
+) -> list[str]:
+    """Every file a generate run writes, from the kept rows, into this command's run dir (its
+    DONE cleared first); the config saved is the source's with this command's filters and
+    judge, task=filter and filter.data. Returns the output files' names (write_outputs)."""
+    cfg, run_dir = t.cfg, t.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    rundir.clear_done(run_dir)
+    for s in SPLITS:
+        writing.write_jsonl(run_dir / rundir.rows_file(s), kept[s])
+    writing.write_jsonl(run_dir / rundir.REJECTED, rejected)
+    writing.write_jsonl(run_dir / rundir.QUESTIONS, questions)
+    files = writing.write_outputs(run_dir, kept, corpus)
+    out_cfg = OmegaConf.create(OmegaConf.to_container(source_cfg, resolve=True))
+    out_cfg.filters = OmegaConf.to_container(cfg.filters, resolve=True) if "filters" in cfg else {}
+    if "judge" in cfg:
+        out_cfg.judge = OmegaConf.to_container(cfg.judge, resolve=True)
+    out_cfg.task = "filter"
+    out_cfg.filter = {"data": str(src)}
+    t.save_config(out_cfg, resolve=False)
+    return files
 
 
 def _gate(
@@ -139,7 +162,7 @@ def _judge(
     """The judge stage of this command's `judge` group on the rows the gates kept, with the
     source run's model (it wrote them); its rejects join `dropped`. The source's verdicts
     (judged.jsonl) are copied first: a row judged with the same settings is not asked again."""
-    js = judge.JudgeSettings.from_cfg(t.cfg)
+    js = judge_spec.JudgeSettings.from_cfg(t.cfg)
     if not js.enabled:
         return kept, None
     from synthgen.dataset.llm import load_backend

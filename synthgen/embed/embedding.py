@@ -15,8 +15,8 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from synthgen.config import ConfigError, SynthgenError
 from synthgen.dataset import writing
+from synthgen.errors import ConfigError, SynthgenError
 from synthgen.rundir import corpus_file, rows_file
 
 log = logging.getLogger(__name__)

@@ -17,8 +17,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from synthgen.config import ConfigError
 from synthgen.embed import embedding, negatives
+from synthgen.errors import ConfigError
 from synthgen.rundir import CONFIG, SPLITS, SUMMARY
 from synthgen.tasks import TaskRun, task
 

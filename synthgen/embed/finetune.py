@@ -20,7 +20,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from synthgen import rundir
-from synthgen.config import ConfigError, _flatten, row_config_diff
+from synthgen.config import _flatten, row_config_diff
 from synthgen.embed import embedding, evaluate, negatives
 from synthgen.embed.training import (  # noqa: F401  (names this module has always offered)
     load_model,
@@ -31,6 +31,7 @@ from synthgen.embed.training import (  # noqa: F401  (names this module has alwa
     training_args,
     warmup_steps,
 )
+from synthgen.errors import ConfigError
 from synthgen.rundir import CONFIG, SUMMARY
 from synthgen.tasks import TaskRun, task
 
@@ -160,13 +161,7 @@ def finetune(t: TaskRun) -> dict[str, Any]:
     if ft.hard_negatives > 0:
         with _timed(t.seconds, "mine"):
             mined = mine_negatives(cfg, model, train, run_dir / "negatives.jsonl")
-    precomputed: dict[str, dict] = {}
-    if val is not None:  # the base model's scores, before its weights change
-        with _timed(t.seconds, "evaluate_base"):
-            d = run_dir / "predictions" / "base"
-            d.mkdir(parents=True, exist_ok=True)
-            precomputed["base"] = evaluate.score_model(model, val, prefix, bs, d)
-
+    precomputed = _score_base(t, model, val, prefix, bs)
     dataset = train_dataset(train, mined.negatives if mined else None)
     with _timed(t.seconds, "train"):
         result, losses = train_model(cfg, model, dataset, ckpt_dir, len(train.rows), resume_from)
@@ -180,11 +175,6 @@ def finetune(t: TaskRun) -> dict[str, Any]:
             names = {"base": str(cfg.embedder.name_or_path), "tuned": str(model_dir)}
             ev = evaluate.run_eval(cfg, val, run_dir, None, tuned, names, precomputed)
 
-    files = ["checkpoints/", CONFIG, "model/", SUMMARY]
-    if mined:
-        files.append("negatives.jsonl")
-    if ev:
-        files += ["eval.json", "eval.md", "eval.png", "predictions/"]
     summary = t.finish(
         {
             "data": str(data),
@@ -196,12 +186,36 @@ def finetune(t: TaskRun) -> dict[str, Any]:
             "train": _train_record(cfg, train, dataset, result, losses, resume_from, device),
             "hard_negatives": mined.stats if mined else None,
             "eval": ev,
-            "files": sorted(files),
+            "files": _files(mined, ev),
         },
         versions=("sentence-transformers", "datasets", "accelerate"),
     )
     log.info("tuned model -> %s", model_dir)
     return summary
+
+
+def _score_base(
+    t: TaskRun, model: Any, val: embedding.Split | None, prefix: str, batch_size: int
+) -> dict[str, dict]:
+    """{"base": the untrained model's scores on val}, taken before training changes its
+    weights, so the evaluation after it loads only the tuned model; {} without val."""
+    if val is None:
+        return {}
+    with _timed(t.seconds, "evaluate_base"):
+        d = t.run_dir / "predictions" / "base"
+        d.mkdir(parents=True, exist_ok=True)
+        return {"base": evaluate.score_model(model, val, prefix, batch_size, d)}
+
+
+def _files(mined: negatives.Mined | None, ev: dict[str, Any] | None) -> list[str]:
+    """summary.json's `files`: the model and its checkpoints, and what mining and the
+    evaluation wrote where they ran."""
+    files = ["checkpoints/", CONFIG, "model/", SUMMARY]
+    if mined:
+        files.append("negatives.jsonl")
+    if ev:
+        files += ["eval.json", "eval.md", "eval.png", "predictions/"]
+    return sorted(files)
 
 
 def _train_record(

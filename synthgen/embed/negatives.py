@@ -16,8 +16,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from synthgen.config import ConfigError
 from synthgen.embed.embedding import Split
+from synthgen.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

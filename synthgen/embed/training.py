@@ -14,8 +14,8 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from synthgen.config import ConfigError
 from synthgen.embed import embedding
+from synthgen.errors import ConfigError
 
 
 def _cuda() -> bool:

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from synthgen.errors import ConfigError
 from synthgen.rundir import PREPARED, RUN_FILES, is_run_dir, is_shard
 
 NAME_MAX = 200  # bytes; file systems allow 255 per path component, leave room for a suffix
@@ -26,8 +27,6 @@ def find_runs(
 ) -> list[Path]:
     """Run dirs in the order given; a folder that is not a run dir (a sweep) expands to every
     run dir below it, sorted by path. The one place that decides what a run is."""
-    from synthgen.config import ConfigError
-
     out: list[Path] = []
     seen: set[Path] = set()
     for p in paths:

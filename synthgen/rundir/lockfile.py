@@ -1,5 +1,5 @@
-"""The lock file of a run dir, in the standard library only (run.py checks it before its
-imports; synthgen/runlock.py holds it for a run).
+"""The lock file of a run dir, in the standard library only (its one synthgen import, errors,
+imports nothing): run.py checks it before its imports; synthgen/runlock.py holds it for a run.
 
 `fcntl.flock` on `<run dir>/.lock`, a file that names its holder (pid, host, start time,
 command) for the error line a second writer prints. The kernel drops a flock when its
@@ -20,6 +20,8 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from synthgen.errors import LockHeld
 
 log = logging.getLogger("synthgen.rundir.runlock")
 LOCK_NAME = ".lock"
@@ -57,10 +59,6 @@ def in_use(run_dir: Path, holder: dict[str, Any], why: str = "") -> str:
         f"run dir {run_dir} is in use: locked by {describe(holder)}{why}; "
         "wait for it to finish or choose another hydra.run.dir"
     )
-
-
-class LockHeld(Exception):
-    """Another process holds the lock (the message is the line to show)."""
 
 
 class RunLock:

@@ -18,14 +18,10 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from synthgen.config import SynthgenError
-from synthgen.rundir.lockfile import LOCK_NAME, LockHeld, RunLock
+from synthgen.errors import LockHeld, RunDirLocked
+from synthgen.rundir.lockfile import LOCK_NAME, RunLock
 
-__all__ = ["LOCK_NAME", "LockRunDir", "RunDirLocked", "RunLock", "hold", "held", "let_go"]
-
-
-class RunDirLocked(SynthgenError):
-    """Another process writes this run dir."""
+__all__ = ["LOCK_NAME", "LockRunDir", "RunLock", "hold", "held", "let_go"]
 
 
 # --- locks held by this process, by run dir (re-entrant: the CLI and the task both ask) -------

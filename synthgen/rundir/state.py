@@ -7,7 +7,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from synthgen.config import ConfigError, SynthgenError, row_config, row_config_diff
+from synthgen.config import row_config, row_config_diff
+from synthgen.errors import ConfigError, SynthgenError
 from synthgen.records import key_of
 from synthgen.rundir import QUESTIONS, REJECTED, SPLITS, has_config, load_config, rows_file
 

@@ -21,9 +21,10 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from synthgen import rundir
-from synthgen.config import ConfigError, SynthgenError, row_config, row_config_diff
+from synthgen.config import row_config, row_config_diff
 from synthgen.dataset import dedup, faults, filters, writing
 from synthgen.dataset.corpus import corpus_texts, load_corpus, order_rows
+from synthgen.errors import ConfigError, SynthgenError
 from synthgen.records import GenTotals, Rejected, SplitCounts, first_per_key, key_of
 from synthgen.rundir import SPLITS, discovery, runlock
 from synthgen.rundir.state import RunState
@@ -176,20 +177,7 @@ def _merge_group(
     row_keys = {key_of(r) for s in SPLITS for r in rows[s]}
     rejected = [r for r in rejected if r["key"] not in row_keys]
     questions = [q for q in questions if q["key"] not in duplicates]
-
-    out.mkdir(parents=True, exist_ok=True)
-    rundir.clear_done(out)
-    for s in SPLITS:
-        writing.write_jsonl(out / rundir.rows_file(s), rows[s])
-        faults.point("merge")
-    writing.write_jsonl(out / rundir.REJECTED, rejected)
-    writing.write_jsonl(out / rundir.QUESTIONS, questions)
-    faults.point("merge")
-    files = writing.write_outputs(out, rows, corpus)
-    faults.point("merge")
-    merged_cfg = OmegaConf.create(OmegaConf.to_container(base, resolve=True))
-    merged_cfg.shard = {"count": 1, "index": 0}  # one complete run, as a 1-shard job makes it
-    t.save_config(merged_cfg, resolve=False)
+    files = _write(t, rows, rejected, questions, corpus)
 
     complete = not missing
     summary = _summary(sweep, group, out, shards, rows, rejected)
@@ -221,6 +209,33 @@ def _merge_group(
         "" if complete else f"; partial, missing {', '.join(missing)}",
     )
     return summary
+
+
+def _write(
+    t: TaskRun,
+    rows: dict[str, list[dict]],
+    rejected: list[dict],
+    questions: list[dict],
+    corpus: dict[str, dict[str, str]],
+) -> list[str]:
+    """The merged run dir's files (its DONE cleared first, a fault point after each step for
+    the crash tests) and its config: the shards' own, as one complete 1-shard run. Returns
+    the output files' names (write_outputs)."""
+    out = t.run_dir
+    out.mkdir(parents=True, exist_ok=True)
+    rundir.clear_done(out)
+    for s in SPLITS:
+        writing.write_jsonl(out / rundir.rows_file(s), rows[s])
+        faults.point("merge")
+    writing.write_jsonl(out / rundir.REJECTED, rejected)
+    writing.write_jsonl(out / rundir.QUESTIONS, questions)
+    faults.point("merge")
+    files = writing.write_outputs(out, rows, corpus)
+    faults.point("merge")
+    merged_cfg = OmegaConf.create(OmegaConf.to_container(t.cfg, resolve=True))
+    merged_cfg.shard = {"count": 1, "index": 0}  # one complete run, as a 1-shard job makes it
+    t.save_config(merged_cfg, resolve=False)
+    return files
 
 
 def _read_shards(jobs: list[JobDir], out: Path) -> Shards:

@@ -18,7 +18,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from synthgen import rundir
-from synthgen.config import SynthgenError
+from synthgen.errors import SynthgenError
 from synthgen.rundir import discovery
 
 log = logging.getLogger(__name__)
@@ -45,13 +45,6 @@ def setup_process(swept: Any = ()) -> None:
 
 # jobs of this multirun refused because another process held their run dir (run.py)
 locked_out: list[str] = []
-
-
-def in_multirun() -> bool:
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def run_status(run_dir: Path) -> str:
