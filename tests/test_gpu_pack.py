@@ -33,6 +33,34 @@ def test_pydoc_text_is_cut_into_chunk_sized_files() -> None:
     assert "own" in pydoc_corpus.drop_inherited(inherited)
 
 
+def test_manual_pages_become_chunk_files_split_by_page(tmp_path: Path) -> None:
+    """pyhtml_corpus.py: a Sphinx page's main body made text, cut into chunk-sized files, each
+    page in one split, a paragraph repeated on another page written once."""
+    import pyhtml_corpus
+
+    html = tmp_path / "root" / pyhtml_corpus.HTML
+    shared = "<p>" + "This note appears on every page of the manual. " * 3 + "</p>"
+    for part in ("tutorial", "library"):
+        (html / part).mkdir(parents=True)
+        for k in range(6):
+            paras = "".join(
+                f"<p>Paragraph {i} of {part} page {k} tells how the interpreter reads a "
+                f"{'module ' * (8 + i % 5)}file.</p>"
+                for i in range(40)
+            )
+            body = f'<div role="main"><h1>Page {k}</h1>{shared}{paras}<pre>x = 1</pre></div>'
+            (html / part / f"p{k}.html").write_text(f"<html><body>{body}</body></html>")
+    (html / "library" / "redirect.html").write_text("<html><body>moved</body></html>")
+    got = pyhtml_corpus.write(tmp_path / "root", tmp_path / "c")
+    files = sorted((tmp_path / "c").glob("*/*.txt"))
+    assert got["pages"] == 12 and got["files"] == len(files) > 24
+    assert all(1050 <= len(f.read_text()) < 1601 for f in files)
+    text = "".join(f.read_text() for f in files)
+    assert text.count("This note appears") == 3  # one paragraph, written once
+    for page in {f.name.rsplit("__", 1)[0] for f in files}:  # a page never spans both splits
+        assert len({f.parent.name for f in files if f.name.startswith(page + "__")}) == 1
+
+
 class FakeSP:
     def __init__(self, **kw: object) -> None:
         self.kw = kw

