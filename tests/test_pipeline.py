@@ -440,6 +440,7 @@ def test_qa_pair_splits_the_reply_and_rejects_what_does_not_split(tmp_path: Path
 
 def test_accept_any_keeps_what_the_gates_would_drop_and_counts_it(tmp_path: Path) -> None:
     """The benchmarks' mode (random weights write the same text for every chunk)."""
+    from benchmarks.forcing import AcceptAll, Forced
     from synthgen.backends.base import GenParams
 
     fake_backend.Backend.duplicate_questions = True
@@ -452,14 +453,17 @@ def test_accept_any_keeps_what_the_gates_would_drop_and_counts_it(tmp_path: Path
         seen.append((stage, slot.q_index))
         return GenParams(max_new_tokens=5, min_new_tokens=5)
 
-    gen = RowMaker(
-        Settings.from_cfg(cfg),
-        tmp_path,
-        lambda m, stage: encode_chat(backend.tokenizer, m, backend.spec, stage),
-        state,
-        filters.Gates(cfg, cfg.prompt),
-        accept_any=True,
-        params_for=params_for,
+    policy = AcceptAll()
+    gen = Forced(
+        RowMaker(
+            Settings.from_cfg(cfg),
+            tmp_path,
+            lambda m, stage: encode_chat(backend.tokenizer, m, backend.spec, stage),
+            state,
+            filters.Gates(cfg, cfg.prompt),
+            policy=policy,
+        ),
+        params_for,
     )
     slots = make_slots(Settings.from_cfg(cfg), load_corpus(Settings.from_cfg(cfg), Counter()))
     jobs = gen.initial_jobs(slots["train"], state, set())
@@ -467,7 +471,7 @@ def test_accept_any_keeps_what_the_gates_would_drop_and_counts_it(tmp_path: Path
     drive(backend, jobs, gen.on_result, GenParams(), 8)
     gen.close()
     assert len(rows(tmp_path)) == 4  # nothing dropped as a duplicate
-    assert gen.overridden == {"question:duplicate": 3}
+    assert policy.overridden == {"question:duplicate": 3}
     assert [st for st, _ in seen].count("answer") == 4
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from benchmarks.forcing import salt
 from synthgen.backends.base import Generated, GenParams, ModelSpec
 from synthgen.backends.vllm_engine import (
     VllmRunner,
@@ -368,9 +369,7 @@ def test_salted_requests_each_get_their_own_cache_salt() -> None:
             seen.append(prompt)
             return request_id
 
-    s = VllmStreamer(
-        FakeLLM(Salted()), sampling=lambda p, ids: "SP", finish=lambda *a: None, salt=True
-    )
+    s = salt(VllmStreamer(FakeLLM(Salted()), sampling=lambda p, ids: "SP", finish=lambda *a: None))
     s.add(0, [1, 2], GenParams())
     s.add(1, [1, 2], GenParams())
     assert seen[0]["prompt_token_ids"] == seen[1]["prompt_token_ids"] == [1, 2]
