@@ -203,7 +203,7 @@ def pipeline_pass(
     """Rows of `chunks` made by rows.RowMaker + drive, as run.py makes them."""
     from synthgen.backends.base import GenParams, encode
     from synthgen.dataset import filters
-    from synthgen.dataset.generation import Stats, drive
+    from synthgen.dataset.generation import Feed, Stats, drive
     from synthgen.dataset.rows import RowMaker
     from synthgen.records import Chunk, Slot
     from synthgen.rundir.state import RunState
@@ -228,17 +228,8 @@ def pipeline_pass(
     t = time.perf_counter()
     stop = (lambda: time.perf_counter() - t > seconds) if seconds else None
     try:
-        drive(
-            backend,
-            jobs,
-            gen.on_result,
-            GenParams(max_new_tokens=320),
-            size,
-            None,
-            stats,
-            gen.sync,
-            stop,
-        )
+        feed = Feed(gen.on_result, GenParams(max_new_tokens=320), size, None, stats, gen.sync, stop)
+        drive(backend, jobs, feed)
     finally:
         gen.close()
     dt = time.perf_counter() - t

@@ -12,7 +12,7 @@ import pytest
 from synthgen.backends.base import encode as encode_chat
 from synthgen.dataset import filters, llm, pipeline
 from synthgen.dataset.corpus import load_corpus, make_slots
-from synthgen.dataset.generation import drive
+from synthgen.dataset.generation import Feed, drive
 from synthgen.dataset.rows import RowMaker
 from synthgen.errors import ConfigError, SynthgenError
 from synthgen.records import Row
@@ -468,7 +468,7 @@ def test_accept_any_keeps_what_the_gates_would_drop_and_counts_it(tmp_path: Path
     slots = make_slots(Settings.from_cfg(cfg), load_corpus(Settings.from_cfg(cfg), Counter()))
     jobs = gen.initial_jobs(slots["train"], state, set())
     assert all(j.params == GenParams(max_new_tokens=5, min_new_tokens=5) for j in jobs)
-    drive(backend, jobs, gen.on_result, GenParams(), 8)
+    drive(backend, jobs, Feed(gen.on_result, GenParams(), 8))
     gen.close()
     assert len(rows(tmp_path)) == 4  # nothing dropped as a duplicate
     assert policy.overridden == {"question:duplicate": 3}

@@ -29,7 +29,7 @@ from synthgen.dataset.corpus import (
     warnings,
 )
 from synthgen.dataset.dryrun import dry_run
-from synthgen.dataset.generation import Stats, drive
+from synthgen.dataset.generation import Feed, Stats, drive
 from synthgen.dataset.llm import batch_size, load_backend, prepare_model, stage_params
 from synthgen.dataset.rows import RowMaker
 from synthgen.errors import OutOfMemory, SynthgenError
@@ -151,7 +151,11 @@ def generate_rows(t: TaskRun, st: Settings, plan: Plan) -> Session:
             for split in SPLITS:
                 jobs = maker.initial_jobs(plan.slots[split], plan.known, plan.done)
                 try:
-                    drive(backend, jobs, maker.on_result, params, size, bar, out.stats, maker.sync)
+                    drive(
+                        backend,
+                        jobs,
+                        Feed(maker.on_result, params, size, bar, out.stats, maker.sync),
+                    )
                 except OutOfMemory:
                     raise SynthgenError(
                         "generation.batch_size: out of memory even at batch size 1; rows so "
