@@ -46,7 +46,7 @@ commands of one GPU session). At the end the invocation's table goes to RESULTS.
     python benchmarks/generation.py --workload pipeline    # rows/hour on the real workload
 
 `--workload pipeline` (benchmarks/workload.py) measures finished rows per hour instead: a question
-and then an answer call per chunk through the pipeline's own Generator, lengths drawn per row.
+and then an answer call per chunk through the pipeline's own RowMaker, lengths drawn per row.
 See benchmarks/gpu_session.md for the GPU session that produces the issue's figures.
 """
 
