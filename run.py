@@ -19,8 +19,9 @@ from synthgen import cli  # noqa: E402
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
-def main(cfg: DictConfig) -> None:
-    cli.task(cfg)
+def main(cfg: DictConfig) -> object:
+    # the task's outcome goes back to Hydra: a sweep's callback reads it (synthgen/scale/sweep.py)
+    return cli.task(cfg)
 
 
 # vLLM starts its engine core with multiprocessing's spawn, which imports this file again as

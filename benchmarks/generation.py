@@ -46,7 +46,7 @@ commands of one GPU session). At the end the invocation's table goes to RESULTS.
     python benchmarks/generation.py --workload pipeline    # rows/hour on the real workload
 
 `--workload pipeline` (benchmarks/workload.py) measures finished rows per hour instead: a question
-and then an answer call per chunk through the pipeline's own Generator, lengths drawn per row.
+and then an answer call per chunk through the pipeline's own RowMaker, lengths drawn per row.
 See benchmarks/gpu_session.md for the GPU session that produces the issue's figures.
 """
 
@@ -515,7 +515,7 @@ def four_bit_utilization(args: argparse.Namespace) -> float:
 
 def run_jobs(backend: object, ids: list[list[int]], params: object, size: int, rec: Recorder):
     """One timed pass through synthgen.dataset.generation.drive; (stats, seconds, first result s)."""
-    from synthgen.dataset.generation import Job, drive
+    from synthgen.dataset.generation import Feed, Job, drive
 
     got: list[int] = []
     first: list[float] = []
@@ -529,7 +529,7 @@ def run_jobs(backend: object, ids: list[list[int]], params: object, size: int, r
         return []
 
     jobs = [Job("question", x, i) for i, x in enumerate(ids)]
-    stats = drive(backend, jobs, on_result, params, size)
+    stats = drive(backend, jobs, Feed(on_result, params, size))
     reset_sync()
     dt = time.time() - t
     want = params.max_new_tokens

@@ -12,9 +12,10 @@ and --seed: the same lengths in every way) and forced (min = max new tokens: vLL
 min_tokens = max_tokens per request, the continuous engine per request, the static engine a
 logits processor that ends each row at its own length), so random weights end rows where a
 real model would. Random weights write the same garbage for every chunk, so the parse/dedup
-gates would reject most questions and no answer call would follow: synthgen's ways run the
-Generator with accept_any=True, which runs the real parsers and counts what they would have
-rejected (`overridden` in the line) but keeps the text, as for a model that passes the gates.
+gates would reject most questions and no answer call would follow: synthgen's ways run
+rows.RowMaker with the reject policy forcing.AcceptAll, which runs the real parsers and counts
+what they would have rejected (`overridden` in the line) but keeps the text, as for a model that
+passes the gates (benchmarks/forcing.py: the policy, the forced lengths, the cache salt).
 
 Chunks: the sample corpus read, chunked and selected by the pipeline's own stages
 (chunking=notebook, keywords=film), each selected chunk in --chunks variants with "(k) " in
@@ -35,8 +36,9 @@ Runs:
   reuse_fifo     reuse as the feed was before issue 21: first come first served (no answer
                  goes ahead of the questions queued before it) and, for vLLM, as many in
                  flight as the count limit allows whatever its KV cache holds (same engine)
-  no_reuse       the same with reuse off: vLLM requests each get their own cache_salt (same
-                 engine, no hit possible), the continuous engine's reuse switched off
+  no_reuse       the same with reuse off: vLLM requests each get their own cache_salt
+                 (forcing.NoReuse: same engine, no hit possible), the continuous engine's
+                 reuse switched off
   questions_only prompt=questions_only: no answer stage
   qa_pair        prompt=qa_pair: one call writes both (its forced length = question + answer + 4)
 Each run: a warm-up (not timed: graphs, compilation), the prefix caches cleared, then a timed
@@ -68,6 +70,7 @@ import traceback
 from datetime import datetime
 from pathlib import Path
 
+import forcing  # benchmarks/forcing.py: the reject policy, forced lengths, the cache salt
 import generation as g  # benchmarks/generation.py: checkpoint, Recorder, result lines, tables
 
 REPO = g.REPO
@@ -159,7 +162,7 @@ def row_lengths(args: argparse.Namespace, chunk_id: str, run: str) -> tuple[int,
 
 
 def params_for(args: argparse.Namespace, run: str):
-    """rows.RowMaker's params_for: each prompt's forced length."""
+    """forcing.Forced's params_for: each prompt's forced length."""
     from synthgen.backends.base import GenParams
 
     def forced(stage: str, slot) -> GenParams:
@@ -186,7 +189,7 @@ def compose(args: argparse.Namespace, prompt: str) -> object:
         return hydra_compose("config", overrides=overrides)
 
 
-# --- one timed pass through the pipeline's Generator ----------------------------------------
+# --- one timed pass through the pipeline's RowMaker ----------------------------------------
 
 
 def pipeline_pass(
@@ -200,7 +203,7 @@ def pipeline_pass(
     """Rows of `chunks` made by rows.RowMaker + drive, as run.py makes them."""
     from synthgen.backends.base import GenParams, encode
     from synthgen.dataset import filters
-    from synthgen.dataset.generation import Stats, drive
+    from synthgen.dataset.generation import Feed, Stats, drive
     from synthgen.dataset.rows import RowMaker
     from synthgen.records import Chunk, Slot
     from synthgen.rundir.state import RunState
@@ -209,32 +212,24 @@ def pipeline_pass(
     cfg = compose(args, PROMPT[run])
     run_dir = Path(tempfile.mkdtemp(prefix=f"wl-{run}-", dir=args.scratch))
     state = RunState.load(run_dir, repair=False)
-    gen = RowMaker(
+    policy = forcing.AcceptAll()
+    maker = RowMaker(
         Settings.from_cfg(cfg),
         run_dir,
         lambda m, stage: encode(backend.tokenizer, m, backend.spec, stage),
         state,
         filters.Gates(cfg, cfg.prompt),
-        accept_any=True,
-        params_for=params_for(args, run),
+        policy=policy,
     )
+    gen = forcing.Forced(maker, params_for(args, run))
     slots = [Slot("train", Chunk(**c), 0, cfg.prompt.name, str(args.ckpt)) for c in chunks]
     jobs = gen.initial_jobs(slots, state, set())
     stats = Stats()
     t = time.perf_counter()
     stop = (lambda: time.perf_counter() - t > seconds) if seconds else None
     try:
-        drive(
-            backend,
-            jobs,
-            gen.on_result,
-            GenParams(max_new_tokens=320),
-            size,
-            None,
-            stats,
-            gen.sync,
-            stop,
-        )
+        feed = Feed(gen.on_result, GenParams(max_new_tokens=320), size, None, stats, gen.sync, stop)
+        drive(backend, jobs, feed)
     finally:
         gen.close()
     dt = time.perf_counter() - t
@@ -245,7 +240,7 @@ def pipeline_pass(
         "rows": rows,
         "seconds": round(dt, 2),
         "stats": stats,
-        "overridden": dict(gen.overridden),
+        "overridden": dict(policy.overridden),
         "rejected": rejected,
         "first_row_s": round(gen.first_row_at - t, 2) if gen.first_row_at else None,
     }
@@ -340,7 +335,6 @@ def timed_runs(
             continue
         if engine == "vllm":
             backend.runner.llm.reset_prefix_cache()
-            backend.runner.salt = run == "no_reuse"
             backend.runner.answers_first = backend.runner.kv_budget = run != "reuse_fifo"
         if engine == "continuous":
             eng = backend.streamer(size)
@@ -352,7 +346,8 @@ def timed_runs(
         g.reset_peak()
         slots_engine = backend.slots_engine
         before = dict(slots_engine.stats) if slots_engine is not None else {}
-        r = pipeline_pass(args, backend, run, chunks[offset : offset + cap], size, args.run_seconds)
+        salted = forcing.NoReuse(backend) if engine == "vllm" and run == "no_reuse" else backend
+        r = pipeline_pass(args, salted, run, chunks[offset : offset + cap], size, args.run_seconds)
         st = r["stats"]
         eng_stats = (
             {k: v - before.get(k, 0) for k, v in slots_engine.stats.items()}

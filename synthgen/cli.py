@@ -15,47 +15,51 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
 from omegaconf import DictConfig
 
 from synthgen import tasks
-from synthgen.errors import RunDirLocked, SynthgenError
+from synthgen.errors import SynthgenError
 from synthgen.scale import sweep
 
 # every process that runs a task imports this module first: the launching one (run.py) and the
 # job processes of launchers that run jobs elsewhere (joblib, ray, submitit), which resolve
 # hydra.sweep.subdir themselves
 sweep.setup_process()
-_task_raised = False  # an unexpected error came out of the task: keep its traceback
 
 
-def task(cfg: DictConfig) -> None:
-    """The body of run.py's @hydra.main function."""
-    global _task_raised
-    try:
-        tasks.run(cfg)
-    except BaseException as e:
-        multirun = tasks.in_multirun()
-        if multirun and isinstance(e, RunDirLocked):
-            # another process writes that dir: leave its files alone, fail the sweep at its end
-            print(f"error: {e}", file=sys.stderr)
-            sweep.locked_out.append(str(e))
-            return
-        if multirun and isinstance(e, Exception):  # tasks.run recorded it; the sweep goes on
-            return
-        if not multirun and not isinstance(e, RunDirLocked):  # this process holds its lock
+def task(cfg: DictConfig) -> tasks.Outcome:
+    """The body of run.py's @hydra.main function: runs the task and acts on its outcome. The
+    outcome goes back to Hydra, whose sweep callback counts the jobs locked out (sweep.py)."""
+    out = tasks.attempt(cfg)
+    e = out.error
+    if e is None:
+        if cfg.get("dry_run") and not out.multirun:  # printed, nothing written
             remove_if_empty(tasks.resolve_run_dir(None))
-        if isinstance(e, SynthgenError):  # the user's to fix: one line, no traceback
-            fail(str(e))
-        if _is_interpolation_error(e):  # a ${...} in the config or an override
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            fail(f"{getattr(e, 'full_key', None) or 'config'}: {first}")
-        _task_raised = True
-        raise
-    if cfg.get("dry_run") and not tasks.in_multirun():  # printed, nothing written
+        return out
+    if out.multirun and out.locked_out:
+        # another process writes that dir: leave its files alone, fail the sweep at its end
+        print(f"error: {e}", file=sys.stderr)
+        return out
+    if out.multirun and isinstance(e, Exception):  # tasks.run recorded it; the sweep goes on
+        return out
+    if not out.multirun and not out.locked_out:  # this process holds its lock
         remove_if_empty(tasks.resolve_run_dir(None))
+    if isinstance(e, SynthgenError):  # the user's to fix: one line, no traceback
+        fail(str(e))
+    if _is_interpolation_error(e):  # a ${...} in the config or an override
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        fail(f"{getattr(e, 'full_key', None) or 'config'}: {first}")
+    raise e
+
+
+def raised_by_task(e: BaseException) -> bool:
+    """The error came out of a task (its traceback passes tasks.run), not out of Hydra
+    composing the config: it keeps its traceback."""
+    return any(f.f_code is tasks.run.__code__ for f, _ in traceback.walk_tb(e.__traceback__))
 
 
 def main(hydra_main: Callable[[], None]) -> None:
@@ -71,7 +75,7 @@ def main(hydra_main: Callable[[], None]) -> None:
     try:
         hydra_main()
     except (HydraException, OmegaConfBaseException) as e:
-        if _task_raised:
+        if raised_by_task(e):
             raise
         fail(hydra_one_line(e))
 
@@ -113,6 +117,7 @@ def remove_if_empty(run_dir: Path) -> bool:
     from hydra.core.hydra_config import HydraConfig
 
     from synthgen import rundir
+    from synthgen.rundir import runlock
 
     if not run_dir.is_dir():
         return False
@@ -136,27 +141,27 @@ def remove_if_empty(run_dir: Path) -> bool:
         for p in removable:  # never the folder the command runs in
             shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
         return True
+    made = runlock.created(run_dir)  # before the removal: what taking the lock created
     shutil.rmtree(run_dir, ignore_errors=True)
-    _remove_new_empty_parents(run_dir, here)
+    _remove_new_empty_parents(run_dir, here, made)
     return True
 
 
-try:  # what the working dir held when this command started (names)
-    _BEFORE = set(os.listdir("."))
-except OSError:
-    _BEFORE = set()
-
-
-def _remove_new_empty_parents(run_dir: Path, here: Path) -> None:
+def _remove_new_empty_parents(run_dir: Path, here: Path, made: Path | None) -> None:
     """The folders above a removed run dir that this command created (outputs/ on a first
-    run) and that are now empty: the working dir is left as the command found it."""
+    run: the run dir's lock made them, `made` the highest) and that are now empty: the
+    working dir is left as the command found it."""
+    if made is None:
+        return
+    made = made.resolve()
     for parent in run_dir.resolve().parents:
         if parent == here or here not in parent.parents:
             return  # never the working dir, nothing outside it
-        top = parent.relative_to(here).parts[0]
+        if parent != made and made not in parent.parents:
+            return  # was there before this command
         try:
-            if top in _BEFORE or any(parent.iterdir()):
-                return  # was there before this command, or holds something
+            if any(parent.iterdir()):
+                return  # holds something
             parent.rmdir()
         except OSError:
             return

@@ -2,14 +2,17 @@
 
 `run(cfg)` picks the task and hands it its run dir. Each task body is decorated with
 `@task("name")`: it receives a `TaskRun` (config, run dir, clock) and returns its summary's
-own fields; the wrapper stamps task, status, started, finished, seconds and versions and
-writes summary.json atomically (and DONE after it, when asked). A task that fails inside a
--m sweep is recorded in its run dir by `run` (summary.json status "failed", the one-line
-error), so the sweep goes on and still fails at its end (synthgen/scale/sweep.py).
+own fields; the wrapper takes the run dir's lock for a task that writes there (`lock=True`),
+stamps task, status, started, finished, seconds and versions and writes summary.json
+atomically (and DONE after it, when asked). A task that fails inside a -m sweep is recorded in
+its run dir by `run` (summary.json status "failed", the one-line error), so the sweep goes on
+and still fails at its end (synthgen/scale/sweep.py). `attempt(cfg)` is `run` for the command
+line: how the task ended, as an `Outcome` it picks the exit code from (cli.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import logging
@@ -26,6 +29,7 @@ from omegaconf import DictConfig
 
 from synthgen import rundir
 from synthgen.errors import ConfigError, RunDirLocked, SynthgenError
+from synthgen.rundir import runlock
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +62,31 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> Summary:
         if in_multirun() and not isinstance(e, RunDirLocked):
             record_failure(cfg, e, path)
         raise
+
+
+@dataclass
+class Outcome:
+    """How one task of `python run.py` ended, for the command line to act on (cli.py): its
+    summary, or what it raised. Returned to Hydra too: a sweep's callback reads each job's
+    (scale/sweep.py)."""
+
+    summary: Summary | None = None  # the task's summary; None when it raised
+    error: BaseException | None = None  # what the task raised
+    multirun: bool = False  # a job of a -m sweep (a failure is recorded in its run dir)
+
+    @property
+    def locked_out(self) -> bool:
+        """Another process held the run dir: the task did nothing there."""
+        return isinstance(self.error, RunDirLocked)
+
+
+def attempt(cfg: DictConfig, run_dir: str | Path | None = None) -> Outcome:
+    """`run(cfg)` for the command line: how it ended, its error caught (Ctrl-C included)."""
+    multirun = in_multirun()
+    try:
+        return Outcome(summary=run(cfg, run_dir), multirun=multirun)
+    except BaseException as e:
+        return Outcome(error=e, multirun=multirun)
 
 
 def in_multirun() -> bool:
@@ -127,15 +156,23 @@ class TaskRun:
 TaskBody = Callable[[TaskRun], Summary]
 
 
-def task(name: str) -> Callable[[TaskBody], Callable[[DictConfig, Path], Summary]]:
+def task(
+    name: str, lock: bool = False
+) -> Callable[[TaskBody], Callable[[DictConfig, Path], Summary]]:
     """`@task("finetune")` over `def finetune(t: TaskRun) -> dict`: the function `run` calls
     with (cfg, run_dir). The body saves its config with t.save_config() once its inputs are
-    checked (a refused task leaves nothing behind) and ends with `return t.finish({...})`."""
+    checked (a refused task leaves nothing behind) and ends with `return t.finish({...})`.
+
+    lock: the task writes its run dir; the body runs holding the dir's lock (one writer per
+    run dir: a second run stops at once), except a dry run, which writes nothing there.
+    """
 
     def wrap(body: TaskBody) -> Callable[[DictConfig, Path], Summary]:
         @functools.wraps(body)
         def run_task(cfg: DictConfig, run_dir: str | Path) -> Summary:
-            return body(TaskRun(name, cfg, Path(run_dir)))
+            writes = lock and not cfg.get("dry_run")
+            with runlock.held(run_dir) if writes else contextlib.nullcontext():
+                return body(TaskRun(name, cfg, Path(run_dir)))
 
         run_task.body = body  # type: ignore[attr-defined]  # the undecorated body, for tests
         return run_task

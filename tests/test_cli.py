@@ -315,3 +315,26 @@ def test_a_failed_first_command_leaves_no_outputs_folder(tmp_path: Path) -> None
     p = cli("num_rows=0", check=False, cwd=tmp_path)
     assert p.returncode == 2 and p.stderr.startswith("error: num_rows")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_sweep_job_whose_run_dir_is_in_use_is_left_alone_and_fails_the_sweep(
+    tmp_path: Path,
+) -> None:
+    """-m: a job whose run dir another process holds does not run and writes nothing there;
+    the other jobs run, and the sweep's exit code says one did not."""
+    from synthgen.rundir.runlock import held
+
+    sweep = tmp_path / "s"
+    taken = sweep / "num_rows=1"
+    with held(taken):
+        p = cli("-m", "task=prepare", "num_rows=1,2", f"hydra.sweep.dir={sweep}", check=False)
+    assert p.returncode == 1, p.stderr
+    errors = [ln for ln in p.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 2, p.stderr
+    assert errors[0].startswith(f"error: run dir {taken} is in use: locked by pid {os.getpid()} ")
+    assert errors[1] == (
+        "error: 1 job(s) found their run dir in use by another process and did not run "
+        f"({errors[0].removeprefix('error: ')})"
+    )
+    assert not (taken / "summary.json").exists()  # left alone
+    assert json.loads((sweep / "num_rows=2" / "summary.json").read_text())["status"] == "complete"

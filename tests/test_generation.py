@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from synthgen.backends.base import Generated, GenParams
-from synthgen.dataset.generation import Job, run_queue
+from synthgen.dataset.generation import Feed, Job, run_queue
 from synthgen.errors import OutOfMemory
 
 
@@ -32,7 +32,7 @@ def test_batches_are_sorted_by_length_and_answers_follow() -> None:
             [Job("answer", [0] * (job.payload + 1), job.payload)] if job.stage == "question" else []
         )
 
-    stats = run_queue(gen, jobs, on_result, GenParams(), batch_size=3)
+    stats = run_queue(gen, jobs, Feed(on_result, GenParams(), size=3))
     assert gen.batches[0] == [50, 45, 40]  # longest questions first, similar lengths together
     assert gen.batches[1] == [51, 46, 41]  # a full batch of answers runs before more questions
     assert gen.batches[2] == [7, 6, 5]
@@ -45,9 +45,7 @@ def test_oom_halves_the_batch_and_loses_nothing() -> None:
     gen = Recorder(oom_above=2)
     jobs = [Job("question", [0] * 10, i) for i in range(7)]
     done: list[int] = []
-    stats = run_queue(
-        gen, jobs, lambda j, o: done.append(j.payload) or [], GenParams(), batch_size=8
-    )
+    stats = run_queue(gen, jobs, Feed(lambda j, o: done.append(j.payload) or [], GenParams(), 8))
     assert sorted(done) == list(range(7))  # every prompt ran exactly once
     assert stats.oom_retries == [{"from": 8, "to": 4}, {"from": 4, "to": 2}]
     assert stats.batch_size == 2
@@ -56,7 +54,9 @@ def test_oom_halves_the_batch_and_loses_nothing() -> None:
 
 def test_oom_at_batch_one_propagates() -> None:
     with pytest.raises(OutOfMemory):
-        run_queue(Recorder(oom_above=0), [Job("question", [1], 0)], lambda j, o: [], GenParams(), 4)
+        run_queue(
+            Recorder(oom_above=0), [Job("question", [1], 0)], Feed(lambda j, o: [], GenParams(), 4)
+        )
 
 
 def test_stop_strings_end_a_reply_right_after_the_first_match(tiny_model) -> None:
@@ -127,12 +127,10 @@ def test_jobs_with_their_own_params_reach_the_engine_per_prompt() -> None:
     run_queue(
         gen,
         [Job("question", [1], 0, own), Job("question", [2], 1)],
-        lambda j, o: [],
-        GenParams(),
-        2,
+        Feed(lambda j, o: [], GenParams(), 2),
     )
     assert seen == [[own, GenParams()]]  # one GenParams per prompt where a job has its own
-    run_queue(gen, [Job("question", [1], 0)], lambda j, o: [], GenParams(), 2)
+    run_queue(gen, [Job("question", [1], 0)], Feed(lambda j, o: [], GenParams(), 2))
     assert seen[-1] == GenParams()  # else the run's, as before
 
     class Streamer:
@@ -155,7 +153,9 @@ def test_jobs_with_their_own_params_reach_the_engine_per_prompt() -> None:
     orig = st.add
     st.add = lambda k, ids, p: (got.append(p), orig(k, ids, p))  # type: ignore[method-assign]
     run_stream(
-        st, [Job("answer", [1], 0, own), Job("question", [2], 1)], lambda j, o: [], GenParams(), 4
+        st,
+        [Job("answer", [1], 0, own), Job("question", [2], 1)],
+        Feed(lambda j, o: [], GenParams(), 4),
     )
     assert got == [own, GenParams()]
 
@@ -176,10 +176,7 @@ def test_stop_starts_no_new_question_but_finishes_what_started() -> None:
     stats = run_queue(
         Recorder(),
         [Job("question", [0], i) for i in range(6)],
-        on_result,
-        GenParams(),
-        2,
-        stop=stop,
+        Feed(on_result, GenParams(), 2, stop=stop),
     )
     assert stats.prompts == {"question": 2, "answer": 2} and stats.dropped == 4
 
@@ -198,5 +195,5 @@ def test_stop_starts_no_new_question_but_finishes_what_started() -> None:
 
     calls["n"] = 0
     jobs = [Job("question", [0], i) for i in range(6)]
-    stats = run_stream(OneAStep(), jobs, on_result, GenParams(), 3, stop=stop)
+    stats = run_stream(OneAStep(), jobs, Feed(on_result, GenParams(), 3, stop=stop))
     assert stats.prompts == {"question": 3, "answer": 3} and stats.dropped == 3

@@ -12,7 +12,7 @@ import pytest
 from synthgen.backends.base import encode as encode_chat
 from synthgen.dataset import filters, llm, pipeline
 from synthgen.dataset.corpus import load_corpus, make_slots
-from synthgen.dataset.generation import drive
+from synthgen.dataset.generation import Feed, drive
 from synthgen.dataset.rows import RowMaker
 from synthgen.errors import ConfigError, SynthgenError
 from synthgen.records import Row
@@ -440,6 +440,7 @@ def test_qa_pair_splits_the_reply_and_rejects_what_does_not_split(tmp_path: Path
 
 def test_accept_any_keeps_what_the_gates_would_drop_and_counts_it(tmp_path: Path) -> None:
     """The benchmarks' mode (random weights write the same text for every chunk)."""
+    from benchmarks.forcing import AcceptAll, Forced
     from synthgen.backends.base import GenParams
 
     fake_backend.Backend.duplicate_questions = True
@@ -452,22 +453,25 @@ def test_accept_any_keeps_what_the_gates_would_drop_and_counts_it(tmp_path: Path
         seen.append((stage, slot.q_index))
         return GenParams(max_new_tokens=5, min_new_tokens=5)
 
-    gen = RowMaker(
-        Settings.from_cfg(cfg),
-        tmp_path,
-        lambda m, stage: encode_chat(backend.tokenizer, m, backend.spec, stage),
-        state,
-        filters.Gates(cfg, cfg.prompt),
-        accept_any=True,
-        params_for=params_for,
+    policy = AcceptAll()
+    gen = Forced(
+        RowMaker(
+            Settings.from_cfg(cfg),
+            tmp_path,
+            lambda m, stage: encode_chat(backend.tokenizer, m, backend.spec, stage),
+            state,
+            filters.Gates(cfg, cfg.prompt),
+            policy=policy,
+        ),
+        params_for,
     )
     slots = make_slots(Settings.from_cfg(cfg), load_corpus(Settings.from_cfg(cfg), Counter()))
     jobs = gen.initial_jobs(slots["train"], state, set())
     assert all(j.params == GenParams(max_new_tokens=5, min_new_tokens=5) for j in jobs)
-    drive(backend, jobs, gen.on_result, GenParams(), 8)
+    drive(backend, jobs, Feed(gen.on_result, GenParams(), 8))
     gen.close()
     assert len(rows(tmp_path)) == 4  # nothing dropped as a duplicate
-    assert gen.overridden == {"question:duplicate": 3}
+    assert policy.overridden == {"question:duplicate": 3}
     assert [st for st, _ in seen].count("answer") == 4
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from benchmarks.forcing import salt
 from synthgen.backends.base import Generated, GenParams, ModelSpec
 from synthgen.backends.vllm_engine import (
     VllmRunner,
@@ -22,7 +23,7 @@ from synthgen.backends.vllm_engine import (
     to_generated,
     translate,
 )
-from synthgen.dataset.generation import Job, drive, run_stream
+from synthgen.dataset.generation import Feed, Job, drive, run_stream
 from synthgen.errors import OutOfMemory, SynthgenError
 
 
@@ -152,7 +153,7 @@ def test_a_streamed_requests_logprobs_reach_its_result() -> None:
             return outs
 
     eng, got = Scored(per_step=4), []
-    run_stream(streamer(eng), qa_jobs(2), lambda j, o: got.append(o) or [], GenParams(), 2)
+    run_stream(streamer(eng), qa_jobs(2), Feed(lambda j, o: got.append(o) or [], GenParams(), 2))
     assert [g.logprob for g in got] == [-0.25, -0.25]  # the first token's; the end's left out
 
 
@@ -276,7 +277,8 @@ def test_stream_hands_each_result_on_at_once_and_submits_its_answer_next() -> No
     eng, seen, syncs = FakeEngine(per_step=2), [], []
     on_result = answer_after_question(seen)
     sync = lambda: syncs.append(1)  # noqa: E731
-    stats = run_stream(streamer(eng), qa_jobs(5), on_result, GenParams(), 3, None, None, sync, 0.0)
+    feed = Feed(on_result, GenParams(), 3, after_batch=sync, sync_seconds=0.0)
+    stats = run_stream(streamer(eng), qa_jobs(5), feed)
     assert stats.prompts == {"question": 5, "answer": 5} and stats.feed == "stream"
     assert stats.output_tokens == 20  # 10 prompts x (1 token + the end-of-turn token)
     assert eng.max_live <= 3  # never more in flight than asked
@@ -288,7 +290,7 @@ def test_stream_hands_each_result_on_at_once_and_submits_its_answer_next() -> No
 
 def test_stream_oom_puts_the_requests_back_and_halves_what_is_in_flight() -> None:
     eng, seen = FakeEngine(per_step=1, oom_on_step=2), []
-    stats = run_stream(streamer(eng), qa_jobs(4), answer_after_question(seen), GenParams(), 4)
+    stats = run_stream(streamer(eng), qa_jobs(4), Feed(answer_after_question(seen), GenParams(), 4))
     assert stats.oom_retries == [{"from": 4, "to": 2}] and stats.batch_size == 2
     assert len(eng.aborted) == 4  # every request that was in flight, by vLLM's id
     assert sorted(p for s, p, _ in seen if s == "question") == [0, 1, 2, 3]  # none lost or twice
@@ -297,7 +299,9 @@ def test_stream_oom_puts_the_requests_back_and_halves_what_is_in_flight() -> Non
 
 def test_stream_oom_with_one_request_in_flight_propagates() -> None:
     with pytest.raises(OutOfMemory):
-        run_stream(streamer(FakeEngine(oom_on_step=1)), qa_jobs(1), lambda j, o: [], GenParams(), 1)
+        run_stream(
+            streamer(FakeEngine(oom_on_step=1)), qa_jobs(1), Feed(lambda j, o: [], GenParams(), 1)
+        )
 
 
 def test_a_crash_in_on_result_still_syncs_what_was_written() -> None:
@@ -313,11 +317,13 @@ def test_a_crash_in_on_result_still_syncs_what_was_written() -> None:
         run_stream(
             streamer(FakeEngine(per_step=1)),
             qa_jobs(2),
-            second_fails,
-            GenParams(),
-            2,
-            after_batch=lambda: syncs.append(1),
-            sync_seconds=3600,  # no sync on the way: only the one on the way out
+            Feed(
+                second_fails,
+                GenParams(),
+                2,
+                after_batch=lambda: syncs.append(1),
+                sync_seconds=3600,  # no sync on the way: only the one on the way out
+            ),
         )
     assert handled == [0] and syncs == [1]
 
@@ -339,11 +345,11 @@ def test_drive_streams_where_the_backend_offers_it_and_batches_otherwise() -> No
             return [Generated("x", 1, True) for _ in batch]
 
     seen: list = []
-    assert drive(Streaming(), qa_jobs(3), answer_after_question(seen), GenParams(), 8).feed == (
-        "stream"
-    )
+    assert drive(
+        Streaming(), qa_jobs(3), Feed(answer_after_question(seen), GenParams(), 8)
+    ).feed == ("stream")
     b = Batched()
-    assert drive(b, qa_jobs(3), answer_after_question([]), GenParams(), 8).feed == "batches"
+    assert drive(b, qa_jobs(3), Feed(answer_after_question([]), GenParams(), 8)).feed == "batches"
     assert b.calls == 2  # the questions, then their answers
 
 
@@ -368,9 +374,7 @@ def test_salted_requests_each_get_their_own_cache_salt() -> None:
             seen.append(prompt)
             return request_id
 
-    s = VllmStreamer(
-        FakeLLM(Salted()), sampling=lambda p, ids: "SP", finish=lambda *a: None, salt=True
-    )
+    s = salt(VllmStreamer(FakeLLM(Salted()), sampling=lambda p, ids: "SP", finish=lambda *a: None))
     s.add(0, [1, 2], GenParams())
     s.add(1, [1, 2], GenParams())
     assert seen[0]["prompt_token_ids"] == seen[1]["prompt_token_ids"] == [1, 2]
@@ -403,7 +407,7 @@ def finish_order(eng: FakeEngine, priorities: bool, n: int = 4) -> list[tuple[st
     seen: list = []
     s = streamer(eng)
     s.priorities = priorities
-    run_stream(s, qa_jobs(n), answer_after_question(seen), GenParams(), n)
+    run_stream(s, qa_jobs(n), Feed(answer_after_question(seen), GenParams(), n))
     return [(stage, k) for stage, k, _ in seen]
 
 
@@ -452,13 +456,13 @@ def test_requests_in_flight_fit_the_kv_cache_in_blocks() -> None:
     s = VllmStreamer(llm, lambda p, ids: "SP", streamer(llm.llm_engine).finish)
     assert (s.kv_tokens, s.kv_block) == (160, 16)
     jobs = [Job("question", [7] * 20, i) for i in range(12)]  # 20 + 8 new: 2 blocks, 32 tokens
-    stats = run_stream(s, jobs, lambda j, o: [], GenParams(max_new_tokens=8), 100)
+    stats = run_stream(s, jobs, Feed(lambda j, o: [], GenParams(max_new_tokens=8), 100))
     assert stats.most_in_flight == 5 == llm.llm_engine.max_live  # 5 x 32 = 160, not 100
     assert stats.kv_tokens == 160 and stats.batch_size == 100
     assert stats.prompts["question"] == 12  # every one ran, five at a time
     # a request larger than the whole cache still goes in, alone
     big = VllmStreamer(llm_with(Cache()), lambda p, ids: "SP", s.finish)
-    one = run_stream(big, [Job("question", [7] * 500, 0)], lambda j, o: [], GenParams(), 8)
+    one = run_stream(big, [Job("question", [7] * 500, 0)], Feed(lambda j, o: [], GenParams(), 8))
     assert one.prompts["question"] == 1 and one.most_in_flight == 1
 
 

@@ -212,29 +212,25 @@ class VllmStreamer:
         llm: Any,
         sampling: Callable[[GenParams, list[int]], Any],
         finish: Callable[..., Generated],
-        salt: bool = False,
         priorities: bool = True,
         kv_budget: bool = True,
     ) -> None:
-        """salt: every request its own cache_salt, so none reuses another's prefix (benchmarks
-        measure no reuse on an engine started with prefix caching on). priorities, kv_budget:
-        off, the feed is the first-come first-served one of before (benchmarks compare)."""
+        """priorities, kv_budget: off, the feed is the first-come first-served one of before
+        (benchmarks compare)."""
         self.engine = llm.llm_engine
         self.priorities = priorities
         capacity = kv_capacity(llm) if kv_budget else None
         self.kv_tokens, self.kv_block = capacity or (0, 1)
         # the renderer LLM.generate itself uses for a prompt, where this vLLM has it
         self.render = getattr(llm, "_preprocess_cmpl_one", None)
-        self.sampling, self.finish, self.salt = sampling, finish, salt
+        self.sampling, self.finish = sampling, finish
         self.live: dict[str, int] = {}  # request id -> the caller's key
         self.stops: dict[str, list[str]] = {}  # request id -> its stop strings, where it has some
 
     def add(self, key: int, ids: list[int], params: GenParams, priority: int = 0) -> None:
         """priority: vLLM schedules the lower value first (under its priority policy)."""
         rid = f"synthgen-{next(_IDS)}"
-        prompt: Any = {"prompt_token_ids": list(ids)}
-        if self.salt:
-            prompt["cache_salt"] = rid
+        prompt: Any = self.prompt(rid, ids)
         if callable(self.render):
             prompt = self.render(prompt)
         try:
@@ -244,6 +240,10 @@ class VllmStreamer:
         self.live[rid] = key
         if params.stop_strings:
             self.stops[rid] = list(params.stop_strings)
+
+    def prompt(self, rid: str, ids: list[int]) -> dict[str, Any]:
+        """The request's prompt as vLLM takes it (a benchmark adds its cache_salt here)."""
+        return {"prompt_token_ids": list(ids)}
 
     def step(self) -> list[tuple[int, Generated]]:
         try:
@@ -348,7 +348,6 @@ class VllmRunner:
     def __init__(self, llm: Any, tokenizer: Any, eos: list[int], feed: str) -> None:
         self.llm, self.tokenizer, self.feed = llm, tokenizer, feed
         self.eos, self.eos_set = list(eos), set(eos)
-        self.salt = False  # benchmarks: no request reuses another's prefix (VllmStreamer)
         # benchmarks switch these off to measure the feed of before: first come, first served,
         # as many in flight as the count limit allows, whatever the KV cache holds
         self.answers_first = True
@@ -382,7 +381,7 @@ class VllmRunner:
         if self.feed != "stream":
             return None
         return VllmStreamer(
-            self.llm, self.sampling, self.finish, self.salt, self.answers_first, self.kv_budget
+            self.llm, self.sampling, self.finish, self.answers_first, self.kv_budget
         )
 
     def generate(

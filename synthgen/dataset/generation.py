@@ -16,6 +16,7 @@ Two ways to feed a backend, one interface for the caller (`drive`):
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import time
@@ -119,32 +120,37 @@ def batch_params(batch: list[Job], params: Params) -> GenParams | list[GenParams
     return [j.params or base for j in batch]
 
 
-def run_queue(
-    generate: GenerateFn,
-    jobs: Iterable[Job],
-    on_result: Callable[[Job, Generated], list[Job]],
-    params: Params,
-    batch_size: int,
-    progress: tqdm | None = None,
-    stats: Stats | None = None,
-    after_batch: Callable[[], None] | None = None,
-    stop: Callable[[], bool] | None = None,
-) -> Stats:
-    """Run every job and every job its result spawns. `on_result` persists each result,
-    `after_batch` (an fsync) runs once the batch's results are all handled. A batch holds
+@dataclass
+class Feed:
+    """What run_queue, run_stream and drive take beside the backend and the jobs: where each
+    result goes, the settings, how many prompts at once, and the hooks around the loop."""
+
+    on_result: Callable[[Job, Generated], list[Job]]  # persists a result; the jobs it opens
+    params: Params  # one GenParams for every stage, or one per stage
+    size: int  # prompts per batch (run_queue) or requests in flight (run_stream)
+    progress: tqdm | None = None  # a bar whose postfix shows tok/s
+    stats: Stats = field(default_factory=Stats)  # one Stats shared over the splits adds up
+    after_batch: Callable[[], None] | None = None  # an fsync, once a batch's results are handled
+    stop: Callable[[], bool] | None = None  # true: no new question starts (a timed benchmark)
+    sync_seconds: float = 1.0  # run_stream: after_batch at most this often (seconds)
+
+
+def run_queue(generate: GenerateFn, jobs: Iterable[Job], feed: Feed) -> Stats:
+    """Run every job and every job its result spawns. `feed.on_result` persists each result,
+    `feed.after_batch` (an fsync) runs once the batch's results are all handled. A batch holds
     one stage, with that stage's params.
 
     On OutOfMemory the batch size halves and the same prompts are tried again (recorded in
     stats.oom_retries); at batch size 1 the error propagates. Once `stop()` is true no new
     question starts (counted in stats.dropped); what was started, answers included, finishes.
     """
-    stats = stats or Stats()
+    stats, params, on_result, progress = feed.stats, feed.params, feed.on_result, feed.progress
     pools: dict[str, list[Job]] = {"question": [], "answer": []}
     for j in jobs:
         pools[j.stage].append(j)
-    size = batch_size
+    size = feed.size
     while pools["question"] or pools["answer"]:
-        _stop_questions(pools, stop, stats)
+        _stop_questions(pools, feed.stop, stats)
         if not (pools["question"] or pools["answer"]):
             break
         batch = _pick(pools, size)
@@ -166,27 +172,17 @@ def run_queue(
             stats.count(job, out)
             for new_job in on_result(job, out):
                 pools[new_job.stage].append(new_job)
-        if after_batch is not None:
-            after_batch()
+        if feed.after_batch is not None:
+            feed.after_batch()
         if progress is not None:
             progress.set_postfix(tok_s=f"{stats.tokens_per_second:.0f}", batch=size, refresh=False)
     stats.batch_size = size
     return stats
 
 
-def run_stream(
-    streamer: Streamer,
-    jobs: Iterable[Job],
-    on_result: Callable[[Job, Generated], list[Job]],
-    params: Params,
-    max_in_flight: int,
-    progress: tqdm | None = None,
-    stats: Stats | None = None,
-    after_batch: Callable[[], None] | None = None,
-    sync_seconds: float = 1.0,
-    stop: Callable[[], bool] | None = None,
-) -> Stats:
-    """Run every job and every job its result spawns through a continuous-batching engine.
+def run_stream(streamer: Streamer, jobs: Iterable[Job], feed: Feed) -> Stats:
+    """Run every job and every job its result spawns through a continuous-batching engine,
+    up to `feed.size` requests in flight.
 
     Answers go in before questions (they finish rows, and their chunk's prompt prefix was just
     computed), questions in the order given. `after_batch` (an fsync) runs at most every
@@ -194,42 +190,42 @@ def run_stream(
     whole loop: the engine works while results are handled, so there is no "inside" to time.
     Once `stop()` is true no new question starts; what was started finishes.
     """
-    stats = stats or Stats()
+    stats, after_batch, progress = feed.stats, feed.after_batch, feed.progress
     stats.feed = "stream"
-    feed = _Feed(streamer, jobs, params, max(1, int(max_in_flight)))
+    stream = _Stream(streamer, jobs, feed.params, max(1, int(feed.size)))
     base = stats.seconds  # a Stats shared over the splits adds up
     t0 = last_sync = last_bar = time.perf_counter()
     try:
-        while feed.busy():
-            _stop_questions(feed.pools, stop, stats)
-            if not feed.busy():
+        while stream.busy():
+            _stop_questions(stream.pools, feed.stop, stats)
+            if not stream.busy():
                 break
-            feed.fill()
-            stats.most_in_flight = max(stats.most_in_flight, len(feed.in_flight))
-            if not feed.step(stats, on_result):  # out of memory: fewer in flight, same jobs
+            stream.fill()
+            stats.most_in_flight = max(stats.most_in_flight, len(stream.in_flight))
+            if not stream.step(stats, feed.on_result):  # out of memory: fewer in flight, same jobs
                 continue
             now = time.perf_counter()
-            if feed.unsynced and after_batch is not None and now - last_sync >= sync_seconds:
+            if stream.unsynced and after_batch is not None and now - last_sync >= feed.sync_seconds:
                 after_batch()
-                last_sync, feed.unsynced = now, False
+                last_sync, stream.unsynced = now, False
             if progress is not None and now - last_bar >= 0.5:
                 stats.seconds = base + now - t0
                 progress.set_postfix(
                     tok_s=f"{stats.tokens_per_second:.0f}",
-                    in_flight=len(feed.in_flight),
+                    in_flight=len(stream.in_flight),
                     refresh=False,
                 )
                 last_bar = now
     finally:
-        if feed.unsynced and after_batch is not None:
+        if stream.unsynced and after_batch is not None:
             after_batch()  # what finished before an error is on disk too
         stats.seconds = base + time.perf_counter() - t0
-    stats.batch_size = feed.size
-    stats.kv_tokens = feed.budget
+    stats.batch_size = stream.size
+    stats.kv_tokens = stream.budget
     return stats
 
 
-class _Feed:
+class _Stream:
     """run_stream's queues: jobs waiting by stage, and up to `size` requests in flight.
 
     The streamer may take a priority per request (`priorities`, an optional attribute: vLLM's
@@ -311,29 +307,15 @@ class _Feed:
         self.tokens = 0
 
 
-def drive(
-    backend: BaseBackend,
-    jobs: Iterable[Job],
-    on_result: Callable[[Job, Generated], list[Job]],
-    params: Params,
-    batch_size: int,
-    progress: tqdm | None = None,
-    stats: Stats | None = None,
-    after_batch: Callable[[], None] | None = None,
-    stop: Callable[[], bool] | None = None,
-) -> Stats:
+def drive(backend: BaseBackend, jobs: Iterable[Job], feed: Feed) -> Stats:
     """Feed the jobs the backend's way: streamed where its `streamer()` offers an engine, else
     batched through `generate`.
 
     A streamer may want more requests in flight than the batch (`max_in_flight`: the
     continuous engine keeps a queue to refill its slots from).
     """
-    streamer = backend.streamer(batch_size)
+    streamer = backend.streamer(feed.size)
     if streamer is not None:
-        size = getattr(streamer, "max_in_flight", None) or batch_size  # optional (Streamer)
-        return run_stream(
-            streamer, jobs, on_result, params, size, progress, stats, after_batch, stop=stop
-        )
-    return run_queue(
-        backend.generate, jobs, on_result, params, batch_size, progress, stats, after_batch, stop
-    )
+        size = getattr(streamer, "max_in_flight", None) or feed.size  # optional (Streamer)
+        return run_stream(streamer, jobs, dataclasses.replace(feed, size=size))
+    return run_queue(backend.generate, jobs, feed)

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from synthgen.backends.base import BaseBackend, Generated, GenParams, ModelSpec
 from synthgen.dataset import faults, llm, prompting, writing
-from synthgen.dataset.generation import Job, Stats, drive
+from synthgen.dataset.generation import Feed, Job, Stats, drive
 from synthgen.dataset.judge_spec import (
     STAGE,
     JudgeSettings,
@@ -239,7 +239,7 @@ def _generate(
 
     try:
         size = llm.batch_size(st, be)
-        drive(be, jobs, on_result, params, size, sink.bar, stats, sink.file.sync)
+        drive(be, jobs, Feed(on_result, params, size, sink.bar, stats, sink.file.sync))
     except OutOfMemory:
         raise SynthgenError(
             "judge: out of memory even at batch size 1; the verdicts so far are kept in "

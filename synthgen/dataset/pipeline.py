@@ -29,12 +29,12 @@ from synthgen.dataset.corpus import (
     warnings,
 )
 from synthgen.dataset.dryrun import dry_run
-from synthgen.dataset.generation import Stats, drive
+from synthgen.dataset.generation import Feed, Stats, drive
 from synthgen.dataset.llm import batch_size, load_backend, prepare_model, stage_params
 from synthgen.dataset.rows import RowMaker
 from synthgen.errors import OutOfMemory, SynthgenError
 from synthgen.records import GenTotals, Slot, first_per_key, key_of
-from synthgen.rundir import SPLITS, runlock
+from synthgen.rundir import SPLITS
 from synthgen.rundir.state import RunState, check_resume, sibling_state
 from synthgen.scale import sharding
 from synthgen.settings import Settings
@@ -73,7 +73,7 @@ class Session:
     usage: dict[str, Any] | None = None  # an endpoint's: tokens and cost as the server counted
 
 
-@task("generate")
+@task("generate", lock=True)
 def generate(t: TaskRun) -> dict[str, Any]:
     """Build (or resume) the dataset in run_dir, holding the run dir's lock throughout."""
     check(t.cfg)
@@ -81,12 +81,11 @@ def generate(t: TaskRun) -> dict[str, Any]:
     if t.cfg.dry_run:
         corpus, slots, _, leak = read(t, st)
         return dry_run(t.cfg, st, corpus, slots, t.run_dir, leak)
-    with runlock.held(t.run_dir):  # one writer per run dir (a second run stops here at once)
-        rundir.remove_partial(t.run_dir)  # half-written by a run that was killed
-        prepare_model(t.cfg)  # a model that cannot come fails before the corpus is read
-        plan = prepare(t, st)
-        session = generate_rows(t, st, plan) if plan.todo else Session()
-        return finish(t, st, plan, session)
+    rundir.remove_partial(t.run_dir)  # half-written by a run that was killed
+    prepare_model(t.cfg)  # a model that cannot come fails before the corpus is read
+    plan = prepare(t, st)
+    session = generate_rows(t, st, plan) if plan.todo else Session()
+    return finish(t, st, plan, session)
 
 
 def read(
@@ -151,7 +150,11 @@ def generate_rows(t: TaskRun, st: Settings, plan: Plan) -> Session:
             for split in SPLITS:
                 jobs = maker.initial_jobs(plan.slots[split], plan.known, plan.done)
                 try:
-                    drive(backend, jobs, maker.on_result, params, size, bar, out.stats, maker.sync)
+                    drive(
+                        backend,
+                        jobs,
+                        Feed(maker.on_result, params, size, bar, out.stats, maker.sync),
+                    )
                 except OutOfMemory:
                     raise SynthgenError(
                         "generation.batch_size: out of memory even at batch size 1; rows so "

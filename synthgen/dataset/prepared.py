@@ -34,7 +34,7 @@ from synthgen.dataset.corpus import (
     load_corpus,
     warnings,
 )
-from synthgen.rundir import SPLITS, runlock
+from synthgen.rundir import SPLITS
 from synthgen.settings import Settings
 from synthgen.tasks import TaskRun, task
 
@@ -75,24 +75,23 @@ def write(folder: Path, st: Settings, corpus: Corpus, leak: dict[str, Any]) -> d
     return header
 
 
-@task("prepare")
+@task("prepare", lock=True)
 def prepare(t: TaskRun) -> dict[str, Any]:
     """Read, clean, chunk, dedup and select the corpus once, into the run dir."""
     check(t.cfg)
     st = Settings.from_cfg(t.cfg)
     st = dataclasses.replace(st, corpus=dataclasses.replace(st.corpus, prepared=None))
-    with runlock.held(t.run_dir):
-        leak: dict[str, Any] = {}
-        corpus = load_corpus(st, t.seconds, leak)
-        tick = time.perf_counter()
-        header = write(t.run_dir, st, corpus, leak)
-        t.seconds["write"] += time.perf_counter() - tick
-        t.save_config()
-        splits = {s: corpus[s].counts().corpus() for s in SPLITS}
-        summary = {
-            "fingerprint": header["fingerprint"],
-            "splits": splits,
-            "warnings": warnings(st, corpus),
-            "leak": leak,
-        }
-        return t.finish(summary, done=True)  # DONE: the folder is whole
+    leak: dict[str, Any] = {}
+    corpus = load_corpus(st, t.seconds, leak)
+    tick = time.perf_counter()
+    header = write(t.run_dir, st, corpus, leak)
+    t.seconds["write"] += time.perf_counter() - tick
+    t.save_config()
+    splits = {s: corpus[s].counts().corpus() for s in SPLITS}
+    summary = {
+        "fingerprint": header["fingerprint"],
+        "splits": splits,
+        "warnings": warnings(st, corpus),
+        "leak": leak,
+    }
+    return t.finish(summary, done=True)  # DONE: the folder is whole

@@ -12,9 +12,9 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from synthgen.backends.base import Generated, GenParams, Prompt
+from synthgen.backends.base import Generated, Prompt
 from synthgen.dataset import dedup, faults, filters, prompting, signals, writing
 from synthgen.dataset.generation import Job
 from synthgen.records import Rejected, Row, Slot, short_hash
@@ -25,6 +25,20 @@ from synthgen.settings import Settings
 # (messages, stage) -> the prompt the backend takes (BaseBackend.encode): token ids, or for an
 # endpoint the messages themselves
 Encode = Callable[[list[dict[str, str]], str], Prompt]
+
+
+class RejectPolicy(Protocol):
+    """Whether a reject (a parser's, the dedup's or a quality gate's) stands. A policy that
+    overrules one keeps the generated text instead (its raw text, or "<empty>")."""
+
+    def stands(self, stage: str, reason: str) -> bool: ...
+
+
+class Gated:
+    """The product's policy: every reject stands, as the parsers and the gates decide."""
+
+    def stands(self, stage: str, reason: str) -> bool:
+        return True
 
 
 @dataclass
@@ -58,27 +72,18 @@ class RowMaker:
         state: RunState,
         gates: filters.Gates,
         *,
-        accept_any: bool = False,
-        params_for: Callable[[str, Slot], GenParams | None] | None = None,
+        policy: RejectPolicy | None = None,
         scorer: signals.Scorer | None = None,
     ) -> None:
         """state: what counts as done and asked (this dir's and sibling shards' records).
         gates: the quality gates; earlier rows take part in their near-duplicate check.
-        accept_any and params_for are for benchmarks only (benchmarks/workload.py):
-
-        - accept_any: a question or answer the parser or the dedup would reject is kept as
-          generated (its raw text, or "<empty>"), and counted in `overridden`. Random weights
-          write the same garbage for every chunk; this keeps the workload's shape (every
-          question gets its answer call) as a real model that passes the gates would.
-        - params_for(stage, slot) -> GenParams | None: a prompt's own settings (each row's
-          output length forced to a drawn value).
-
+        policy: whether each reject stands; None: `Gated`, every one does (a benchmark's
+        keeps everything: benchmarks/forcing.py).
         scorer: ranks each parsed question's own chunk (signals.py); None: no rank signals.
         """
         self.st, self.pr, self.encode = st, st.prompt, encode
         self.scorer = scorer
-        self.accept_any, self.params_for = accept_any, params_for
-        self.overridden: Counter[str] = Counter()  # accept_any: "stage:reason" kept anyway
+        self.policy: RejectPolicy = policy or Gated()
         self.rows_out = {s: writing.JsonlAppender(run_dir / rows_file(s)) for s in SPLITS}
         self.rejected_out = writing.JsonlAppender(run_dir / REJECTED)
         self.questions_out = writing.JsonlAppender(run_dir / QUESTIONS)
@@ -167,9 +172,6 @@ class RowMaker:
     def _msgs(self, user: str) -> list[dict[str, str]]:
         return prompting.messages(self.pr.system, user, self.st.system_role)
 
-    def _params(self, stage: str, slot: Slot) -> GenParams | None:
-        return self.params_for(stage, slot) if self.params_for is not None else None
-
     def question_job(self, slots: list[Slot], previous: list[str]) -> Job | None:
         """One prompt for `slots` (one slot, or all of a chunk's slots in list mode)."""
         chunk = slots[0].chunk
@@ -187,7 +189,7 @@ class RowMaker:
                 self.reject(s, "question", "prompt_too_long", raw=f"{len(ids)} tokens")
             return None
         ask = QuestionAsk(slots, previous)
-        return Job("question", ids, ask, self._params("question", slots[0]))
+        return Job("question", ids, ask)
 
     def question_chain(self, slots: list[Slot], previous: list[str]) -> Job | None:
         """The job for a chunk's first open question; the rest follow it one by one.
@@ -219,7 +221,7 @@ class RowMaker:
             )
             return None
         ask = AnswerAsk(slot, question, q_tokens, dict(sig or {}))
-        return Job("answer", ids, ask, self._params("answer", slot))
+        return Job("answer", ids, ask)
 
     def initial_jobs(self, slots: list[Slot], state: RunState, done: set[str]) -> list[Job]:
         """Jobs for what is not done: answers for persisted questions, then the questions."""
@@ -421,10 +423,8 @@ class RowMaker:
         return self.answer_job(slot, question, out_tokens, sig)
 
     def kept_anyway(self, stage: str, reason: str) -> bool:
-        """accept_any (benchmarks): count the reject that would have been, and go on."""
-        if self.accept_any:
-            self.overridden[f"{stage}:{reason}"] += 1
-        return self.accept_any
+        """The policy overrules this reject: the text goes on as if it had passed."""
+        return not self.policy.stands(stage, reason)
 
 
 def _sig(out: Generated) -> dict[str, Any]:

@@ -1,5 +1,6 @@
-"""The lock file of a run dir, in the standard library only (its one synthgen import, errors,
-imports nothing): run.py checks it before its imports; synthgen/runlock.py holds it for a run.
+"""The lock file of a run dir, in the standard library only (its synthgen imports, errors and
+the run-dir names of synthgen/rundir/__init__.py, import nothing else): run.py checks it before
+its imports; synthgen/rundir/runlock.py holds it for a run.
 
 `fcntl.flock` on `<run dir>/.lock`, a file that names its holder (pid, host, start time,
 command) for the error line a second writer prints. The kernel drops a flock when its
@@ -22,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from synthgen.errors import LockHeld
+from synthgen.rundir import LOCK as LOCK_NAME  # the run-dir contract spells the name
 
 log = logging.getLogger("synthgen.rundir.runlock")
-LOCK_NAME = ".lock"
 
 
 def _alive(pid: int) -> bool:
@@ -69,9 +70,14 @@ class RunLock:
         self.path = self.run_dir / LOCK_NAME
         self.fd: int | None = None
         self.stale: dict[str, Any] = {}  # holder of a lock left by a run that died
+        # the highest folder that taking the lock created (the run dir or a parent): what a
+        # command that leaves nothing behind removes again (cli.py); None: all were there
+        self.created: Path | None = None
 
     def acquire(self) -> RunLock:
+        missing = [p for p in (self.run_dir, *self.run_dir.parents) if not p.exists()]
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.created = missing[-1] if missing else None
         for _ in range(20):  # a releasing holder may unlink the file between open and flock
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
             try:

@@ -1,10 +1,10 @@
-"""One writer per run dir: an exclusive lock held for the whole run (synthgen/lockfile.py).
+"""One writer per run dir: an exclusive lock held for the whole run (synthgen/rundir/lockfile.py).
 
 `python run.py` takes the lock before Hydra writes `.hydra/` into the run dir (the
 `LockRunDir` callback), so a refused second run changes nothing there. Jobs of a multirun
-(shards) and tests that call `pipeline.run` take it in the task itself; `task=merge` locks
-the merged dir it writes. Locks are re-entrant within a process (the CLI and the task both
-ask for the same dir).
+(shards) and tests that call `pipeline.run` take it in the task wrapper (`tasks.task(...,
+lock=True)`: generate, prepare); `task=merge` locks the merged dir it writes. Locks are
+re-entrant within a process (the CLI and the task both ask for the same dir).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 from synthgen.errors import LockHeld, RunDirLocked
 from synthgen.rundir.lockfile import LOCK_NAME, RunLock
 
-__all__ = ["LOCK_NAME", "LockRunDir", "RunLock", "hold", "held", "let_go"]
+__all__ = ["LOCK_NAME", "LockRunDir", "RunLock", "created", "hold", "held", "let_go"]
 
 
 # --- locks held by this process, by run dir (re-entrant: the CLI and the task both ask) -------
@@ -45,6 +45,13 @@ def hold(run_dir: str | Path) -> Path:
     except LockHeld as e:
         raise RunDirLocked(str(e)) from None
     return k
+
+
+def created(run_dir: str | Path) -> Path | None:
+    """The highest folder that taking this process's lock on run_dir created (absolute), or
+    None: the lock is not held here, or every folder was there already."""
+    k = _key(run_dir)
+    return _held[k][0].created if k in _held else None
 
 
 def let_go(run_dir: str | Path) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from synthgen import rundir
+from synthgen import rundir, tasks
 from synthgen.errors import SynthgenError
 from synthgen.rundir import discovery
 
@@ -43,10 +43,6 @@ def setup_process(swept: Any = ()) -> None:
     OmegaConf.register_new_resolver(RESOLVER, name, replace=True)
 
 
-# jobs of this multirun refused because another process held their run dir (run.py)
-locked_out: list[str] = []
-
-
 def run_status(run_dir: Path) -> str:
     """ "failed" also for a finished run whose last attempt in this sweep was refused."""
     summary = rundir.read_summary(run_dir, default=None)
@@ -57,7 +53,21 @@ def run_status(run_dir: Path) -> str:
 
 class SweepCallback(Callback):
     """Names a multirun's run dirs by the swept keys; at its end, compares the runs into the
-    sweep dir (compare.auto) and exits 1 if one failed."""
+    sweep dir (compare.auto) and exits 1 if one failed or found its run dir in use."""
+
+    def __init__(self) -> None:
+        # the errors of jobs refused because another process held their run dir
+        self.locked_out: list[str] = []
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        """A job's tasks.Outcome (what cli.task returned) says whether it was locked out."""
+        from hydra.core.utils import JobStatus
+
+        if job_return.status != JobStatus.COMPLETED:
+            return
+        out = job_return.return_value
+        if isinstance(out, tasks.Outcome) and out.locked_out:
+            self.locked_out.append(str(out.error))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -89,10 +99,10 @@ class SweepCallback(Callback):
                     sweep_dir,
                 )
         failed = [r for r in jobs if run_status(r) == "failed"]
-        if locked_out:
+        if self.locked_out:
             print(
-                f"error: {len(locked_out)} job(s) found their run dir in use by another "
-                f"process and did not run ({locked_out[0]})",
+                f"error: {len(self.locked_out)} job(s) found their run dir in use by another "
+                f"process and did not run ({self.locked_out[0]})",
                 file=sys.stderr,
             )
             if not failed:
