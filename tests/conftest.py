@@ -15,20 +15,20 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.tiny import build_tiny_model
+    from tests.helpers.tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-llama"), REPO)
 
 
-FAKE_BACKEND = "model._target_=tests.fake_backend.Backend"
+FAKE_BACKEND = "model._target_=tests.helpers.fake_backend.Backend"
 
 
 def with_fake_prompt(overrides: list[str] | tuple[str, ...]) -> list[str]:
-    """The fake backend (tests/fake_backend.py) writes its replies for the notebook prompt's
+    """The fake backend (tests/helpers/fake_backend.py) writes its replies for the notebook prompt's
     layout (it finds the chunk between its rule lines); the default model's own prompt is the
     few-shot one, so a fake-backend run gets prompt=notebook unless it names a prompt."""
     out = list(overrides)
-    fake = any(o.startswith("model._target_=tests.fake_backend.") for o in out)
+    fake = any(o.startswith("model._target_=tests.helpers.fake_backend.") for o in out)
     if fake and not any(o.startswith(("prompt=", "prompt.name=")) for o in out):
         out.append("prompt=notebook")
     return out
@@ -55,7 +55,7 @@ def gemma() -> Path:
 @pytest.fixture(scope="session")
 def tiny_embedder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random-weight sentence-transformers BERT; SentenceTransformer(path) loads it."""
-    from tests.tiny import build_tiny_embedder
+    from tests.helpers.tiny import build_tiny_embedder
 
     return build_tiny_embedder(tmp_path_factory.mktemp("tiny-bert"), REPO)
 

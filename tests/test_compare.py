@@ -468,7 +468,7 @@ def test_a_sweep_over_gate_sets_shows_reject_shares_side_by_side(tmp_path: Path)
     cli(
         "-m",
         "filters=none,default",
-        "model._target_=tests.fake_backend.BadBackend",  # echoes, meta references, refusals
+        "model._target_=tests.helpers.fake_backend.BadBackend",  # echoes, meta references, refusals
         "num_rows=12",
         "compare.embedder=null",
         f"hydra.sweep.dir={sweep_dir}",

@@ -13,11 +13,11 @@ from synthgen.dataset import pipeline
 from synthgen.dataset.dedup import QuestionSet, copies, leaks
 from synthgen.errors import ConfigError
 from synthgen.records import Chunk
-from tests import fake_backend
 from tests.conftest import REPO, compose
+from tests.helpers import fake_backend
 
 SRC = REPO / "data" / "movies_src"
-FAKE = "model._target_=tests.fake_backend.Backend"
+FAKE = "model._target_=tests.helpers.fake_backend.Backend"
 
 
 @pytest.fixture(autouse=True)

@@ -285,7 +285,7 @@ def quality_gates_commands() -> list[list[str]]:
     sections of docs/quality.md (comments cut)."""
     import shlex
 
-    from tests.docs import section
+    from tests.helpers.docs import section
 
     text = section("docs/quality.md", "Quality gates")
     text += "\n" + section("docs/quality.md", "Re-gating a finished run")

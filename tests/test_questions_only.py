@@ -18,7 +18,7 @@ from synthgen.rundir import SPLITS
 from synthgen.scale import merge
 from tests.conftest import compose
 
-FAKE = "model._target_=tests.fake_backend.Backend"
+FAKE = "model._target_=tests.helpers.fake_backend.Backend"
 QONLY = [FAKE, "prompt=notebook", "prompt.answer=null"]
 
 

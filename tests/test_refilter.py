@@ -11,8 +11,8 @@ import pytest
 from synthgen.dataset import filters, pipeline
 from synthgen.errors import ConfigError
 from synthgen.records import Row
-from tests import fake_backend
 from tests.conftest import cli, compose
+from tests.helpers import fake_backend
 
 SPLITS = ("train", "val")
 
@@ -36,7 +36,10 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     fake_backend.Backend.bad = True
     try:
         pipeline.run(
-            compose(["model._target_=tests.fake_backend.Backend", "num_rows=30", "filters=none"]), d
+            compose(
+                ["model._target_=tests.helpers.fake_backend.Backend", "num_rows=30", "filters=none"]
+            ),
+            d,
         )
     finally:
         fake_backend.Backend.bad = False

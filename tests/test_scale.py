@@ -31,11 +31,11 @@ from synthgen.records import Row
 from synthgen.rundir.state import RunState
 from synthgen.scale import merge, sharding
 from synthgen.settings import Settings
-from tests import fake_backend
 from tests.conftest import REPO, compose
 from tests.conftest import cli as conftest_cli
+from tests.helpers import fake_backend
 
-FAKE = "model._target_=tests.fake_backend.Backend"
+FAKE = "model._target_=tests.helpers.fake_backend.Backend"
 SPLITS = ("train", "val")
 
 
@@ -273,7 +273,7 @@ DOC = "docs/scaling.md"  # its "Scaling out" section
 
 def readme_command(start: str) -> list[str]:
     """The arguments of the "Scaling out" command of docs/scaling.md that starts with `start`."""
-    from tests.docs import section
+    from tests.helpers.docs import section
 
     lines = [ln for ln in section(DOC, "Scaling out").splitlines() if ln.startswith(start)]
     assert lines, f"{DOC} 'Scaling out' has no command starting with {start!r}"
@@ -543,7 +543,7 @@ def test_ray_shards_each_model_on_its_own_gpus_and_merges_per_model(
 def test_a_failed_shard_fails_the_sweep(tmp_path: Path) -> None:
     p = cli(
         "-m",
-        "model._target_=tests.fake_backend.Backend",
+        "model._target_=tests.helpers.fake_backend.Backend",
         "num_rows=4",
         "shard.index=0,1,7",
         "shard.count=3",

@@ -13,8 +13,8 @@ import pytest
 from synthgen.dataset import filters, pipeline
 from synthgen.dataset.signals import Scorer
 from synthgen.errors import ConfigError
-from tests import fake_backend
 from tests.conftest import FAKE_BACKEND, compose
+from tests.helpers import fake_backend
 
 CORPUS = {
     "train": {
