@@ -3,9 +3,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.helpers.fake_backend import Script, scripted
 
 REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is downloaded in tests
@@ -23,10 +26,20 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 FAKE_BACKEND = "model._target_=tests.helpers.fake_backend.Backend"
 
 
+@pytest.fixture
+def fake() -> Iterator[Script]:
+    """The fake backend's script for this test (tests/helpers/fake_backend.py): set what it
+    replies per stage before a run (`fake.questions = "same"`, `fake.crash_after = 3`) and read
+    what it was asked (`fake.calls`, `fake.seen`). Every fake built meanwhile, by hydra from
+    model._target_ or by hand without settings, follows it; it ends with the test."""
+    with scripted() as script:
+        yield script
+
+
 def with_fake_prompt(overrides: list[str] | tuple[str, ...]) -> list[str]:
-    """The fake backend (tests/helpers/fake_backend.py) writes its replies for the notebook prompt's
-    layout (it finds the chunk between its rule lines); the default model's own prompt is the
-    few-shot one, so a fake-backend run gets prompt=notebook unless it names a prompt."""
+    """The fake backend (tests/helpers/fake_backend.py) finds the chunk between the rule lines
+    of the notebook prompt's layout; the default model's own prompt is the few-shot one, so a
+    fake-backend run gets prompt=notebook unless it names a prompt."""
     out = list(overrides)
     fake = any(o.startswith("model._target_=tests.helpers.fake_backend.") for o in out)
     if fake and not any(o.startswith(("prompt=", "prompt.name=")) for o in out):

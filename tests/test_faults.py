@@ -35,7 +35,6 @@ from synthgen.errors import RunDirLocked
 from synthgen.records import Row
 from synthgen.rundir import runlock
 from tests.conftest import REPO
-from tests.test_scale import fake  # noqa: F401 (the fake backend's reset, a fixture)
 
 pytestmark = pytest.mark.slow
 SEED = int(os.environ.get("SYNTHGEN_SOAK_SEED", "17"))

@@ -26,7 +26,6 @@ from synthgen.rundir.discovery import find_runs
 from synthgen.scale import merge
 from synthgen.settings import Settings
 from tests.conftest import cli, compose
-from tests.helpers import fake_backend
 from tests.helpers.docs import section
 
 FAKE = "model._target_=tests.helpers.fake_backend.Backend"
@@ -55,12 +54,6 @@ def one_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("one") / "run"
     pipeline.run(compose([FAKE, *ROWS]), d)
     return d
-
-
-@pytest.fixture(autouse=True)
-def fake():
-    fake_backend.reset()
-    yield
 
 
 def same_dataset(a: Path, b: Path) -> None:

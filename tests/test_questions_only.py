@@ -34,9 +34,6 @@ def job(sweep: Path, overrides: list[str]) -> Path:
 
 
 def test_shards_merge_export_and_compare_a_questions_only_run(tmp_path: Path) -> None:
-    from tests.test_pipeline import reset
-
-    reset()  # the fake backend's class settings, as another test file may have left them
     one = pipeline.run(compose([*QONLY, "num_rows=5"]), tmp_path / "one")
     assert one["this_session"]["prompts"]["answer"] == 0
     sweep = tmp_path / "sweep"

@@ -33,7 +33,6 @@ from synthgen.scale import merge, sharding
 from synthgen.settings import Settings
 from tests.conftest import REPO, compose
 from tests.conftest import cli as conftest_cli
-from tests.helpers import fake_backend
 
 FAKE = "model._target_=tests.helpers.fake_backend.Backend"
 SPLITS = ("train", "val")
@@ -84,14 +83,6 @@ def test_shard_keys_do_not_change_rows() -> None:
 # --- merge with hand-made job dirs (fake backend) ---------------------------------------------
 
 
-@pytest.fixture
-def fake():
-    fake_backend.reset()
-    yield fake_backend.Backend
-    fake_backend.Backend.duplicate_questions = False
-    fake_backend.Backend.same_answer = None
-
-
 def job(sweep: Path, overrides: list[str], run: bool = True) -> Path:
     """A job dir as a multirun leaves it: Hydra's .hydra/ record, then the run's files."""
     cfg = compose([FAKE, *overrides])
@@ -126,7 +117,7 @@ def test_merge_is_one_run_with_each_key_once(tmp_path: Path, fake) -> None:
 
 
 def test_a_question_asked_in_two_shards_is_kept_once(tmp_path: Path, fake) -> None:
-    fake.duplicate_questions = True  # every question the same text
+    fake.questions = "same"  # every question the same text
     one = pipeline.run(compose([FAKE, "num_rows=6"]), tmp_path / "one")
     sweep = tmp_path / "sweep"
     for i in range(2):
@@ -143,8 +134,9 @@ def test_a_question_asked_in_two_shards_is_kept_once(tmp_path: Path, fake) -> No
 
 def test_an_answer_given_in_two_shards_is_kept_once(tmp_path: Path, fake) -> None:
     """Shards never see each other's answers: the merge runs the near-duplicate gate again."""
-    fake.same_answer = (
-        "The film shows how the director and the actors worked on the set for months."
+    fake.answers, fake.answer_text = (
+        "same",
+        ("The film shows how the director and the actors worked on the set for months."),
     )
     over = ["num_rows=6", "filters.grounding.enabled=false"]
     one = pipeline.run(compose([FAKE, *over]), tmp_path / "one")
