@@ -15,6 +15,19 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is downloaded in tests
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+# fixtures that build or load a real model: a test that takes one is slow (tiny_model and
+# tiny_embedder cost ~10-25 s per worker on a 2-core machine before the test's own work)
+REAL_MODELS = ("tiny_model", "tiny_embedder", "gemma")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`-m "not slow"` is the quick set: it leaves out what is marked slow, the server tests
+    and every test that takes a real model; the default run (CI) still runs them all."""
+    for item in items:
+        takes_model = any(f in REAL_MODELS for f in getattr(item, "fixturenames", ()))
+        if takes_model or item.get_closest_marker("server"):
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -404,6 +404,7 @@ def test_a_key_given_as_api_key_env_is_refused_and_not_echoed() -> None:
     assert str(e.value).startswith("model.api_key_env:") and key not in str(e.value)
 
 
+@pytest.mark.slow
 def test_no_server_at_base_url_fails_before_the_corpus_is_read(tmp_path: Path) -> None:
     from tests.helpers.endpoint import free_port
 
@@ -421,6 +422,7 @@ def test_no_server_at_base_url_fails_before_the_corpus_is_read(tmp_path: Path) -
     assert not (tmp_path / "r" / "train.jsonl").exists()
 
 
+@pytest.mark.slow
 def test_a_dry_run_shows_the_messages_sent_and_needs_no_key(tmp_path: Path) -> None:
     p = cli(
         "model=gpt4o_mini",

@@ -493,6 +493,7 @@ def test_the_default_model_judges_hand_written_rows(gemma: Path, tmp_path: Path)
 HALF = [FAKE, "prompt=notebook"]  # with fake.judge = "half": about half the replies unparsed
 
 
+@pytest.mark.slow
 def test_a_run_judges_its_rows_and_a_rerun_asks_nothing_again(tmp_path: Path, fake: Script) -> None:
     from synthgen.dataset import pipeline
 

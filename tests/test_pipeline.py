@@ -385,6 +385,7 @@ def test_resume_with_other_gates_is_refused(tmp_path: Path) -> None:
         pipeline.run(compose([FAKE, "num_rows=2", "filters=strict"]), tmp_path)
 
 
+@pytest.mark.slow
 def test_an_embedding_gate_that_cannot_load_stops_before_the_model(
     tmp_path: Path, fake: Script
 ) -> None:

@@ -28,6 +28,8 @@ from synthgen.settings import Settings
 from tests.conftest import cli, compose
 from tests.helpers.docs import section
 
+# every test takes the folder the docs' task=prepare command makes, run as `python run.py`
+pytestmark = pytest.mark.slow
 FAKE = "model._target_=tests.helpers.fake_backend.Backend"
 ROWS = ["num_rows=7", "prompt.questions_per_chunk=2"]
 DATASET_FILES = [*map(rundir.dataset_file, rundir.SPLITS), *map(rundir.corpus_file, rundir.SPLITS)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from omegaconf import OmegaConf
 
 from synthgen import compare
@@ -33,6 +34,7 @@ def job(sweep: Path, overrides: list[str]) -> Path:
     return d
 
 
+@pytest.mark.slow
 def test_shards_merge_export_and_compare_a_questions_only_run(tmp_path: Path) -> None:
     one = pipeline.run(compose([*QONLY, "num_rows=5"]), tmp_path / "one")
     assert one["this_session"]["prompts"]["answer"] == 0

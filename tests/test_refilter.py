@@ -106,6 +106,7 @@ def test_filter_keeps_exactly_what_the_gates_accept(source: Path, tmp_path: Path
     assert again["rows"] == s["rows"] and again["filters"]["this_pass"] == {}
 
 
+@pytest.mark.slow
 def test_filter_task_from_the_command_line(source: Path, tmp_path: Path) -> None:
     """The command of docs/quality.md (filters=strict), and a wrong path as one line."""
     from tests.test_filters import quality_gates_commands

@@ -156,6 +156,7 @@ def test_an_answer_given_in_two_shards_is_kept_once(tmp_path: Path, fake) -> Non
     assert all({"score", "threshold", "filters"} <= set(r) for r in rejected)
 
 
+@pytest.mark.slow
 def test_merge_names_one_dir_per_swept_setting(tmp_path: Path, fake) -> None:
     sweep = tmp_path / "sweep"
     for rows in (3, 5):
@@ -175,6 +176,7 @@ def test_merge_names_one_dir_per_swept_setting(tmp_path: Path, fake) -> None:
     }
 
 
+@pytest.mark.slow
 def test_relaunch_with_other_shard_count_completes_the_set(tmp_path: Path, fake) -> None:
     """Shard 1 of 2 never finished, all 3 of a relaunch did: complete, nothing listed."""
     sweep = tmp_path / "sweep"
@@ -188,6 +190,7 @@ def test_relaunch_with_other_shard_count_completes_the_set(tmp_path: Path, fake)
     assert merge.merge_sweep(sweep)["merged"][0]["rows"] == {"train": 4, "val": 4}
 
 
+@pytest.mark.slow
 def test_callback_merges_finished_datasets_and_leaves_an_older_unfinished_one(
     tmp_path: Path, fake
 ) -> None:
@@ -532,6 +535,7 @@ def test_ray_shards_each_model_on_its_own_gpus_and_merges_per_model(
     ]
 
 
+@pytest.mark.slow
 def test_a_failed_shard_fails_the_sweep(tmp_path: Path) -> None:
     p = cli(
         "-m",
