@@ -4,7 +4,7 @@ On the GPU machine, with nothing downloaded:
 1. a random-weight BERT of bge-base-en-v1.5's shape (768 wide, 12 layers, 12 heads, 3,072 MLP,
    512 positions, 30,522 vocabulary, CLS pooling, normalized) saved as a sentence-transformers
    folder, with a WordPiece tokenizer trained on the sample essays;
-2. a run dir made by the real pipeline with tests/fake_backend.py as its generator (templated
+2. a run dir made by the real pipeline with tests/helpers/fake_backend.py as its generator (templated
    questions, one per chunk: only the pairs' shapes matter for speed), over --corpus;
 3. `python run.py task=finetune` on it, once per --backends, each in its own process (Unsloth
    patches transformers on import), read back from each run's summary.json.
@@ -162,7 +162,7 @@ def main() -> int:
     )
     data = args.work / f"data-{args.invocation}"
     p = run_py(
-        "model._target_=tests.fake_backend.Backend",
+        "model._target_=tests.helpers.fake_backend.Backend",
         "prompt=notebook",  # the fake backend answers the notebook prompt (the default model's is fewshot)
         f"num_rows={args.num_rows}",
         f"hydra.run.dir={data}",

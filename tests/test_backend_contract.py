@@ -12,7 +12,7 @@ from synthgen.backends.base import BaseBackend, Engine, GenParams, ModelSpec, Us
 
 
 def test_every_backend_and_the_fake_are_base_backends() -> None:
-    from tests import fake_backend
+    from tests.helpers import fake_backend
 
     names = backends.available()
     assert names == ["openai", "transformers", "unsloth"]  # helpers and engines are not backends
@@ -54,7 +54,7 @@ def test_the_prompt_hooks_a_local_backend_gets_and_the_endpoint_overrides() -> N
     """encode (token ids through the chat template / the messages as sent), attach (the
     progress bar; an endpoint shows its cost there) and usage (a server's counts, else None)."""
     from synthgen.backends.openai import Backend as Endpoint
-    from tests.fake_backend import Backend as Fake
+    from tests.helpers.fake_backend import Backend as Fake
 
     msgs = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Ask."}]
     local = Fake(name_or_path="m")

@@ -18,7 +18,7 @@ from synthgen.settings import Settings as RunSettings
 from tests.conftest import REPO, compose
 
 DATA = REPO / "tests" / "data"
-FAKE = "model._target_=tests.fake_backend.Backend"
+FAKE = "model._target_=tests.helpers.fake_backend.Backend"
 SCANNED, MANUAL = "owl_creek_scanned.pdf", "4ti2_manual_p9-14.pdf"
 HEADS = ("IN THE MIDST OF LIFE", "AN OCCURRENCE AT OWL CREEK BRIDGE")
 # words the typesetter split at line ends (scripts/make_scanned_pdf.py, pyphen en_US)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.broken_files import make_mixed_corpus
 from tests.conftest import REPO, cli
+from tests.helpers.broken_files import make_mixed_corpus
 
 pytestmark = pytest.mark.slow
 

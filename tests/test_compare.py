@@ -460,6 +460,7 @@ def test_run_metrics_on_a_hand_made_run(tmp_path: Path) -> None:
     assert m["same_start_rate"] == 0.0  # "who edits" has only two words
 
 
+@pytest.mark.slow
 def test_a_sweep_over_gate_sets_shows_reject_shares_side_by_side(tmp_path: Path) -> None:
     """`-m filters=none,default`: the report's 'Rejects by reason', per run, from the files."""
     from synthgen.dataset import filters
@@ -468,7 +469,7 @@ def test_a_sweep_over_gate_sets_shows_reject_shares_side_by_side(tmp_path: Path)
     cli(
         "-m",
         "filters=none,default",
-        "model._target_=tests.fake_backend.BadBackend",  # echoes, meta references, refusals
+        "model._target_=tests.helpers.fake_backend.BadBackend",  # echoes, meta references, refusals
         "num_rows=12",
         "compare.embedder=null",
         f"hydra.sweep.dir={sweep_dir}",

@@ -95,7 +95,7 @@ def test_summary_records_encoding_and_confidence(tmp_path: Path) -> None:
     assert all(e["confidence"] == "high" for e in got.encodings.values())
 
     overrides = [
-        "model._target_=tests.fake_backend.Backend",
+        "model._target_=tests.helpers.fake_backend.Backend",
         f"corpus.dir={docs}",
         "corpus.train_files=[fr.txt,de.txt]",
         "corpus.val_files=[pl.txt]",

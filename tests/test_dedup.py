@@ -13,17 +13,11 @@ from synthgen.dataset import pipeline
 from synthgen.dataset.dedup import QuestionSet, copies, leaks
 from synthgen.errors import ConfigError
 from synthgen.records import Chunk
-from tests import fake_backend
 from tests.conftest import REPO, compose
+from tests.helpers.fake_backend import Script
 
 SRC = REPO / "data" / "movies_src"
-FAKE = "model._target_=tests.fake_backend.Backend"
-
-
-@pytest.fixture(autouse=True)
-def reset_fake():
-    fake_backend.reset()
-    yield
+FAKE = "model._target_=tests.helpers.fake_backend.Backend"
 
 
 @pytest.fixture
@@ -96,13 +90,13 @@ def test_leak_drop_leaves_the_val_copy_out(corpus: Path, tmp_path: Path) -> None
     assert rows and not ids & {r["chunk_id"] for r in rows}
 
 
-def test_leak_fail_stops_before_any_model_loads(corpus: Path, tmp_path: Path) -> None:
+def test_leak_fail_stops_before_any_model_loads(corpus: Path, tmp_path: Path, fake: Script) -> None:
     with pytest.raises(ConfigError) as e:
         pipeline.run(compose(args(corpus, "corpus.leak=fail")), tmp_path / "run")
     msg = str(e.value)
     assert msg.startswith("corpus.leak: ") and "\n" not in msg
     assert "'listening.md'" in msg and "'bad.md'" in msg
-    assert fake_backend.Backend.calls == []  # nothing generated
+    assert fake.calls == []  # nothing generated
     assert not (tmp_path / "run" / "train.jsonl").exists()
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.docs import README, REPO, headings, name, pages, section
+from tests.helpers.docs import README, REPO, headings, name, pages, section
 
 CONF = REPO / "conf"
 

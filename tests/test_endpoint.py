@@ -1,7 +1,7 @@
 """model.backend=openai against a real OpenAI-compatible server: `transformers serve` on the
-tiny model (tests/endpoint.py), through run.py as `python run.py ARGS` runs it (run.py as
-__main__ on that argv, in a child of the fork server of tests/forkserver.py, as the fault soak
-does: the imports are paid once).
+tiny model (tests/helpers/endpoint.py), through run.py as `python run.py ARGS` runs it (run.py
+as __main__ on that argv, in a child of the fork server of tests/helpers/forkserver.py, as the
+fault soak does: the imports are paid once).
 
 The server tests are marked `server` (in the default run; `python -m pytest -m server` selects
 them) and share one server and one fork server (the module-scoped `booted`). The config
@@ -26,7 +26,7 @@ import pytest
 from synthgen.config import check
 from synthgen.errors import ConfigError
 from tests.conftest import REPO, cli, compose
-from tests.endpoint import DELAY, DROP, FaultProxy, serve
+from tests.helpers.endpoint import DELAY, DROP, FaultProxy, serve
 from tests.test_faults import ForkServer
 
 KEY_ENV = "SYNTHGEN_TEST_API_KEY"
@@ -46,8 +46,8 @@ def jsonl(path: Path) -> list[dict]:
 @pytest.fixture(scope="module")
 def booted(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
     """One transformers serve for the module's tests (API root, served model name), and a
-    fork server for their `python run.py` runs (tests/forkserver.py: the imports done once, a
-    run through the server is then ~1 s of work instead of ~10 s of imports). Both start at
+    fork server for their `python run.py` runs (tests/helpers/forkserver.py: the imports done
+    once, a run through the server is then ~1 s of work instead of ~10 s of imports). Both start at
     once: their imports are most of the setup."""
     log = tmp_path_factory.mktemp("serve") / "serve.log"
     with ThreadPoolExecutor(1) as pool:
@@ -289,7 +289,7 @@ def test_generate_answers_a_batch_in_order_and_retries_a_timeout(served) -> None
     server); the retry succeeds and the replies equal those of one request at a time."""
     from synthgen.backends.base import GenParams
     from synthgen.backends.openai import Backend
-    from tests.endpoint import STALL
+    from tests.helpers.endpoint import STALL
 
     url, name = served
     spec = {"backend": "openai", "name_or_path": name, "name": name}
@@ -404,8 +404,9 @@ def test_a_key_given_as_api_key_env_is_refused_and_not_echoed() -> None:
     assert str(e.value).startswith("model.api_key_env:") and key not in str(e.value)
 
 
+@pytest.mark.slow
 def test_no_server_at_base_url_fails_before_the_corpus_is_read(tmp_path: Path) -> None:
-    from tests.endpoint import free_port
+    from tests.helpers.endpoint import free_port
 
     url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
     p = cli(
@@ -421,6 +422,7 @@ def test_no_server_at_base_url_fails_before_the_corpus_is_read(tmp_path: Path) -
     assert not (tmp_path / "r" / "train.jsonl").exists()
 
 
+@pytest.mark.slow
 def test_a_dry_run_shows_the_messages_sent_and_needs_no_key(tmp_path: Path) -> None:
     p = cli(
         "model=gpt4o_mini",

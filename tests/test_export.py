@@ -12,7 +12,7 @@ import pytest
 from synthgen.dataset import pipeline
 from synthgen.errors import SynthgenError
 from tests.conftest import compose
-from tests.qa_run import make_qa_run
+from tests.helpers.qa_run import make_qa_run
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ on a dir in use must stop at once, in one line, leaving the first run's files as
 have been.
 
 Imports are most of a run's cost here (~8 s of ~9 s), so most kills are of children of a fork
-server (tests/forkserver.py) that runs run.py's main() on each argv with the imports done;
+server (tests/helpers/forkserver.py) that runs run.py's main() on each argv with the imports done;
 `SYNTHGEN_FAULT=point:n` makes a child SIGKILL itself at a named point (synthgen/faults.py).
 Some kills are at random times instead, one of them of a plain `python run.py` process.
 """
@@ -35,7 +35,6 @@ from synthgen.errors import RunDirLocked
 from synthgen.records import Row
 from synthgen.rundir import runlock
 from tests.conftest import REPO
-from tests.test_scale import fake  # noqa: F401 (the fake backend's reset, a fixture)
 
 pytestmark = pytest.mark.slow
 SEED = int(os.environ.get("SYNTHGEN_SOAK_SEED", "17"))
@@ -53,7 +52,7 @@ class ForkServer:
         self.logs = logs
         env = {**os.environ, **ENV, "PYTHONUNBUFFERED": "1"}
         self.p = subprocess.Popen(
-            [sys.executable, str(REPO / "tests" / "forkserver.py")],
+            [sys.executable, str(REPO / "tests" / "helpers" / "forkserver.py")],
             cwd=REPO,
             env=env,
             stdin=subprocess.PIPE,
@@ -426,7 +425,7 @@ def test_a_row_in_the_jsonl_twice_is_in_the_dataset_once(tmp_path: Path) -> None
     from synthgen.dataset import pipeline
     from tests.conftest import compose
 
-    cfg = compose(["model._target_=tests.fake_backend.Backend", "num_rows=3"])
+    cfg = compose(["model._target_=tests.helpers.fake_backend.Backend", "num_rows=3"])
     pipeline.run(cfg, tmp_path)
     path = tmp_path / "train.jsonl"
     lines = path.read_text(encoding="utf-8").splitlines()

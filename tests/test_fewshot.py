@@ -109,6 +109,7 @@ def test_an_example_passage_found_in_the_corpus_is_refused(tmp_path: Path) -> No
         )
 
 
+@pytest.mark.slow
 def test_the_dry_run_shows_the_examples(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     pipeline.run(compose([FAKE_BACKEND, "prompt=fewshot", "dry_run=true"]), tmp_path / "d")
     out = capsys.readouterr().out

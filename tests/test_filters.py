@@ -285,7 +285,7 @@ def quality_gates_commands() -> list[list[str]]:
     sections of docs/quality.md (comments cut)."""
     import shlex
 
-    from tests.docs import section
+    from tests.helpers.docs import section
 
     text = section("docs/quality.md", "Quality gates")
     text += "\n" + section("docs/quality.md", "Re-gating a finished run")
@@ -405,6 +405,7 @@ def test_human_pairs_pass_the_default_gates(prompt: str) -> None:
     assert kept >= 0.97, f"{kept:.1%} kept; dropped: {dict(drops)}"
 
 
+@pytest.mark.slow
 def test_the_readmes_gate_table_is_what_the_gates_do() -> None:
     """docs/quality-gates.md (linked from docs/quality.md "Quality gates"), each gate alone:
     human pairs kept (default, strict) and our 270M rows dropped, measured again so the table

@@ -13,7 +13,7 @@ import pytest
 from synthgen.dataset import pipeline
 from synthgen.errors import SynthgenError
 from tests.conftest import cli, compose
-from tests.qa_run import make_qa_run
+from tests.helpers.qa_run import make_qa_run
 
 
 def cli_unchecked(*args: str) -> subprocess.CompletedProcess:
@@ -167,7 +167,12 @@ def broken_runs(qa: Path, root: Path) -> dict[str, Path]:
         ("none", [], "finetune.data: required"),
         ("ok", ["embedder.name_or_path=not a model"], "embedder.name_or_path: .*neither"),
         ("ok", ["embedder.name_or_path=/no/such/dir"], "embedder.name_or_path: folder"),
-        ("ok", ["embedder.name_or_path=nobody/no-such-model"], "embedder.name_or_path: cannot"),
+        pytest.param(  # the first to import sentence-transformers' loading: ~10-25 s
+            "ok",
+            ["embedder.name_or_path=nobody/no-such-model"],
+            "embedder.name_or_path: cannot",
+            marks=pytest.mark.slow,
+        ),
         ("ok", ["finetune.loss=triplet"], "finetune.loss: must be one of"),
         ("ok", ["finetune.batch_size=1"], "finetune.batch_size: must be >= 2"),
         ("ok", ["finetune.lora_r=8"], "finetune.lora_r: LoRA"),
@@ -215,6 +220,7 @@ def test_evaluate_bad_input_is_one_line(
     assert re.match(message, str(e.value)), str(e.value)
 
 
+@pytest.mark.slow
 def test_cli_bad_input_exits_2_with_one_line(tmp_path: Path) -> None:
     p = cli_unchecked(
         "task=evaluate", f"evaluate.data={tmp_path}", f"hydra.run.dir={tmp_path / 'x'}"
@@ -247,6 +253,7 @@ def test_same_config_resumes_from_the_last_checkpoint(
     assert summary["eval"] is None
 
 
+@pytest.mark.slow
 def test_cached_mnrl_trains_and_saves_without_eval(
     qa: Path, tiny_embedder: Path, tmp_path: Path
 ) -> None:

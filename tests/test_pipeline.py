@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from synthgen.backends.base import encode as encode_chat
 from synthgen.dataset import filters, llm, pipeline
 from synthgen.dataset.corpus import load_corpus, make_slots
 from synthgen.dataset.generation import Feed, drive
@@ -18,20 +17,11 @@ from synthgen.errors import ConfigError, SynthgenError
 from synthgen.records import Row
 from synthgen.rundir.state import RunState
 from synthgen.settings import Settings
-from tests import fake_backend
 from tests.conftest import compose
+from tests.helpers import fake_backend
+from tests.helpers.fake_backend import Script
 
-FAKE = "model._target_=tests.fake_backend.Backend"
-
-
-reset = fake_backend.reset  # other test files import it from here
-
-
-@pytest.fixture(autouse=True)
-def reset_fake():
-    reset()
-    yield
-    reset()  # the fake's class settings must not leak into other test files
+FAKE = "model._target_=tests.helpers.fake_backend.Backend"
 
 
 def rows(run_dir: Path, split: str = "train") -> list[dict]:
@@ -76,24 +66,26 @@ def test_list_mode_asks_once_per_chunk(tmp_path: Path) -> None:
     assert len(rows(tmp_path)) == 2
 
 
-def test_duplicates_are_dropped_counted_and_not_answered(tmp_path: Path) -> None:
-    fake_backend.Backend.duplicate_questions = True
+def test_duplicates_are_dropped_counted_and_not_answered(tmp_path: Path, fake: Script) -> None:
+    fake.questions = "same"
     s = pipeline.run(compose([FAKE, "num_rows=4"]), tmp_path)
     assert s["rows"] == {"train": 1, "val": 1}
     assert s["splits"]["train"]["duplicates"] == 3
     assert s["this_session"]["prompts"]["answer"] == 2  # duplicates cost no answer
 
 
-def test_crash_keeps_finished_rows_and_resume_generates_nothing_twice(tmp_path: Path) -> None:
+def test_crash_keeps_finished_rows_and_resume_generates_nothing_twice(
+    tmp_path: Path, fake: Script
+) -> None:
     cfg = compose([FAKE, "num_rows=12", "generation.batch_size=4"])
-    fake_backend.Backend.crash_after = 3  # questions, answers, questions, then the crash
+    fake.crash_after = 3  # questions, answers, questions, then the crash
     with pytest.raises(RuntimeError, match="fake crash"):
         pipeline.run(cfg, tmp_path)
     first = rows(tmp_path)
     pending = (tmp_path / "questions.jsonl").read_text().splitlines()
     assert len(first) == 4 and len(pending) == 8  # 4 answered, 4 questions awaiting answers
-    fake_backend.Backend.crash_after = None
-    fake_backend.Backend.calls = []
+    fake.crash_after = None
+    fake.calls = []
     s = pipeline.run(cfg, tmp_path)
     again = rows(tmp_path)
     assert len(again) == 12 and len({r["id"] for r in again}) == 12
@@ -102,9 +94,9 @@ def test_crash_keeps_finished_rows_and_resume_generates_nothing_twice(tmp_path: 
     n_val = s["splits"]["val"]["slots"]
     assert s["this_session"]["prompts"] == {"question": 4 + n_val, "answer": 8 + n_val}
     # a third run has nothing left to do
-    fake_backend.Backend.calls = []
+    fake.calls = []
     pipeline.run(cfg, tmp_path)
-    assert fake_backend.Backend.calls == []
+    assert fake.calls == []
 
 
 def test_resume_with_changed_prompt_is_refused(tmp_path: Path) -> None:
@@ -134,8 +126,8 @@ def test_a_run_dir_saved_before_chunking_bounds_resumes_as_bounds_drop(tmp_path:
         pipeline.run(compose([FAKE, "num_rows=3", "chunking=small"]), tmp_path / "small")
 
 
-def test_oom_is_recorded_in_the_summary(tmp_path: Path) -> None:
-    fake_backend.Backend.oom_above = 2
+def test_oom_is_recorded_in_the_summary(tmp_path: Path, fake: Script) -> None:
+    fake.oom_above = 2
     s = pipeline.run(compose([FAKE, "num_rows=6", "generation.batch_size=8"]), tmp_path)
     assert s["rows"]["train"] == 6
     assert s["this_session"]["oom_retries"] == [{"from": 8, "to": 4}, {"from": 4, "to": 2}]
@@ -153,14 +145,16 @@ def test_counts_add_up(tmp_path: Path) -> None:
         assert c["slots"] == c["rows"] + rejected
 
 
-def test_resume_dedups_against_questions_still_waiting_for_answers(tmp_path: Path) -> None:
-    fake_backend.Backend.duplicate_questions = True
+def test_resume_dedups_against_questions_still_waiting_for_answers(
+    tmp_path: Path, fake: Script
+) -> None:
+    fake.questions = "same"
     cfg = compose([FAKE, "num_rows=3", "generation.batch_size=1"])
-    fake_backend.Backend.crash_after = 1  # the first question is accepted, then the crash
+    fake.crash_after = 1  # the first question is accepted, then the crash
     with pytest.raises(RuntimeError):
         pipeline.run(cfg, tmp_path)
     assert len((tmp_path / "questions.jsonl").read_text().splitlines()) == 1
-    fake_backend.Backend.crash_after = None
+    fake.crash_after = None
     s = pipeline.run(cfg, tmp_path)
     assert s["rows"]["train"] == 1  # the waiting question was answered; its twins are duplicates
     assert s["splits"]["train"]["duplicates"] == 2
@@ -190,10 +184,10 @@ def test_lowering_num_rows_on_resume_keeps_the_dataset_to_the_cap(tmp_path: Path
     )
 
 
-def test_oom_at_batch_one_is_one_line_and_keeps_rows(tmp_path: Path) -> None:
+def test_oom_at_batch_one_is_one_line_and_keeps_rows(tmp_path: Path, fake: Script) -> None:
     from synthgen.errors import SynthgenError
 
-    fake_backend.Backend.oom_above = 0
+    fake.oom_above = 0
     with pytest.raises(
         SynthgenError, match="^generation.batch_size: out of memory even at batch size 1"
     ):
@@ -210,13 +204,15 @@ def test_corrupt_jsonl_in_the_middle_stops_with_one_line(tmp_path: Path) -> None
         pipeline.run(compose([FAKE, "num_rows=2"]), tmp_path)
 
 
-def test_a_plain_format_model_gets_each_stage_cue_and_stop_strings(tmp_path: Path) -> None:
+def test_a_plain_format_model_gets_each_stage_cue_and_stop_strings(
+    tmp_path: Path, fake: Script
+) -> None:
     """The default model (gemma3_270m, a base model) has no chat template: the prompt text as
     it is, then the stage's cue; its stop strings go with each stage's batches."""
     cfg = compose([FAKE, "num_rows=2"])
     assert cfg.model.prompt_format == "plain"
     pipeline.run(cfg, tmp_path)
-    seen = fake_backend.Backend.seen
+    seen = fake.seen
     questions = [(t, st) for t, st in seen if "Also, question is given below" not in t]
     answers = [(t, st) for t, st in seen if "Also, question is given below" in t]
     assert questions and answers
@@ -247,29 +243,29 @@ def test_a_base_model_reply_is_capped_per_stage() -> None:
     assert q.max_new_tokens == chat.generation.max_new_tokens and q.stop_strings == []
 
 
-def test_a_list_prompt_gets_no_question_stop_strings(tmp_path: Path) -> None:
+def test_a_list_prompt_gets_no_question_stop_strings(tmp_path: Path, fake: Script) -> None:
     pipeline.run(compose([FAKE, "num_rows=2", "prompt=multi_question"]), tmp_path)
-    stops = {tuple(st) for t, st in fake_backend.Backend.seen if "different quiz questions" in t}
+    stops = {tuple(st) for t, st in fake.seen if "different quiz questions" in t}
     assert stops == {()}
 
 
-def test_a_chat_model_gets_its_template_and_no_cue(tmp_path: Path) -> None:
+def test_a_chat_model_gets_its_template_and_no_cue(tmp_path: Path, fake: Script) -> None:
     pipeline.run(compose([FAKE, "num_rows=1", "model=qwen25_05b"]), tmp_path)
-    text, stops = fake_backend.Backend.seen[0]
+    text, stops = fake.seen[0]
     assert text.startswith("<user>Context information is below.")
     assert text.endswith("<assistant>") and stops == []
 
 
-def test_streamed_feeding_writes_as_it_goes_and_resumes(tmp_path: Path) -> None:
+def test_streamed_feeding_writes_as_it_goes_and_resumes(tmp_path: Path, fake: Script) -> None:
     """The vllm engine's way of feeding (generation.drive -> run_stream), crash and resume."""
-    fake_backend.Backend.stream = True
+    fake.stream = True
     cfg = compose([FAKE, "num_rows=12", "generation.batch_size=4"])
-    fake_backend.Backend.crash_after = 5  # five engine steps (ten results), then the crash
+    fake.crash_after = 5  # five engine steps (ten results), then the crash
     with pytest.raises(RuntimeError, match="fake crash"):
         pipeline.run(cfg, tmp_path)
     first = rows(tmp_path)
     assert first  # rows reached the disk before the crash
-    fake_backend.Backend.crash_after = None
+    fake.crash_after = None
     s = pipeline.run(cfg, tmp_path)
     again = rows(tmp_path)
     assert again[: len(first)] == first
@@ -287,10 +283,13 @@ def jsonl(path: Path) -> list[dict]:
     return [json.loads(x) for x in path.read_text().splitlines() if x]
 
 
-def test_gated_rejects_are_recorded_counted_and_never_answered(tmp_path: Path) -> None:
+def test_gated_rejects_are_recorded_counted_and_never_answered(
+    tmp_path: Path, fake: Script
+) -> None:
     from synthgen.dataset import filters
 
-    fake_backend.Backend.bad = True  # echoes, meta references and refusals, by chunk
+    # echoes and meta references among the questions, refusals among the answers, by chunk
+    fake.questions, fake.answers = "gated", "refusals"
     s = pipeline.run(compose([FAKE, "num_rows=40"]), tmp_path)
     rej = jsonl(tmp_path / "rejected.jsonl")
     gated = [r for r in rej if r["reason"] in filters.REASONS]
@@ -327,10 +326,13 @@ def test_gated_rejects_are_recorded_counted_and_never_answered(tmp_path: Path) -
     assert none["filters"] == {"name": "none", "rejected": {}}
 
 
-def test_a_gated_question_is_not_shown_to_the_chunks_next_prompt(tmp_path: Path) -> None:
+def test_a_gated_question_is_not_shown_to_the_chunks_next_prompt(
+    tmp_path: Path, fake: Script
+) -> None:
     """In a chain of follow-ups, a dropped question is not 'already asked': every slot is
     still asked, and the next prompt lists only the accepted questions."""
-    fake_backend.Backend.bad = True  # the fake echoes the prompt when no question is listed
+    # the fake echoes the prompt for a quarter of the chunks, whatever is listed
+    fake.questions, fake.answers = "gated", "refusals"
     pipeline.run(compose([FAKE, "num_rows=60", "prompt.questions_per_chunk=3"]), tmp_path)
     rej = jsonl(tmp_path / "rejected.jsonl")
     echoed = Counter(r["chunk_id"] for r in rej if r["reason"] == "prompt_echo")
@@ -339,15 +341,15 @@ def test_a_gated_question_is_not_shown_to_the_chunks_next_prompt(tmp_path: Path)
     assert {r["question"][:10] for r in got} == {"What is #0", "What is #1", "What is #2"}
 
 
-def test_resume_after_gated_rejects_asks_nothing_twice(tmp_path: Path) -> None:
-    fake_backend.Backend.bad = True
+def test_resume_after_gated_rejects_asks_nothing_twice(tmp_path: Path, fake: Script) -> None:
+    fake.questions, fake.answers = "gated", "refusals"
     cfg = compose([FAKE, "num_rows=12", "generation.batch_size=4"])
-    fake_backend.Backend.crash_after = 3
+    fake.crash_after = 3
     with pytest.raises(RuntimeError, match="fake crash"):
         pipeline.run(cfg, tmp_path)
     before = jsonl(tmp_path / "rejected.jsonl")
     assert before
-    fake_backend.Backend.crash_after = None
+    fake.crash_after = None
     s = pipeline.run(cfg, tmp_path)
     rej = jsonl(tmp_path / "rejected.jsonl")
     assert rej[: len(before)] == before
@@ -355,14 +357,15 @@ def test_resume_after_gated_rejects_asks_nothing_twice(tmp_path: Path) -> None:
         Row(**r).key for sp in ("train", "val") for r in rows(tmp_path, sp)
     ]
     assert len(keys) == len(set(keys)) == sum(c["slots"] for c in s["splits"].values())
-    fake_backend.Backend.calls = []
+    fake.calls = []
     pipeline.run(cfg, tmp_path)
-    assert fake_backend.Backend.calls == []  # a rejected slot is done
+    assert fake.calls == []  # a rejected slot is done
 
 
-def test_the_same_answer_for_many_chunks_is_kept_once(tmp_path: Path) -> None:
-    fake_backend.Backend.same_answer = (
-        "The film shows how the director and the actors worked together on the set for months."
+def test_the_same_answer_for_many_chunks_is_kept_once(tmp_path: Path, fake: Script) -> None:
+    fake.answers, fake.answer_text = (
+        "same",
+        ("The film shows how the director and the actors worked together on the set for months."),
     )
     over = [FAKE, "num_rows=6", "filters.grounding.enabled=false"]
     s = pipeline.run(compose(over), tmp_path)
@@ -382,7 +385,10 @@ def test_resume_with_other_gates_is_refused(tmp_path: Path) -> None:
         pipeline.run(compose([FAKE, "num_rows=2", "filters=strict"]), tmp_path)
 
 
-def test_an_embedding_gate_that_cannot_load_stops_before_the_model(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_an_embedding_gate_that_cannot_load_stops_before_the_model(
+    tmp_path: Path, fake: Script
+) -> None:
     over = [
         FAKE,
         "num_rows=2",
@@ -391,17 +397,19 @@ def test_an_embedding_gate_that_cannot_load_stops_before_the_model(tmp_path: Pat
     ]  # offline: cannot load (a ModelLoadError: the hub id is not cached)
     with pytest.raises(SynthgenError, match=r"^filters.grounding.embedder: cannot load"):
         pipeline.run(compose(over), tmp_path)
-    assert fake_backend.Backend.calls == []  # nothing generated
+    assert fake.calls == []  # nothing generated
 
 
-def test_questions_only_writes_rows_without_answers_and_resumes(tmp_path: Path) -> None:
+def test_questions_only_writes_rows_without_answers_and_resumes(
+    tmp_path: Path, fake: Script
+) -> None:
     """prompt=questions_only (prompt.answer: null): one call per row, "answer": null."""
     cfg = compose([FAKE, "prompt=questions_only", "num_rows=6", "generation.batch_size=2"])
-    fake_backend.Backend.crash_after = 2  # two batches of questions, then the crash
+    fake.crash_after = 2  # two batches of questions, then the crash
     with pytest.raises(RuntimeError, match="fake crash"):
         pipeline.run(cfg, tmp_path)
     assert len(rows(tmp_path)) == 4
-    fake_backend.Backend.crash_after = None
+    fake.crash_after = None
     s = pipeline.run(cfg, tmp_path)
     got = rows(tmp_path)
     assert len(got) == 6 and len({r["id"] for r in got}) == 6
@@ -421,8 +429,10 @@ def test_questions_only_writes_rows_without_answers_and_resumes(tmp_path: Path) 
     assert sheet["answer"].isna().all() and len(sheet) == 6
 
 
-def test_qa_pair_splits_the_reply_and_rejects_what_does_not_split(tmp_path: Path) -> None:
-    fake_backend.Backend.broken_pairs = True
+def test_qa_pair_splits_the_reply_and_rejects_what_does_not_split(
+    tmp_path: Path, fake: Script
+) -> None:
+    fake.questions = "broken_pairs"
     s = pipeline.run(compose([FAKE, "prompt=qa_pair", "num_rows=6"]), tmp_path)
     got = rows(tmp_path)
     assert s["this_session"]["prompts"]["answer"] == 0  # one call per row
@@ -438,12 +448,14 @@ def test_qa_pair_splits_the_reply_and_rejects_what_does_not_split(tmp_path: Path
     assert s["splits"]["train"]["rejected_questions"] == {"not_a_pair": 3}
 
 
-def test_accept_any_keeps_what_the_gates_would_drop_and_counts_it(tmp_path: Path) -> None:
+def test_accept_any_keeps_what_the_gates_would_drop_and_counts_it(
+    tmp_path: Path, fake: Script
+) -> None:
     """The benchmarks' mode (random weights write the same text for every chunk)."""
     from benchmarks.forcing import AcceptAll, Forced
     from synthgen.backends.base import GenParams
 
-    fake_backend.Backend.duplicate_questions = True
+    fake.questions = "same"
     cfg = compose([FAKE, "num_rows=4"])
     backend = fake_backend.Backend(name_or_path="fake")
     state = RunState.load(tmp_path, repair=False)
@@ -458,7 +470,7 @@ def test_accept_any_keeps_what_the_gates_would_drop_and_counts_it(tmp_path: Path
         RowMaker(
             Settings.from_cfg(cfg),
             tmp_path,
-            lambda m, stage: encode_chat(backend.tokenizer, m, backend.spec, stage),
+            backend.encode,
             state,
             filters.Gates(cfg, cfg.prompt),
             policy=policy,
@@ -556,7 +568,7 @@ def test_a_questions_logprob_goes_with_its_answer_job(tmp_path: Path) -> None:
     gen = RowMaker(
         st,
         tmp_path,
-        lambda m, stage: encode_chat(backend.tokenizer, m, backend.spec, stage),
+        backend.encode,
         state,
         filters.Gates(cfg, cfg.prompt),
     )

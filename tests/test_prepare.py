@@ -25,11 +25,12 @@ from synthgen.errors import ConfigError
 from synthgen.rundir.discovery import find_runs
 from synthgen.scale import merge
 from synthgen.settings import Settings
-from tests import fake_backend
 from tests.conftest import cli, compose
-from tests.docs import section
+from tests.helpers.docs import section
 
-FAKE = "model._target_=tests.fake_backend.Backend"
+# every test takes the folder the docs' task=prepare command makes, run as `python run.py`
+pytestmark = pytest.mark.slow
+FAKE = "model._target_=tests.helpers.fake_backend.Backend"
 ROWS = ["num_rows=7", "prompt.questions_per_chunk=2"]
 DATASET_FILES = [*map(rundir.dataset_file, rundir.SPLITS), *map(rundir.corpus_file, rundir.SPLITS)]
 
@@ -55,12 +56,6 @@ def one_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("one") / "run"
     pipeline.run(compose([FAKE, *ROWS]), d)
     return d
-
-
-@pytest.fixture(autouse=True)
-def fake():
-    fake_backend.reset()
-    yield
 
 
 def same_dataset(a: Path, b: Path) -> None:

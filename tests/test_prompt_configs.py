@@ -123,7 +123,7 @@ def test_the_readme_commands_of_rows_per_hour_compose_and_pass_the_checks() -> N
     import shlex
 
     from synthgen.config import check
-    from tests.docs import section
+    from tests.helpers.docs import section
 
     text = section("docs/speed.md", "Rows per hour")
     commands = [ln for ln in text.splitlines() if ln.startswith("python run.py ")]

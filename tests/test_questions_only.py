@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from omegaconf import OmegaConf
 
 from synthgen import compare
@@ -18,7 +19,7 @@ from synthgen.rundir import SPLITS
 from synthgen.scale import merge
 from tests.conftest import compose
 
-FAKE = "model._target_=tests.fake_backend.Backend"
+FAKE = "model._target_=tests.helpers.fake_backend.Backend"
 QONLY = [FAKE, "prompt=notebook", "prompt.answer=null"]
 
 
@@ -33,10 +34,8 @@ def job(sweep: Path, overrides: list[str]) -> Path:
     return d
 
 
+@pytest.mark.slow
 def test_shards_merge_export_and_compare_a_questions_only_run(tmp_path: Path) -> None:
-    from tests.test_pipeline import reset
-
-    reset()  # the fake backend's class settings, as another test file may have left them
     one = pipeline.run(compose([*QONLY, "num_rows=5"]), tmp_path / "one")
     assert one["this_session"]["prompts"]["answer"] == 0
     sweep = tmp_path / "sweep"

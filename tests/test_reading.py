@@ -8,7 +8,7 @@ import pytest
 
 from synthgen.dataset.reading import decode_text, read_files, resolve_files
 from synthgen.errors import ConfigError
-from tests.broken_files import make_mixed_corpus
+from tests.helpers.broken_files import make_mixed_corpus
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from tests.conftest import REPO, cli
-from tests.docs import README, bash_blocks, headings, name, pages, run_py_lines
+from tests.helpers.docs import README, bash_blocks, headings, name, pages, run_py_lines
 
 DEFAULT_MODEL = "gemma3_270m"
 INPUT_KEYS = (".dir", ".data", ".sweep", ".runs", ".tuned", "name_or_path")  # key endings

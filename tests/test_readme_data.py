@@ -12,7 +12,7 @@ from synthgen.config import check
 from synthgen.dataset.corpus import load_corpus
 from synthgen.settings import Settings
 from tests.conftest import compose
-from tests.docs import bash_blocks, section
+from tests.helpers.docs import bash_blocks, section
 
 PAGE = "docs/corpus.md"
 SECTIONS = (

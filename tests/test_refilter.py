@@ -11,8 +11,8 @@ import pytest
 from synthgen.dataset import filters, pipeline
 from synthgen.errors import ConfigError
 from synthgen.records import Row
-from tests import fake_backend
-from tests.conftest import cli, compose
+from tests.conftest import FAKE_BACKEND, cli, compose
+from tests.helpers.fake_backend import scripted
 
 SPLITS = ("train", "val")
 
@@ -33,13 +33,8 @@ def digests(d: Path) -> dict[str, str]:
 def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished run of the fake backend with no gates: its echoes and refusals are rows."""
     d = tmp_path_factory.mktemp("src") / "run"
-    fake_backend.Backend.bad = True
-    try:
-        pipeline.run(
-            compose(["model._target_=tests.fake_backend.Backend", "num_rows=30", "filters=none"]), d
-        )
-    finally:
-        fake_backend.Backend.bad = False
+    with scripted(questions="gated", answers="refusals"):
+        pipeline.run(compose([FAKE_BACKEND, "num_rows=30", "filters=none"]), d)
     return d
 
 
@@ -111,6 +106,7 @@ def test_filter_keeps_exactly_what_the_gates_accept(source: Path, tmp_path: Path
     assert again["rows"] == s["rows"] and again["filters"]["this_pass"] == {}
 
 
+@pytest.mark.slow
 def test_filter_task_from_the_command_line(source: Path, tmp_path: Path) -> None:
     """The command of docs/quality.md (filters=strict), and a wrong path as one line."""
     from tests.test_filters import quality_gates_commands

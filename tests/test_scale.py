@@ -31,11 +31,10 @@ from synthgen.records import Row
 from synthgen.rundir.state import RunState
 from synthgen.scale import merge, sharding
 from synthgen.settings import Settings
-from tests import fake_backend
 from tests.conftest import REPO, compose
 from tests.conftest import cli as conftest_cli
 
-FAKE = "model._target_=tests.fake_backend.Backend"
+FAKE = "model._target_=tests.helpers.fake_backend.Backend"
 SPLITS = ("train", "val")
 
 
@@ -84,14 +83,6 @@ def test_shard_keys_do_not_change_rows() -> None:
 # --- merge with hand-made job dirs (fake backend) ---------------------------------------------
 
 
-@pytest.fixture
-def fake():
-    fake_backend.reset()
-    yield fake_backend.Backend
-    fake_backend.Backend.duplicate_questions = False
-    fake_backend.Backend.same_answer = None
-
-
 def job(sweep: Path, overrides: list[str], run: bool = True) -> Path:
     """A job dir as a multirun leaves it: Hydra's .hydra/ record, then the run's files."""
     cfg = compose([FAKE, *overrides])
@@ -126,7 +117,7 @@ def test_merge_is_one_run_with_each_key_once(tmp_path: Path, fake) -> None:
 
 
 def test_a_question_asked_in_two_shards_is_kept_once(tmp_path: Path, fake) -> None:
-    fake.duplicate_questions = True  # every question the same text
+    fake.questions = "same"  # every question the same text
     one = pipeline.run(compose([FAKE, "num_rows=6"]), tmp_path / "one")
     sweep = tmp_path / "sweep"
     for i in range(2):
@@ -143,8 +134,9 @@ def test_a_question_asked_in_two_shards_is_kept_once(tmp_path: Path, fake) -> No
 
 def test_an_answer_given_in_two_shards_is_kept_once(tmp_path: Path, fake) -> None:
     """Shards never see each other's answers: the merge runs the near-duplicate gate again."""
-    fake.same_answer = (
-        "The film shows how the director and the actors worked on the set for months."
+    fake.answers, fake.answer_text = (
+        "same",
+        ("The film shows how the director and the actors worked on the set for months."),
     )
     over = ["num_rows=6", "filters.grounding.enabled=false"]
     one = pipeline.run(compose([FAKE, *over]), tmp_path / "one")
@@ -164,6 +156,7 @@ def test_an_answer_given_in_two_shards_is_kept_once(tmp_path: Path, fake) -> Non
     assert all({"score", "threshold", "filters"} <= set(r) for r in rejected)
 
 
+@pytest.mark.slow
 def test_merge_names_one_dir_per_swept_setting(tmp_path: Path, fake) -> None:
     sweep = tmp_path / "sweep"
     for rows in (3, 5):
@@ -183,6 +176,7 @@ def test_merge_names_one_dir_per_swept_setting(tmp_path: Path, fake) -> None:
     }
 
 
+@pytest.mark.slow
 def test_relaunch_with_other_shard_count_completes_the_set(tmp_path: Path, fake) -> None:
     """Shard 1 of 2 never finished, all 3 of a relaunch did: complete, nothing listed."""
     sweep = tmp_path / "sweep"
@@ -196,6 +190,7 @@ def test_relaunch_with_other_shard_count_completes_the_set(tmp_path: Path, fake)
     assert merge.merge_sweep(sweep)["merged"][0]["rows"] == {"train": 4, "val": 4}
 
 
+@pytest.mark.slow
 def test_callback_merges_finished_datasets_and_leaves_an_older_unfinished_one(
     tmp_path: Path, fake
 ) -> None:
@@ -273,7 +268,7 @@ DOC = "docs/scaling.md"  # its "Scaling out" section
 
 def readme_command(start: str) -> list[str]:
     """The arguments of the "Scaling out" command of docs/scaling.md that starts with `start`."""
-    from tests.docs import section
+    from tests.helpers.docs import section
 
     lines = [ln for ln in section(DOC, "Scaling out").splitlines() if ln.startswith(start)]
     assert lines, f"{DOC} 'Scaling out' has no command starting with {start!r}"
@@ -540,10 +535,11 @@ def test_ray_shards_each_model_on_its_own_gpus_and_merges_per_model(
     ]
 
 
+@pytest.mark.slow
 def test_a_failed_shard_fails_the_sweep(tmp_path: Path) -> None:
     p = cli(
         "-m",
-        "model._target_=tests.fake_backend.Backend",
+        "model._target_=tests.helpers.fake_backend.Backend",
         "num_rows=4",
         "shard.index=0,1,7",
         "shard.count=3",

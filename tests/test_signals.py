@@ -13,8 +13,8 @@ import pytest
 from synthgen.dataset import filters, pipeline
 from synthgen.dataset.signals import Scorer
 from synthgen.errors import ConfigError
-from tests import fake_backend
 from tests.conftest import FAKE_BACKEND, compose
+from tests.helpers.fake_backend import Script, scripted
 
 CORPUS = {
     "train": {
@@ -115,22 +115,15 @@ ROUND_TRIP = ["filters.grounding.questions=false", "filters.round_trip.enabled=t
 
 
 @pytest.fixture
-def off_topic() -> Iterator[None]:
-    fake_backend.Backend.off_topic = True
-    try:
-        yield
-    finally:
-        fake_backend.Backend.off_topic = False
+def off_topic(fake: Script) -> None:
+    fake.questions = "off_topic"
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     d = tmp_path_factory.mktemp("sig") / "run"
-    fake_backend.Backend.off_topic = True
-    try:
+    with scripted(questions="off_topic"):
         pipeline.run(compose([FAKE_BACKEND, "num_rows=12", *ROUND_TRIP]), d)
-    finally:
-        fake_backend.Backend.off_topic = False
     return d
 
 
