@@ -80,7 +80,7 @@ class Row:
     # new tokens of question and answer (qa_pair: of the one reply, as "qa_pair")
     tokens: dict[str, int] = field(default_factory=dict)
     key: str = ""  # resume key (row_key); filled in from the fields above when not given
-    # the question's quality signals (synthgen/dataset/signals.py): logprob, bm25_rank, ...
+    # the question's quality signals (synthgen/gates/signals.py): logprob, bm25_rank, ...
     signals: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

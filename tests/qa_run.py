@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from synthgen.dataset.writing import write_outputs
 from synthgen.records import Row, short_hash
+from synthgen.rundir.writing import write_outputs
 
 HANDHELD = (
     "The director shot the whole film with a handheld camera, so every scene trembles a "

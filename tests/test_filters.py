@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from synthgen.dataset import filters
 from synthgen.errors import ConfigError
+from synthgen.gates import filters
 from tests.conftest import REPO, compose
 
 HUMAN = REPO / "tests" / "data" / "human_qa" / "human_qa.jsonl"
@@ -28,7 +28,7 @@ def gates(*overrides: str) -> filters.Gates:
 def film_chunks() -> list[str]:
     """Chunks of the sample corpus's text files, read and cut by the pipeline's own stages
     (chunking=small: 256 tokens, kept between 400 and 1,400 characters)."""
-    from synthgen.dataset import chunking, reading, selection
+    from synthgen.corpus import chunking, reading, selection
 
     folder = REPO / "data" / "movies"
     files = sorted([*folder.glob("*.txt"), *folder.glob("*.md")])

@@ -1,4 +1,4 @@
-"""The judge stage (synthgen/dataset/judge.py, judge_spec.py): parsing verdicts, its config
+"""The judge stage (synthgen/gates/judge.py, judge_spec.py): parsing verdicts, its config
 checks, keeping and dropping rows, judged.jsonl and resume (fake backend), and real models'
 replies (the tiny random-weight model, the default Gemma 3 270M base model)."""
 
@@ -12,9 +12,10 @@ from omegaconf import OmegaConf
 
 from synthgen.backends.base import Generated, GenParams, ModelSpec
 from synthgen.config import check
-from synthgen.dataset import judge, judge_spec, llm
-from synthgen.dataset.judge_spec import JudgeSettings, parse_verdict
 from synthgen.errors import ConfigError
+from synthgen.gates import judge, judge_spec
+from synthgen.gates.judge_spec import JudgeSettings, parse_verdict
+from synthgen.generate import llm
 from synthgen.rundir import JUDGED
 from synthgen.settings import Settings
 from tests import fake_backend
@@ -551,7 +552,7 @@ HALF = ["model._target_=tests.test_judge.HalfJudge", "prompt=notebook"]
 
 
 def test_a_run_judges_its_rows_and_a_rerun_asks_nothing_again(tmp_path: Path, fake_judge) -> None:
-    from synthgen.dataset import pipeline
+    from synthgen.generate import pipeline
 
     d = tmp_path / "run"
     over = [*HALF, "judge=default", "judge.on_unparsed=drop", "num_rows=8"]
@@ -580,7 +581,7 @@ def test_a_run_judges_its_rows_and_a_rerun_asks_nothing_again(tmp_path: Path, fa
 
 
 def test_task_filter_judges_a_finished_run_with_its_model(tmp_path: Path, fake_judge) -> None:
-    from synthgen.dataset import pipeline
+    from synthgen.generate import pipeline
 
     src = tmp_path / "src"
     pipeline.run(compose([*HALF, "num_rows=8"]), src)  # no judge here

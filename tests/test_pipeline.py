@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 
 from synthgen.backends.base import encode as encode_chat
-from synthgen.dataset import filters, llm, pipeline
-from synthgen.dataset.corpus import load_corpus, make_slots
-from synthgen.dataset.generation import drive
-from synthgen.dataset.rows import RowMaker
+from synthgen.corpus.load import load_corpus, make_slots
 from synthgen.errors import ConfigError, SynthgenError
+from synthgen.gates import filters
+from synthgen.generate import llm, pipeline
+from synthgen.generate.feed import drive
+from synthgen.generate.rows import RowMaker
 from synthgen.records import Row
 from synthgen.rundir.state import RunState
 from synthgen.settings import Settings
@@ -288,7 +289,7 @@ def jsonl(path: Path) -> list[dict]:
 
 
 def test_gated_rejects_are_recorded_counted_and_never_answered(tmp_path: Path) -> None:
-    from synthgen.dataset import filters
+    from synthgen.gates import filters
 
     fake_backend.Backend.bad = True  # echoes, meta references and refusals, by chunk
     s = pipeline.run(compose([FAKE, "num_rows=40"]), tmp_path)
@@ -543,7 +544,7 @@ def test_a_questions_logprob_goes_with_its_answer_job(tmp_path: Path) -> None:
     """Generated.logprob reaches the row-maker: the answer's own in on_answer's reply, the
     question's carried by its answer job in its signals (AnswerAsk.signals) to the row."""
     from synthgen.backends.base import Generated
-    from synthgen.dataset.rows import AnswerAsk
+    from synthgen.generate.rows import AnswerAsk
 
     cfg = compose([FAKE, "num_rows=2", "filters=none"])  # no gate in the way
     backend = fake_backend.Backend(name_or_path="fake")

@@ -12,8 +12,8 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from synthgen import compare
-from synthgen.dataset import pipeline
 from synthgen.embed import embedding
+from synthgen.generate import pipeline
 from synthgen.rundir import SPLITS
 from synthgen.scale import merge
 from tests.conftest import compose

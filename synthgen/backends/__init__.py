@@ -95,7 +95,7 @@ def check_model_path(path: str) -> None:
 
 def check_per_stage(m: DictConfig) -> None:
     """model.cues, model.stop_strings, model.max_new_tokens: maps from a stage to a value
-    (judge: the judge stage, dataset/judge.py; where it is missing, judge_spec.stage_value says)."""
+    (judge: the judge stage, gates/judge.py; where it is missing, judge_spec.stage_value says)."""
     for name, want in (
         ("cues", "a string"),
         ("stop_strings", "a list of strings"),

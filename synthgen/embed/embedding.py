@@ -15,9 +15,8 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from synthgen.dataset import writing
 from synthgen.errors import ConfigError, SynthgenError
-from synthgen.rundir import corpus_file, rows_file
+from synthgen.rundir import corpus_file, rows_file, writing
 
 log = logging.getLogger(__name__)
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")

@@ -16,11 +16,10 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from synthgen.dataset import writing
 from synthgen.embed import embedding, retrieval
 from synthgen.embed.embedding import Split
 from synthgen.errors import ConfigError
-from synthgen.rundir import CONFIG, SPLITS, SUMMARY
+from synthgen.rundir import CONFIG, SPLITS, SUMMARY, writing
 from synthgen.tasks import TaskRun, task
 
 log = logging.getLogger(__name__)

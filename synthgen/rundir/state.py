@@ -28,7 +28,7 @@ class RunState:
     @classmethod
     def load(cls, run_dir: Path, repair: bool) -> RunState:
         """repair=True cuts a half-written last line off each file, so appending goes on."""
-        from synthgen.dataset.writing import read_jsonl
+        from synthgen.rundir.writing import read_jsonl
 
         try:
             rows = {s: read_jsonl(run_dir / rows_file(s), repair) for s in SPLITS}
@@ -43,7 +43,7 @@ class RunState:
     @staticmethod
     def repair(run_dir: Path) -> None:
         """Cut a half-written last line off each JSONL file before appending to it."""
-        from synthgen.dataset.writing import read_jsonl
+        from synthgen.rundir.writing import read_jsonl
 
         for name in (*(rows_file(s) for s in SPLITS), REJECTED, QUESTIONS):
             read_jsonl(run_dir / name, repair=True)

@@ -20,13 +20,14 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from synthgen import rundir
+from synthgen import faults, rundir
 from synthgen.config import row_config, row_config_diff
-from synthgen.dataset import dedup, faults, filters, writing
-from synthgen.dataset.corpus import corpus_texts, load_corpus, order_rows
+from synthgen.corpus import dedup
+from synthgen.corpus.load import corpus_texts, load_corpus, order_rows
 from synthgen.errors import ConfigError, SynthgenError
+from synthgen.gates import filters
 from synthgen.records import GenTotals, Rejected, SplitCounts, first_per_key, key_of
-from synthgen.rundir import SPLITS, discovery, runlock
+from synthgen.rundir import SPLITS, discovery, runlock, writing
 from synthgen.rundir.state import RunState
 from synthgen.scale import sharding
 from synthgen.scale.sharding import JobDir

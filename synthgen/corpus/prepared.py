@@ -24,8 +24,8 @@ from typing import Any
 
 from synthgen import rundir
 from synthgen.config import check
-from synthgen.dataset import dedup
-from synthgen.dataset.corpus import (
+from synthgen.corpus import dedup
+from synthgen.corpus.load import (
     PREPARED_FORMAT,
     Corpus,
     SplitCorpus,

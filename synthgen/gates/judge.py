@@ -26,19 +26,20 @@ from typing import Any
 
 from tqdm import tqdm
 
+from synthgen import faults
 from synthgen.backends.base import BaseBackend, Generated, GenParams, ModelSpec
-from synthgen.dataset import faults, llm, prompting, writing
-from synthgen.dataset.generation import Job, Stats, drive
-from synthgen.dataset.judge_spec import (
+from synthgen.errors import OutOfMemory, SynthgenError
+from synthgen.gates.judge_spec import (
     STAGE,
     JudgeSettings,
     judge_prompt,
     parse_verdict,
     stage_value,
 )
-from synthgen.errors import OutOfMemory, SynthgenError
+from synthgen.generate import llm, prompting
+from synthgen.generate.feed import Job, Stats, drive
 from synthgen.records import Rejected, key_of, short_hash
-from synthgen.rundir import JUDGED, SPLITS
+from synthgen.rundir import JUDGED, SPLITS, writing
 from synthgen.settings import Settings
 
 log = logging.getLogger(__name__)

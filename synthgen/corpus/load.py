@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from synthgen import rundir
+from synthgen import faults, rundir
 from synthgen.config import backfill, row_config_diff
-from synthgen.dataset import chunking, dedup, faults, reading, selection
+from synthgen.corpus import chunking, dedup, reading, selection
 from synthgen.errors import ConfigError
 from synthgen.records import Chunk, Skipped, Slot, SplitCounts, key_of
 from synthgen.rundir import SPLITS

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from synthgen.dataset import cleaning, decoding, faults
+from synthgen import faults
+from synthgen.corpus import cleaning, decoding
 from synthgen.errors import ConfigError
 from synthgen.records import Doc, Skipped
 

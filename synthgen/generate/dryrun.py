@@ -11,10 +11,10 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from synthgen.backends.base import ModelSpec
-from synthgen.dataset import prompting
-from synthgen.dataset.corpus import Corpus, prepared_record, warnings
-from synthgen.dataset.llm import load_model_part, stage_params
+from synthgen.corpus.load import Corpus, prepared_record, warnings
 from synthgen.errors import SynthgenError
+from synthgen.generate import prompting
+from synthgen.generate.llm import load_model_part, stage_params
 from synthgen.records import Slot
 from synthgen.rundir import SPLITS
 from synthgen.rundir.state import RunState, check_resume, sibling_state

@@ -14,11 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from synthgen import faults
 from synthgen.backends.base import Generated, GenParams, Prompt
-from synthgen.dataset import dedup, faults, filters, prompting, signals, writing
-from synthgen.dataset.generation import Job
+from synthgen.corpus import dedup
+from synthgen.gates import filters, signals
+from synthgen.generate import prompting
+from synthgen.generate.feed import Job
 from synthgen.records import Rejected, Row, Slot, short_hash
-from synthgen.rundir import QUESTIONS, REJECTED, SPLITS, rows_file
+from synthgen.rundir import QUESTIONS, REJECTED, SPLITS, rows_file, writing
 from synthgen.rundir.state import RunState
 from synthgen.settings import Settings
 

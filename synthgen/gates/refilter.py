@@ -23,11 +23,11 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from synthgen import rundir
-from synthgen.dataset import filters, judge, judge_spec, signals, writing
 from synthgen.embed import embedding
 from synthgen.errors import ConfigError, SynthgenError
+from synthgen.gates import filters, judge, judge_spec, signals
 from synthgen.records import Rejected, SplitCounts
-from synthgen.rundir import SPLITS
+from synthgen.rundir import SPLITS, writing
 from synthgen.rundir.state import RunState
 from synthgen.settings import Settings
 from synthgen.tasks import TaskRun, task
@@ -165,7 +165,7 @@ def _judge(
     js = judge_spec.JudgeSettings.from_cfg(t.cfg)
     if not js.enabled:
         return kept, None
-    from synthgen.dataset.llm import load_backend
+    from synthgen.generate.llm import load_backend
 
     st = dataclasses.replace(Settings.from_cfg(source_cfg), judge=js)
     if (src / rundir.JUDGED).exists() and not (t.run_dir / rundir.JUDGED).exists():

@@ -17,8 +17,7 @@ from typing import Any
 from synthgen import rundir
 from synthgen.backends.base import Usage
 from synthgen.config import check
-from synthgen.dataset import filters, writing
-from synthgen.dataset.corpus import (
+from synthgen.corpus.load import (
     Corpus,
     corpus_texts,
     load_corpus,
@@ -28,13 +27,14 @@ from synthgen.dataset.corpus import (
     unique_rows,
     warnings,
 )
-from synthgen.dataset.dryrun import dry_run
-from synthgen.dataset.generation import Stats, drive
-from synthgen.dataset.llm import batch_size, load_backend, prepare_model, stage_params
-from synthgen.dataset.rows import RowMaker
 from synthgen.errors import OutOfMemory, SynthgenError
+from synthgen.gates import filters
+from synthgen.generate.dryrun import dry_run
+from synthgen.generate.feed import Stats, drive
+from synthgen.generate.llm import batch_size, load_backend, prepare_model, stage_params
+from synthgen.generate.rows import RowMaker
 from synthgen.records import GenTotals, Slot, first_per_key, key_of
-from synthgen.rundir import SPLITS, runlock
+from synthgen.rundir import SPLITS, runlock, writing
 from synthgen.rundir.state import RunState, check_resume, sibling_state
 from synthgen.scale import sharding
 from synthgen.settings import Settings
@@ -224,7 +224,7 @@ def judge_rows(
     Without a judge: the rows and records as they were, and None."""
     if not st.judge.enabled:
         return rows, rejected, None
-    from synthgen.dataset import judge
+    from synthgen.gates import judge
 
     stats = Stats()
     kept, drops, counts = judge.judge_splits(
