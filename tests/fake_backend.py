@@ -46,7 +46,7 @@ class Backend(BaseBackend):
     crash_after: int | None = None  # raise RuntimeError on this call number (a killed run)
     duplicate_questions: bool = False  # every question the same text
     seen: list[tuple[str, list[str]]] = []  # (prompt text, stop strings) of every prompt
-    stream: bool = False  # offer streamed feeding, as the vllm engine does (generation.drive)
+    stream: bool = False  # offer streamed feeding, as the vllm engine does (feed.drive)
     bad: bool = False  # some outputs fail quality gates, chosen by the chunk text (kind below)
     same_answer: str | None = None  # every answer this text (near-duplicates across chunks)
     broken_pairs: bool = False  # qa_pair prompts: every 2nd reply without its answer part

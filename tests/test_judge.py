@@ -354,7 +354,7 @@ FAKE_ROWS = [
 def test_run_writes_each_verdict_and_a_rerun_judges_nothing_again(
     tmp_path: Path, fake_judge, stream: bool
 ) -> None:
-    fake_backend.Backend.stream = stream  # fed as the vllm engine is (generation.drive)
+    fake_backend.Backend.stream = stream  # fed as the vllm engine is (feed.drive)
     st, backend = judge_setup()
     verdicts = judge.run(backend, st, FAKE_ROWS, tmp_path, progress=False)
     assert len(JudgeFake.judged) == 5

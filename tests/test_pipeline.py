@@ -262,7 +262,7 @@ def test_a_chat_model_gets_its_template_and_no_cue(tmp_path: Path) -> None:
 
 
 def test_streamed_feeding_writes_as_it_goes_and_resumes(tmp_path: Path) -> None:
-    """The vllm engine's way of feeding (generation.drive -> run_stream), crash and resume."""
+    """The vllm engine's way of feeding (feed.drive -> run_stream), crash and resume."""
     fake_backend.Backend.stream = True
     cfg = compose([FAKE, "num_rows=12", "generation.batch_size=4"])
     fake_backend.Backend.crash_after = 5  # five engine steps (ten results), then the crash

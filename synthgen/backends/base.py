@@ -367,7 +367,7 @@ class BaseBackend:
         raise NotImplementedError(f"{type(self).__name__}.generate")
 
     def streamer(self, batch_size: int | None = None) -> Streamer | None:
-        """Continuous feeding (generation.run_stream) where the engine offers it, else None:
+        """Continuous feeding (feed.run_stream) where the engine offers it, else None:
         batches through `generate`."""
         return None
 

@@ -151,10 +151,10 @@ def run(
 
     backend: a loaded backend (the caller closes it), or a function that loads one: called only
     when some row needs judging, and the backend it returns is closed here. js: the judge
-    settings, by default st.judge. stats: a generation.Stats to add the judge's prompts,
+    settings, by default st.judge. stats: a feed.Stats to add the judge's prompts,
     tokens and seconds to (they count in its "answer" queue: see below).
 
-    Generation goes through generation.drive as the rows do (batches, or streamed; OOM halves
+    Generation goes through feed.drive as the rows do (batches, or streamed; OOM halves
     the batch). The driver knows two queues, question and answer; judge jobs go in the answer
     queue, with the judge's own GenParams, and are encoded with stage "judge" (its cue).
     request_failed (an endpoint that gave up) is returned but not written: a rerun asks again.
@@ -218,7 +218,7 @@ def _generate(
     stats: Stats,
 ) -> None:
     """One verdict per row of `todo` into `sink`: a prompt over st.max_prompt is recorded as
-    prompt_too_long without a generation; the rest go through generation.drive."""
+    prompt_too_long without a generation; the rest go through feed.drive."""
     params = judge_params(st, be.spec, js)
     jobs: list[Job] = []
     for r in todo:

@@ -1,7 +1,7 @@
 """Slots in, rows out: the prompts of each slot, the parse and gates of each reply, and every
 result (row, rejected generation, accepted question) appended to the run dir as it lands.
 
-`RowMaker` makes the jobs that `generation.drive` runs and turns their results into records;
+`RowMaker` makes the jobs that `feed.drive` runs and turns their results into records;
 it never touches the model itself.
 """
 
@@ -256,7 +256,7 @@ class RowMaker:
     # --- results ---------------------------------------------------------------------------------
 
     def on_result(self, job: Job, out: Generated) -> list[Job]:
-        """generation.drive's callback: the records of one reply, and the jobs it opens."""
+        """feed.drive's callback: the records of one reply, and the jobs it opens."""
         if out.failed is not None:  # an endpoint request that failed for good (backends/openai)
             return self.request_failed(job, out)
         if isinstance(job.payload, AnswerAsk):
