@@ -22,9 +22,7 @@ from synthgen.corpus.load import (
     corpus_texts,
     load_corpus,
     make_slots,
-    order_rows,
     prepared_record,
-    unique_rows,
     warnings,
 )
 from synthgen.errors import OutOfMemory, SynthgenError
@@ -34,7 +32,8 @@ from synthgen.generate.feed import Stats, drive
 from synthgen.generate.llm import batch_size, load_backend, prepare_model, stage_params
 from synthgen.generate.rows import RowMaker
 from synthgen.records import GenTotals, Slot, first_per_key, key_of
-from synthgen.rundir import SPLITS, runlock, writing
+from synthgen.rundir import SPLITS, runlock
+from synthgen.rundir.finish import finalize, order_rows
 from synthgen.rundir.state import RunState, check_resume, sibling_state
 from synthgen.scale import sharding
 from synthgen.settings import Settings
@@ -180,24 +179,22 @@ def generate_rows(t: TaskRun, st: Settings, plan: Plan) -> Session:
 def finish(t: TaskRun, st: Settings, plan: Plan, session: Session) -> dict[str, Any]:
     """The dataset files from every row of the run dir, then summary.json, then DONE."""
     run_dir, tick = t.run_dir, time.perf_counter()
-    for name in rundir.JSONL_FILES:
-        (run_dir / name).touch()  # present even when nothing was generated here (an empty shard)
     state = RunState.union([plan.state, session.written])  # the JSONL files, as on disk now
     wanted = {sl.key for ss in plan.slots.values() for sl in ss}
     # rows of a larger num_rows in an earlier session stay in the JSONL, not in the dataset;
     # a key in the JSONL twice (two writers in one dir, before the lock existed) goes in once
-    repeated = {s: len(state.rows[s]) - len(unique_rows(state.rows[s])) for s in SPLITS}
-    rows = {
-        s: order_rows(
-            [r for r in unique_rows(state.rows[s]) if key_of(r) in wanted],
-            [c.id for c in plan.corpus[s].chunks],
-        )
-        for s in SPLITS
-    }
+    rows, repeated = {}, {}
+    for s in SPLITS:
+        once = first_per_key(state.rows[s])
+        repeated[s] = len(state.rows[s]) - len(once)
+        chunk_ids = [c.id for c in plan.corpus[s].chunks]
+        rows[s] = order_rows([r for r in once if key_of(r) in wanted], chunk_ids)
     t.seconds["write"] += time.perf_counter() - tick
     rows, state.rejected, judged = judge_rows(t, st, rows, state.rejected)
     tick = time.perf_counter()
-    files = writing.write_outputs(run_dir, rows, corpus_texts(plan.corpus))
+    # a judge pass rewrites rejected.jsonl: its rejects in place of earlier ones
+    records = {rundir.REJECTED: state.rejected} if judged is not None else None
+    files = finalize(run_dir, rows, corpus_texts(plan.corpus), records)
     t.seconds["write"] += time.perf_counter() - tick
 
     summary = make_summary(t, st, plan, state, rows, session)
@@ -205,9 +202,7 @@ def finish(t: TaskRun, st: Settings, plan: Plan, session: Session) -> dict[str, 
         summary["judge"] = judged
     if any(repeated.values()):
         summary["jsonl_repeated_rows"] = repeated  # lines whose key came before: not in the dataset
-    summary["files"] = sorted(
-        [*files, rundir.CONFIG, rundir.SUMMARY, *rundir.JSONL_FILES, rundir.DONE]
-    )
+    summary["files"] = files
     summary["seconds"] = {k: round(v, 3) for k, v in t.seconds.items()}
     summary = t.finish(summary, done=True)
     log.info("rows: train %d, val %d -> %s", len(rows["train"]), len(rows["val"]), run_dir)
@@ -219,9 +214,9 @@ def judge_rows(
 ) -> tuple[dict[str, list[dict]], list[dict], dict[str, Any] | None]:
     """The judge stage (judge=default), after the rows are made: (the rows it keeps, each with
     its verdict; rejected.jsonl's records with this pass's judge rejects in place of earlier
-    ones; summary.json's `judge` counts). judged.jsonl holds the verdicts as they land, so a
-    rerun judges only what it lacks, and the judge rejects are rebuilt from it every time.
-    Without a judge: the rows and records as they were, and None."""
+    ones, for finish to write; summary.json's `judge` counts). judged.jsonl holds the verdicts
+    as they land, so a rerun judges only what it lacks, and the judge rejects are rebuilt from
+    it every time. Without a judge: the rows and records as they were, and None."""
     if not st.judge.enabled:
         return rows, rejected, None
     from synthgen.gates import judge
@@ -232,7 +227,6 @@ def judge_rows(
     )
     t.seconds["judge"] += stats.seconds
     rejected = [r for r in rejected if r.get("stage") != "judge"] + drops
-    writing.write_jsonl(t.run_dir / rundir.REJECTED, rejected)
     return kept, rejected, counts
 
 
