@@ -34,7 +34,7 @@ from synthgen.generate.rows import RowMaker
 from synthgen.records import GenTotals, Slot, first_per_key, key_of
 from synthgen.rundir import SPLITS, runlock
 from synthgen.rundir.finish import finalize, order_rows
-from synthgen.rundir.state import RunState, check_resume, sibling_state
+from synthgen.rundir.state import RunState, check_resume
 from synthgen.scale import sharding
 from synthgen.settings import Settings
 from synthgen.tasks import TaskRun, task
@@ -111,7 +111,7 @@ def prepare(t: TaskRun, st: Settings) -> Plan:
     state = RunState.load(run_dir, repair=False)
     check_resume(t.cfg, run_dir, state)  # refused: the dir is left as it was
     RunState.repair(run_dir)  # cut a half-written last line before appending
-    others, sibling_dirs = sibling_state(t.cfg, run_dir)
+    others, sibling_dirs = sharding.sibling_state(t.cfg, run_dir)
     rundir.clear_done(run_dir)  # back only when this session finishes
     t.save_config()  # atomic: a sibling shard never reads half a file
     own = state.done_keys()
