@@ -1,4 +1,4 @@
-"""The quality gates (synthgen/filters.py): each gate on cases it must drop and must keep, the
+"""The quality gates (synthgen/gates/filters.py): each gate on cases it must drop and must keep, the
 human-written pairs of tests/data/human_qa (>= 97% kept), and the Gemma 3 270M rows of issue 13
 (all dropped), with the notebook prompt and chunks of the sample corpus."""
 

@@ -73,7 +73,7 @@ def check(cfg: DictConfig) -> None:
 def check_model_path(path: str) -> None:
     """model.name_or_path: a pypi: package, a model folder, or a hub id like org/name."""
     local = Path(path).expanduser()
-    if path.startswith("pypi:"):  # a model shipped as a Python package (synthgen/models.py)
+    if path.startswith("pypi:"):  # a model shipped as a Python package (backends/models.py)
         from synthgen.backends import models
 
         why = models.check_pypi(path[len("pypi:") :])

@@ -1,5 +1,5 @@
 """The lock file of a run dir, in the standard library only (its one synthgen import, errors,
-imports nothing): run.py checks it before its imports; synthgen/runlock.py holds it for a run.
+imports nothing): run.py checks it before its imports; rundir/runlock.py holds it for a run.
 
 `fcntl.flock` on `<run dir>/.lock`, a file that names its holder (pid, host, start time,
 command) for the error line a second writer prints. The kernel drops a flock when its

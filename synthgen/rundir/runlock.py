@@ -1,4 +1,4 @@
-"""One writer per run dir: an exclusive lock held for the whole run (synthgen/lockfile.py).
+"""One writer per run dir: an exclusive lock held for the whole run (synthgen/rundir/lockfile.py).
 
 `python run.py` takes the lock before Hydra writes `.hydra/` into the run dir (the
 `LockRunDir` callback), so a refused second run changes nothing there. Jobs of a multirun
