@@ -80,7 +80,7 @@ VAL_QA = [
 
 
 def make_qa_run(out: Path) -> Path:
-    """Write the run dir: <split>.jsonl rows and every end-of-run file (dataset.writing)."""
+    """Write the run dir: <split>.jsonl rows and every end-of-run file (rundir.writing)."""
     out.mkdir(parents=True, exist_ok=True)
     rows, corpus = {}, {}
     for split, chunks, qa in (("train", TRAIN, TRAIN_QA), ("val", VAL, VAL_QA)):
