@@ -252,9 +252,9 @@ def measure(
     args: argparse.Namespace, ds: devset.DevSet, base: dict, data: Path, work: Path
 ) -> dict:
     """Fine-tune on one run dir's train rows and score: the line's tuned fields."""
-    from synthgen.embed import embedding
+    from synthgen.rundir.reading import load_split
 
-    train = embedding.load_split(data, "train", "run dir")
+    train = load_split(data, "train", "run dir")
     per_seed, ft_s, score_s = tune_and_score(args, ds, data, work)
     tuned = {k: round(statistics.fmean(s[k] for s in per_seed), 4) for k in METRICS}
     sd = {

@@ -19,8 +19,8 @@ from collections.abc import Callable
 from typing import Any
 
 from synthgen.backends.base import Generated, GenParams
-from synthgen.dataset.generation import Job
-from synthgen.dataset.rows import AnswerAsk, RowMaker
+from synthgen.generate.feed import Job
+from synthgen.generate.rows import AnswerAsk, RowMaker
 from synthgen.records import Slot
 
 

@@ -8,7 +8,7 @@ each way in its own child process (its own timeout: one failing way loses no oth
 
   notebook           the notebook's code: Unsloth 4-bit, one prompt at a time, TextStreamer
   hf_bf16, hf_nf4    transformers backend, bf16 / bitsandbytes nf4, synthgen's static engine
-                     (--hf-engine), fed batch by batch through synthgen.dataset.generation.drive
+                     (--hf-engine), fed batch by batch through synthgen.generate.feed.drive
   hf_continuous      transformers backend, bf16, engine=continuous (KV slots refilled as rows
                      finish, sub-batch prefill, CUDA-graph decode), streamed through drive
   unsloth            Unsloth backend, 4-bit, Unsloth's own generate (engine=dynamic)
@@ -19,7 +19,7 @@ each way in its own child process (its own timeout: one failing way loses no oth
                      SamplingParams(temperature=0, max_tokens=N, min_tokens=N,
                      ignore_eos=True, detokenize=False))
   vllm               synthgen's engine=vllm (transformers backend, bf16) through
-                     synthgen.dataset.generation.drive, once per feed (--feeds: stream, waves), then
+                     synthgen.generate.feed.drive, once per feed (--feeds: stream, waves), then
                      LLM.generate on the same engine (feed "llm.generate": our overhead there)
   vllm_4bit          the same in 4-bit (vLLM's bitsandbytes path), memory capped (--four-bit-gib)
   unsloth_vllm       Unsloth backend, engine=vllm: Unsloth's fast_inference engine, bf16
@@ -295,7 +295,8 @@ def pipeline_prompts(n: int) -> list[str]:
     """The notebook question prompt around the sample corpus' selected chunks, cycled to n."""
     from omegaconf import OmegaConf
 
-    from synthgen.dataset import chunking, prompting, reading, selection
+    from synthgen.corpus import chunking, reading, selection
+    from synthgen.generate import prompting
 
     corpus = OmegaConf.load(REPO / "conf/corpus/movies.yaml")
     chunk_cfg = OmegaConf.load(REPO / "conf/chunking/notebook.yaml")
@@ -514,8 +515,8 @@ def four_bit_utilization(args: argparse.Namespace) -> float:
 
 
 def run_jobs(backend: object, ids: list[list[int]], params: object, size: int, rec: Recorder):
-    """One timed pass through synthgen.dataset.generation.drive; (stats, seconds, first result s)."""
-    from synthgen.dataset.generation import Feed, Job, drive
+    """One timed pass through synthgen.generate.feed.drive; (stats, seconds, first result s)."""
+    from synthgen.generate.feed import Feed, Job, drive
 
     got: list[int] = []
     first: list[float] = []

@@ -58,7 +58,7 @@ def run_py(*args: str) -> tuple[float, float]:
 
 def measure(sub: str, corpus_args: list[str], work: Path) -> dict:
     from synthgen import rundir
-    from synthgen.dataset.corpus import load_prepared
+    from synthgen.corpus.load import load_prepared
     from synthgen.settings import Settings
     from tests.conftest import compose
 

@@ -4,7 +4,7 @@ What a user buys is rows, not output tokens per second. Every chunk gets a quest
 then an answer call, as the pipeline makes them: the shipped prompt configs around chunks of the
 sample corpus, synthgen's chat-template encoding, and for synthgen's ways its own
 rows.RowMaker (prompts, parsing, dedup, follow-ups, rows written to a run dir as they
-finish) fed through synthgen.dataset.generation.drive, exactly as `python run.py` runs them.
+finish) fed through synthgen.generate.feed.drive, exactly as `python run.py` runs them.
 
 Lengths: each row's question and answer lengths are drawn per chunk (uniform integers in
 --lengths, default questions 15-60 and answers 40-250 new tokens, from a hash of the chunk id
@@ -117,7 +117,7 @@ def chunk_pool(n: int) -> list[dict]:
     """n distinct chunks of the pipeline's shape: the sample corpus' selected chunks, in variants."""
     from omegaconf import OmegaConf
 
-    from synthgen.dataset import chunking, reading, selection
+    from synthgen.corpus import chunking, reading, selection
     from synthgen.records import short_hash
 
     sys.path.insert(0, str(REPO / "benchmarks"))
@@ -202,9 +202,9 @@ def pipeline_pass(
 ) -> dict:
     """Rows of `chunks` made by rows.RowMaker + drive, as run.py makes them."""
     from synthgen.backends.base import GenParams, encode
-    from synthgen.dataset import filters
-    from synthgen.dataset.generation import Feed, Stats, drive
-    from synthgen.dataset.rows import RowMaker
+    from synthgen.gates import filters
+    from synthgen.generate.feed import Feed, Stats, drive
+    from synthgen.generate.rows import RowMaker
     from synthgen.records import Chunk, Slot
     from synthgen.rundir.state import RunState
     from synthgen.settings import Settings
@@ -401,7 +401,7 @@ def way_vllm_raw(
 ) -> None:
     from synthgen.backends.base import ModelSpec, encode, load_tokenizer
     from synthgen.backends.vllm_engine import spawn_workers
-    from synthgen.dataset import prompting
+    from synthgen.generate import prompting
 
     spawn_workers()  # before vLLM's engine: CUDA may be initialised in this process
     from vllm import LLM, SamplingParams
@@ -502,7 +502,7 @@ def way_notebook(
     args: argparse.Namespace, way: str, runs: tuple[str, ...], rec: g.Recorder
 ) -> None:
     """The notebook's generate_queries / generate_answers cells, one chunk after the other."""
-    from synthgen.dataset import prompting
+    from synthgen.generate import prompting
 
     chunks = json.loads(Path(args.chunks_file).read_text())[: args.notebook_rows]
     pr = compose(args, "notebook").prompt

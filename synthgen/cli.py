@@ -7,7 +7,7 @@
 - A single run that fails, and a dry run, leave no run dir behind when it holds nothing but
   Hydra's record of the command (`.hydra/`, `run.log`): outputs/ only gets dirs with work in
   them. In a -m sweep a failed run is recorded in its run dir and the sweep goes on
-  (synthgen/sweep.py), as before.
+  (synthgen/scale/sweep.py), as before.
 """
 
 from __future__ import annotations

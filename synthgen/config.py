@@ -56,7 +56,7 @@ def check(cfg: DictConfig) -> None:
     """Validate a `task=generate` config. Touches the file system, never loads a model."""
     from synthgen import backends
     from synthgen.backends import plan
-    from synthgen.dataset import filters, judge_spec
+    from synthgen.gates import filters, judge_spec
 
     check_numbers(cfg)
     plan.check_engine(cfg)  # generation.engine and the vllm keys
@@ -128,7 +128,7 @@ def check_chunking(cfg: DictConfig) -> None:
 
 def check_prompt(cfg: DictConfig) -> None:
     """prompt.*: the templates hold their placeholders; reply mode and answer agree."""
-    from synthgen.dataset import prompting
+    from synthgen.generate import prompting
 
     pr = cfg.prompt
     need(bool(pr.get("name")), "prompt.name: must be set (it goes into every row and its key)")
@@ -188,7 +188,7 @@ def check_prompt_stops(pr: DictConfig) -> None:
 
 def check_examples(pr: DictConfig) -> None:
     """prompt.examples, prompt.example: worked examples load, and the templates show them."""
-    from synthgen.dataset import prompting
+    from synthgen.generate import prompting
 
     try:
         examples = prompting.load_examples(pr.get("examples"))

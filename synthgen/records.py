@@ -80,7 +80,7 @@ class Row:
     # new tokens of question and answer (qa_pair: of the one reply, as "qa_pair")
     tokens: dict[str, int] = field(default_factory=dict)
     key: str = ""  # resume key (row_key); filled in from the fields above when not given
-    # the question's quality signals (synthgen/dataset/signals.py): logprob, bm25_rank, ...
+    # the question's quality signals (synthgen/gates/signals.py): logprob, bm25_rank, ...
     signals: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -102,12 +102,14 @@ def key_of(row: dict[str, Any]) -> str:
 
 
 def first_per_key(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each key once, its first record kept (rejected.jsonl, questions.jsonl of several dirs)."""
+    """Each key once, its first record kept: rows, rejected.jsonl or questions.jsonl lines of
+    one dir (two writers before the lock existed) or of several (a merge's shards)."""
     seen: set[str] = set()
     out = []
     for r in records:
-        if r["key"] not in seen:
-            seen.add(r["key"])
+        key = key_of(r)
+        if key not in seen:
+            seen.add(key)
             out.append(r)
     return out
 

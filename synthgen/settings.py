@@ -15,7 +15,9 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from synthgen.config import added
-from synthgen.dataset import cleaning, judge_spec, prompting
+from synthgen.corpus import cleaning
+from synthgen.gates import judge_spec
+from synthgen.generate import prompting
 
 
 def _get(cfg: DictConfig, key: str, default: Any) -> Any:

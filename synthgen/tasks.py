@@ -35,14 +35,14 @@ log = logging.getLogger(__name__)
 
 # task name -> "module:function"; each takes (cfg, run_dir) and returns a summary dict
 TASKS = {
-    "generate": "synthgen.dataset.pipeline:generate",
-    "prepare": "synthgen.dataset.prepared:prepare",
+    "generate": "synthgen.generate.pipeline:generate",
+    "prepare": "synthgen.corpus.prepared:prepare",
     "compare": "synthgen.compare:compare",
     "finetune": "synthgen.embed.finetune:finetune",
     "evaluate": "synthgen.embed.evaluate:evaluate",
     "export": "synthgen.embed.export:export",
     "merge": "synthgen.scale.merge:merge",
-    "filter": "synthgen.dataset.refilter:refilter",
+    "filter": "synthgen.gates.refilter:refilter",
 }
 
 Summary = dict[str, Any]
@@ -145,7 +145,7 @@ class TaskRun:
         out["versions"] = rundir.versions(*versions)
         rundir.write_summary(self.run_dir, out)
         if done:
-            from synthgen.dataset import faults
+            from synthgen import faults
 
             faults.point("summary")
             rundir.write_done(self.run_dir, out["finished"])

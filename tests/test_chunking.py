@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import re
 
-from synthgen.dataset.chunking import chunk_docs, cut_text, fit_chunks, join_text
-from synthgen.dataset.selection import select
+from synthgen.corpus.chunking import chunk_docs, cut_text, fit_chunks, join_text
+from synthgen.corpus.selection import select
 from synthgen.records import Chunk, Doc
 
 TEXT = " ".join(f"Sentence number {i} talks about the film and its director." for i in range(300))

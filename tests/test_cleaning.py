@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from synthgen.dataset import pipeline
-from synthgen.dataset.cleaning import Settings, clean_file
-from synthgen.dataset.corpus import load_corpus
+from synthgen.corpus.cleaning import Settings, clean_file
+from synthgen.corpus.load import load_corpus
+from synthgen.generate import pipeline
 from synthgen.records import Doc
 from synthgen.settings import Settings as RunSettings
 from tests.conftest import REPO, compose

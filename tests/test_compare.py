@@ -17,9 +17,9 @@ import pytest
 from omegaconf import OmegaConf
 
 from synthgen import compare, tasks
-from synthgen.dataset.writing import excel_safe
 from synthgen.errors import ConfigError
 from synthgen.rundir import discovery
+from synthgen.rundir.writing import excel_safe
 from tests.conftest import compose
 from tests.test_cli import cli, jsonl
 
@@ -407,7 +407,7 @@ def test_cached_encoder_ranks_like_the_model_and_embeds_each_text_once(tiny_embe
 
 
 def test_compare_task_needs_runs(tmp_path: Path) -> None:
-    from synthgen.dataset import pipeline
+    from synthgen.generate import pipeline
 
     with pytest.raises(ConfigError, match="^compare.runs: give run dirs"):
         pipeline.run(compose(["task=compare"]), run_dir=tmp_path)
@@ -463,7 +463,7 @@ def test_run_metrics_on_a_hand_made_run(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_a_sweep_over_gate_sets_shows_reject_shares_side_by_side(tmp_path: Path) -> None:
     """`-m filters=none,default`: the report's 'Rejects by reason', per run, from the files."""
-    from synthgen.dataset import filters
+    from synthgen.gates import filters
 
     sweep_dir = tmp_path / "s"
     cli(

@@ -14,7 +14,7 @@ import pytest
 
 from synthgen.backends.base import GenParams, encode
 from synthgen.backends.continuous import PrefixIndex, Request, plan_admission, sub_batches
-from synthgen.dataset import pipeline, prompting
+from synthgen.generate import pipeline, prompting
 from tests.conftest import REPO, compose
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from synthgen.config import check
-from synthgen.dataset import pipeline
-from synthgen.dataset.decoding import decode_bytes, plausibility
-from synthgen.dataset.reading import read_corpus
+from synthgen.corpus.decoding import decode_bytes, plausibility
+from synthgen.corpus.reading import read_corpus
 from synthgen.errors import ConfigError
+from synthgen.generate import pipeline
 from tests.conftest import REPO, compose
 
 FRENCH = (

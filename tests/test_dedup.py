@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from synthgen.dataset import pipeline
-from synthgen.dataset.dedup import QuestionSet, copies, leaks
+from synthgen.corpus.dedup import QuestionSet, copies, leaks
 from synthgen.errors import ConfigError
+from synthgen.generate import pipeline
 from synthgen.records import Chunk
 from tests.conftest import REPO, compose
 from tests.helpers.fake_backend import Script

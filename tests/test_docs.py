@@ -113,7 +113,7 @@ def test_every_relative_link_and_anchor_exists(page: Path) -> None:
 
 @pytest.mark.parametrize("page", pages(), ids=name)
 def test_every_repo_path_and_module_named_exists(page: Path) -> None:
-    """`synthgen/dataset/dedup.py`, `benchmarks/data/<name>/`, `conf/model/*.yaml`: a file or
+    """`synthgen/corpus/dedup.py`, `benchmarks/data/<name>/`, `conf/model/*.yaml`: a file or
     folder of this repository (placeholders match at least one); `synthgen.x.y`: importable."""
     import importlib
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from synthgen.embed import evaluate, retrieval
-from synthgen.embed.embedding import Split
+from synthgen.rundir.reading import Split
 from tests.test_negatives import bow_model
 
 WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india"]

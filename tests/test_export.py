@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from synthgen.dataset import pipeline
 from synthgen.errors import SynthgenError
+from synthgen.generate import pipeline
 from tests.conftest import compose
 from tests.helpers.qa_run import make_qa_run
 

@@ -422,7 +422,7 @@ def test_merge_locks_the_merged_dir(tmp_path: Path) -> None:
 @pytest.mark.usefixtures("fake")
 def test_a_row_in_the_jsonl_twice_is_in_the_dataset_once(tmp_path: Path) -> None:
     """What two writers without the lock left behind: the final write keeps each key once."""
-    from synthgen.dataset import pipeline
+    from synthgen.generate import pipeline
     from tests.conftest import compose
 
     cfg = compose(["model._target_=tests.helpers.fake_backend.Backend", "num_rows=3"])

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from synthgen.config import check
-from synthgen.dataset import pipeline, prompting
 from synthgen.errors import ConfigError
+from synthgen.generate import pipeline, prompting
 from synthgen.settings import Settings
 from tests.conftest import FAKE_BACKEND, REPO, compose
 
@@ -119,7 +119,7 @@ def test_the_dry_run_shows_the_examples(tmp_path: Path, capsys: pytest.CaptureFi
 
 def test_the_prompts_own_stop_strings_join_the_models() -> None:
     from synthgen.backends.base import ModelSpec
-    from synthgen.dataset.llm import stage_params
+    from synthgen.generate.llm import stage_params
 
     cfg = compose()
     spec = ModelSpec.from_kwargs(dict(cfg.model))

@@ -1,4 +1,4 @@
-"""The quality gates (synthgen/filters.py): each gate on cases it must drop and must keep, the
+"""The quality gates (synthgen/gates/filters.py): each gate on cases it must drop and must keep, the
 human-written pairs of tests/data/human_qa (>= 97% kept), and the Gemma 3 270M rows of issue 13
 (all dropped), with the notebook prompt and chunks of the sample corpus."""
 
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from synthgen.dataset import filters
 from synthgen.errors import ConfigError
+from synthgen.gates import filters
 from tests.conftest import REPO, compose
 
 HUMAN = REPO / "tests" / "data" / "human_qa" / "human_qa.jsonl"
@@ -28,7 +28,7 @@ def gates(*overrides: str) -> filters.Gates:
 def film_chunks() -> list[str]:
     """Chunks of the sample corpus's text files, read and cut by the pipeline's own stages
     (chunking=small: 256 tokens, kept between 400 and 1,400 characters)."""
-    from synthgen.dataset import chunking, reading, selection
+    from synthgen.corpus import chunking, reading, selection
 
     folder = REPO / "data" / "movies"
     files = sorted([*folder.glob("*.txt"), *folder.glob("*.md")])

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from synthgen.dataset.prompting import normalize
+from synthgen.generate.prompting import normalize
 from tests.conftest import cli
 
 pytestmark = pytest.mark.slow

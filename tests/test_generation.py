@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from synthgen.backends.base import Generated, GenParams
-from synthgen.dataset.generation import Feed, Job, run_queue
 from synthgen.errors import OutOfMemory
+from synthgen.generate.feed import Feed, Job, run_queue
 
 
 class Recorder:
@@ -115,7 +115,7 @@ def test_after_content_holds_a_stop_back_while_the_reply_is_blank(tiny_model) ->
 
 def test_jobs_with_their_own_params_reach_the_engine_per_prompt() -> None:
     """Benchmarks force each row's length: a job's params go with it, batched or streamed."""
-    from synthgen.dataset.generation import run_stream
+    from synthgen.generate.feed import run_stream
 
     seen: list[object] = []
 
@@ -162,7 +162,7 @@ def test_jobs_with_their_own_params_reach_the_engine_per_prompt() -> None:
 
 def test_stop_starts_no_new_question_but_finishes_what_started() -> None:
     """A timed benchmark's deadline: every started question still gets its answer."""
-    from synthgen.dataset.generation import run_stream
+    from synthgen.generate.feed import run_stream
 
     calls = {"n": 0}
 

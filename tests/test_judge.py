@@ -1,4 +1,4 @@
-"""The judge stage (synthgen/dataset/judge.py, judge_spec.py): parsing verdicts, its config
+"""The judge stage (synthgen/gates/judge.py, judge_spec.py): parsing verdicts, its config
 checks, keeping and dropping rows, judged.jsonl and resume (fake backend), and real models'
 replies (the tiny random-weight model, the default Gemma 3 270M base model)."""
 
@@ -12,9 +12,10 @@ from omegaconf import OmegaConf
 
 from synthgen.backends.base import GenParams, ModelSpec
 from synthgen.config import check
-from synthgen.dataset import judge, judge_spec, llm
-from synthgen.dataset.judge_spec import JudgeSettings, parse_verdict
 from synthgen.errors import ConfigError
+from synthgen.gates import judge, judge_spec
+from synthgen.gates.judge_spec import JudgeSettings, parse_verdict
+from synthgen.generate import llm
 from synthgen.rundir import JUDGED
 from synthgen.settings import Settings
 from tests.conftest import compose
@@ -313,7 +314,7 @@ FAKE_ROWS = [
 def test_run_writes_each_verdict_and_a_rerun_judges_nothing_again(
     tmp_path: Path, fake: Script, stream: bool
 ) -> None:
-    fake.stream = stream  # fed as the vllm engine is (generation.drive)
+    fake.stream = stream  # fed as the vllm engine is (feed.drive)
     st, backend = judge_setup()
     verdicts = judge.run(backend, st, FAKE_ROWS, tmp_path, progress=False)
     assert len(fake.judged) == 5
@@ -495,7 +496,7 @@ HALF = [FAKE, "prompt=notebook"]  # with fake.judge = "half": about half the rep
 
 @pytest.mark.slow
 def test_a_run_judges_its_rows_and_a_rerun_asks_nothing_again(tmp_path: Path, fake: Script) -> None:
-    from synthgen.dataset import pipeline
+    from synthgen.generate import pipeline
 
     fake.judge = "half"
     d = tmp_path / "run"
@@ -525,7 +526,7 @@ def test_a_run_judges_its_rows_and_a_rerun_asks_nothing_again(tmp_path: Path, fa
 
 
 def test_task_filter_judges_a_finished_run_with_its_model(tmp_path: Path, fake: Script) -> None:
-    from synthgen.dataset import pipeline
+    from synthgen.generate import pipeline
 
     fake.judge = "half"
     src = tmp_path / "src"

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from synthgen.backends import models
-from synthgen.dataset import pipeline
 from synthgen.embed import embedding
 from synthgen.errors import ConfigError, ModelLoadError, SynthgenError
+from synthgen.generate import pipeline
 from tests.conftest import cli, compose
 from tests.helpers.qa_run import make_qa_run
 
@@ -154,7 +154,7 @@ def test_a_bad_pypi_name_stops_a_task_before_it_writes(qa: Path, tmp_path: Path)
 
 @pytest.mark.slow
 def test_the_embedding_gate_uses_it(model) -> None:
-    from synthgen.dataset import filters
+    from synthgen.gates import filters
 
     cfg = compose(["filters.grounding.embedding=true"])
     g = filters.Gates(cfg, cfg.prompt)

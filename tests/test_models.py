@@ -1,4 +1,4 @@
-"""synthgen/models.py: where model.name_or_path comes from, without any network.
+"""synthgen/backends/models.py: where model.name_or_path comes from, without any network.
 
 The hub is made unreachable for real: HF_ENDPOINT points at a local port that nothing
 listens on (refused at once), so these tests do not depend on this machine being offline.

@@ -7,8 +7,8 @@ from collections import Counter
 
 import pytest
 
-from synthgen.embed.embedding import Split
 from synthgen.embed.negatives import Guard, mine, random_negatives, select
+from synthgen.rundir.reading import Split
 
 POS = "camera director handheld shot"
 CORPUS = {

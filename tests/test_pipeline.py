@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from synthgen.dataset import filters, llm, pipeline
-from synthgen.dataset.corpus import load_corpus, make_slots
-from synthgen.dataset.generation import Feed, drive
-from synthgen.dataset.rows import RowMaker
+from synthgen.corpus.load import load_corpus, make_slots
 from synthgen.errors import ConfigError, SynthgenError
+from synthgen.gates import filters
+from synthgen.generate import llm, pipeline
+from synthgen.generate.feed import Feed, drive
+from synthgen.generate.rows import RowMaker
 from synthgen.records import Row
 from synthgen.rundir.state import RunState
 from synthgen.settings import Settings
@@ -257,7 +258,7 @@ def test_a_chat_model_gets_its_template_and_no_cue(tmp_path: Path, fake: Script)
 
 
 def test_streamed_feeding_writes_as_it_goes_and_resumes(tmp_path: Path, fake: Script) -> None:
-    """The vllm engine's way of feeding (generation.drive -> run_stream), crash and resume."""
+    """The vllm engine's way of feeding (feed.drive -> run_stream), crash and resume."""
     fake.stream = True
     cfg = compose([FAKE, "num_rows=12", "generation.batch_size=4"])
     fake.crash_after = 5  # five engine steps (ten results), then the crash
@@ -286,7 +287,7 @@ def jsonl(path: Path) -> list[dict]:
 def test_gated_rejects_are_recorded_counted_and_never_answered(
     tmp_path: Path, fake: Script
 ) -> None:
-    from synthgen.dataset import filters
+    from synthgen.gates import filters
 
     # echoes and meta references among the questions, refusals among the answers, by chunk
     fake.questions, fake.answers = "gated", "refusals"
@@ -559,7 +560,7 @@ def test_a_questions_logprob_goes_with_its_answer_job(tmp_path: Path) -> None:
     """Generated.logprob reaches the row-maker: the answer's own in on_answer's reply, the
     question's carried by its answer job in its signals (AnswerAsk.signals) to the row."""
     from synthgen.backends.base import Generated
-    from synthgen.dataset.rows import AnswerAsk
+    from synthgen.generate.rows import AnswerAsk
 
     cfg = compose([FAKE, "num_rows=2", "filters=none"])  # no gate in the way
     backend = fake_backend.Backend(name_or_path="fake")

@@ -19,9 +19,9 @@ from omegaconf import OmegaConf
 
 from synthgen import rundir
 from synthgen.config import row_config
-from synthgen.dataset import pipeline
-from synthgen.dataset.corpus import load_corpus
+from synthgen.corpus.load import load_corpus
 from synthgen.errors import ConfigError
+from synthgen.generate import pipeline
 from synthgen.rundir.discovery import find_runs
 from synthgen.scale import merge
 from synthgen.settings import Settings
@@ -129,7 +129,7 @@ def test_a_prepared_folder_of_another_corpus_config_is_refused_in_one_line(
 def test_a_folder_prepared_before_chunking_bounds_reads_as_bounds_drop(
     prepared: Path, tmp_path: Path
 ) -> None:
-    from synthgen.dataset.corpus import fingerprint, verify_prepared
+    from synthgen.corpus.load import fingerprint, verify_prepared
 
     old = tmp_path / "old"
     old.mkdir()

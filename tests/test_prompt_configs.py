@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from synthgen.dataset import prompting
+from synthgen.generate import prompting
 from tests.conftest import REPO, compose
 
 # The notebook's two prompt_template strings (/work/shared/notebook/, generate_queries and

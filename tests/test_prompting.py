@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from synthgen.dataset.prompting import (
+from synthgen.generate.prompting import (
     answer_prompt,
     fill,
     messages,

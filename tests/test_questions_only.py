@@ -1,6 +1,6 @@
 """Run dirs without answers (prompt.answer: null): shards merge, export and compare read them.
 
-Fine-tuning reads the same split (embedding.load_split: question and chunk only), checked
+Fine-tuning reads the same split (rundir.reading.load_split: question and chunk only), checked
 here without training; tests/test_finetune.py trains on a question-and-answer run dir.
 """
 
@@ -13,9 +13,9 @@ import pytest
 from omegaconf import OmegaConf
 
 from synthgen import compare
-from synthgen.dataset import pipeline
-from synthgen.embed import embedding
+from synthgen.generate import pipeline
 from synthgen.rundir import SPLITS
+from synthgen.rundir.reading import load_split
 from synthgen.scale import merge
 from tests.conftest import compose
 
@@ -48,7 +48,7 @@ def test_shards_merge_export_and_compare_a_questions_only_run(tmp_path: Path) ->
         rows = json.loads((merged / f"{s}.json").read_text())
         assert rows == json.loads((tmp_path / "one" / f"{s}.json").read_text())
         assert all(r["answer"] is None for r in rows)
-        split = embedding.load_split(merged, s, "finetune.data")  # what finetune/evaluate read
+        split = load_split(merged, s, "finetune.data")  # what finetune/evaluate read
         assert len(split.queries) == 5 and all(split.positive(r) for r in split.rows)
 
     exported = tmp_path / "export"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from synthgen.dataset.reading import decode_text, read_files, resolve_files
+from synthgen.corpus.reading import decode_text, read_files, resolve_files
 from synthgen.errors import ConfigError
 from tests.helpers.broken_files import make_mixed_corpus
 

@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 from synthgen.config import check
-from synthgen.dataset.corpus import load_corpus
+from synthgen.corpus.load import load_corpus
 from synthgen.settings import Settings
 from tests.conftest import compose
 from tests.helpers.docs import bash_blocks, section

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from synthgen.dataset import filters, pipeline
 from synthgen.errors import ConfigError
+from synthgen.gates import filters
+from synthgen.generate import pipeline
 from synthgen.records import Row
 from tests.conftest import FAKE_BACKEND, cli, compose
 from tests.helpers.fake_backend import scripted

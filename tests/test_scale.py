@@ -24,9 +24,9 @@ from omegaconf import OmegaConf
 
 from synthgen import rundir, tasks
 from synthgen.config import check, row_config
-from synthgen.dataset import pipeline
-from synthgen.dataset.corpus import load_corpus, make_slots
+from synthgen.corpus.load import load_corpus, make_slots
 from synthgen.errors import ConfigError
+from synthgen.generate import pipeline
 from synthgen.records import Row
 from synthgen.rundir.state import RunState
 from synthgen.scale import merge, sharding

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from synthgen.dataset.selection import WARN_SHARE, keyword_matcher, select, warnings
+from synthgen.corpus.selection import WARN_SHARE, keyword_matcher, select, warnings
 from synthgen.records import Chunk
 
 

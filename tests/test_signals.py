@@ -1,4 +1,4 @@
-"""Per-row quality signals (synthgen/dataset/signals.py) and the gates on them: every row and
+"""Per-row quality signals (synthgen/gates/signals.py) and the gates on them: every row and
 every reject carries them, the gates drop on them with a reason, and task=filter re-gates on
 the stored ones (computing what an older run dir lacks) without a model."""
 
@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from synthgen.dataset import filters, pipeline
-from synthgen.dataset.signals import Scorer
 from synthgen.errors import ConfigError
+from synthgen.gates import filters
+from synthgen.gates.signals import Scorer
+from synthgen.generate import pipeline
 from tests.conftest import FAKE_BACKEND, compose
 from tests.helpers.fake_backend import Script, scripted
 

@@ -23,8 +23,8 @@ from synthgen.backends.vllm_engine import (
     to_generated,
     translate,
 )
-from synthgen.dataset.generation import Feed, Job, drive, run_stream
 from synthgen.errors import OutOfMemory, SynthgenError
+from synthgen.generate.feed import Feed, Job, drive, run_stream
 
 
 def test_greedy_maps_to_temperature_zero_with_our_stop_tokens() -> None:

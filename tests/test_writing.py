@@ -6,7 +6,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from synthgen.dataset.writing import JsonlAppender, excel_safe, read_jsonl, write_excel
+from synthgen.rundir.writing import JsonlAppender, excel_safe, read_jsonl, write_excel
 
 
 @pytest.mark.parametrize(

@@ -76,11 +76,11 @@ def main() -> int:
         load_tokenizer,
     )
     from synthgen.backends.vllm_engine import sampling_params, spawn_workers, to_generated
-    from synthgen.dataset import filters
-    from synthgen.dataset.corpus import corpus_texts, load_corpus, make_slots
-    from synthgen.dataset.generation import for_stage
-    from synthgen.dataset.llm import stage_params
-    from synthgen.dataset.rows import RowMaker
+    from synthgen.corpus.load import corpus_texts, load_corpus, make_slots
+    from synthgen.gates import filters
+    from synthgen.generate.feed import for_stage
+    from synthgen.generate.llm import stage_params
+    from synthgen.generate.rows import RowMaker
     from synthgen.rundir import SPLITS
     from synthgen.rundir.state import RunState
     from synthgen.settings import Settings

@@ -144,7 +144,7 @@ def count(dest: Path) -> dict:
     """Chunks per split as run.py sees them (default chunking and dedup, keywords=none)."""
     from hydra import compose, initialize_config_dir
 
-    from synthgen.dataset.corpus import load_corpus
+    from synthgen.corpus.load import load_corpus
     from synthgen.settings import Settings
 
     with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):

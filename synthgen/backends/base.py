@@ -279,7 +279,7 @@ class Streamer(Protocol):
     continuous engine keeps a queue beyond its slots to refill them from. With `priorities`
     true, add() also takes `priority=` (lower first: answers before queued questions); with
     `kv_tokens` (and `kv_block`), the feed keeps the requests in flight within that KV cache
-    (synthgen.dataset.generation.run_stream).
+    (synthgen.generate.feed.run_stream).
     """
 
     def add(self, key: int, ids: list[int], params: GenParams) -> None: ...
@@ -367,7 +367,7 @@ class BaseBackend:
         raise NotImplementedError(f"{type(self).__name__}.generate")
 
     def streamer(self, batch_size: int | None = None) -> Streamer | None:
-        """Continuous feeding (generation.run_stream) where the engine offers it, else None:
+        """Continuous feeding (feed.run_stream) where the engine offers it, else None:
         batches through `generate`."""
         return None
 

@@ -4,7 +4,7 @@ cluster, `transformers serve`, or a hosted API generates; nothing is loaded here
 The pipeline hands it the chat messages it would render for a local model (system role folded
 by `model.system_role`, the same templates); the server applies its own chat template. Requests
 go out async over one httpx connection pool, `generation.concurrency` in flight, each finished
-one handed back at once (the `streamer()` feed of synthgen/dataset/generation.py), so rows reach
+one handed back at once (the `streamer()` feed of synthgen/generate/feed.py), so rows reach
 disk as they finish. A 429, a 5xx or a timeout is retried `generation.max_retries` times with
 exponential backoff and jitter (a 429's Retry-After is honoured); a request that still fails
 comes back as a Generated with `failed` set, which the pipeline records as a reject

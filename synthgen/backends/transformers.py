@@ -113,7 +113,7 @@ class Backend(BaseBackend):
     """Loads tokenizer and weights once; `generate` runs one batch of token-id prompts.
 
     With the vllm or continuous engine, `streamer()` offers continuous feeding instead (see
-    drive() in synthgen/dataset/generation.py).
+    drive() in synthgen/generate/feed.py).
 
     Hooks for a backend on the same engines with its own loader (the unsloth backend):
     `check`, `prepare`, `before_load()`, `attention()`, `load_model()`, `load_vllm()`.

@@ -8,7 +8,7 @@ so the text matches what the transformers engines give.
 
 Two ways to feed it (`generation.vllm_feed`), both measured by benchmarks/generation.py:
 - stream: `VllmStreamer` on vLLM's engine step API (`llm.llm_engine.add_request`, `step`),
-  driven by synthgen.dataset.generation.run_stream: up to `batch_size` requests in flight, each
+  driven by synthgen.generate.feed.run_stream: up to `batch_size` requests in flight, each
   finished one written at once and its answer submitted straight away (the answer's prompt
   starts with the question prompt's chunk, which vLLM's prefix cache then reuses).
   For that reuse to survive a full KV cache (an 80 GB card: 6% of prompt tokens cached with

@@ -14,8 +14,8 @@ from typing import Any
 
 from synthgen.compare.catalogue import METRICS, Metric, fmt
 from synthgen.compare.plots import make_plots
-from synthgen.dataset import writing
 from synthgen.embed.retrieval import AT, HITS, KEYS
+from synthgen.rundir import writing
 
 CELL = 90  # characters of a config value or example text shown in Markdown/HTML tables
 CHUNK = 600  # characters of an example's chunk shown in Markdown/HTML

@@ -17,8 +17,18 @@ from omegaconf import OmegaConf
 from synthgen.compare.catalogue import PARSE_REASONS
 from synthgen.compare.options import Options
 from synthgen.compare.text import copies_span, distinct_n, keyword_coverage, length_stats, openings
-from synthgen.dataset import filters, prompting, writing
-from synthgen.rundir import CONFIG, REJECTED, SPLITS, SUMMARY, corpus_file, discovery, rows_file
+from synthgen.gates import filters
+from synthgen.generate import prompting
+from synthgen.rundir import (
+    CONFIG,
+    REJECTED,
+    SPLITS,
+    SUMMARY,
+    corpus_file,
+    discovery,
+    rows_file,
+    writing,
+)
 
 IGNORED_KEYS = ("compare.",)  # config keys that never change a dataset
 

@@ -1,14 +1,14 @@
 """Pure text measures of a run's questions: variety, copying, shared openings, keywords.
 
-Words are synthgen.dataset.text's (`\\w+`, case folded), the ones the quality gates see.
+Words are synthgen.gates.text's (`\\w+`, case folded), the ones the quality gates see.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 
-from synthgen.dataset import selection
-from synthgen.dataset.text import ngrams, words
+from synthgen.corpus import selection
+from synthgen.gates.text import ngrams, words
 
 
 def distinct_n(texts: list[str], n: int) -> float | None:

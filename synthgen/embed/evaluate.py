@@ -16,11 +16,10 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from synthgen.dataset import writing
 from synthgen.embed import embedding, retrieval
-from synthgen.embed.embedding import Split
 from synthgen.errors import ConfigError
-from synthgen.rundir import CONFIG, SPLITS, SUMMARY
+from synthgen.rundir import CONFIG, SPLITS, SUMMARY, writing
+from synthgen.rundir.reading import Split, check_out_dir, load_split, run_dir_arg
 from synthgen.tasks import TaskRun, task
 
 log = logging.getLogger(__name__)
@@ -184,16 +183,16 @@ def evaluate(t: TaskRun) -> dict[str, Any]:
     """task=evaluate: BM25, the base embedder and optionally a tuned model on one split."""
     cfg, run_dir = t.cfg, t.run_dir
     ev_cfg = cfg.evaluate
-    data = embedding.run_dir_arg(ev_cfg.data, "evaluate.data")
+    data = run_dir_arg(ev_cfg.data, "evaluate.data")
     split_name = str(ev_cfg.split)
     if split_name not in SPLITS:
         raise ConfigError(f"evaluate.split: must be 'train' or 'val', got {split_name!r}")
-    split = embedding.load_split(data, split_name, "evaluate.data")
+    split = load_split(data, split_name, "evaluate.data")
     embedding.check_embedder(cfg)
     embedding.require("evaluate", "sentence_transformers", "matplotlib")
     tuned_dir = embedding.tuned_path(ev_cfg.tuned, "evaluate.tuned") if ev_cfg.tuned else None
     run_dir.mkdir(parents=True, exist_ok=True)
-    embedding.check_out_dir(run_dir, data, "evaluate.data")
+    check_out_dir(run_dir, data, "evaluate.data")
     t.save_config()
 
     base = embedding.load_embedder(cfg)

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from synthgen.embed import embedding, negatives
 from synthgen.errors import ConfigError
 from synthgen.rundir import CONFIG, SPLITS, SUMMARY
+from synthgen.rundir.reading import Split, check_out_dir, load_split, run_dir_arg
 from synthgen.tasks import TaskRun, task
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ def _jsonl(path: Path, records: list[dict]) -> None:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
 
 
-def write_flag(path: Path, split: embedding.Split, negs: list[list[str]]) -> int:
+def write_flag(path: Path, split: Split, negs: list[list[str]]) -> int:
     _jsonl(
         path,
         [
@@ -44,7 +45,7 @@ def write_flag(path: Path, split: embedding.Split, negs: list[list[str]]) -> int
     return len(split.rows)
 
 
-def st_records(split: embedding.Split, negs: list[list[str]] | None) -> list[dict]:
+def st_records(split: Split, negs: list[list[str]] | None) -> list[dict]:
     out = []
     for i, r in enumerate(split.rows):
         rec = {"anchor": r["question"], "positive": split.positive(r)}
@@ -54,7 +55,7 @@ def st_records(split: embedding.Split, negs: list[list[str]] | None) -> list[dic
     return out
 
 
-def write_beir(folder: Path, split: embedding.Split) -> dict[str, int]:
+def write_beir(folder: Path, split: Split) -> dict[str, int]:
     _jsonl(
         folder / "corpus.jsonl",
         [{"_id": cid, "title": "", "text": text} for cid, text in split.corpus.items()],
@@ -95,14 +96,14 @@ def check(cfg: DictConfig) -> tuple[list[str], list[str]]:
 def export(t: TaskRun) -> dict[str, Any]:
     cfg, run_dir = t.cfg, t.run_dir
     ex = cfg.export
-    data = embedding.run_dir_arg(ex.data, "export.data")
+    data = run_dir_arg(ex.data, "export.data")
     formats, split_names = check(cfg)
     embedding.require(
         "export", "datasets", *(["sentence_transformers"] if ex.hard_negatives else [])
     )
-    splits = {s: embedding.load_split(data, s, "export.data") for s in split_names}
+    splits = {s: load_split(data, s, "export.data") for s in split_names}
     run_dir.mkdir(parents=True, exist_ok=True)
-    embedding.check_out_dir(run_dir, data, "export.data")
+    check_out_dir(run_dir, data, "export.data")
     t.save_config()
 
     mined = _mine(cfg, splits) if ex.hard_negatives > 0 and {"flag", "st"} & set(formats) else {}
@@ -135,7 +136,7 @@ def export(t: TaskRun) -> dict[str, Any]:
     return summary
 
 
-def _mine(cfg: DictConfig, splits: dict[str, embedding.Split]) -> dict[str, negatives.Mined]:
+def _mine(cfg: DictConfig, splits: dict[str, Split]) -> dict[str, negatives.Mined]:
     """export.hard_negatives per row of each split, mined by the base embedder."""
     from synthgen.embed.finetune import guard_of
 
@@ -159,7 +160,7 @@ def _mine(cfg: DictConfig, splits: dict[str, embedding.Split]) -> dict[str, nega
 def export_flag(
     cfg: DictConfig,
     run_dir: Path,
-    splits: dict[str, embedding.Split],
+    splits: dict[str, Split],
     mined: dict[str, negatives.Mined],
     files: list[str],
 ) -> tuple[dict[str, int], dict[str, int]]:
@@ -184,7 +185,7 @@ def export_flag(
 
 def export_st(
     run_dir: Path,
-    splits: dict[str, embedding.Split],
+    splits: dict[str, Split],
     mined: dict[str, negatives.Mined],
     files: list[str],
 ) -> dict[str, int]:

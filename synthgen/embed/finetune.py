@@ -33,6 +33,7 @@ from synthgen.embed.training import (  # noqa: F401  (names this module has alwa
 )
 from synthgen.errors import ConfigError
 from synthgen.rundir import CONFIG, SUMMARY
+from synthgen.rundir.reading import Split, check_out_dir, load_split, run_dir_arg
 from synthgen.tasks import TaskRun, task
 
 log = logging.getLogger(__name__)
@@ -144,7 +145,7 @@ def finetune(t: TaskRun) -> dict[str, Any]:
     ft = cfg.finetune
     data, train, val = _inputs(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
-    embedding.check_out_dir(run_dir, data, "finetune.data")
+    check_out_dir(run_dir, data, "finetune.data")
     ckpt_dir, model_dir = run_dir / "checkpoints", run_dir / "model"
     resume_from = _resume_point(cfg, run_dir, ckpt_dir)
     t.save_config()
@@ -195,7 +196,7 @@ def finetune(t: TaskRun) -> dict[str, Any]:
 
 
 def _score_base(
-    t: TaskRun, model: Any, val: embedding.Split | None, prefix: str, batch_size: int
+    t: TaskRun, model: Any, val: Split | None, prefix: str, batch_size: int
 ) -> dict[str, dict]:
     """{"base": the untrained model's scores on val}, taken before training changes its
     weights, so the evaluation after it loads only the tuned model; {} without val."""
@@ -220,7 +221,7 @@ def _files(mined: negatives.Mined | None, ev: dict[str, Any] | None) -> list[str
 
 def _train_record(
     cfg: DictConfig,
-    train: embedding.Split,
+    train: Split,
     dataset: Any,
     result: Any,
     losses: list[dict],
@@ -242,18 +243,18 @@ def _train_record(
     }
 
 
-def _inputs(cfg: DictConfig) -> tuple[Path, embedding.Split, embedding.Split | None]:
+def _inputs(cfg: DictConfig) -> tuple[Path, Split, Split | None]:
     """The data run dir, its train split and (finetune.evaluate) its val split, checked
     before anything is written or loaded."""
     ft = cfg.finetune
-    data = embedding.run_dir_arg(ft.data, "finetune.data")
+    data = run_dir_arg(ft.data, "finetune.data")
     check(cfg)
     embedding.require("finetune", "sentence_transformers", "datasets", "accelerate", "matplotlib")
-    train = embedding.load_split(data, "train", "finetune.data")
+    train = load_split(data, "train", "finetune.data")
     val = None
     if ft.evaluate:
         try:
-            val = embedding.load_split(data, "val", "finetune.data")
+            val = load_split(data, "val", "finetune.data")
         except ConfigError as e:
             raise ConfigError(f"{e}; finetune.evaluate=false trains without a val split") from None
     return data, train, val
@@ -266,9 +267,7 @@ def _timed(seconds: dict[str, float], key: str) -> Iterator[None]:
     seconds[key] = time.perf_counter() - t
 
 
-def mine_negatives(
-    cfg: DictConfig, model: Any, train: embedding.Split, path: Path
-) -> negatives.Mined:
+def mine_negatives(cfg: DictConfig, model: Any, train: Split, path: Path) -> negatives.Mined:
     """finetune.hard_negatives per train row, kept in `path` by chunk id for a look later."""
     ft = cfg.finetune
     mined = negatives.mine(

@@ -16,8 +16,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from synthgen.embed.embedding import Split
 from synthgen.errors import ConfigError
+from synthgen.rundir.reading import Split
 
 log = logging.getLogger(__name__)
 

@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 
 from synthgen.embed import embedding
 from synthgen.errors import ConfigError
+from synthgen.rundir.reading import Split
 
 
 def _cuda() -> bool:
@@ -84,7 +85,7 @@ def make_loss(cfg: DictConfig, model: Any) -> Any:
     return MultipleNegativesRankingLoss(model)
 
 
-def train_dataset(split: embedding.Split, negs: list[list[str]] | None) -> Any:
+def train_dataset(split: Split, negs: list[list[str]] | None) -> Any:
     """Columns anchor, positive[, negative_1..k]: the layout MNRL reads.
 
     Rows the negative guard left without any negative form a second dataset of plain pairs

@@ -30,7 +30,7 @@ EXCEL = "dataset.xlsx"  # sheets train and val
 TMP = ".tmp"  # suffix of a file being written (renamed into place when whole)
 HYDRA_SETTINGS = "hydra.yaml"  # in HYDRA: Hydra's own settings for the run
 PREPARED = "prepared.json"  # task=prepare: fingerprint and config keys of a prepared corpus
-JUDGED = "judged.jsonl"  # the judge stage's verdicts, one line per row judged (dataset/judge.py)
+JUDGED = "judged.jsonl"  # the judge stage's verdicts, one line per row judged (gates/judge.py)
 
 
 def rows_file(split: str) -> str:

@@ -1,6 +1,6 @@
 """The lock file of a run dir, in the standard library only (its synthgen imports, errors and
 the run-dir names of synthgen/rundir/__init__.py, import nothing else): run.py checks it before
-its imports; synthgen/rundir/runlock.py holds it for a run.
+its imports; rundir/runlock.py holds it for a run.
 
 `fcntl.flock` on `<run dir>/.lock`, a file that names its holder (pid, host, start time,
 command) for the error line a second writer prints. The kernel drops a flock when its

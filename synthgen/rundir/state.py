@@ -1,4 +1,5 @@
-"""What a run dir already holds, and whether this config may continue it (resume)."""
+"""What a run dir already holds, and whether this config may continue it (resume). What the
+sweep's other job dirs hold is scale.sharding.sibling_state's."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from synthgen.config import row_config, row_config_diff
 from synthgen.errors import ConfigError, SynthgenError
 from synthgen.records import key_of
 from synthgen.rundir import QUESTIONS, REJECTED, SPLITS, has_config, load_config, rows_file
+from synthgen.rundir.writing import read_jsonl
 
 
 @dataclass
@@ -28,8 +30,6 @@ class RunState:
     @classmethod
     def load(cls, run_dir: Path, repair: bool) -> RunState:
         """repair=True cuts a half-written last line off each file, so appending goes on."""
-        from synthgen.dataset.writing import read_jsonl
-
         try:
             rows = {s: read_jsonl(run_dir / rows_file(s), repair) for s in SPLITS}
             rejected = read_jsonl(run_dir / REJECTED, repair)
@@ -43,8 +43,6 @@ class RunState:
     @staticmethod
     def repair(run_dir: Path) -> None:
         """Cut a half-written last line off each JSONL file before appending to it."""
-        from synthgen.dataset.writing import read_jsonl
-
         for name in (*(rows_file(s) for s in SPLITS), REJECTED, QUESTIONS):
             read_jsonl(run_dir / name, repair=True)
 
@@ -80,29 +78,3 @@ def check_resume(cfg: DictConfig, run_dir: Path, state: RunState) -> None:
                 f"resume: {run_dir} was made with another config ({diff}); "
                 "use a new hydra.run.dir or the old value"
             )
-
-
-def sibling_state(cfg: DictConfig, run_dir: Path) -> tuple[RunState, list[Path]]:
-    """What the sweep's other job dirs for this dataset hold (an earlier launch's shards).
-
-    Read without repair (they may be running); a dir made with another row config is refused.
-    """
-    from synthgen.scale import sharding
-
-    states, dirs = [], []
-    mine = row_config(cfg)
-    for d in sharding.siblings(run_dir):
-        if not has_config(d):
-            continue  # started, wrote nothing
-        diff = row_config_diff(row_config(load_config(d)), mine)
-        if diff:
-            raise ConfigError(
-                f"resume: {d} in the same sweep was made with another config ({diff}); "
-                "use a new hydra.sweep.dir or the old value"
-            )
-        st = RunState.load(d, repair=False)
-        for s in SPLITS:  # keys and questions are all that is used here: drop the big texts
-            st.rows[s] = [{**r, "doc": "", "answer": ""} for r in st.rows[s]]
-        states.append(st)
-        dirs.append(d)
-    return RunState.union(states), dirs

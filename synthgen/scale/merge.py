@@ -14,6 +14,7 @@ import sys
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +23,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from synthgen import rundir
 from synthgen.config import row_config, row_config_diff
-from synthgen.dataset import dedup, faults, filters, writing
-from synthgen.dataset.corpus import corpus_texts, load_corpus, order_rows
+from synthgen.corpus import dedup
+from synthgen.corpus.load import corpus_texts, load_corpus
 from synthgen.errors import ConfigError, SynthgenError
+from synthgen.gates import filters
 from synthgen.records import GenTotals, Rejected, SplitCounts, first_per_key, key_of
 from synthgen.rundir import SPLITS, discovery, runlock
+from synthgen.rundir.finish import apply_in_order, finalize, order_rows
 from synthgen.rundir.state import RunState
 from synthgen.scale import sharding
 from synthgen.scale.sharding import JobDir
@@ -172,34 +175,23 @@ def _merge_group(
     rejected = first_per_key(r for st in states for r in st.rejected)
     questions = first_per_key(q for st in states for q in st.questions)
     rows, dropped = _dedup(base, rows, corpus)
-    rejected += [r.to_dict() for r in dropped]
-    duplicates = {r.key for r in dropped if r.stage == "question"}
+    rejected += dropped
+    duplicates = {r["key"] for r in dropped if r["stage"] == "question"}
     row_keys = {key_of(r) for s in SPLITS for r in rows[s]}
     rejected = [r for r in rejected if r["key"] not in row_keys]
     questions = [q for q in questions if q["key"] not in duplicates]
-    files = _write(t, rows, rejected, questions, corpus)
-
     complete = not missing
+    files = _write(t, rows, rejected, questions, corpus, complete)
+
     summary = _summary(sweep, group, out, shards, rows, rejected)
     summary.update(
         status="complete" if complete else "partial",
         unfinished=missing,
         rows_in_several_shards=repeated,
-        files=sorted(
-            [
-                *files,
-                rundir.CONFIG,
-                rundir.SUMMARY,
-                *rundir.JSONL_FILES,
-                *([rundir.DONE] if complete else []),
-            ]
-        ),
+        files=files,
     )
     summary["seconds"]["merge"] = round(t.elapsed(), 3)
-    summary = t.finish(summary)
-    faults.point("merge")
-    if complete:
-        rundir.write_done(out, summary["finished"])
+    summary = t.finish(summary, done=complete)
     log.info(
         "merged %d job dirs -> %s (rows: train %d, val %d%s)",
         len(shards.jobs),
@@ -217,21 +209,13 @@ def _write(
     rejected: list[dict],
     questions: list[dict],
     corpus: dict[str, dict[str, str]],
+    complete: bool,
 ) -> list[str]:
-    """The merged run dir's files (its DONE cleared first, a fault point after each step for
-    the crash tests) and its config: the shards' own, as one complete 1-shard run. Returns
-    the output files' names (write_outputs)."""
-    out = t.run_dir
-    out.mkdir(parents=True, exist_ok=True)
-    rundir.clear_done(out)
-    for s in SPLITS:
-        writing.write_jsonl(out / rundir.rows_file(s), rows[s])
-        faults.point("merge")
-    writing.write_jsonl(out / rundir.REJECTED, rejected)
-    writing.write_jsonl(out / rundir.QUESTIONS, questions)
-    faults.point("merge")
-    files = writing.write_outputs(out, rows, corpus)
-    faults.point("merge")
+    """The merged run dir's files (a fault point after each step for the crash tests) and its
+    config: the shards' own, as one complete 1-shard run. Returns summary.json's `files`."""
+    jsonl = {rundir.rows_file(s): rows[s] for s in SPLITS}
+    jsonl.update({rundir.REJECTED: rejected, rundir.QUESTIONS: questions})
+    files = finalize(t.run_dir, rows, corpus, jsonl, point="merge", done=complete)
     merged_cfg = OmegaConf.create(OmegaConf.to_container(t.cfg, resolve=True))
     merged_cfg.shard = {"count": 1, "index": 0}  # one complete run, as a 1-shard job makes it
     t.save_config(merged_cfg, resolve=False)
@@ -264,24 +248,18 @@ def _read_shards(jobs: list[JobDir], out: Path) -> Shards:
 
 def _rows(shards: Shards) -> tuple[dict[str, list[dict]], int]:
     """Each key once (first finished shard wins); and how many rows came twice."""
-    rows: dict[str, list[dict]] = {s: [] for s in SPLITS}
-    seen_keys: set[str] = set()
+    rows: dict[str, list[dict]] = {}
     repeated = 0
-    for j in shards.jobs:
-        for s in SPLITS:
-            for r in shards.states[j.path].rows[s]:
-                key = key_of(r)
-                if key in seen_keys:
-                    repeated += 1
-                    continue
-                seen_keys.add(key)
-                rows[s].append(r)
+    for s in SPLITS:
+        every = [r for j in shards.jobs for r in shards.states[j.path].rows[s]]
+        rows[s] = first_per_key(every)
+        repeated += len(every) - len(rows[s])
     return rows, repeated
 
 
 def _dedup(
     base: DictConfig, rows: dict[str, list[dict]], corpus: dict[str, dict[str, str]]
-) -> tuple[dict[str, list[dict]], list[Rejected]]:
+) -> tuple[dict[str, list[dict]], list[dict]]:
     """Dataset order, then what one run would have dropped across shards: a question asked in
     two shards, an answer another shard gave for another chunk (the near-duplicate gate; the
     per-row gates already ran in every shard). Returns (kept rows, the dropped as rejects)."""
@@ -289,27 +267,32 @@ def _dedup(
     near = filters.Gates(base, base.get("prompt")).duplicates
     name = filters.name(base)
     kept: dict[str, list[dict]] = {}
-    dropped: list[Rejected] = []
+    dropped: list[dict] = []
     for s in SPLITS:
-        kept[s], asked = [], dedup.QuestionSet(threshold)
-        for r in order_rows(rows[s], corpus[s]):
-            twin = asked.match(r["question"])
-            if twin is not None:  # keep the first in dataset order, as one run would
-                extra = {"duplicate_of": twin[0], "similarity": round(twin[1], 3)}
-                dropped.append(Rejected.of_row(r, "question", "duplicate", extra=extra))
-                continue
-            asked.add(r["question"])  # asked, whatever becomes of its answer (as in one run)
-            answer = r["answer"]  # None in a questions-only run: nothing to compare
-            check = near is not None and answer is not None
-            drop = near.check(answer, s, r["chunk_id"]) if check else None
-            if drop is not None:
-                extra = {**drop.record(), "filters": name}
-                dropped.append(Rejected.of_row(r, "answer", drop.reason, raw=answer, extra=extra))
-                continue
-            kept[s].append(r)
-            if near is not None and answer is not None:
-                near.add(answer, s, r["chunk_id"])
+        asked = dedup.QuestionSet(threshold)
+        gate = partial(_twice, asked, near, name, s)
+        kept[s], d = apply_in_order(order_rows(rows[s], corpus[s]), gate)
+        dropped += d
     return kept, dropped
+
+
+def _twice(asked: dedup.QuestionSet, near: Any, name: str, split: str, r: dict) -> dict | Rejected:
+    """A row whose question was asked before, or whose answer another chunk gave, goes: the
+    first in dataset order stays, as in one run."""
+    twin = asked.match(r["question"])
+    if twin is not None:
+        extra = {"duplicate_of": twin[0], "similarity": round(twin[1], 3)}
+        return Rejected.of_row(r, "question", "duplicate", extra=extra)
+    asked.add(r["question"])  # asked, whatever becomes of its answer (as in one run)
+    answer = r["answer"]  # None in a questions-only run: nothing to compare
+    if near is None or answer is None:
+        return r
+    drop = near.check(answer, split, r["chunk_id"])
+    if drop is not None:
+        extra = {**drop.record(), "filters": name}
+        return Rejected.of_row(r, "answer", drop.reason, raw=answer, extra=extra)
+    near.add(answer, split, r["chunk_id"])
+    return r
 
 
 def _summary(

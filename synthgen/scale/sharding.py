@@ -19,7 +19,11 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from synthgen import rundir
+from synthgen.config import row_config, row_config_diff
+from synthgen.errors import ConfigError
 from synthgen.records import Slot
+from synthgen.rundir import SPLITS, has_config, load_config
+from synthgen.rundir.state import RunState
 
 
 def shard_of(chunk_id: str, count: int) -> int:
@@ -146,3 +150,27 @@ def siblings(run_dir: Path) -> list[Path]:
     for _ in Path(str(hc.sweep.subdir)).parts:
         sweep = sweep.parent
     return [j.path for j in job_dirs(sweep) if j.group == mine and j.path.resolve() != me]
+
+
+def sibling_state(cfg: DictConfig, run_dir: Path) -> tuple[RunState, list[Path]]:
+    """What the sweep's other job dirs for this dataset hold (an earlier launch's shards).
+
+    Read without repair (they may be running); a dir made with another row config is refused.
+    """
+    states, dirs = [], []
+    mine = row_config(cfg)
+    for d in siblings(run_dir):
+        if not has_config(d):
+            continue  # started, wrote nothing
+        diff = row_config_diff(row_config(load_config(d)), mine)
+        if diff:
+            raise ConfigError(
+                f"resume: {d} in the same sweep was made with another config ({diff}); "
+                "use a new hydra.sweep.dir or the old value"
+            )
+        st = RunState.load(d, repair=False)
+        for s in SPLITS:  # keys and questions are all that is used here: drop the big texts
+            st.rows[s] = [{**r, "doc": "", "answer": ""} for r in st.rows[s]]
+        states.append(st)
+        dirs.append(d)
+    return RunState.union(states), dirs

@@ -43,7 +43,8 @@ def preload() -> None:
     import run  # noqa: F401
     import synthgen.backends.transformers  # noqa: F401
     import synthgen.scale.merge  # noqa: F401
-    from synthgen.dataset import chunking, reading, writing
+    from synthgen.corpus import chunking, reading
+    from synthgen.rundir import writing
 
     sample = REPO / "data" / "movies"
     docs = []

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from synthgen.dataset.writing import write_outputs
 from synthgen.records import Row, short_hash
+from synthgen.rundir.writing import write_outputs
 
 HANDHELD = (
     "The director shot the whole film with a handheld camera, so every scene trembles a "
@@ -80,7 +80,7 @@ VAL_QA = [
 
 
 def make_qa_run(out: Path) -> Path:
-    """Write the run dir: <split>.jsonl rows and every end-of-run file (dataset.writing)."""
+    """Write the run dir: <split>.jsonl rows and every end-of-run file (rundir.writing)."""
     out.mkdir(parents=True, exist_ok=True)
     rows, corpus = {}, {}
     for split, chunks, qa in (("train", TRAIN, TRAIN_QA), ("val", VAL, VAL_QA)):

@@ -17,25 +17,24 @@ from typing import Any
 from synthgen import rundir
 from synthgen.backends.base import Usage
 from synthgen.config import check
-from synthgen.dataset import filters, writing
-from synthgen.dataset.corpus import (
+from synthgen.corpus.load import (
     Corpus,
     corpus_texts,
     load_corpus,
     make_slots,
-    order_rows,
     prepared_record,
-    unique_rows,
     warnings,
 )
-from synthgen.dataset.dryrun import dry_run
-from synthgen.dataset.generation import Feed, Stats, drive
-from synthgen.dataset.llm import batch_size, load_backend, prepare_model, stage_params
-from synthgen.dataset.rows import RowMaker
 from synthgen.errors import OutOfMemory, SynthgenError
+from synthgen.gates import filters
+from synthgen.generate.dryrun import dry_run
+from synthgen.generate.feed import Feed, Stats, drive
+from synthgen.generate.llm import batch_size, load_backend, prepare_model, stage_params
+from synthgen.generate.rows import RowMaker
 from synthgen.records import GenTotals, Slot, first_per_key, key_of
 from synthgen.rundir import SPLITS
-from synthgen.rundir.state import RunState, check_resume, sibling_state
+from synthgen.rundir.finish import finalize, order_rows
+from synthgen.rundir.state import RunState, check_resume
 from synthgen.scale import sharding
 from synthgen.settings import Settings
 from synthgen.tasks import TaskRun, task
@@ -111,7 +110,7 @@ def prepare(t: TaskRun, st: Settings) -> Plan:
     state = RunState.load(run_dir, repair=False)
     check_resume(t.cfg, run_dir, state)  # refused: the dir is left as it was
     RunState.repair(run_dir)  # cut a half-written last line before appending
-    others, sibling_dirs = sibling_state(t.cfg, run_dir)
+    others, sibling_dirs = sharding.sibling_state(t.cfg, run_dir)
     rundir.clear_done(run_dir)  # back only when this session finishes
     t.save_config()  # atomic: a sibling shard never reads half a file
     own = state.done_keys()
@@ -183,24 +182,22 @@ def generate_rows(t: TaskRun, st: Settings, plan: Plan) -> Session:
 def finish(t: TaskRun, st: Settings, plan: Plan, session: Session) -> dict[str, Any]:
     """The dataset files from every row of the run dir, then summary.json, then DONE."""
     run_dir, tick = t.run_dir, time.perf_counter()
-    for name in rundir.JSONL_FILES:
-        (run_dir / name).touch()  # present even when nothing was generated here (an empty shard)
     state = RunState.union([plan.state, session.written])  # the JSONL files, as on disk now
     wanted = {sl.key for ss in plan.slots.values() for sl in ss}
     # rows of a larger num_rows in an earlier session stay in the JSONL, not in the dataset;
     # a key in the JSONL twice (two writers in one dir, before the lock existed) goes in once
-    repeated = {s: len(state.rows[s]) - len(unique_rows(state.rows[s])) for s in SPLITS}
-    rows = {
-        s: order_rows(
-            [r for r in unique_rows(state.rows[s]) if key_of(r) in wanted],
-            [c.id for c in plan.corpus[s].chunks],
-        )
-        for s in SPLITS
-    }
+    rows, repeated = {}, {}
+    for s in SPLITS:
+        once = first_per_key(state.rows[s])
+        repeated[s] = len(state.rows[s]) - len(once)
+        chunk_ids = [c.id for c in plan.corpus[s].chunks]
+        rows[s] = order_rows([r for r in once if key_of(r) in wanted], chunk_ids)
     t.seconds["write"] += time.perf_counter() - tick
     rows, state.rejected, judged = judge_rows(t, st, rows, state.rejected)
     tick = time.perf_counter()
-    files = writing.write_outputs(run_dir, rows, corpus_texts(plan.corpus))
+    # a judge pass rewrites rejected.jsonl: its rejects in place of earlier ones
+    records = {rundir.REJECTED: state.rejected} if judged is not None else None
+    files = finalize(run_dir, rows, corpus_texts(plan.corpus), records)
     t.seconds["write"] += time.perf_counter() - tick
 
     summary = make_summary(t, st, plan, state, rows, session)
@@ -208,9 +205,7 @@ def finish(t: TaskRun, st: Settings, plan: Plan, session: Session) -> dict[str, 
         summary["judge"] = judged
     if any(repeated.values()):
         summary["jsonl_repeated_rows"] = repeated  # lines whose key came before: not in the dataset
-    summary["files"] = sorted(
-        [*files, rundir.CONFIG, rundir.SUMMARY, *rundir.JSONL_FILES, rundir.DONE]
-    )
+    summary["files"] = files
     summary["seconds"] = {k: round(v, 3) for k, v in t.seconds.items()}
     summary = t.finish(summary, done=True)
     log.info("rows: train %d, val %d -> %s", len(rows["train"]), len(rows["val"]), run_dir)
@@ -222,12 +217,12 @@ def judge_rows(
 ) -> tuple[dict[str, list[dict]], list[dict], dict[str, Any] | None]:
     """The judge stage (judge=default), after the rows are made: (the rows it keeps, each with
     its verdict; rejected.jsonl's records with this pass's judge rejects in place of earlier
-    ones; summary.json's `judge` counts). judged.jsonl holds the verdicts as they land, so a
-    rerun judges only what it lacks, and the judge rejects are rebuilt from it every time.
-    Without a judge: the rows and records as they were, and None."""
+    ones, for finish to write; summary.json's `judge` counts). judged.jsonl holds the verdicts
+    as they land, so a rerun judges only what it lacks, and the judge rejects are rebuilt from
+    it every time. Without a judge: the rows and records as they were, and None."""
     if not st.judge.enabled:
         return rows, rejected, None
-    from synthgen.dataset import judge
+    from synthgen.gates import judge
 
     stats = Stats()
     kept, drops, counts = judge.judge_splits(
@@ -235,7 +230,6 @@ def judge_rows(
     )
     t.seconds["judge"] += stats.seconds
     rejected = [r for r in rejected if r.get("stage") != "judge"] + drops
-    writing.write_jsonl(t.run_dir / rundir.REJECTED, rejected)
     return kept, rejected, counts
 
 

@@ -1,7 +1,7 @@
 """The quality gates, one small class each, as datatrove's filters are.
 
 `check(text, chunk[, question])` returns None (keep) or a `Drop(reason, score, threshold)`;
-synthgen.dataset.filters builds the set a config names and decides which reason counts.
+synthgen.gates.filters builds the set a config names and decides which reason counts.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from synthgen.dataset.text import STOPWORDS, interrogative, looks_english, ngrams, stem, words
 from synthgen.errors import ConfigError
+from synthgen.gates.text import STOPWORDS, interrogative, looks_english, ngrams, stem, words
 
 _UNIT_LOOP = re.compile(r"(.{2,12}?)\1{2,}", re.DOTALL)  # a piece said 3 times or more in a row
 _LETTER = re.compile(r"[^\W\d_]")  # a letter: "0000" and "____" are numbers and rules, not loops
@@ -339,7 +339,7 @@ class NearDuplicateAnswers:
         kept.append((chunk_id, sh))
 
 
-# --- gates on a question's signals (synthgen/dataset/signals.py) ------------------------------
+# --- gates on a question's signals (synthgen/gates/signals.py) ------------------------------
 # A row without the signal a gate reads (an endpoint that returns no log-probabilities, no
 # embedder) is not judged by that gate: it passes, and its signal shows null.
 

@@ -27,8 +27,8 @@ from typing import Any, Protocol
 
 from tqdm import tqdm
 
+from synthgen import faults
 from synthgen.backends.base import BaseBackend, Generated, GenParams, Streamer
-from synthgen.dataset import faults
 from synthgen.errors import OutOfMemory
 
 log = logging.getLogger(__name__)

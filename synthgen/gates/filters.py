@@ -2,11 +2,11 @@
 
 A row is worth training an embedder on only if its question is a question, written for the
 chunk and not copied from the prompt, and its answer comes from the chunk. Each gate is a
-small class (synthgen.dataset.gates), as datatrove's filters are: `check(text, chunk)`
+small class (synthgen.gates.rules), as datatrove's filters are: `check(text, chunk)`
 returns None (keep) or a `Drop(reason, score, threshold)`. The first gate that drops a text
 decides its one reason; the pipeline writes it to rejected.jsonl and counts it in summary.json.
 
-Gates look at words (`\\w+`, case folded; synthgen.dataset.text): the checks that need a
+Gates look at words (`\\w+`, case folded; synthgen.gates.text): the checks that need a
 language (interrogative form, stopwords, the phrase lists) are written for English and stay
 out of the way elsewhere.
 """
@@ -19,8 +19,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from synthgen.dataset import prompting, signals
-from synthgen.dataset.gates import (  # noqa: F401  (the gates are part of this module's API)
+from synthgen.errors import ConfigError
+from synthgen.gates import signals
+from synthgen.gates.rules import (  # noqa: F401  (the gates are part of this module's API)
     PLACEHOLDER,
     REASONS,
     Drop,
@@ -37,7 +38,7 @@ from synthgen.dataset.gates import (  # noqa: F401  (the gates are part of this 
     RestatedQuestion,
     RoundTrip,
 )
-from synthgen.dataset.text import (  # noqa: F401
+from synthgen.gates.text import (  # noqa: F401
     AUX_WORDS,
     ENGLISH,
     STOPWORDS,
@@ -48,7 +49,7 @@ from synthgen.dataset.text import (  # noqa: F401
     stem,
     words,
 )
-from synthgen.errors import ConfigError
+from synthgen.generate import prompting
 
 Gate = Any  # a gate object: check(text, chunk, question="") -> Drop | None
 
@@ -187,7 +188,7 @@ def _easiness(g: dict, cfg: Any) -> Easiness:
     return Easiness(float(g["max_similarity"]))
 
 
-# gates on a question's signals (synthgen/dataset/signals.py), after the text gates
+# gates on a question's signals (synthgen/gates/signals.py), after the text gates
 SIGNAL_BUILDERS = {"round_trip": _round_trip, "logprob": _logprob, "easiness": _easiness}
 
 

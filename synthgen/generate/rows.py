@@ -1,7 +1,7 @@
 """Slots in, rows out: the prompts of each slot, the parse and gates of each reply, and every
 result (row, rejected generation, accepted question) appended to the run dir as it lands.
 
-`RowMaker` makes the jobs that `generation.drive` runs and turns their results into records;
+`RowMaker` makes the jobs that `feed.drive` runs and turns their results into records;
 it never touches the model itself.
 """
 
@@ -14,11 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from synthgen import faults
 from synthgen.backends.base import Generated, Prompt
-from synthgen.dataset import dedup, faults, filters, prompting, signals, writing
-from synthgen.dataset.generation import Job
+from synthgen.corpus import dedup
+from synthgen.gates import filters, signals
+from synthgen.generate import prompting
+from synthgen.generate.feed import Job
 from synthgen.records import Rejected, Row, Slot, short_hash
-from synthgen.rundir import QUESTIONS, REJECTED, SPLITS, rows_file
+from synthgen.rundir import QUESTIONS, REJECTED, SPLITS, rows_file, writing
 from synthgen.rundir.state import RunState
 from synthgen.settings import Settings
 
@@ -255,7 +258,7 @@ class RowMaker:
     # --- results ---------------------------------------------------------------------------------
 
     def on_result(self, job: Job, out: Generated) -> list[Job]:
-        """generation.drive's callback: the records of one reply, and the jobs it opens."""
+        """feed.drive's callback: the records of one reply, and the jobs it opens."""
         if out.failed is not None:  # an endpoint request that failed for good (backends/openai)
             return self.request_failed(job, out)
         if isinstance(job.payload, AnswerAsk):

@@ -1,5 +1,5 @@
 """Stage 1: files -> Docs, through LlamaIndex's SimpleDirectoryReader, one file at a time
-(then each file's docs through the cleaning stage, synthgen/cleaning.py).
+(then each file's docs through the cleaning stage, synthgen/corpus/cleaning.py).
 
 One file at a time so that a broken file is skipped and reported instead of stopping the
 run (or being skipped silently, which SimpleDirectoryReader does with raise_on_error=False).
@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from synthgen.dataset import cleaning, decoding, faults
+from synthgen import faults
+from synthgen.corpus import cleaning, decoding
 from synthgen.errors import ConfigError
 from synthgen.records import Doc, Skipped
 
@@ -49,7 +50,7 @@ def resolve_files(directory: str | Path, patterns: list[str], key: str) -> list[
 
 
 def decode_text(data: bytes, encoding: str = "auto") -> tuple[str, str]:
-    """Decode bytes as UTF-8, else as the most plausible encoding (synthgen/decoding.py).
+    """Decode bytes as UTF-8, else as the most plausible encoding (synthgen/corpus/decoding.py).
 
     Returns (text, encoding). Raises UnicodeDecodeError when no encoding fits.
     """

@@ -11,8 +11,8 @@ selection (corpus, cleaning, chunking, dedup, keywords). A job whose own keys di
 refused with one line naming the first key that differs. num_rows and
 prompt.questions_per_chunk are not in it: the job cuts the kept chunks to its own num_rows.
 
-This module writes the folder (the task, on top of load_corpus); corpus.py reads it, beside
-the SplitCorpus it builds, so corpus.py needs nothing of this module.
+This module writes the folder (the task, on top of load_corpus); load.py reads it, beside
+the SplitCorpus it builds, so load.py needs nothing of this module.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from typing import Any
 
 from synthgen import rundir
 from synthgen.config import check
-from synthgen.dataset import dedup
-from synthgen.dataset.corpus import (
+from synthgen.corpus import dedup
+from synthgen.corpus.load import (
     PREPARED_FORMAT,
     Corpus,
     SplitCorpus,

@@ -11,13 +11,14 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from synthgen.backends.base import ModelSpec
-from synthgen.dataset import prompting
-from synthgen.dataset.corpus import Corpus, prepared_record, warnings
-from synthgen.dataset.llm import load_model_part, stage_params
+from synthgen.corpus.load import Corpus, prepared_record, warnings
 from synthgen.errors import SynthgenError
+from synthgen.generate import prompting
+from synthgen.generate.llm import load_model_part, stage_params
 from synthgen.records import Slot
 from synthgen.rundir import SPLITS
-from synthgen.rundir.state import RunState, check_resume, sibling_state
+from synthgen.rundir.state import RunState, check_resume
+from synthgen.scale import sharding
 from synthgen.settings import Settings
 
 
@@ -117,7 +118,7 @@ def resume_report(
     try:
         state = RunState.load(run_dir, repair=False) if run_dir.is_dir() else RunState()
         check_resume(cfg, run_dir, state)
-        others, dirs = sibling_state(cfg, run_dir)
+        others, dirs = sharding.sibling_state(cfg, run_dir)
     except SynthgenError as e:
         return f"resume: a real run would stop here: {e}", None
     own = state.done_keys()

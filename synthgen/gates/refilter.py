@@ -17,17 +17,19 @@ import dataclasses
 import json
 import logging
 import shutil
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
 
 from synthgen import rundir
-from synthgen.dataset import filters, judge, judge_spec, signals, writing
-from synthgen.embed import embedding
 from synthgen.errors import ConfigError, SynthgenError
+from synthgen.gates import filters, judge, judge_spec, signals
 from synthgen.records import Rejected, SplitCounts
 from synthgen.rundir import SPLITS
+from synthgen.rundir.finish import apply_in_order, finalize
+from synthgen.rundir.reading import check_out_dir, run_dir_arg
 from synthgen.rundir.state import RunState
 from synthgen.settings import Settings
 from synthgen.tasks import TaskRun, task
@@ -38,8 +40,8 @@ log = logging.getLogger(__name__)
 @task("filter")
 def refilter(t: TaskRun) -> dict[str, Any]:
     cfg, run_dir = t.cfg, t.run_dir
-    src = embedding.run_dir_arg(OmegaConf.select(cfg, "filter.data"), "filter.data")
-    embedding.check_out_dir(run_dir, src, "filter.data")
+    src = run_dir_arg(OmegaConf.select(cfg, "filter.data"), "filter.data")
+    check_out_dir(run_dir, src, "filter.data")
     if not rundir.is_done(src) or not rundir.has_config(src):
         raise ConfigError(
             f"filter.data: {src} is not a finished run dir (no {rundir.DONE} or "
@@ -72,7 +74,7 @@ def refilter(t: TaskRun) -> dict[str, Any]:
         summary["judge"] = judged
     summary.update(
         started=t.started,
-        files=sorted([*files, rundir.CONFIG, rundir.SUMMARY, *rundir.JSONL_FILES, rundir.DONE]),
+        files=files,
         seconds={**source_summary.get("seconds", {}), "filter": round(t.elapsed(), 3)},
     )
     summary = t.finish(summary, done=True)
@@ -116,15 +118,11 @@ def _write(
 ) -> list[str]:
     """Every file a generate run writes, from the kept rows, into this command's run dir (its
     DONE cleared first); the config saved is the source's with this command's filters and
-    judge, task=filter and filter.data. Returns the output files' names (write_outputs)."""
+    judge, task=filter and filter.data. Returns summary.json's `files` (finalize)."""
     cfg, run_dir = t.cfg, t.run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
-    rundir.clear_done(run_dir)
-    for s in SPLITS:
-        writing.write_jsonl(run_dir / rundir.rows_file(s), kept[s])
-    writing.write_jsonl(run_dir / rundir.REJECTED, rejected)
-    writing.write_jsonl(run_dir / rundir.QUESTIONS, questions)
-    files = writing.write_outputs(run_dir, kept, corpus)
+    jsonl = {rundir.rows_file(s): kept[s] for s in SPLITS}
+    jsonl.update({rundir.REJECTED: rejected, rundir.QUESTIONS: questions})
+    files = finalize(run_dir, kept, corpus, jsonl)
     out_cfg = OmegaConf.create(OmegaConf.to_container(source_cfg, resolve=True))
     out_cfg.filters = OmegaConf.to_container(cfg.filters, resolve=True) if "filters" in cfg else {}
     if "judge" in cfg:
@@ -138,22 +136,27 @@ def _write(
 def _gate(
     gates: filters.Gates, rows: dict[str, list[dict]]
 ) -> tuple[dict[str, list[dict]], list[dict]]:
-    """(kept rows per split, rejected records of the dropped ones)."""
-    kept: dict[str, list[dict]] = {s: [] for s in SPLITS}
+    """(kept rows per split, rejected records of the dropped ones); dataset order, so of two
+    near-duplicate answers the first stays."""
+    kept: dict[str, list[dict]] = {}
     dropped: list[dict] = []
     for s in SPLITS:
-        for r in rows[s]:  # dataset order: of two near-duplicate answers the first stays
-            stage = "question"
-            drop = gates.question(r["question"], r["doc"]) or gates.signals(r["signals"])
-            if drop is None:
-                stage = "answer"
-                drop = gates.answer(r["answer"], r["doc"], r["question"], s, r["chunk_id"])
-            if drop is None:
-                gates.accept(r["answer"], s, r["chunk_id"])
-                kept[s].append(r)
-            else:
-                dropped.append(_reject(r, stage, drop, gates.name))
+        kept[s], d = apply_in_order(rows[s], partial(_decide, gates, s))
+        dropped += d
     return kept, dropped
+
+
+def _decide(gates: filters.Gates, split: str, r: dict) -> dict | Rejected:
+    """One row through the question gates, its signals' gates, then the answer gates."""
+    stage = "question"
+    drop = gates.question(r["question"], r["doc"]) or gates.signals(r["signals"])
+    if drop is None:
+        stage = "answer"
+        drop = gates.answer(r["answer"], r["doc"], r["question"], split, r["chunk_id"])
+    if drop is not None:
+        return _reject(r, stage, drop, gates.name)
+    gates.accept(r["answer"], split, r["chunk_id"])
+    return r
 
 
 def _judge(
@@ -165,7 +168,7 @@ def _judge(
     js = judge_spec.JudgeSettings.from_cfg(t.cfg)
     if not js.enabled:
         return kept, None
-    from synthgen.dataset.llm import load_backend
+    from synthgen.generate.llm import load_backend
 
     st = dataclasses.replace(Settings.from_cfg(source_cfg), judge=js)
     if (src / rundir.JUDGED).exists() and not (t.run_dir / rundir.JUDGED).exists():
@@ -194,12 +197,12 @@ def _load(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def _reject(row: dict, stage: str, drop: filters.Drop, name: str) -> dict:
+def _reject(row: dict, stage: str, drop: filters.Drop, name: str) -> Rejected:
     """The rejected.jsonl line a generate run would have written for this row."""
     raw = row["question"] if stage == "question" else row["answer"]
     extra = {**drop.record(), "filters": name, "task": "filter"}
     sig = row.get("signals") or {}
-    return Rejected.of_row(row, stage, drop.reason, raw=raw, extra=extra, signals=sig).to_dict()
+    return Rejected.of_row(row, stage, drop.reason, raw=raw, extra=extra, signals=sig)
 
 
 def _summary(

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from synthgen.dataset import faults
+from synthgen import faults
 from synthgen.rundir import EXCEL, corpus_file, dataset_file
 from synthgen.rundir import write_json as write_json  # atomic; tasks write their files with it
 
@@ -125,7 +125,7 @@ SHEET_COLUMNS = [
     "model",
     "question_tokens",
     "answer_tokens",
-    # the row's quality signals (synthgen/dataset/signals.py), blank where not made
+    # the row's quality signals (synthgen/gates/signals.py), blank where not made
     "logprob",
     "answer_logprob",
     "bm25_rank",

@@ -26,19 +26,21 @@ from typing import Any
 
 from tqdm import tqdm
 
+from synthgen import faults
 from synthgen.backends.base import BaseBackend, Generated, GenParams, ModelSpec
-from synthgen.dataset import faults, llm, prompting, writing
-from synthgen.dataset.generation import Feed, Job, Stats, drive
-from synthgen.dataset.judge_spec import (
+from synthgen.errors import OutOfMemory, SynthgenError
+from synthgen.gates.judge_spec import (
     STAGE,
     JudgeSettings,
     judge_prompt,
     parse_verdict,
     stage_value,
 )
-from synthgen.errors import OutOfMemory, SynthgenError
+from synthgen.generate import llm, prompting
+from synthgen.generate.feed import Feed, Job, Stats, drive
 from synthgen.records import Rejected, key_of, short_hash
-from synthgen.rundir import JUDGED, SPLITS
+from synthgen.rundir import JUDGED, SPLITS, writing
+from synthgen.rundir.finish import apply_in_order
 from synthgen.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -150,10 +152,10 @@ def run(
 
     backend: a loaded backend (the caller closes it), or a function that loads one: called only
     when some row needs judging, and the backend it returns is closed here. js: the judge
-    settings, by default st.judge. stats: a generation.Stats to add the judge's prompts,
+    settings, by default st.judge. stats: a feed.Stats to add the judge's prompts,
     tokens and seconds to (they count in its "answer" queue: see below).
 
-    Generation goes through generation.drive as the rows do (batches, or streamed; OOM halves
+    Generation goes through feed.drive as the rows do (batches, or streamed; OOM halves
     the batch). The driver knows two queues, question and answer; judge jobs go in the answer
     queue, with the judge's own GenParams, and are encoded with stage "judge" (its cue).
     request_failed (an endpoint that gave up) is returned but not written: a rerun asks again.
@@ -217,7 +219,7 @@ def _generate(
     stats: Stats,
 ) -> None:
     """One verdict per row of `todo` into `sink`: a prompt over st.max_prompt is recorded as
-    prompt_too_long without a generation; the rest go through generation.drive."""
+    prompt_too_long without a generation; the rest go through feed.drive."""
     params = judge_params(st, be.spec, js)
     jobs: list[Job] = []
     for r in todo:
@@ -268,26 +270,21 @@ def apply(
     """
     if not js.enabled:
         return list(rows), []
-    kept: list[dict[str, Any]] = []
-    dropped: list[dict[str, Any]] = []
-    for row in rows:
-        rec = verdicts.get(key_of(row))
-        verdict = rec.get("verdict") if rec else None
-        if verdict is None:
-            reason = "judge_" + ((rec or {}).get("error") or ("unparsed" if rec else "not_judged"))
-            if js.on_unparsed == "keep":
-                kept.append({**row, "judge": {**dict.fromkeys(js.names), "unparsed": True}})
-            else:
-                dropped.append(_reject(row, reason, rec, js))
-            continue
-        failed = [n for n in js.names if n in js.require and not verdict.get(n, False)]
-        if failed:
-            dropped.append(_reject(row, f"judge_{failed[0]}", rec, js, failed))
-        else:
-            kept.append(
-                {**row, "judge": {**{n: verdict.get(n) for n in js.names}, "unparsed": False}}
-            )
-    return kept, dropped
+    return apply_in_order(rows, lambda row: _decide(row, verdicts.get(key_of(row)), js))
+
+
+def _decide(row: dict[str, Any], rec: dict[str, Any] | None, js: JudgeSettings) -> dict | Rejected:
+    """One row under its judged.jsonl record: the row with its verdict, or why it goes."""
+    verdict = rec.get("verdict") if rec else None
+    if verdict is None:
+        reason = "judge_" + ((rec or {}).get("error") or ("unparsed" if rec else "not_judged"))
+        if js.on_unparsed == "keep":
+            return {**row, "judge": {**dict.fromkeys(js.names), "unparsed": True}}
+        return _reject(row, reason, rec, js)
+    failed = [n for n in js.names if n in js.require and not verdict.get(n, False)]
+    if failed:
+        return _reject(row, f"judge_{failed[0]}", rec, js, failed)
+    return {**row, "judge": {**{n: verdict.get(n) for n in js.names}, "unparsed": False}}
 
 
 def judge_splits(
@@ -317,12 +314,12 @@ def _reject(
     rec: dict[str, Any] | None,
     js: JudgeSettings,
     failed: list[str] | None = None,
-) -> dict[str, Any]:
+) -> Rejected:
     extra: dict[str, Any] = {"verdict": (rec or {}).get("verdict"), "judge": js.name}
     if failed:
         extra["failed"] = failed  # every required item that was no
     raw = (rec or {}).get("raw", "")
-    return Rejected.of_row(row, STAGE, reason, raw=raw, extra=extra).to_dict()
+    return Rejected.of_row(row, STAGE, reason, raw=raw, extra=extra)
 
 
 def counts(verdicts: Mapping[str, dict[str, Any]], dropped: list[dict[str, Any]]) -> dict[str, Any]:

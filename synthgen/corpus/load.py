@@ -1,7 +1,6 @@
 """The corpus of a run: read -> clean -> chunk (-> fit) -> dedup -> leak check -> select, per split,
 or all of it read back from a prepared folder (corpus.prepared, written by task=prepare:
-prepared.py); then the slots to fill, and the dataset order of rows (a merge uses the same
-order)."""
+prepared.py); then the slots to fill."""
 
 from __future__ import annotations
 
@@ -16,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from synthgen import rundir
+from synthgen import faults, rundir
 from synthgen.config import backfill, row_config_diff
-from synthgen.dataset import chunking, dedup, faults, reading, selection
+from synthgen.corpus import chunking, dedup, reading, selection
 from synthgen.errors import ConfigError
-from synthgen.records import Chunk, Skipped, Slot, SplitCounts, key_of
+from synthgen.records import Chunk, Skipped, Slot, SplitCounts
 from synthgen.rundir import SPLITS
 from synthgen.settings import Settings
 
@@ -362,24 +361,3 @@ def make_slots(st: Settings, corpus: Corpus) -> dict[str, list[Slot]]:
         s = [Slot(split, c, i, st.prompt.name, st.model) for c in sc.used for i in range(k)]
         slots[split] = s[: st.num_rows]
     return slots
-
-
-def unique_rows(rows: list[dict]) -> list[dict]:
-    """Each row key once, the first line with it kept."""
-    seen: set[str] = set()
-    out = []
-    for r in rows:
-        key = key_of(r)
-        if key not in seen:
-            seen.add(key)
-            out.append(r)
-    return out
-
-
-def order_rows(rows: list[dict], chunk_ids: Iterable[str]) -> list[dict]:
-    """Dataset order: chunk order in the corpus, then question index (not finishing order).
-
-    chunk_ids: the split's chunk ids in corpus order (a SplitCorpus's chunks, or the keys of
-    a <split>_corpus.json, which keeps that order)."""
-    pos = {cid: i for i, cid in enumerate(chunk_ids)}
-    return sorted(rows, key=lambda r: (pos.get(r["chunk_id"], len(pos)), r["q_index"], r["id"]))
