@@ -168,16 +168,22 @@ def main() -> int:
     t = time.time()
     line = {"date": time.strftime("%Y-%m-%dT%H:%M:%S"), "workload": "e2e", "way": "corpus"}
     line |= {"dir": str(args.dest), "python": sys.version.split()[0], **write(args.dest)}
-    line["splits"] = count(args.dest)
+    return report(line, args.dest, t, args.out, args.min)
+
+
+def report(line: dict, dest: Path, t0: float, out: str | None, least: int) -> int:
+    """Count `dest`'s chunks into `line`, print it, append it to OUT/results.jsonl; 1 when
+    fewer than `least` distinct chunks are used (pyhtml_corpus.py ends the same way)."""
+    line["splits"] = count(dest)
     line["distinct_chunks_used"] = sum(s["distinct_used"] for s in line["splits"].values())
-    line["seconds"] = round(time.time() - t, 1)
+    line["seconds"] = round(time.time() - t0, 1)
     text = json.dumps(line)
     print(text)
-    if args.out:
-        with (Path(args.out) / "results.jsonl").open("a") as f:
+    if out:
+        with (Path(out) / "results.jsonl").open("a") as f:
             f.write(text + "\n")
-    if line["distinct_chunks_used"] < args.min:
-        print(f"error: {line['distinct_chunks_used']} distinct chunks < --min {args.min}")
+    if line["distinct_chunks_used"] < least:
+        print(f"error: {line['distinct_chunks_used']} distinct chunks < --min {least}")
         return 1
     return 0
 
