@@ -18,7 +18,15 @@ from synthgen.compare.catalogue import PARSE_REASONS
 from synthgen.compare.options import Options
 from synthgen.compare.text import copies_span, distinct_n, keyword_coverage, length_stats, openings
 from synthgen.dataset import filters, prompting, writing
-from synthgen.rundir import CONFIG, REJECTED, SPLITS, SUMMARY, corpus_file, discovery, rows_file
+from synthgen.rundir import (
+    REJECTED,
+    SPLITS,
+    SUMMARY,
+    corpus_file,
+    discovery,
+    load_config,
+    rows_file,
+)
 
 IGNORED_KEYS = ("compare.",)  # config keys that never change a dataset
 
@@ -59,7 +67,7 @@ def load_run(path: Path) -> Run:
     run = Run(path, {}, {})
     try:
         run.summary = json.loads((path / SUMMARY).read_text(encoding="utf-8"))
-        cfg = OmegaConf.to_container(OmegaConf.load(path / CONFIG), resolve=False)
+        cfg = OmegaConf.to_container(load_config(path), resolve=False)  # upgraded
         run.config = flatten(cfg)
         if run.summary.get("status") != "complete":
             return run
@@ -152,7 +160,7 @@ def run_metrics(run: Run, opts: Options) -> dict[str, Any]:
     asked = {(r["split"], r["chunk_id"]) for r in [*rows, *run.rejected]}
     chunk_texts = [run.corpus.get(s, {}).get(cid, "") for s, cid in sorted(asked)]
     kws = run.config.get("keywords.words") or []
-    match = run.config.get("keywords.match", "word")
+    match = run.config.get("keywords.match")  # rundir.upgrade_config filled it in
     gen = run.summary.get("generation") or run.summary.get("this_session") or {}
     return {
         "rows_train": len(run.rows.get("train", [])),

@@ -6,7 +6,7 @@ Hydra composes conf/ on top of it: `register()` puts each dataclass in Hydra's C
 group's schema first in its defaults list and keeps only what differs from it. The same fields
 write the key table of docs/configuration.md (`table`, `python -m synthgen.schema`) and the key
 lines of `python run.py --help` (the `synthgen.keys` resolver). Groups not listed in GROUPS
-(model, prompt, filters, judge and the embedder tasks') keep their keys in their YAML files.
+(model, prompt, filters, judge) keep their keys in their YAML files.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from synthgen.schema.corpus import Chunking, Cleaning, Corpus, Dedup, Keywords
+from synthgen.schema.embed import Compare, Embedder, Evaluate, Export, Finetune, Mining
 from synthgen.schema.fields import as_dict, build, check_types, node, walk
 from synthgen.schema.run import Filter, Generation, Merge, Run, Shard
 
@@ -23,12 +24,18 @@ __all__ = [
     "GROUPS",
     "Chunking",
     "Cleaning",
+    "Compare",
     "Corpus",
     "Dedup",
+    "Embedder",
+    "Evaluate",
+    "Export",
     "Filter",
+    "Finetune",
     "Generation",
     "Keywords",
     "Merge",
+    "Mining",
     "Run",
     "Shard",
     "as_dict",
@@ -39,12 +46,20 @@ __all__ = [
     "table",
 ]
 
-GROUPS: dict[str, type] = {  # config group -> its schema (conf/<group>/*.yaml)
+GENERATE: dict[str, type] = {  # the groups a generate run reads, checked by `check`
     "corpus": Corpus,
     "cleaning": Cleaning,
     "chunking": Chunking,
     "dedup": Dedup,
     "keywords": Keywords,
+}
+GROUPS: dict[str, type] = {  # config group -> its schema (conf/<group>/*.yaml)
+    **GENERATE,
+    "embedder": Embedder,
+    "finetune": Finetune,
+    "evaluate": Evaluate,
+    "export": Export,
+    "compare": Compare,
 }
 TOP = "synthgen_schema"  # the top level's schema in the ConfigStore (conf/config.yaml's defaults)
 
@@ -92,12 +107,13 @@ def _flat(prefix: str, d: dict, out: dict[str, Any]) -> None:
 
 
 def check(cfg: DictConfig) -> None:
-    """Every key of the schema set and of its type, then each group's ranges (ConfigError)."""
+    """A generate run's keys (the top level and GENERATE's groups): each set and of its type,
+    then each group's ranges (ConfigError). The other tasks check their own group."""
     check_types(cfg, Run, "")
-    for group, cls in GROUPS.items():
+    for group, cls in GENERATE.items():
         check_types(cfg, cls, f"{group}.")
     Run.check(cfg)
-    for cls in GROUPS.values():
+    for cls in GENERATE.values():
         cls.check(cfg)
 
 
