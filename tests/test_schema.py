@@ -56,7 +56,9 @@ NOT_THE_KEY = {
     ("synthgen/dataset/dryrun.py", "furniture"): "a file's cleaning counts",
     ("synthgen/scale/merge.py", "count"): "a merged run is one shard: not a default",
     ("synthgen/scale/merge.py", "index"): "a merged run is one shard: not a default",
+    # the filters group's own keys (it has no schema yet: its gates back-fill their defaults)
     ("synthgen/dataset/filters.py", "name"): "filters.name",
+    ("synthgen/dataset/filters.py", "enabled"): "filters.<gate>.enabled",
     ("synthgen/dataset/judge_spec.py", "name"): "judge.name",
     # encoders' own parameters; every caller passes the config's value
     ("synthgen/embed/retrieval.py", "query_prefix"): "encode's parameter",
@@ -201,3 +203,23 @@ def test_an_old_config_is_upgraded_once() -> None:
     assert new.corpus.leak == schema.Corpus.leak and new.shard.count == schema.Shard.count
     assert "cleaning" not in new and "dedup" not in new
     assert "bounds" not in old.chunking  # the saved config itself is left as it was
+
+
+def test_an_option_of_the_users_own_gets_every_key_without_naming_the_schema(
+    tmp_path: Path,
+) -> None:
+    """docs/configuration.md: conf/corpus/mydocs.yaml with dir, train_files and val_files."""
+    import shutil
+
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF, conf)
+    (conf / "corpus" / "mydocs.yaml").write_text(
+        "dir: data/movies  # folder\ntrain_files: [a.txt]  # names\nval_files: [b.txt]  # names\n"
+    )
+    with initialize_config_dir(str(conf), version_base="1.3"):
+        cfg = hydra_compose("config", overrides=["corpus=mydocs"])
+    assert cfg.corpus.leak == schema.Corpus.leak and cfg.corpus.encoding == schema.Corpus.encoding
+    assert list(cfg.corpus.train_files) == ["a.txt"]

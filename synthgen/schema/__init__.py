@@ -6,7 +6,7 @@ Hydra composes conf/ on top of it: `register()` puts each dataclass in Hydra's C
 group's schema first in its defaults list and keeps only what differs from it. The same fields
 write the key table of docs/configuration.md (`table`, `python -m synthgen.schema`) and the key
 lines of `python run.py --help` (the `synthgen.keys` resolver). Groups not listed in GROUPS
-(model, prompt, filters, judge) keep their keys in their YAML files.
+(model, prompt, filters) keep their keys in their YAML files.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from synthgen.schema.corpus import Chunking, Cleaning, Corpus, Dedup, Keywords
 from synthgen.schema.embed import Compare, Embedder, Evaluate, Export, Finetune, Mining
 from synthgen.schema.fields import as_dict, build, check_types, node, walk
+from synthgen.schema.judge import Judge
 from synthgen.schema.run import Filter, Generation, Merge, Run, Shard
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "Filter",
     "Finetune",
     "Generation",
+    "Judge",
     "Keywords",
     "Merge",
     "Mining",
@@ -60,6 +62,7 @@ GROUPS: dict[str, type] = {  # config group -> its schema (conf/<group>/*.yaml)
     "evaluate": Evaluate,
     "export": Export,
     "compare": Compare,
+    "judge": Judge,
 }
 TOP = "synthgen_schema"  # the top level's schema in the ConfigStore (conf/config.yaml's defaults)
 
@@ -76,7 +79,10 @@ def register() -> None:
     from hydra.core.config_store import ConfigStore
 
     cs = ConfigStore.instance()
-    cs.store(name=TOP, node=node(Run))
+    # the top level holds every group's defaults too: an option file of the user's own that
+    # does not name its group's schema (conf/corpus/mydocs.yaml) still gets every key
+    top = {**as_dict(Run), **{group: as_dict(cls) for group, cls in GROUPS.items()}}
+    cs.store(name=TOP, node=OmegaConf.create(top))
     for group, cls in GROUPS.items():
         cs.store(name=schema_name(group), node=node(cls))
     if not OmegaConf.has_resolver("synthgen.keys"):
