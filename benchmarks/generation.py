@@ -293,15 +293,16 @@ def build_checkpoint(model: str, out: Path, tiny: bool) -> Path:
 
 def pipeline_prompts(n: int) -> list[str]:
     """The notebook question prompt around the sample corpus' selected chunks, cycled to n."""
-    from omegaconf import OmegaConf
+    from hydra import compose, initialize_config_dir
 
     from synthgen.corpus import chunking, reading, selection
     from synthgen.generate import prompting
 
-    corpus = OmegaConf.load(REPO / "conf/corpus/movies.yaml")
-    chunk_cfg = OmegaConf.load(REPO / "conf/chunking/notebook.yaml")
-    kw = OmegaConf.load(REPO / "conf/keywords/film.yaml")
-    prompt = OmegaConf.load(REPO / "conf/prompt/notebook.yaml")
+    # the default config's corpus, chunking and keywords (each option holds only what differs
+    # from its schema, so they are composed, not read from their files), the notebook prompt
+    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=["prompt=notebook"])
+    corpus, chunk_cfg, kw, prompt = cfg.corpus, cfg.chunking, cfg.keywords, cfg.prompt
     d = REPO / corpus.dir
     files = reading.resolve_files(d, list(corpus.train_files) + list(corpus.val_files), "corpus")
     docs, _, _ = reading.read_files(d, files)

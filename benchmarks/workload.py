@@ -115,7 +115,8 @@ def parse_ways(spec: str) -> list[tuple[str, tuple[str, ...]]]:
 
 def chunk_pool(n: int) -> list[dict]:
     """n distinct chunks of the pipeline's shape: the sample corpus' selected chunks, in variants."""
-    from omegaconf import OmegaConf
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
 
     from synthgen.corpus import chunking, reading, selection
     from synthgen.records import short_hash
@@ -123,9 +124,11 @@ def chunk_pool(n: int) -> list[dict]:
     sys.path.insert(0, str(REPO / "benchmarks"))
     from make_corpus import tagged
 
-    corpus = OmegaConf.load(REPO / "conf/corpus/movies.yaml")
-    cc = OmegaConf.load(REPO / "conf/chunking/notebook.yaml")
-    kw = OmegaConf.load(REPO / "conf/keywords/film.yaml")
+    # the default config's corpus, chunking and keywords (each option holds only what differs
+    # from its schema, so they are composed, not read from their files)
+    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
+        cfg = hydra_compose("config")
+    corpus, cc, kw = cfg.corpus, cfg.chunking, cfg.keywords
     d = REPO / corpus.dir
     files = reading.resolve_files(d, list(corpus.train_files) + list(corpus.val_files), "corpus")
     docs, _, _ = reading.read_files(d, files)

@@ -2,7 +2,8 @@
 
 `Settings.from_cfg(cfg)` runs after `config.check(cfg)`; from there on a stage gets the small
 frozen object it uses (datatrove's steps get theirs at construction), never the whole cfg.
-Keys that a config written before they existed lacks take their default here.
+No default is written here: a composed config holds every key of the schema (synthgen/schema),
+and an old run dir's config is brought up to date by rundir.upgrade_config when it is read.
 """
 
 from __future__ import annotations
@@ -10,18 +11,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from synthgen.config import added
+from synthgen import schema
 from synthgen.corpus import cleaning
 from synthgen.gates import judge_spec
 from synthgen.generate import prompting
-
-
-def _get(cfg: DictConfig, key: str, default: Any) -> Any:
-    return OmegaConf.select(cfg, key, default=default)
 
 
 @dataclass(frozen=True)
@@ -30,9 +26,9 @@ class CorpusSettings:
 
     dir: Path
     files: dict[str, list[str]]  # split -> file patterns (corpus.<split>_files)
-    encoding: str = "auto"  # auto, or a codec name for every text file
-    leak: str = "warn"  # drop | warn | fail: val chunks that repeat a train passage
-    prepared: Path | None = None  # a task=prepare run dir to take the chunks from
+    encoding: str  # auto, or a codec name for every text file
+    leak: str  # drop | warn | fail: val chunks that repeat a train passage
+    prepared: Path | None  # a task=prepare run dir to take the chunks from
 
     @classmethod
     def from_cfg(cls, cfg: DictConfig) -> CorpusSettings:
@@ -41,9 +37,9 @@ class CorpusSettings:
         return cls(
             dir=Path(cfg.corpus.dir).expanduser(),
             files={s: [str(f) for f in cfg.corpus[f"{s}_files"]] for s in SPLITS},
-            encoding=str(_get(cfg, "corpus.encoding", "auto")),
-            leak=str(_get(cfg, "corpus.leak", "warn")),
-            prepared=Path(p).expanduser() if (p := _get(cfg, "corpus.prepared", None)) else None,
+            encoding=str(cfg.corpus.encoding),
+            leak=str(cfg.corpus.leak),
+            prepared=Path(p).expanduser() if (p := cfg.corpus.prepared) else None,
         )
 
 
@@ -56,13 +52,13 @@ class ChunkSettings:
     overlap: int
     min_chars: int
     max_chars: int
-    bounds: str = "drop"
+    bounds: str
 
     @classmethod
     def from_cfg(cls, cfg: DictConfig) -> ChunkSettings:
         c = cfg.chunking
         sizes = (int(c.chunk_size), int(c.chunk_overlap), int(c.min_chars), int(c.max_chars))
-        return cls(*sizes, bounds=str(added(cfg, "chunking.bounds")))
+        return cls(*sizes, bounds=str(c.bounds))
 
 
 @dataclass(frozen=True)
@@ -85,18 +81,19 @@ class SelectSettings:
 class DedupSettings:
     """The `dedup` group; `on=False` for a config from before it (no chunk or leak check)."""
 
-    on: bool = False
-    shingle_words: int = 5  # words per shingle
-    min_shingles: int = 8  # shorter texts are compared exactly
-    chunk_threshold: float = 1.0  # share of shingles: a chunk that repeats one in its split
-    leak_threshold: float | None = None  # a val chunk that repeats a train one
-    question_threshold: float = 1.0  # a question that repeats one of its split
+    on: bool
+    shingle_words: int  # words per shingle
+    min_shingles: int  # shorter texts are compared exactly
+    chunk_threshold: float  # share of shingles: a chunk that repeats one in its split
+    leak_threshold: float | None  # a val chunk that repeats a train one
+    question_threshold: float  # a question that repeats one of its split
 
     @classmethod
     def from_cfg(cls, cfg: DictConfig) -> DedupSettings:
         dd = OmegaConf.select(cfg, "dedup")
-        if dd is None:
-            return cls()
+        if dd is None:  # before the dedup stage: exact question repeats only, no leak check
+            d = schema.Dedup()
+            return cls(False, d.shingle_words, d.min_shingles, 1.0, None, 1.0)
         return cls(
             True,
             int(dd.shingle_words),
@@ -162,62 +159,9 @@ class PromptSettings:
         return self.answer is not None and not self.pair
 
 
-@dataclass(frozen=True)
-class GenSettings:
-    """The `generation` group: sampling, lengths (tokens), batching and the engine."""
-
-    max_new_tokens: int  # tokens per reply, at most
-    min_new_tokens: int  # tokens per reply, at least
-    temperature: float
-    top_p: float
-    do_sample: bool
-    seed: int
-    batch_size: int | str  # prompts per generate call, or "auto"
-    engine: str  # auto | static | continuous | vllm
-    prefill_chunk_size: int  # tokens per prefill step (0: whole prompts)
-    gpu_memory_utilization: float = 0.9  # vllm: share of the GPU it may take
-    enable_prefix_caching: bool = True  # vllm: reuse the KV of shared prompt prefixes
-    vllm_feed: str = "stream"  # vllm: how prompts reach the engine
-    # model.backend=openai only (backends/openai.py)
-    concurrency: int = 8  # requests in flight at once
-    max_retries: int = 4  # further attempts after a 429, a 5xx or a timeout
-    request_timeout: float = 120.0  # most seconds one request may take (s)
-    retry_backoff: float = 1.0  # first wait before a retry (s); it doubles each attempt
-
-    @classmethod
-    def from_cfg(cls, cfg: DictConfig) -> GenSettings:
-        g = cfg.generation
-        bs = g.batch_size
-        return cls(
-            max_new_tokens=int(g.max_new_tokens),
-            min_new_tokens=int(g.min_new_tokens),
-            temperature=float(g.temperature),
-            top_p=float(g.top_p),
-            do_sample=bool(g.do_sample),
-            seed=int(g.seed),
-            batch_size=bs if bs == "auto" else int(bs),
-            engine=str(g.get("engine", "auto")),
-            prefill_chunk_size=int(g.get("prefill_chunk_size", 0)),
-            gpu_memory_utilization=float(g.get("gpu_memory_utilization", 0.9)),
-            enable_prefix_caching=bool(g.get("enable_prefix_caching", True)),
-            vllm_feed=str(g.get("vllm_feed", "stream")),
-            concurrency=int(g.get("concurrency", 8)),
-            max_retries=int(g.get("max_retries", 4)),
-            request_timeout=float(g.get("request_timeout", 120)),
-            retry_backoff=float(g.get("retry_backoff", 1.0)),
-        )
-
-
-@dataclass(frozen=True)
-class ShardSettings:
-    """This job's part of the dataset: the slots whose chunk id hashes to `index`."""
-
-    count: int = 1
-    index: int = 0
-
-    @classmethod
-    def from_cfg(cls, cfg: DictConfig) -> ShardSettings:
-        return cls(int(_get(cfg, "shard.count", 1)), int(_get(cfg, "shard.index", 0)))
+# the `generation` keys and this job's shard (shard.*): the schema's dataclasses themselves
+GenSettings = schema.Generation
+ShardSettings = schema.Shard
 
 
 @dataclass(frozen=True)
@@ -243,13 +187,13 @@ class Settings:
         return cls(
             num_rows=int(cfg.num_rows),
             corpus=CorpusSettings.from_cfg(cfg),
-            cleaning=cleaning.Settings.from_cfg(OmegaConf.select(cfg, "cleaning")),
+            cleaning=cleaning.settings(OmegaConf.select(cfg, "cleaning")),
             chunking=ChunkSettings.from_cfg(cfg),
             selection=SelectSettings.from_cfg(cfg),
             dedup=DedupSettings.from_cfg(cfg),
             prompt=PromptSettings.from_cfg(cfg),
-            generation=GenSettings.from_cfg(cfg),
-            shard=ShardSettings.from_cfg(cfg),
+            generation=schema.build(GenSettings, cfg.generation),
+            shard=schema.build(ShardSettings, cfg.shard),
             model=str(cfg.model.name_or_path),
             system_role=bool(cfg.model.get("system_role", True)),
             max_seq_length=int(cfg.model.max_seq_length),

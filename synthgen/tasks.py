@@ -52,7 +52,7 @@ def run(cfg: DictConfig, run_dir: str | Path | None = None) -> Summary:
     """Entry point for every task (`task=...`). Returns the task's summary."""
     path = resolve_run_dir(run_dir)
     try:
-        name = cfg.get("task", "generate")
+        name = cfg.task
         if name not in TASKS:
             raise ConfigError(f"task: unknown task {name!r} (available: {', '.join(TASKS)})")
         module, _, func = TASKS[name].partition(":")
@@ -213,7 +213,7 @@ def record_failure(cfg: DictConfig, exc: BaseException, run_dir: Path | None = N
     summary = {
         **old,
         "run_dir": str(run_dir),
-        "task": cfg.get("task", "generate"),
+        "task": cfg.task,
         "status": "failed",
         "error": msg,
         "error_type": type(exc).__name__,

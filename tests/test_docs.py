@@ -36,10 +36,15 @@ def table() -> dict[str, tuple[str, str]]:
 
 
 def keys_of(group: Path) -> set[str]:
-    """The top-level keys of a group's option files (Hydra's `defaults` and `_target_` aside)."""
+    """The top-level keys of a group's option files (Hydra's `defaults` and `_target_` aside),
+    and of its schema (synthgen/schema), where it has one: the keys its options leave out."""
+    from synthgen import schema
+
     out: set[str] = set()
     for f in group.glob("*.yaml"):
         out |= {k for k in (yaml.safe_load(f.read_text(encoding="utf-8")) or {})}
+    if group.name in schema.GROUPS:
+        out |= {k.split(".")[1] for k, _, _ in schema.every_key() if k.startswith(group.name + ".")}
     return {k for k in out if k != "defaults" and not k.startswith("_")}
 
 
@@ -58,9 +63,13 @@ def test_the_configuration_table_names_every_option_and_key(group: Path) -> None
 
 
 def test_the_configuration_page_names_every_top_level_key() -> None:
-    """Every key of conf/config.yaml, as `key`, `a.b` or inside `a.{b, c}`."""
+    """Every key of conf/config.yaml and of the top level's schema (synthgen/schema/run.py), as
+    `key`, `a.b` or inside `a.{b, c}`."""
+    from synthgen.schema import Run
+    from synthgen.schema.fields import walk
+
     cfg = yaml.safe_load((CONF / "config.yaml").read_text(encoding="utf-8"))
-    want = set()
+    want = {k for k, _, _ in walk(Run)}
     for k, v in cfg.items():
         if k in ("defaults", "hydra"):
             continue

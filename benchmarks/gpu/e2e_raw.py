@@ -81,11 +81,11 @@ def main() -> int:
     from synthgen.generate.feed import for_stage
     from synthgen.generate.llm import stage_params
     from synthgen.generate.rows import RowMaker
-    from synthgen.rundir import SPLITS
+    from synthgen.rundir import SPLITS, load_config
     from synthgen.rundir.state import RunState
     from synthgen.settings import Settings
 
-    cfg = OmegaConf.load(args.run_dir / "config.yaml")
+    cfg = load_config(args.run_dir)  # upgraded: a run dir of an older synthgen reads the same
     st = Settings.from_cfg(cfg)
     spec = ModelSpec.from_kwargs(OmegaConf.to_container(cfg.model, resolve=True))
     path = models.resolve(spec.name_or_path)

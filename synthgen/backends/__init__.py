@@ -143,7 +143,7 @@ def check_target(cfg: DictConfig) -> None:
         spec = ModelSpec.from_kwargs(spec_kwargs)
     except TypeError as e:
         raise ConfigError(f"model: {e}") from None
-    backend_cls.check(spec, runtime=not cfg.get("dry_run", False))  # raises ConfigError
+    backend_cls.check(spec, runtime=not cfg.dry_run)  # raises ConfigError
 
 
 def check_endpoint(cfg: DictConfig) -> None:

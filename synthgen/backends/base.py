@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from synthgen.errors import ConfigError
+from synthgen.schema import Generation as GEN  # generation.*'s defaults
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +51,14 @@ class ModelSpec:
 
 @dataclass
 class GenParams:
-    max_new_tokens: int = 256
-    min_new_tokens: int = 0
-    temperature: float = 0.7
-    top_p: float = 0.9
-    do_sample: bool = False
-    seed: int = 0
+    """One stage's generation settings; the defaults are the schema's generation.*."""
+
+    max_new_tokens: int = GEN.max_new_tokens
+    min_new_tokens: int = GEN.min_new_tokens
+    temperature: float = GEN.temperature
+    top_p: float = GEN.top_p
+    do_sample: bool = GEN.do_sample
+    seed: int = GEN.seed
     # the reply ends right after the first of these, which stays in its text (transformers'
     # stop_strings; a vLLM backend gets the same with include_stop_str_in_output=True)
     stop_strings: list[str] = field(default_factory=list)

@@ -49,6 +49,7 @@ from synthgen.backends.base import (
 )
 from synthgen.backends.chat_api import parse_reply, request_body
 from synthgen.errors import ConfigError, EndpointDown
+from synthgen.schema import Generation as GEN  # generation.*'s defaults
 
 log = logging.getLogger(__name__)
 logging.getLogger("httpx").setLevel(logging.WARNING)  # not a run.log line per request
@@ -157,16 +158,17 @@ class Backend(BaseBackend):
 
     def __init__(
         self,
-        engine: str = "auto",
-        prefill_chunk_size: int = 0,
+        engine: str = GEN.engine,
+        prefill_chunk_size: int = GEN.prefill_chunk_size,
         vllm: dict | None = None,
-        concurrency: int = 8,
-        max_retries: int = 4,
-        request_timeout: float = 120.0,
-        retry_backoff: float = 1.0,
+        concurrency: int = GEN.concurrency,
+        max_retries: int = GEN.max_retries,
+        request_timeout: float = GEN.request_timeout,
+        retry_backoff: float = GEN.retry_backoff,
         **kwargs: Any,
     ) -> None:
-        """engine, prefill_chunk_size and vllm are the local engines' settings: unused here."""
+        """engine, prefill_chunk_size and vllm are the local engines' settings: unused here.
+        The defaults are the schema's generation.* (a test or benchmark may pass none)."""
         import httpx
 
         super().__init__(ModelSpec.from_kwargs(kwargs))

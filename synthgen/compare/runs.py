@@ -20,12 +20,12 @@ from synthgen.compare.text import copies_span, distinct_n, keyword_coverage, len
 from synthgen.gates import filters
 from synthgen.generate import prompting
 from synthgen.rundir import (
-    CONFIG,
     REJECTED,
     SPLITS,
     SUMMARY,
     corpus_file,
     discovery,
+    load_config,
     rows_file,
     writing,
 )
@@ -69,7 +69,7 @@ def load_run(path: Path) -> Run:
     run = Run(path, {}, {})
     try:
         run.summary = json.loads((path / SUMMARY).read_text(encoding="utf-8"))
-        cfg = OmegaConf.to_container(OmegaConf.load(path / CONFIG), resolve=False)
+        cfg = OmegaConf.to_container(load_config(path), resolve=False)  # upgraded
         run.config = flatten(cfg)
         if run.summary.get("status") != "complete":
             return run
@@ -162,7 +162,7 @@ def run_metrics(run: Run, opts: Options) -> dict[str, Any]:
     asked = {(r["split"], r["chunk_id"]) for r in [*rows, *run.rejected]}
     chunk_texts = [run.corpus.get(s, {}).get(cid, "") for s, cid in sorted(asked)]
     kws = run.config.get("keywords.words") or []
-    match = run.config.get("keywords.match", "word")
+    match = run.config.get("keywords.match")  # rundir.upgrade_config filled it in
     gen = run.summary.get("generation") or run.summary.get("this_session") or {}
     return {
         "rows_train": len(run.rows.get("train", [])),

@@ -28,13 +28,14 @@ counted per file:
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections import Counter
-from dataclasses import dataclass
 from difflib import SequenceMatcher
 from pathlib import PurePosixPath
 from typing import Any
 
+from synthgen import schema
 from synthgen.records import Doc
 
 _DIGITS = re.compile(r"\d+")
@@ -56,35 +57,16 @@ _BLANKS = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
-@dataclass(frozen=True)
-class Settings:
-    """The `cleaning` config group (conf/cleaning/*.yaml)."""
+Settings = schema.Cleaning  # the `cleaning` config group (conf/cleaning/*.yaml)
 
-    apply_to: tuple[str, ...] = (".pdf",)
-    page_numbers: bool = True
-    furniture: bool = True
-    edge_lines: int = 3
-    min_pages: int = 4
-    min_share: float = 0.5
-    similarity: float = 0.8
-    hyphenation: bool = True
-    whitespace: bool = True
 
-    @classmethod
-    def from_cfg(cls, c: Any) -> Settings:
-        if c is None:  # a config from before the cleaning stage: nothing is cleaned
-            return cls(apply_to=())
-        return cls(
-            apply_to=tuple(str(e).lower() for e in c.apply_to),
-            page_numbers=bool(c.page_numbers),
-            furniture=bool(c.furniture),
-            edge_lines=int(c.edge_lines),
-            min_pages=int(c.min_pages),
-            min_share=float(c.min_share),
-            similarity=float(c.similarity),
-            hyphenation=bool(c.hyphenation),
-            whitespace=bool(c.whitespace),
-        )
+def settings(c: Any) -> Settings:
+    """The cleaning group's settings; None (a config from before the cleaning stage): nothing
+    is cleaned. Extensions are compared in lower case."""
+    if c is None:
+        return Settings(apply_to=())
+    s = schema.build(Settings, c)
+    return dataclasses.replace(s, apply_to=tuple(str(e).lower() for e in s.apply_to))
 
 
 def applies(settings: Settings, source: str) -> bool:

@@ -20,6 +20,8 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
+from synthgen.schema import Corpus  # corpus.encoding's default
+
 # lower-case non-ASCII letters of each language's alphabet (and common loan letters)
 ALPHABETS: dict[str, str] = {
     "french": "àâæçéèêëîïôœùûüÿ",
@@ -209,7 +211,7 @@ def _strict(data: bytes, encoding: str) -> str | None:
         return None
 
 
-def decode_bytes(data: bytes, encoding: str = "auto") -> Decoded:
+def decode_bytes(data: bytes, encoding: str = Corpus.encoding) -> Decoded:
     """Decode a text file's bytes; `encoding` other than "auto" forces that codec.
 
     Raises UnicodeDecodeError when the forced codec does not fit or nothing does.

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from synthgen import faults, rundir
-from synthgen.config import backfill, row_config_diff
+from synthgen.config import row_config_diff
 from synthgen.corpus import chunking, dedup, reading, selection
 from synthgen.errors import ConfigError
 from synthgen.records import Chunk, Skipped, Slot, SplitCounts
@@ -272,7 +272,7 @@ def verify_prepared(folder: Path, st: Settings) -> dict[str, Any]:
     head = prepared_header(folder)
     mine = corpus_keys(st)
     # a folder prepared before a key existed: its keys lack it, made with the old value
-    theirs = backfill(head.get("keys", {}), within=mine)
+    theirs = rundir.upgrade_keys(head.get("keys", {}), within=mine)
     if fingerprint(theirs) != fingerprint(mine):
         diff = row_config_diff(theirs, mine) or "the fingerprint"
         raise ConfigError(

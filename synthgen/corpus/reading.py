@@ -18,6 +18,7 @@ from synthgen import faults
 from synthgen.corpus import cleaning, decoding
 from synthgen.errors import ConfigError
 from synthgen.records import Doc, Skipped
+from synthgen.schema import Corpus  # corpus.encoding's default
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ def resolve_files(directory: str | Path, patterns: list[str], key: str) -> list[
     return out
 
 
-def decode_text(data: bytes, encoding: str = "auto") -> tuple[str, str]:
+def decode_text(data: bytes, encoding: str = Corpus.encoding) -> tuple[str, str]:
     """Decode bytes as UTF-8, else as the most plausible encoding (synthgen/corpus/decoding.py).
 
     Returns (text, encoding). Raises UnicodeDecodeError when no encoding fits.
@@ -83,7 +84,7 @@ def explain(e: BaseException, ext: str) -> str:
 
 
 def read_file(
-    path: Path, source: str, encoding: str = "auto"
+    path: Path, source: str, encoding: str = Corpus.encoding
 ) -> tuple[list[Doc], dict[str, Any] | None]:
     """Read one file. Returns (docs, how a non-UTF-8 text file was decoded, else None);
     raises with a readable message on failure."""
@@ -163,7 +164,7 @@ class ReadResult:
 def read_corpus(
     directory: str | Path,
     files: list[Path],
-    encoding: str = "auto",
+    encoding: str = Corpus.encoding,
     clean: cleaning.Settings | None = None,
 ) -> ReadResult:
     """Read (and clean) every file; an unreadable one is skipped with its reason."""
@@ -195,7 +196,7 @@ def read_corpus(
 
 
 def read_files(
-    directory: str | Path, files: list[Path], encoding: str = "auto"
+    directory: str | Path, files: list[Path], encoding: str = Corpus.encoding
 ) -> tuple[list[Doc], list[Skipped], dict[str, str]]:
     """Read every file, uncleaned. Returns (docs in file order, skipped files, notes per file
     such as a non-UTF-8 encoding)."""

@@ -18,6 +18,7 @@ from typing import Any
 
 from synthgen.errors import ConfigError
 from synthgen.rundir.reading import Split
+from synthgen.schema import Mining
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +31,9 @@ class Guard:
     it scores at least 5% of |positive| below the positive (NV-Retriever's TopK-PercPos 95%).
     """
 
-    relative_margin: float | None = 0.05
-    absolute_margin: float | None = None
-    max_score: float | None = None
+    relative_margin: float | None = Mining.relative_margin  # finetune.mining.*'s defaults
+    absolute_margin: float | None = Mining.absolute_margin
+    max_score: float | None = Mining.max_score
 
     def reason(self, score: float, positive: float) -> str | None:
         """Why a candidate with `score` is too close to a positive scoring `positive`, or None."""

@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from synthgen.errors import ConfigError
 from synthgen.records import short_hash
+from synthgen.schema import Judge  # judge.*'s defaults
 
 STAGE = "judge"  # the model config's per-stage key (model.cues.judge, ...) and the reject stage
 FALLBACK_STAGE = "answer"  # whose stop strings and token cap a model without a judge entry uses
@@ -28,25 +29,28 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 @dataclass(frozen=True)
 class JudgeSettings:
-    """The `judge` group; the default (and a config written before it existed) is off."""
+    """The `judge` group; the default (and a config written before it existed) is off. The
+    defaults are the schema's (synthgen/schema/judge.py)."""
 
-    enabled: bool = False
-    name: str = "none"
+    enabled: bool = Judge.enabled
+    name: str = Judge.name
     prompt: str = ""  # template with {context}, {question}, {answer}, and {checks}
     items: tuple[tuple[str, str], ...] = ()  # (name, its yes/no question), in reply order
-    require: tuple[str, ...] = ()  # items that must be yes for a row to be kept
-    on_unparsed: str = "keep"  # keep | drop: a row the judge gave no verdict for
-    max_new_tokens: int = 48  # most new tokens of a verdict reply (tokens)
+    require: tuple[str, ...] = Judge.require  # items that must be yes for a row to be kept
+    on_unparsed: str = Judge.on_unparsed  # keep | drop: a row the judge gave no verdict for
+    max_new_tokens: int = Judge.max_new_tokens  # most new tokens of a verdict reply (tokens)
 
     @classmethod
     def from_cfg(cls, cfg: DictConfig) -> JudgeSettings:
         """From a checked config (`check(cfg)`); off where `judge` is missing or disabled."""
         j = OmegaConf.select(cfg, "judge")
-        if j is None or not j.get("enabled", False):
-            return cls(name=str(j.get("name", "none")) if j is not None else "none")
+        if j is None:  # a config from before the judge stage
+            return cls()
+        if not j.enabled:
+            return cls(name=str(j.name))
         return cls(
             enabled=True,
-            name=str(j.get("name", "judge")),
+            name=str(j.name),
             prompt=str(j.prompt),
             items=tuple((str(k), str(v)) for k, v in j["items"].items()),
             require=tuple(str(x) for x in j.require),
@@ -75,7 +79,7 @@ def check(cfg: DictConfig) -> None:
         if not cond:
             raise ConfigError(msg)
 
-    enabled = j.get("enabled", False)
+    enabled = j.enabled
     need(isinstance(enabled, bool), f"judge.enabled: must be true or false, got {enabled!r}")
     if not enabled:
         return

@@ -106,12 +106,7 @@ def stage_params(st: Settings, spec: ModelSpec) -> dict[str, GenParams]:
 
 def vllm_options(g: GenSettings) -> dict[str, Any]:
     """The generation.* settings only the vllm engine reads."""
-    return {
-        "gpu_memory_utilization": g.gpu_memory_utilization,
-        "enable_prefix_caching": g.enable_prefix_caching,
-        "feed": g.vllm_feed,
-        "seed": g.seed,
-    }
+    return g.vllm()
 
 
 def batch_size(st: Settings, backend: BaseBackend) -> int:

@@ -16,6 +16,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from synthgen.rundir.upgrade import upgrade_config, upgrade_keys  # noqa: F401 (old configs)
+
 SPLITS = ("train", "val")  # dataset splits, in the order they are generated and written
 
 CONFIG = "config.yaml"  # the fully resolved config of the run
@@ -119,10 +121,11 @@ def save_config(run_dir: Path, cfg: Any, resolve: bool = True) -> Path:
 
 
 def load_config(run_dir: Path) -> Any:
-    """The DictConfig a run dir was made with (raises OSError when there is none)."""
+    """The DictConfig a run dir was made with, brought up to date for keys added since
+    (rundir.upgrade.upgrade_config; raises OSError when there is none)."""
     from omegaconf import OmegaConf
 
-    return OmegaConf.load(Path(run_dir) / CONFIG)
+    return upgrade_config(OmegaConf.load(Path(run_dir) / CONFIG))
 
 
 def has_config(run_dir: Path) -> bool:
@@ -182,10 +185,10 @@ def is_shard(run_dir: Path) -> bool:
 
     Tools that collect runs (a comparison) skip these and take the merged dir instead.
     """
-    import yaml
+    from omegaconf.errors import OmegaConfBaseException
+    from yaml import YAMLError
 
     try:
-        cfg = yaml.safe_load((Path(run_dir) / CONFIG).read_text(encoding="utf-8")) or {}
-        return int((cfg.get("shard") or {}).get("count", 1)) > 1
-    except (OSError, yaml.YAMLError, TypeError, ValueError, AttributeError):
+        return int(load_config(run_dir).shard.count) > 1
+    except (OSError, YAMLError, OmegaConfBaseException, TypeError, ValueError, AttributeError):
         return False

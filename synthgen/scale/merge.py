@@ -33,6 +33,7 @@ from synthgen.rundir.finish import apply_in_order, finalize, order_rows
 from synthgen.rundir.state import RunState
 from synthgen.scale import sharding
 from synthgen.scale.sharding import JobDir
+from synthgen.schema import Merge
 from synthgen.settings import Settings
 from synthgen.tasks import TaskRun
 
@@ -50,7 +51,7 @@ def merge(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     path = Path(str(sweep)).expanduser()
     if not path.is_dir():
         raise ConfigError(f"merge.sweep: folder {str(path)!r} not found")
-    partial = OmegaConf.select(cfg, "merge.partial", default=False)
+    partial = cfg.merge.partial
     if not isinstance(partial, bool):
         raise ConfigError(f"merge.partial: must be true or false, got {partial!r}")
     return merge_sweep(path, partial=partial)
@@ -60,7 +61,7 @@ class MergeShards(Callback):
     """After a -m sweep whose jobs all returned, merge each set of shards."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        if config.get("task", "generate") != "generate" or config.get("dry_run"):
+        if config.task != "generate" or config.dry_run:
             return
         try:  # every job of this launch returned: a dataset still unfinished is an older one
             merge_sweep(
@@ -72,7 +73,10 @@ class MergeShards(Callback):
 
 
 def merge_sweep(
-    sweep: Path, partial: bool = False, require_shards: bool = True, skip_unfinished: bool = False
+    sweep: Path,
+    partial: bool = Merge.partial,
+    require_shards: bool = True,
+    skip_unfinished: bool = False,
 ) -> dict[str, Any]:
     """Merge every sharded dataset of a sweep. Checks all of them before writing any.
 

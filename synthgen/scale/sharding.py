@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from synthgen import rundir
 from synthgen.config import row_config, row_config_diff
@@ -29,14 +30,6 @@ from synthgen.rundir.state import RunState
 def shard_of(chunk_id: str, count: int) -> int:
     """Shard of a chunk: its id is a sha1 hex prefix, so ids spread evenly over shards."""
     return int(chunk_id, 16) % count
-
-
-def shard_count(cfg: DictConfig) -> tuple[int, int]:
-    """(count, index) of this job; (1, 0) for configs from before sharding existed."""
-    return (
-        int(OmegaConf.select(cfg, "shard.count", default=1)),
-        int(OmegaConf.select(cfg, "shard.index", default=0)),
-    )
 
 
 def keep(slots: dict[str, list[Slot]], count: int, index: int) -> dict[str, list[Slot]]:
@@ -100,17 +93,17 @@ def read_job_dir(path: Path) -> JobDir | None:
         cfg = yaml.safe_load((hydra_dir / rundir.CONFIG).read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError):
         return None
-    shard = cfg.get("shard") or {}
     try:
-        count, index = int(shard.get("count", 1)), int(shard.get("index", 0))
-    except (TypeError, ValueError):
+        cfg = rundir.upgrade_config(OmegaConf.create(cfg))  # a job of before sharding: 1 shard
+        count, index = int(cfg.shard.count), int(cfg.shard.index)
+    except (TypeError, ValueError, OmegaConfBaseException):
         return None
     return JobDir(
         path=path,
         overrides=tuple(str(o) for o in overrides or []),
         count=count,
         index=index,
-        task=str(cfg.get("task", "generate")),
+        task=str(cfg.task),
     )
 
 

@@ -87,7 +87,7 @@ class SweepCallback(Callback):
         report = None
         if not runs:
             log.warning("no run dir under %s: nothing to compare", sweep_dir)
-        elif opts is not None and opts.get("auto", True):
+        elif opts is not None and opts.auto:
             try:
                 compare.build_report([sweep_dir], sweep_dir, opts)
                 report = sweep_dir / "compare.md"
