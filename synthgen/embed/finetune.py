@@ -20,7 +20,6 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from synthgen import rundir
-from synthgen.config import _flatten, row_config_diff
 from synthgen.embed import embedding, evaluate, negatives
 from synthgen.embed.training import (  # noqa: F401  (names this module has always offered)
     load_model,
@@ -32,7 +31,8 @@ from synthgen.embed.training import (  # noqa: F401  (names this module has alwa
     warmup_steps,
 )
 from synthgen.errors import ConfigError
-from synthgen.rundir import CONFIG, SUMMARY
+from synthgen.rundir import CONFIG, SUMMARY, identity
+from synthgen.rundir.identity import row_config_diff
 from synthgen.rundir.reading import Split, check_out_dir, load_split, run_dir_arg
 from synthgen.tasks import TaskRun, task
 
@@ -127,13 +127,15 @@ def _resume_point(cfg: DictConfig, run_dir: Path, ckpt_dir: Path) -> str | None:
 
 
 def _train_keys(cfg: DictConfig) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key in ("finetune", "embedder"):
-        value = OmegaConf.to_container(cfg[key], resolve=True)
-        for skip in ("resume", "evaluate"):
-            value.pop(skip, None)
-        _flatten(key, value, out)
-    return out
+    """The keys that decide a checkpoint: finetune.* and embedder.*, but not finetune.resume
+    and finetune.evaluate (whether to continue, what to measure after)."""
+    keys = [
+        f"{g}.{k}"
+        for g in ("finetune", "embedder")
+        for k in cfg[g]
+        if k not in ("resume", "evaluate")
+    ]
+    return identity.flat(cfg, keys)
 
 
 # --- the finetune task ---------------------------------------------------------------------------
