@@ -56,9 +56,6 @@ NOT_THE_KEY = {
     ("synthgen/generate/dryrun.py", "furniture"): "a file's cleaning counts",
     ("synthgen/scale/merge.py", "count"): "a merged run is one shard: not a default",
     ("synthgen/scale/merge.py", "index"): "a merged run is one shard: not a default",
-    # the filters group's own keys (it has no schema yet: its gates back-fill their defaults)
-    ("synthgen/gates/filters.py", "name"): "filters.name",
-    ("synthgen/gates/filters.py", "enabled"): "filters.<gate>.enabled",
     ("synthgen/gates/judge_spec.py", "name"): "judge.name",
     # encoders' own parameters; every caller passes the config's value
     ("synthgen/embed/retrieval.py", "query_prefix"): "encode's parameter",
