@@ -7,6 +7,7 @@ from omegaconf import DictConfig, OmegaConf
 from synthgen import schema
 from synthgen.checks import integer, need
 from synthgen.errors import ConfigError
+from synthgen.schema.fields import check_types
 
 
 def check(cfg: DictConfig) -> None:
@@ -64,6 +65,7 @@ def check_prompt(cfg: DictConfig) -> None:
             "prompt.followup: questions_per_chunk > 1 needs a followup template with {previous} "
             "(or {num_questions} in prompt.question)",
         )
+    check_types(cfg, schema.Prompt, "prompt.")  # the rest: each key of its schema type
 
 
 def check_prompt_stops(pr: DictConfig) -> None:

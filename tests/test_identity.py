@@ -71,11 +71,14 @@ def test_a_row_deciding_key_blocks_resume(tmp_path: Path) -> None:
 
 def test_an_old_run_dir_resumes(tmp_path: Path) -> None:
     """A config saved before the signal gates existed resumes with today's defaults, which
-    leave them off (rundir/upgrade.py UPGRADES)."""
+    leave them off (rundir/upgrade.py UPGRADES); so does one whose prompt file left out keys
+    at their defaults."""
     d, state = _run_dir(tmp_path, [])
     old = OmegaConf.load(d / rundir.CONFIG)
     for gate in ("embed_signals", "round_trip", "logprob", "easiness"):
         del old.filters[gate]
+    for k in ("reply", "system", "require_question_mark"):  # a prompt file without them
+        del old.prompt[k]
     rundir.save_config(d, old)
     check_resume(compose(["resume=true"]), d, state)
     assert row_config(rundir.load_config(d)) == row_config(compose(["resume=true"]))

@@ -5,8 +5,8 @@ Hydra composes conf/ on top of it: `register()` puts each dataclass in Hydra's C
 (`<group>_schema`, and `synthgen_schema` for the top level), each option's YAML names its
 group's schema first in its defaults list and keeps only what differs from it. The same fields
 write the key table of docs/configuration.md (`table`, `python -m synthgen.schema`) and the key
-lines of `python run.py --help` (the `synthgen.keys` resolver). Groups not listed in GROUPS
-(model, prompt) keep their keys in their YAML files.
+lines of `python run.py --help` (the `synthgen.keys` resolver). The `model` group, not listed
+in GROUPS, keeps its keys in its YAML files.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from synthgen.schema.embed import Compare, Embedder, Evaluate, Export, Finetune,
 from synthgen.schema.fields import as_dict, build, check_types, node, walk
 from synthgen.schema.filters import Filters
 from synthgen.schema.judge import Judge
+from synthgen.schema.prompt import Prompt
 from synthgen.schema.run import Filter, Generation, Merge, Run, Shard
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "Keywords",
     "Merge",
     "Mining",
+    "Prompt",
     "Run",
     "Shard",
     "as_dict",
@@ -66,6 +68,7 @@ GROUPS: dict[str, type] = {  # config group -> its schema (conf/<group>/*.yaml)
     "compare": Compare,
     "judge": Judge,
     "filters": Filters,  # checked by its owner, gates.filters.check
+    "prompt": Prompt,  # checked by config.check_prompt
 }
 TOP = "synthgen_schema"  # the top level's schema in the ConfigStore (conf/config.yaml's defaults)
 
