@@ -2,40 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from omegaconf import DictConfig, OmegaConf
 
 from synthgen import schema
 from synthgen.checks import integer, need
 from synthgen.errors import ConfigError
-
-# keys whose change changes the rows; resuming a run dir with other values is refused
-ROW_KEYS = (
-    "corpus",
-    "cleaning",
-    "chunking",
-    "dedup",
-    "keywords",
-    "prompt",
-    "model",
-    "filters",
-    "generation.max_new_tokens",
-    "generation.min_new_tokens",
-    "generation.temperature",
-    "generation.top_p",
-    "generation.do_sample",
-    "generation.seed",
-)
-# where an endpoint is and what it costs, and where the chunks are read from: not what the rows
-# are (a server moved to another port resumes; so does a run switched to corpus.prepared)
-NOT_ROW_KEYS = (
-    "corpus.prepared",
-    "model.base_url",
-    "model.api_key_env",
-    "model.price_per_1m_input",
-    "model.price_per_1m_output",
-)
+from synthgen.schema.fields import check_types
 
 
 def check(cfg: DictConfig) -> None:
@@ -93,6 +65,7 @@ def check_prompt(cfg: DictConfig) -> None:
             "prompt.followup: questions_per_chunk > 1 needs a followup template with {previous} "
             "(or {num_questions} in prompt.question)",
         )
+    check_types(cfg, schema.Prompt, "prompt.")  # the rest: each key of its schema type
 
 
 def check_prompt_stops(pr: DictConfig) -> None:
@@ -148,39 +121,3 @@ def check_examples(pr: DictConfig) -> None:
             f"prompt.examples[{missing[0] if missing else 0}].answer: prompt.example shows "
             "{answer}, so every example needs one",
         )
-
-
-def row_config(cfg: DictConfig) -> dict[str, Any]:
-    """The parts of the config that decide the rows, flattened to dotted keys."""
-    out: dict[str, Any] = {}
-    for key in ROW_KEYS:
-        value = OmegaConf.select(cfg, key)
-        if isinstance(value, DictConfig):
-            value = OmegaConf.to_container(value, resolve=True)
-        _flatten(key, value, out)
-    for key in NOT_ROW_KEYS:
-        out.pop(key, None)
-    return out
-
-
-def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
-    if isinstance(value, dict):
-        for k, v in value.items():
-            _flatten(f"{prefix}.{k}", v, out)
-    else:
-        out[prefix] = value
-
-
-def row_config_diff(old: dict[str, Any], new: dict[str, Any]) -> str | None:
-    """First differing key as 'key: old -> new' (values shortened), or None."""
-    for key in sorted(set(old) | set(new)):
-        if old.get(key) != new.get(key):
-            a = _short(old[key]) if key in old else "(not set)"
-            b = _short(new[key]) if key in new else "(not set)"
-            return f"{key}: {a} -> {b}"
-    return None
-
-
-def _short(v: Any, n: int = 60) -> str:
-    s = repr(v)
-    return s if len(s) <= n else s[: n - 3] + "..."

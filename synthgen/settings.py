@@ -132,7 +132,7 @@ class PromptSettings:
             followup=pr.get("followup"),
             system=pr.get("system"),
             questions_per_chunk=int(pr.questions_per_chunk),
-            require_question_mark=bool(pr.get("require_question_mark", False)),
+            require_question_mark=bool(pr.require_question_mark),
             reply=prompting.reply_mode(pr),
             examples=prompting.render_examples(
                 examples, str(pr.get("example") or ""), str(pr.get("examples_separator") or "")

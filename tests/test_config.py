@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from synthgen.config import check, row_config, row_config_diff
+from synthgen.config import check
 from synthgen.errors import ConfigError
+from synthgen.rundir.identity import row_config, row_config_diff
 from tests.conftest import REPO, compose
 
 GROUPS = sorted(p.name for p in (REPO / "conf").iterdir() if p.is_dir() and p.name != "hydra")

@@ -511,3 +511,29 @@ def test_our_own_270m_rows_are_all_dropped() -> None:
         "repeated_ngrams": 3,
         "prompt_echo": 2,
     }
+
+
+def test_an_old_run_dirs_gates_run_as_they_did() -> None:
+    """A config saved before a gate or threshold existed (rundir/upgrade.py UPGRADES): the gate
+    stays off and the threshold keeps its value of then when the rows are gated again; one
+    saved before the gates existed runs none."""
+    from omegaconf import OmegaConf
+
+    from synthgen.rundir.upgrade import upgrade_config
+
+    cfg = compose()
+    today = filters.Gates(cfg, cfg.prompt)
+    assert any(isinstance(g, filters.RestatedQuestion) for g in today.answers)
+    old = OmegaConf.to_container(cfg, resolve=True)
+    del old["filters"]["restated_question"]
+    del old["filters"]["repetition"]["max_unit_repeats"]
+    del old["filters"]["grounding"]["frame_words"]
+    up = upgrade_config(OmegaConf.create(old))
+    g = filters.Gates(up, up.prompt)
+    assert not any(isinstance(x, filters.RestatedQuestion) for x in g.answers)
+    rep = next(x for x in g.questions if isinstance(x, filters.Repetition))
+    assert rep.max_units == 0 and g.name == "default"
+    del old["filters"]
+    up = upgrade_config(OmegaConf.create(old))
+    g = filters.Gates(up, up.prompt)
+    assert not g.active and g.name == "none" == filters.name(up)

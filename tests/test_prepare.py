@@ -18,11 +18,11 @@ import pytest
 from omegaconf import OmegaConf
 
 from synthgen import rundir
-from synthgen.config import row_config
 from synthgen.corpus.load import load_corpus
 from synthgen.errors import ConfigError
 from synthgen.generate import pipeline
 from synthgen.rundir.discovery import find_runs
+from synthgen.rundir.identity import row_config
 from synthgen.scale import merge
 from synthgen.settings import Settings
 from tests.conftest import cli, compose

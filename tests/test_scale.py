@@ -23,11 +23,12 @@ import pytest
 from omegaconf import OmegaConf
 
 from synthgen import rundir, tasks
-from synthgen.config import check, row_config
+from synthgen.config import check
 from synthgen.corpus.load import load_corpus, make_slots
 from synthgen.errors import ConfigError
 from synthgen.generate import pipeline
 from synthgen.records import Row
+from synthgen.rundir.identity import row_config
 from synthgen.rundir.state import RunState
 from synthgen.scale import merge, sharding
 from synthgen.settings import Settings

@@ -56,10 +56,9 @@ NOT_THE_KEY = {
     ("synthgen/generate/dryrun.py", "furniture"): "a file's cleaning counts",
     ("synthgen/scale/merge.py", "count"): "a merged run is one shard: not a default",
     ("synthgen/scale/merge.py", "index"): "a merged run is one shard: not a default",
-    # the filters group's own keys (it has no schema yet: its gates back-fill their defaults)
-    ("synthgen/gates/filters.py", "name"): "filters.name",
-    ("synthgen/gates/filters.py", "enabled"): "filters.<gate>.enabled",
     ("synthgen/gates/judge_spec.py", "name"): "judge.name",
+    ("synthgen/generate/prompting.py", "require_question_mark"): "the parsers' parameter; "
+    "RowMaker passes the config's value",
     # encoders' own parameters; every caller passes the config's value
     ("synthgen/embed/retrieval.py", "query_prefix"): "encode's parameter",
     ("synthgen/embed/retrieval.py", "batch_size"): "encode's parameter",
@@ -138,6 +137,11 @@ def test_the_default_config_holds_every_schema_default() -> None:
     cfg = compose()
     set_by_options = {"corpus.dir", "corpus.train_files", "corpus.val_files"}
     set_by_options |= {"keywords.words", "keywords.match"}  # keywords=film: the notebook's
+    # prompt=fewshot, model=gemma3_270m's prompt: its templates, worked examples and stops
+    set_by_options |= {
+        f"prompt.{k}"
+        for k in ("name", "question", "answer", "followup", "example", "examples", "stop_strings")
+    }
     for dotted, default in schema.defaults().items():
         if dotted not in set_by_options:
             got = OmegaConf.select(cfg, dotted)

@@ -115,7 +115,7 @@ def question_tokens(run: Run, row: dict) -> float:
     """A list prompt generates a chunk's questions in one call: each gets an equal share."""
     per_call = 1
     if prompting.asks_for_list(str(run.config.get("prompt.question", ""))):
-        per_call = int(run.config.get("prompt.questions_per_chunk", 1) or 1)
+        per_call = int(run.config["prompt.questions_per_chunk"])  # upgraded: always there
     return row.get("tokens", {}).get("question", 0) / per_call
 
 

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from synthgen import faults, rundir
-from synthgen.config import row_config_diff
 from synthgen.corpus import chunking, dedup, reading, selection
 from synthgen.errors import ConfigError
 from synthgen.records import Chunk, Skipped, Slot, SplitCounts
 from synthgen.rundir import SPLITS
+from synthgen.rundir.identity import row_config_diff
 from synthgen.settings import Settings
 
 log = logging.getLogger(__name__)

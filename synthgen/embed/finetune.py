@@ -20,7 +20,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from synthgen import rundir
-from synthgen.config import _flatten, row_config_diff
+from synthgen.checks import integer, need, number
 from synthgen.embed import embedding, evaluate, negatives
 from synthgen.embed.training import (  # noqa: F401  (names this module has always offered)
     load_model,
@@ -32,7 +32,8 @@ from synthgen.embed.training import (  # noqa: F401  (names this module has alwa
     warmup_steps,
 )
 from synthgen.errors import ConfigError
-from synthgen.rundir import CONFIG, SUMMARY
+from synthgen.rundir import CONFIG, SUMMARY, identity
+from synthgen.rundir.identity import row_config_diff
 from synthgen.rundir.reading import Split, check_out_dir, load_split, run_dir_arg
 from synthgen.tasks import TaskRun, task
 
@@ -41,17 +42,6 @@ log = logging.getLogger(__name__)
 LOSSES = ("mnrl", "cached_mnrl")
 BACKENDS = ("sentence_transformers", "unsloth")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
-
-
-def _num(cfg: DictConfig, key: str, low: float, integer: bool = False, null: bool = False) -> Any:
-    v = OmegaConf.select(cfg, key)
-    if v is None and null:
-        return None
-    kind = int if integer else (int, float)
-    if isinstance(v, bool) or not isinstance(v, kind) or v < low:
-        what = "an integer" if integer else "a number"
-        raise ConfigError(f"{key}: must be {what} >= {low}{' or null' if null else ''}, got {v!r}")
-    return v
 
 
 def check(cfg: DictConfig) -> None:
@@ -67,34 +57,35 @@ def check(cfg: DictConfig) -> None:
         raise ConfigError(
             f"finetune.precision: must be one of {', '.join(PRECISIONS)}, got {ft.precision!r}"
         )
-    _num(cfg, "finetune.epochs", 1)
-    steps = OmegaConf.select(cfg, "finetune.max_steps")
-    if steps != -1:
-        _num(cfg, "finetune.max_steps", 1, integer=True)
-    _num(cfg, "finetune.lr", 0)
-    if ft.lr <= 0:
-        raise ConfigError(f"finetune.lr: must be > 0, got {ft.lr!r}")
-    _num(cfg, "finetune.weight_decay", 0)
-    _num(cfg, "finetune.warmup", 0)
-    _num(cfg, "finetune.seed", 0, integer=True)
-    _num(cfg, "finetune.save_total_limit", 1, integer=True)
-    _num(cfg, "finetune.mini_batch_size", 1, integer=True)
-    k = _num(cfg, "finetune.hard_negatives", 0, integer=True)
-    bs = _num(cfg, "finetune.batch_size", 1, integer=True)
-    if bs < 2 and k == 0:
-        raise ConfigError(
-            "finetune.batch_size: must be >= 2 without hard negatives (MNRL's negatives are the "
-            "other chunks of the batch)"
-        )
-    _num(cfg, "finetune.mining.range_max", max(1, k), integer=True)
-    for m in ("relative_margin", "absolute_margin", "max_score"):
-        _num(cfg, f"finetune.mining.{m}", -1 if m == "max_score" else 0, null=True)
-    r = _num(cfg, "finetune.lora_r", 0, integer=True)
-    _num(cfg, "finetune.lora_alpha", 1)
-    if r > 0 and ft.backend != "unsloth":
-        raise ConfigError("finetune.lora_r: LoRA is offered with finetune.backend=unsloth only")
-    _num(cfg, "embedder.max_seq_length", 8, integer=True)
-    _num(cfg, "embedder.batch_size", 1, integer=True)
+    number(cfg, "finetune.epochs", 1)
+    if OmegaConf.select(cfg, "finetune.max_steps") != -1:  # -1: all epochs
+        integer(cfg, "finetune.max_steps", 1)
+    number(cfg, "finetune.lr", 0)
+    need(ft.lr > 0, f"finetune.lr: must be > 0, got {ft.lr!r}")
+    number(cfg, "finetune.weight_decay", 0)
+    number(cfg, "finetune.warmup", 0)
+    integer(cfg, "finetune.seed", 0)
+    integer(cfg, "finetune.save_total_limit", 1)
+    integer(cfg, "finetune.mini_batch_size", 1)
+    k = integer(cfg, "finetune.hard_negatives", 0)
+    bs = integer(cfg, "finetune.batch_size", 1)
+    need(
+        bs >= 2 or k > 0,
+        "finetune.batch_size: must be >= 2 without hard negatives (MNRL's negatives are the "
+        "other chunks of the batch)",
+    )
+    integer(cfg, "finetune.mining.range_max", max(1, k))
+    for m, low in (("relative_margin", 0), ("absolute_margin", 0), ("max_score", -1)):
+        if OmegaConf.select(cfg, f"finetune.mining.{m}") is not None:  # null: that guard is off
+            number(cfg, f"finetune.mining.{m}", low)
+    r = integer(cfg, "finetune.lora_r", 0)
+    number(cfg, "finetune.lora_alpha", 1)
+    need(
+        r == 0 or ft.backend == "unsloth",
+        "finetune.lora_r: LoRA is offered with finetune.backend=unsloth only",
+    )
+    integer(cfg, "embedder.max_seq_length", 8)
+    integer(cfg, "embedder.batch_size", 1)
     embedding.check_embedder(cfg)
 
 
@@ -127,13 +118,15 @@ def _resume_point(cfg: DictConfig, run_dir: Path, ckpt_dir: Path) -> str | None:
 
 
 def _train_keys(cfg: DictConfig) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key in ("finetune", "embedder"):
-        value = OmegaConf.to_container(cfg[key], resolve=True)
-        for skip in ("resume", "evaluate"):
-            value.pop(skip, None)
-        _flatten(key, value, out)
-    return out
+    """The keys that decide a checkpoint: finetune.* and embedder.*, but not finetune.resume
+    and finetune.evaluate (whether to continue, what to measure after)."""
+    keys = [
+        f"{g}.{k}"
+        for g in ("finetune", "embedder")
+        for k in cfg[g]
+        if k not in ("resume", "evaluate")
+    ]
+    return identity.flat(cfg, keys)
 
 
 # --- the finetune task ---------------------------------------------------------------------------

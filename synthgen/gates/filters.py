@@ -19,7 +19,6 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from synthgen.errors import ConfigError
 from synthgen.gates import signals
 from synthgen.gates.rules import (  # noqa: F401  (the gates are part of this module's API)
     PLACEHOLDER,
@@ -50,14 +49,19 @@ from synthgen.gates.text import (  # noqa: F401
     words,
 )
 from synthgen.generate import prompting
+from synthgen.schema import Filters
+from synthgen.schema.fields import check_types
 
 Gate = Any  # a gate object: check(text, chunk, question="") -> Drop | None
 
 
-def _node(cfg: Any) -> dict[str, Any]:
+NO_GROUP = "none"  # the name of the gates of a config without `filters` (no gate ran)
+
+
+def _node(cfg: Any) -> dict[str, Any] | None:
+    """The `filters` group as a dict; None for a config without it (a run dir older than the
+    gates)."""
     node = cfg.get("filters") if cfg is not None else None
-    if node is None:
-        return {"name": "none", "enabled": False}
     return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
 
 
@@ -75,23 +79,11 @@ def _templates(prompt: Any) -> list[str]:
 
 
 def _prompt_echo(g: dict, cfg: Any, prompt: Any) -> tuple[list[Gate], list[Gate]]:
-    _num(g, "filters.prompt_echo", ngram=(1, None), max_share=(0, 1))
     echo = PromptEcho(_templates(prompt), g["ngram"], g["max_share"])
     return [echo], [echo]
 
 
 def _repetition(g: dict, cfg: Any, prompt: Any) -> tuple[list[Gate], list[Gate]]:
-    g.setdefault("min_sentence_words", 1)  # a config saved before the key existed
-    g.setdefault("max_unit_repeats", 0)
-    _num(
-        g,
-        "filters.repetition",
-        max_sentence_repeats=(1, None),
-        min_sentence_words=(1, None),
-        ngram=(1, None),
-        max_share=(0, 1),
-        max_unit_repeats=(0, None),
-    )
     rep = Repetition(
         g["max_sentence_repeats"],
         g["ngram"],
@@ -102,31 +94,19 @@ def _repetition(g: dict, cfg: Any, prompt: Any) -> tuple[list[Gate], list[Gate]]
     return [rep], [rep]
 
 
-def _phrases(reason: str, answers_default: bool) -> Callable[..., tuple[list[Gate], list[Gate]]]:
+def _phrases(reason: str) -> Callable[..., tuple[list[Gate], list[Gate]]]:
     def build(g: dict, cfg: Any, prompt: Any) -> tuple[list[Gate], list[Gate]]:
-        gate = Phrases(reason, g.get("patterns") or [], f"filters.{reason}.patterns")
-        return (
-            [gate] if g.get("questions", True) else [],
-            [gate] if g.get("answers", answers_default) else [],
-        )
+        gate = Phrases(reason, g["patterns"] or [], f"filters.{reason}.patterns")
+        return ([gate] if g["questions"] else [], [gate] if g["answers"] else [])
 
     return build
 
 
 def _not_question(g: dict, cfg: Any, prompt: Any) -> tuple[list[Gate], list[Gate]]:
-    _num(g, "filters.not_question", min_signals=(1, 2))
     return [NotQuestion(g["min_signals"])], []
 
 
 def _length(g: dict, cfg: Any, prompt: Any) -> tuple[list[Gate], list[Gate]]:
-    _num(
-        g,
-        "filters.length",
-        question_min_words=(0, None),
-        question_max_words=(1, None),
-        answer_min_words=(0, None),
-        answer_max_words=(1, None),
-    )
     return (
         [Length(g["question_min_words"], g["question_max_words"])],
         [Length(g["answer_min_words"], g["answer_max_words"])],
@@ -136,22 +116,18 @@ def _length(g: dict, cfg: Any, prompt: Any) -> tuple[list[Gate], list[Gate]]:
 def _grounding(g: dict, cfg: Any, prompt: Any) -> tuple[list[Gate], list[Gate]]:
     questions: list[Gate] = []
     answers: list[Gate] = []
-    frame = _words_list(g, "filters.grounding.frame_words")
-    if g.get("lexical", True):
-        _num(g, "filters.grounding", min_overlap=(0, 1), min_content_words=(0, None))
+    frame = list(g["frame_words"] or [])
+    if g["lexical"]:
         answers.append(LexicalGrounding(g["min_overlap"], g["min_content_words"], frame))
-    if g.get("questions", False):
-        _num(g, "filters.grounding", question_min_overlap=(0, 1))
+    if g["questions"]:
         questions.append(LexicalGrounding(g["question_min_overlap"], g["min_content_words"], frame))
-    if g.get("embedding", False):
-        _num(g, "filters.grounding", min_similarity=(-1, 1))
+    if g["embedding"]:
         answers.append(EmbeddingGrounding(_embedder(cfg, g), g["min_similarity"]))
     return questions, answers
 
 
 def _restated_question(g: dict, cfg: Any, prompt: Any) -> tuple[list[Gate], list[Gate]]:
-    _num(g, "filters.restated_question", min_new_words=(0, None))
-    frame = _words_list(_node(cfg).get("grounding") or {}, "filters.grounding.frame_words")
+    frame = list(_node(cfg)["grounding"]["frame_words"] or [])
     return [], [RestatedQuestion(int(g["min_new_words"]), frame)]
 
 
@@ -159,9 +135,9 @@ def _restated_question(g: dict, cfg: Any, prompt: Any) -> tuple[list[Gate], list
 BUILDERS = {
     "prompt_echo": _prompt_echo,
     "repetition": _repetition,
-    "refusal": _phrases("refusal", answers_default=True),
+    "refusal": _phrases("refusal"),
     "not_question": _not_question,
-    "meta_reference": _phrases("meta_reference", answers_default=False),
+    "meta_reference": _phrases("meta_reference"),
     "length": _length,
     "grounding": _grounding,
     "restated_question": _restated_question,
@@ -169,22 +145,14 @@ BUILDERS = {
 
 
 def _round_trip(g: dict, cfg: Any) -> RoundTrip:
-    _num(g, "filters.round_trip", k=(1, None))
-    retriever = g.get("retriever", "bm25")
-    if retriever not in ("bm25", "embedding"):
-        raise ConfigError(
-            f"filters.round_trip.retriever: must be bm25 or embedding, got {retriever!r}"
-        )
-    return RoundTrip(int(g["k"]), retriever)
+    return RoundTrip(int(g["k"]), g["retriever"])
 
 
 def _logprob(g: dict, cfg: Any) -> LogprobFloor:
-    _num(g, "filters.logprob", min=(-1e9, 0))
     return LogprobFloor(float(g["min"]))
 
 
 def _easiness(g: dict, cfg: Any) -> Easiness:
-    _num(g, "filters.easiness", max_similarity=(-1, 1))
     return Easiness(float(g["max_similarity"]))
 
 
@@ -196,24 +164,25 @@ class Gates:
     """The gates of `filters` for one prompt: question(), answer(), then the cross-row check.
 
     Built from the whole config (`filters`, `prompt`, and `embedder` for the optional
-    embedding gate); a config without `filters` (an older run dir) gets no gates.
+    embedding gate), checked before (filters.check); every key is there (the schema's, or
+    rundir.upgrade_config's for an old run dir), but a config without `filters` at all (a run
+    dir older than the gates) gets none.
     """
 
     def __init__(self, cfg: Any, prompt: Any = None) -> None:
         node = _node(cfg)
-        self.name = str(node.get("name", "custom"))
+        self.name = str(node["name"]) if node is not None else NO_GROUP
         self.questions: list[Any] = []
         self.answers: list[Any] = []
         self.duplicates: NearDuplicateAnswers | None = None
         self.signal_gates: list[Any] = []
         self.embed_signals = False  # the rows' signals include embed_rank and easiness
         self._embedder_model: Any = None
-        if not node.get("enabled", True):
+        if node is None or not node["enabled"]:
             return
 
         def on(key: str) -> dict[str, Any] | None:
-            g = node.get(key) or {}
-            return g if g.get("enabled", True) and g else None
+            return node[key] if node[key]["enabled"] else None
 
         for key, build in BUILDERS.items():
             if g := on(key):
@@ -221,18 +190,11 @@ class Gates:
                 self.questions += questions
                 self.answers += answers
         if g := on("near_duplicate_answer"):
-            _num(
-                g,
-                "filters.near_duplicate_answer",
-                ngram=(1, None),
-                max_similarity=(0, 1),
-                min_words=(0, None),
-            )
             self.duplicates = NearDuplicateAnswers(g["ngram"], g["max_similarity"], g["min_words"])
         for key, build_signal in SIGNAL_BUILDERS.items():
             if g := on(key):
                 self.signal_gates.append(build_signal(g, cfg))
-        self.embed_signals = bool(node.get("embed_signals", False)) or any(
+        self.embed_signals = bool(node["embed_signals"]) or any(
             isinstance(x, Easiness) or (isinstance(x, RoundTrip) and x.retriever == "embedding")
             for x in self.signal_gates
         )
@@ -290,30 +252,11 @@ class Gates:
             self.duplicates.add(answer, split, chunk_id)
 
 
-def _num(g: dict[str, Any], key: str, **bounds: tuple[float, float | None]) -> None:
-    """Each named key is a number within its bounds, or one line naming it."""
-    for name, (low, high) in bounds.items():
-        v = g.get(name)
-        ok = isinstance(v, int | float) and not isinstance(v, bool) and v >= low
-        ok = ok and (high is None or v <= high)
-        if not ok:
-            span = f">= {low}" if high is None else f"in [{low}, {high}]"
-            raise ConfigError(f"{key}.{name}: must be a number {span}, got {v!r}")
-
-
-def _words_list(g: dict[str, Any], key: str) -> list[str]:
-    """A list of words (null = none), or one line naming the key."""
-    v = g.get(key.rsplit(".", 1)[1]) or []
-    if isinstance(v, str) or not all(isinstance(w, str) for w in v):
-        raise ConfigError(f"{key}: must be a list of words, got {v!r}")
-    return list(v)
-
-
 def _embedder(cfg: Any, g: dict[str, Any]) -> Callable[[], Any]:
     """The embedding gate's model, loaded when first needed (never for a dry run)."""
     from synthgen.embed import embedding
 
-    path = g.get("embedder")
+    path = g.get("embedder")  # the grounding gate's own model; {} for the signals' (the group's)
     key = "filters.grounding.embedder" if path else "embedder.name_or_path"
     embedding.check_embedder(cfg, path, key)  # a wrong name stops the run before any model
     return lambda: embedding.load_embedder(cfg, path, key)
@@ -321,11 +264,15 @@ def _embedder(cfg: Any, g: dict[str, Any]) -> Callable[[], Any]:
 
 def name(cfg: Any) -> str:
     """The gate set's name (filters.name) for summaries; 'none' for a config without filters."""
-    return str(_node(cfg).get("name", "custom"))
+    node = _node(cfg)
+    return str(node["name"]) if node is not None else NO_GROUP
 
 
 def check(cfg: Any) -> None:
-    """Validate `filters` (numbers in range, regular expressions compile); loads nothing."""
+    """Validate `filters`: the schema's ranges and types (synthgen/schema/filters.py), then the
+    gates are built, so their regular expressions compile; loads nothing."""
+    Filters.check(cfg)  # first: its messages say what a number must be (in [0, 1])
+    check_types(cfg, Filters, "filters.")
     Gates(cfg, cfg.get("prompt"))
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from synthgen.errors import ConfigError
+from synthgen.checks import integer, need
 from synthgen.records import short_hash
 from synthgen.schema import Judge  # judge.*'s defaults
 
@@ -75,10 +75,6 @@ def check(cfg: DictConfig) -> None:
     if j is None:
         return
 
-    def need(cond: bool, msg: str) -> None:
-        if not cond:
-            raise ConfigError(msg)
-
     enabled = j.enabled
     need(isinstance(enabled, bool), f"judge.enabled: must be true or false, got {enabled!r}")
     if not enabled:
@@ -124,11 +120,7 @@ def check(cfg: DictConfig) -> None:
         need(r in items, f"judge.require: unknown item {r!r} (items: {', '.join(items)})")
     on = j.get("on_unparsed")
     need(on in ON_UNPARSED, f"judge.on_unparsed: must be keep or drop, got {on!r}")
-    cap = j.get("max_new_tokens")
-    need(
-        isinstance(cap, int) and not isinstance(cap, bool) and cap >= 1,
-        f"judge.max_new_tokens: must be an integer >= 1, got {cap!r}",
-    )
+    integer(cfg, "judge.max_new_tokens", 1)
 
 
 # --- the prompt ----------------------------------------------------------------------------------

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from synthgen.config import row_config, row_config_diff
 from synthgen.errors import ConfigError, SynthgenError
 from synthgen.records import key_of
 from synthgen.rundir import QUESTIONS, REJECTED, SPLITS, has_config, load_config, rows_file
+from synthgen.rundir.identity import row_config, row_config_diff
 from synthgen.rundir.writing import read_jsonl
 
 

@@ -4,7 +4,8 @@
 dirs were made takes the value in force before it existed (UPGRADES: history, so it must not
 follow a later change of the default), and any other key the schema has that the config lacks
 takes the schema's default. A group the config lacks entirely (cleaning, dedup) stays absent:
-its stage did not exist, and the settings read that as off.
+its stage did not exist, and the settings read that as off; a config without `filters` (made
+before the quality gates) reads as filters=none by its UPGRADES.
 """
 
 from __future__ import annotations
@@ -18,7 +19,16 @@ from synthgen import schema
 # keys added after run dirs were made, with the value a run made before them had
 UPGRADES: dict[str, Any] = {
     "chunking.bounds": "drop",  # before it, every chunk outside the bounds was dropped
-    # the gates on a row's signals (filters/default.yaml): before them, none of them ran
+    # before the quality gates (conf/filters/default.yaml, 2026-12-01 08:35) no gate ran
+    "filters.name": "none",
+    "filters.enabled": False,
+    # the gates' keys added after the group: a gate a saved config lacks stays off, a
+    # threshold takes its value of then
+    "filters.repetition.min_sentence_words": 1,  # before it, every sentence counted (words)
+    "filters.repetition.max_unit_repeats": 0,  # 2026-12-01 13:15; 0 = no such check
+    "filters.grounding.frame_words": [],  # 2026-12-01 13:15; every content word grounded
+    "filters.restated_question.enabled": False,  # 2026-12-01 14:05
+    # the gates on a row's signals (2026-12-07 18:34): before them, none of them ran
     "filters.embed_signals": False,
     "filters.round_trip.enabled": False,
     "filters.round_trip.retriever": "bm25",

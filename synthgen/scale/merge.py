@@ -22,7 +22,6 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from synthgen import rundir
-from synthgen.config import row_config, row_config_diff
 from synthgen.corpus import dedup
 from synthgen.corpus.load import corpus_texts, load_corpus
 from synthgen.errors import ConfigError, SynthgenError
@@ -30,6 +29,7 @@ from synthgen.gates import filters
 from synthgen.records import GenTotals, Rejected, SplitCounts, first_per_key, key_of
 from synthgen.rundir import SPLITS, discovery, runlock
 from synthgen.rundir.finish import apply_in_order, finalize, order_rows
+from synthgen.rundir.identity import row_config, row_config_diff
 from synthgen.rundir.state import RunState
 from synthgen.scale import sharding
 from synthgen.scale.sharding import JobDir

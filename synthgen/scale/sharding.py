@@ -20,10 +20,10 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from synthgen import rundir
-from synthgen.config import row_config, row_config_diff
 from synthgen.errors import ConfigError
 from synthgen.records import Slot
 from synthgen.rundir import SPLITS, has_config, load_config
+from synthgen.rundir.identity import row_config, row_config_diff
 from synthgen.rundir.state import RunState
 
 

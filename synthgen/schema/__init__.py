@@ -5,8 +5,8 @@ Hydra composes conf/ on top of it: `register()` puts each dataclass in Hydra's C
 (`<group>_schema`, and `synthgen_schema` for the top level), each option's YAML names its
 group's schema first in its defaults list and keeps only what differs from it. The same fields
 write the key table of docs/configuration.md (`table`, `python -m synthgen.schema`) and the key
-lines of `python run.py --help` (the `synthgen.keys` resolver). Groups not listed in GROUPS
-(model, prompt, filters) keep their keys in their YAML files.
+lines of `python run.py --help` (the `synthgen.keys` resolver). The `model` group, not listed
+in GROUPS, keeps its keys in its YAML files.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from omegaconf import DictConfig, OmegaConf
 from synthgen.schema.corpus import Chunking, Cleaning, Corpus, Dedup, Keywords
 from synthgen.schema.embed import Compare, Embedder, Evaluate, Export, Finetune, Mining
 from synthgen.schema.fields import as_dict, build, check_types, node, walk
+from synthgen.schema.filters import Filters
 from synthgen.schema.judge import Judge
+from synthgen.schema.prompt import Prompt
 from synthgen.schema.run import Filter, Generation, Merge, Run, Shard
 
 __all__ = [
@@ -32,12 +34,14 @@ __all__ = [
     "Evaluate",
     "Export",
     "Filter",
+    "Filters",
     "Finetune",
     "Generation",
     "Judge",
     "Keywords",
     "Merge",
     "Mining",
+    "Prompt",
     "Run",
     "Shard",
     "as_dict",
@@ -63,6 +67,8 @@ GROUPS: dict[str, type] = {  # config group -> its schema (conf/<group>/*.yaml)
     "export": Export,
     "compare": Compare,
     "judge": Judge,
+    "filters": Filters,  # checked by its owner, gates.filters.check
+    "prompt": Prompt,  # checked by config.check_prompt
 }
 TOP = "synthgen_schema"  # the top level's schema in the ConfigStore (conf/config.yaml's defaults)
 
@@ -136,7 +142,11 @@ def table() -> str:
     """The key table of docs/configuration.md: one row per key, from the schema's fields."""
     rows = ["| key | default | meaning |", "|---|---|---|"]
     for dotted, default, text in every_key():
-        rows.append(f"| `{dotted}` | `{shown(default)}` | {text.replace('|', '/')} |")
+        cell = f"`{shown(default)}`"
+        if len(cell) > 120 or "|" in cell:  # a list of patterns: named, not written out
+            where = GROUPS.get(dotted.split(".")[0], Run).__module__.replace(".", "/")
+            cell = f"{len(default)} items, in `{where}.py`"
+        rows.append(f"| `{dotted}` | {cell} | {text.replace('|', '/')} |")
     return "\n".join(rows) + "\n"
 
 
