@@ -199,7 +199,7 @@ def test_an_old_config_is_upgraded_once() -> None:
     assert new.num_rows == 3 and new.generation.max_new_tokens == 12
     assert new.chunking.bounds == UPGRADES["chunking.bounds"]
     assert new.filters.round_trip.enabled is False
-    assert new.generation.gpu_memory_utilization == schema.Generation.gpu_memory_utilization
+    assert new.engine.gpu_memory_utilization == schema.engine.Auto.gpu_memory_utilization
     assert new.corpus.leak == schema.Corpus.leak and new.shard.count == schema.Shard.count
     assert "cleaning" not in new and "dedup" not in new
     assert "bounds" not in old.chunking  # the saved config itself is left as it was
@@ -223,3 +223,53 @@ def test_an_option_of_the_users_own_gets_every_key_without_naming_the_schema(
         cfg = hydra_compose("config", overrides=["corpus=mydocs"])
     assert cfg.corpus.leak == schema.Corpus.leak and cfg.corpus.encoding == schema.Corpus.encoding
     assert list(cfg.corpus.train_files) == ["a.txt"]
+
+
+def test_an_old_config_has_its_engine_keys_moved_into_the_engine_group() -> None:
+    """generation.engine and its keys (rundir.upgrade.MOVED) land in `engine`, keeping only the
+    keys of the engine the run asked for; a config without an engine gets the default one."""
+    from synthgen.rundir.upgrade import MOVED
+
+    old = OmegaConf.create(
+        {
+            "generation": {
+                "max_new_tokens": 12,
+                "engine": "static",
+                "prefill_chunk_size": 512,
+                "gpu_memory_utilization": 0.5,
+                "vllm_feed": "waves",
+            }
+        }
+    )
+    new = upgrade_config(old)
+    assert dict(new.engine) == {"name": "static", "prefill_chunk_size": 512}
+    assert all(k.split(".")[1] not in new.generation for k in MOVED)
+    assert new.generation.max_new_tokens == 12
+    vllm = upgrade_config(
+        OmegaConf.create({"generation": {"engine": "vllm", "vllm_feed": "waves"}})
+    )
+    assert vllm.engine.feed == "waves" and vllm.engine.name == "vllm"
+    assert vllm.engine.gpu_memory_utilization == schema.engine.Vllm.gpu_memory_utilization
+    assert "prefill_chunk_size" not in vllm.engine
+    none = upgrade_config(OmegaConf.create({"generation": {"max_new_tokens": 12}}))
+    assert dict(none.engine) == schema.as_dict(schema.engine.ENGINES[schema.engine.DEFAULT])
+    assert upgrade_config(new) == new  # upgraded once: a second pass changes nothing
+
+
+@pytest.mark.parametrize(
+    ("override", "says"),
+    [
+        ("generation.engine=vllm", "generation.engine: moved; write engine=vllm"),
+        ("++generation.vllm_feed=waves", "generation.vllm_feed: moved; write engine.feed=waves"),
+        ("generation.prefill_chunk_size=64", "write engine.prefill_chunk_size=64"),
+        ("engine=vllm", None),
+        ("generation.max_new_tokens=8", None),
+    ],
+)
+def test_an_old_spelling_on_the_command_line_names_the_new_one(
+    override: str, says: str | None
+) -> None:
+    from synthgen.rundir.upgrade import moved_override
+
+    got = moved_override(override)
+    assert got == says if says is None or says.startswith("generation.") else says in got

@@ -298,8 +298,8 @@ class Streamer(Protocol):
 
 @runtime_checkable
 class Engine(Protocol):
-    """What the transformers and unsloth backends run batches on, one per generation.engine:
-    batched.Batched (dynamic, static), continuous.SlotEngine, vllm_engine.VllmRunner. An
+    """What the transformers and unsloth backends run batches on, one per engine (the `engine`
+    group): batched.Batched (dynamic, static), continuous.SlotEngine, vllm_engine.VllmRunner. An
     engine that also feeds continuously offers a Streamer through its backend's `streamer()`.
     """
 
@@ -316,7 +316,8 @@ class BaseBackend:
 
     A backend calls `super().__init__(spec)` first, sets `tokenizer` and `engine`, and
     implements `generate`. hydra builds it with the model keys plus `engine`,
-    `prefill_chunk_size` and `vllm` (generation.*), which it may ignore.
+    `prefill_chunk_size` and `vllm` (the engine group's keys, schema.engine.backend_kwargs), which
+    it may ignore.
     """
 
     name: ClassVar[str] = "base"  # model.backend

@@ -50,6 +50,7 @@ from synthgen.backends.base import (
 from synthgen.backends.chat_api import parse_reply, request_body
 from synthgen.errors import ConfigError, EndpointDown
 from synthgen.schema import Generation as GEN  # generation.*'s defaults
+from synthgen.schema.engine import Auto as ENGINE  # the engine group's defaults (engine=auto)
 
 log = logging.getLogger(__name__)
 logging.getLogger("httpx").setLevel(logging.WARNING)  # not a run.log line per request
@@ -158,8 +159,8 @@ class Backend(BaseBackend):
 
     def __init__(
         self,
-        engine: str = GEN.engine,
-        prefill_chunk_size: int = GEN.prefill_chunk_size,
+        engine: str = ENGINE.name,
+        prefill_chunk_size: int = ENGINE.prefill_chunk_size,
         vllm: dict | None = None,
         concurrency: int = GEN.concurrency,
         max_retries: int = GEN.max_retries,
@@ -167,8 +168,8 @@ class Backend(BaseBackend):
         retry_backoff: float = GEN.retry_backoff,
         **kwargs: Any,
     ) -> None:
-        """engine, prefill_chunk_size and vllm are the local engines' settings: unused here.
-        The defaults are the schema's generation.* (a test or benchmark may pass none)."""
+        """engine, prefill_chunk_size and vllm are the local engines' settings (the engine
+        group): unused here. The defaults are the schema's (a test or benchmark may pass none)."""
         import httpx
 
         super().__init__(ModelSpec.from_kwargs(kwargs))

@@ -45,18 +45,17 @@ def prepare_model(cfg: DictConfig) -> None:
 
 
 def load_backend(cfg: DictConfig, st: Settings) -> BaseBackend:
-    """The backend named by model._target_ (hydra instantiate), engine settings passed along."""
+    """The backend named by model._target_ (hydra instantiate), the engine's settings (the
+    `engine` group) passed along."""
     from hydra.utils import instantiate
+
+    from synthgen.schema.engine import backend_kwargs
 
     g = st.generation
     return load_model_part(
         st.model,
         lambda: instantiate(
-            cfg.model,
-            engine=g.engine,
-            prefill_chunk_size=g.prefill_chunk_size,
-            vllm=vllm_options(g),
-            **endpoint_options(cfg, g),
+            cfg.model, **backend_kwargs(st.engine, g.seed), **endpoint_options(cfg, g)
         ),
     )
 
@@ -102,11 +101,6 @@ def stage_params(st: Settings, spec: ModelSpec) -> dict[str, GenParams]:
             else [],
         )
     return out
-
-
-def vllm_options(g: GenSettings) -> dict[str, Any]:
-    """The generation.* settings only the vllm engine reads."""
-    return g.vllm()
 
 
 def batch_size(st: Settings, backend: BaseBackend) -> int:
