@@ -325,15 +325,15 @@ def test_generate_answers_a_batch_in_order_and_retries_a_timeout(served) -> None
 
 @pytest.mark.server
 def test_a_model_the_server_does_not_serve_fails_in_one_line(served) -> None:
-    from synthgen.backends.base import ModelSpec
+    from synthgen.backends.base import EndpointSpec
     from synthgen.backends.openai import Backend
 
     url, name = served
-    spec = ModelSpec(name_or_path="nope", name="nope", backend="openai", base_url=url)
+    spec = EndpointSpec(name_or_path="nope", name="nope", backend="openai", base_url=url)
     with pytest.raises(ValueError) as e:
         Backend.prepare(spec)
     assert str(e.value).startswith("model.name: 'nope' is not served at") and name in str(e.value)
-    assert Backend.prepare(ModelSpec(name_or_path=name, name=name, base_url=url)) == name
+    assert Backend.prepare(EndpointSpec(name_or_path=name, name=name, base_url=url)) == name
 
 
 @pytest.mark.server
@@ -469,10 +469,10 @@ def test_reply_logprob_reads_the_chat_and_the_completions_shapes() -> None:
 
 
 def test_every_request_asks_for_logprobs_and_the_reply_carries_their_mean() -> None:
-    from synthgen.backends.base import GenParams, ModelSpec
+    from synthgen.backends.base import EndpointSpec, GenParams
     from synthgen.backends.chat_api import parse_reply, request_body
 
-    spec = ModelSpec(name_or_path="m", name="m", backend="openai", base_url="http://h/v1")
+    spec = EndpointSpec(name_or_path="m", name="m", backend="openai", base_url="http://h/v1")
     msgs = [{"role": "user", "content": "Ask."}]
     assert request_body(spec, msgs, GenParams())["logprobs"] is True
     assert "logprobs" not in request_body(spec, msgs, GenParams(), logprobs=False)

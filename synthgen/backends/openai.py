@@ -42,9 +42,9 @@ from typing import Any
 
 from synthgen.backends.base import (
     BaseBackend,
+    EndpointSpec,
     Generated,
     GenParams,
-    ModelSpec,
     Usage,
 )
 from synthgen.backends.chat_api import parse_reply, request_body
@@ -62,7 +62,7 @@ BACKOFF_CAP = 60.0  # most seconds one wait between attempts lasts (s)
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def check(spec: ModelSpec, runtime: bool = True) -> None:
+def check(spec: EndpointSpec, runtime: bool = True) -> None:
     """The endpoint keys, before anything is read; raises ConfigError('key: why').
 
     A value that looks like a key rather than a variable name is refused without being echoed.
@@ -89,10 +89,6 @@ def check(spec: ModelSpec, runtime: bool = True) -> None:
         )
     if spec.prompt_format != "chat":
         raise ConfigError("model.prompt_format: the openai backend speaks chat only; set chat")
-    if spec.chat_template:
-        raise ConfigError(
-            "model.chat_template: the server applies its own chat template; set it to null"
-        )
     prices = (spec.price_per_1m_input, spec.price_per_1m_output)
     for key, v in zip(("price_per_1m_input", "price_per_1m_output"), prices, strict=True):
         if v is not None and (isinstance(v, bool) or not isinstance(v, int | float) or v < 0):
@@ -101,7 +97,7 @@ def check(spec: ModelSpec, runtime: bool = True) -> None:
         raise ConfigError("model.price_per_1m_input: set both prices (input and output) or neither")
 
 
-def api_key(spec: ModelSpec) -> str | None:
+def api_key(spec: EndpointSpec) -> str | None:
     return os.environ.get(spec.api_key_env) if spec.api_key_env else None
 
 
@@ -121,10 +117,11 @@ class Backend(BaseBackend):
 
     check = staticmethod(check)
     name = "openai"  # model.backend
+    Spec = EndpointSpec  # the endpoint's keys; no chat_template (the server applies its own)
     engine = "endpoint"  # summary.json this_session.engine.name
 
     @staticmethod
-    def prepare(spec: ModelSpec) -> str:
+    def prepare(spec: EndpointSpec) -> str:
         """Before the corpus is read: the server answers and serves model.name (GET /models).
         A server without /models is taken at its word."""
         import httpx
@@ -172,7 +169,7 @@ class Backend(BaseBackend):
         group): unused here. The defaults are the schema's (a test or benchmark may pass none)."""
         import httpx
 
-        super().__init__(ModelSpec.from_kwargs(kwargs))
+        super().__init__(EndpointSpec.from_kwargs(kwargs))
         check(self.spec)
         self.concurrency = max(1, int(concurrency))
         self.max_retries = max(0, int(max_retries))

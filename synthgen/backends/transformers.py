@@ -141,7 +141,7 @@ class Backend(BaseBackend):
         vllm: dict | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(ModelSpec.from_kwargs(kwargs))
+        super().__init__(type(self).Spec.from_kwargs(kwargs))
         type(self).check(self.spec)  # the unsloth subclass has its own
         self.before_load()
         import torch

@@ -7,7 +7,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from synthgen.backends.base import BaseBackend, GenParams, ModelSpec
+from synthgen.backends.base import BaseBackend, BaseSpec, GenParams
 from synthgen.errors import ModelLoadError, SynthgenError
 from synthgen.settings import GenSettings, Settings
 
@@ -40,7 +40,7 @@ def prepare_model(cfg: DictConfig) -> None:
     from hydra.utils import get_class
 
     backend_cls = get_class(cfg.model._target_)
-    spec = ModelSpec.from_kwargs(OmegaConf.to_container(cfg.model, resolve=True))
+    spec = backend_cls.Spec.from_kwargs(OmegaConf.to_container(cfg.model, resolve=True))
     load_model_part(spec.name_or_path, lambda: backend_cls.prepare(spec))
 
 
@@ -72,7 +72,7 @@ def endpoint_options(cfg: DictConfig, g: GenSettings) -> dict[str, Any]:
     }
 
 
-def stage_params(st: Settings, spec: ModelSpec) -> dict[str, GenParams]:
+def stage_params(st: Settings, spec: BaseSpec) -> dict[str, GenParams]:
     """Generation settings per stage: `generation.*`, with the model's stop strings (and the
     prompt's own, prompt.stop_strings) and token cap for the stage (a base model's: it never
     stops on its own). A list prompt
