@@ -204,7 +204,7 @@ class Settings:
             engine=schema.build(schema.engine.ENGINES[cfg.engine.name], cfg.engine),
             shard=schema.build(ShardSettings, cfg.shard),
             model=str(cfg.model.name_or_path),
-            system_role=bool(cfg.model.get("system_role", True)),
+            system_role=bool(cfg.model.system_role),
             max_seq_length=int(cfg.model.max_seq_length),
             judge=judge_spec.JudgeSettings.from_cfg(cfg),
         )

@@ -383,7 +383,7 @@ def test_the_endpoint_configs_pass_the_checks(monkeypatch: pytest.MonkeyPatch) -
         ("model.base_url=localhost:8000", "model.base_url"),
         ("model.name=''", "model.name"),
         ("model.api_key_env=missing_VAR_for_sure", "model.api_key_env"),
-        ("+model.prompt_format=plain", "model.prompt_format"),
+        ("model.prompt_format=plain", "model.prompt_format"),
         ("model.price_per_1m_input=-1", "model.price_per_1m_input"),
         ("model.price_per_1m_input=1.0", "model.price_per_1m_input"),  # output price missing
         ("generation.concurrency=0", "generation.concurrency"),

@@ -19,6 +19,7 @@ from synthgen.backends import openai, transformers, unsloth
 from synthgen.backends.base import BaseBackend, BaseSpec
 from synthgen.checks import integer, need
 from synthgen.errors import ConfigError
+from synthgen.schema.fields import check_types
 
 BACKENDS: dict[str, type[BaseBackend]] = {  # model.backend -> its class (a new backend: add it)
     "transformers": transformers.Backend,
@@ -62,7 +63,7 @@ def check(cfg: DictConfig) -> None:
         check_endpoint(cfg)
     else:
         check_model_path(str(m.name_or_path))
-    fmt = m.get("prompt_format", "chat")
+    fmt = m.prompt_format
     need(fmt in ("chat", "plain"), f"model.prompt_format: must be chat or plain, got {fmt!r}")
     need(
         fmt == "chat" or not m.get("chat_template"),
@@ -73,6 +74,7 @@ def check(cfg: DictConfig) -> None:
         fmt == "plain" or not m.get("cues"),
         "model.cues: only used with model.prompt_format=plain (a chat template has its own)",
     )
+    check_types(cfg, BACKENDS[m.backend].Spec, "model.")  # the other keys of its spec
     check_target(cfg)
 
 

@@ -1,5 +1,6 @@
 """What every backend shares: the contract (`BaseBackend`, `Engine`, `Streamer`), the model
-spec, generation parameters, results, the tokenizer and its chat template."""
+specs (synthgen/schema/model.py, named here), generation parameters, results, the tokenizer
+and its chat template."""
 
 from __future__ import annotations
 
@@ -10,63 +11,9 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from synthgen.errors import ConfigError
 from synthgen.schema import Generation as GEN  # generation.*'s defaults
+from synthgen.schema.model import BaseSpec, EndpointSpec, ModelSpec  # noqa: F401 (the specs)
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class BaseSpec:
-    """The keys of the `model` group every backend reads; each backend's spec adds its own
-    (`BaseBackend.Spec`: ModelSpec for a model loaded here, EndpointSpec for a served one)."""
-
-    name_or_path: str
-    backend: str = "transformers"
-    name: str | None = None
-    max_seq_length: int = 4096  # tokens, prompt + new tokens
-    system_role: bool = True
-    # chat: the tokenizer's (or the server's) chat template; plain: the prompt text as it is
-    prompt_format: str = "chat"
-    stop_strings: dict[str, list[str]] = field(default_factory=dict)  # per stage: end the reply
-    max_new_tokens: dict[str, int] = field(default_factory=dict)  # per stage: a lower cap
-    hub_id: str | None = None  # the publisher's hub id (informational)
-
-    @classmethod
-    def from_kwargs(cls, kwargs: dict[str, Any]) -> BaseSpec:
-        """The spec from the model group's keys; a key this backend does not have is refused
-        (ConfigError naming it and the backend)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(kwargs) - names - {"_target_"})
-        if unknown:
-            backend = kwargs.get("backend")
-            raise ConfigError(
-                f"model.{unknown[0]}: not a key of model.backend={backend} "
-                f"({cls.__name__}: {', '.join(sorted(names))})"
-            )
-        return cls(**{k: v for k, v in kwargs.items() if k in names})
-
-
-@dataclass
-class ModelSpec(BaseSpec):
-    """A model loaded here (model.backend=transformers, unsloth): weights, precision, the
-    tokenizer's template and what ends a turn."""
-
-    load_in_4bit: bool | str = False  # true | false | "auto" (decided at load: plan.choose_4bit)
-    dtype: str = "auto"
-    chat_template: str | None = None
-    eos_tokens: list[str] = field(default_factory=list)
-    cues: dict[str, str] = field(default_factory=dict)  # plain: text after the prompt, per stage
-    unsloth_4bit_id: str | None = None  # Unsloth's pre-quantized 4-bit repo, where one exists
-
-
-@dataclass
-class EndpointSpec(BaseSpec):
-    """A served model (model.backend=openai, backends/openai.py): the endpoint, the key's
-    variable, the prices."""
-
-    base_url: str | None = None  # the server's OpenAI API root, e.g. http://localhost:8000/v1
-    api_key_env: str | None = None  # NAME of the environment variable holding the key
-    price_per_1m_input: float | None = None  # USD per million prompt tokens
-    price_per_1m_output: float | None = None  # USD per million completion tokens
 
 
 @dataclass

@@ -60,6 +60,7 @@ def upgrade_config(cfg: DictConfig) -> DictConfig:
     """A copy of a saved config with UPGRADES, then the schema's defaults, for keys it lacks."""
     out = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
     _move_engine(out)
+    _fill_model(out)
     for key, old in UPGRADES.items():
         if _absent(out, key):
             OmegaConf.update(out, key, old, force_add=True)
@@ -94,6 +95,20 @@ def _move_engine(out: DictConfig) -> None:
     OmegaConf.update(
         out, "engine", {k: e.get(k, v) for k, v in own.items()}, merge=False, force_add=True
     )
+
+
+def _fill_model(out: DictConfig) -> None:
+    """The model group's keys it lacks, at the default of its backend's spec (the default a
+    backend read for a key missing from the YAML before the group had a schema)."""
+    from synthgen.backends import BACKENDS
+    from synthgen.schema.model import ModelSpec
+
+    if _absent(out, "model"):
+        return
+    spec = getattr(BACKENDS.get(out.model.get("backend")), "Spec", ModelSpec)
+    for k, default in schema.as_dict(spec).items():
+        if default != MISSING and k not in out.model:
+            OmegaConf.update(out, f"model.{k}", default, force_add=True)
 
 
 def upgrade_keys(flat: dict[str, Any], within: dict[str, Any]) -> dict[str, Any]:

@@ -6,8 +6,9 @@ Hydra composes conf/ on top of it: `register()` puts each dataclass in Hydra's C
 group's schema first in its defaults list and keeps only what differs from it. The same fields
 write the key table of docs/configuration.md (`table`, `python -m synthgen.schema`) and the key
 lines of `python run.py --help` (the `synthgen.keys` resolver). The `engine` group has one
-schema per option (engine.ENGINES, `engine_<name>_schema`): each engine holds only its own keys.
-Groups not listed in GROUPS (model, prompt, filters) keep their keys in their YAML files.
+schema per option (engine.ENGINES, `engine_<name>_schema`): each engine holds only its own keys;
+the `model` group one per kind of backend (model.SPECS, `model_<kind>_schema`). Groups not
+listed (prompt, filters) keep their keys in their YAML files.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from synthgen.schema import engine
+from synthgen.schema import engine, model
 from synthgen.schema.corpus import Chunking, Cleaning, Corpus, Dedup, Keywords
 from synthgen.schema.embed import Compare, Embedder, Evaluate, Export, Finetune, Mining
-from synthgen.schema.fields import as_dict, build, check_types, node, walk
+from synthgen.schema.fields import as_dict, build, check_types, default_of, node, walk
 from synthgen.schema.judge import Judge
 from synthgen.schema.run import Filter, Generation, Merge, Run, Shard
 
@@ -47,6 +48,7 @@ __all__ = [
     "check",
     "defaults",
     "engine",
+    "model",
     "register",
     "table",
 ]
@@ -90,16 +92,31 @@ def register() -> None:
         cs.store(name=schema_name(group), node=node(cls))
     for name, cls in engine.ENGINES.items():  # not in the top level: each engine its own keys
         cs.store(name=schema_name(f"engine_{name}"), node=node(cls))
+    for kind, cls in model.SPECS.items():  # likewise each kind of backend (schema/model.py)
+        cs.store(name=schema_name(f"model_{kind}"), node=node(cls))
     if not OmegaConf.has_resolver("synthgen.keys"):
         OmegaConf.register_new_resolver("synthgen.keys", help_keys)
 
 
 def every_key() -> list[tuple[str, Any, str]]:
     """(dotted key, default, help) for every key of the schema: the top level, then the groups."""
-    out = [(k, f.default, f.metadata["help"]) for k, f, _ in walk(Run)]
+    out = [(k, default_of(f), f.metadata["help"]) for k, f, _ in walk(Run)]
     for group, cls in GROUPS.items():
-        out += [(k, f.default, f.metadata["help"]) for k, f, _ in walk(cls, f"{group}.")]
-    return out + engine_keys()
+        out += [(k, default_of(f), f.metadata["help"]) for k, f, _ in walk(cls, f"{group}.")]
+    return out + engine_keys() + model_keys()
+
+
+def model_keys() -> list[tuple[str, Any, str]]:
+    """model.* once per key, its help saying which specs have it (schema/model.py)."""
+    seen: dict[str, tuple[Any, str, list[str]]] = {}
+    for kind, cls in model.SPECS.items():
+        for k, f, _ in walk(cls, "model."):
+            seen.setdefault(k, (default_of(f), f.metadata["help"], []))[2].append(kind)
+    both = len(model.SPECS)
+    return [
+        (k, d, text if len(kinds) == both else f"({' and '.join(kinds)} only) {text}")
+        for k, (d, text, kinds) in seen.items()
+    ]
 
 
 def engine_keys() -> list[tuple[str, Any, str]]:
@@ -107,7 +124,7 @@ def engine_keys() -> list[tuple[str, Any, str]]:
     seen: dict[str, tuple[Any, str, list[str]]] = {}
     for name, cls in engine.ENGINES.items():
         for k, f, _ in walk(cls, "engine."):
-            seen.setdefault(k, (f.default, f.metadata["help"], []))[2].append(name)
+            seen.setdefault(k, (default_of(f), f.metadata["help"], []))[2].append(name)
     out = []
     for k, (default, text, names) in seen.items():
         if k == "engine.name":
