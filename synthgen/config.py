@@ -35,6 +35,10 @@ NOT_ROW_KEYS = (
     "model.api_key_env",
     "model.price_per_1m_input",
     "model.price_per_1m_output",
+    "model.concurrency",  # how the requests go out, not what they ask
+    "model.max_retries",
+    "model.request_timeout",
+    "model.retry_backoff",
 )
 
 

@@ -139,9 +139,9 @@ def test_retries_rejects_usage_and_no_key_on_disk(served, runner, tmp_path: Path
                 name,
                 run_dir,
                 "num_rows=4",
-                "generation.concurrency=4",
-                "generation.max_retries=2",
-                "generation.retry_backoff=0.2",
+                "model.concurrency=4",
+                "model.max_retries=2",
+                "model.retry_backoff=0.2",
                 "model.price_per_1m_input=1.0",
                 "model.price_per_1m_output=2.0",
             ),
@@ -181,7 +181,7 @@ def test_retries_rejects_usage_and_no_key_on_disk(served, runner, tmp_path: Path
     for body in {c.body for c in chats if c.status == 500}:
         times = sorted(c.at for c in chats if c.body == body)
         assert len(times) == 3 and times[2] - times[1] >= 0.2
-    assert proxy.max_in_flight >= 2  # generation.concurrency=4: requests overlap
+    assert proxy.max_in_flight >= 2  # model.concurrency=4: requests overlap
 
     # the key went out with every request, and into no file of the run dir
     assert {c.authorization for c in chats} == {f"Bearer {key}"}
@@ -197,7 +197,7 @@ def test_killed_run_resumes_without_duplicates(served, runner, tmp_path: Path) -
     url, name = served
     key = "sk-test-" + secrets.token_hex(16)
     run_dir = tmp_path / "r"
-    args = endpoint_args(url, name, run_dir, "num_rows=5", "generation.concurrency=3")
+    args = endpoint_args(url, name, run_dir, "num_rows=5", "model.concurrency=3")
     p = run_py(runner, *args, check=False, SYNTHGEN_FAULT="row:3", **{KEY_ENV: key})
     assert p.returncode == -signal.SIGKILL
     kept = {sp: jsonl(run_dir / f"{sp}.jsonl") for sp in SPLITS}
@@ -207,7 +207,7 @@ def test_killed_run_resumes_without_duplicates(served, runner, tmp_path: Path) -
     # of rejecting every slot, its rows kept
     with FaultProxy(url.removesuffix("/v1"), lambda o, a, auth: (DROP, {})) as px:
         down = [a.replace(f"model.base_url={url}", f"model.base_url={px.url}") for a in args]
-        p = run_py(runner, *down, "generation.retry_backoff=0.01", check=False, **{KEY_ENV: key})
+        p = run_py(runner, *down, "model.retry_backoff=0.01", check=False, **{KEY_ENV: key})
     assert p.returncode != 0
     last = p.output.strip().splitlines()[-1]
     assert last.startswith(f"error: model.base_url: the server at {px.url} stopped answering"), last
@@ -386,9 +386,9 @@ def test_the_endpoint_configs_pass_the_checks(monkeypatch: pytest.MonkeyPatch) -
         ("model.prompt_format=plain", "model.prompt_format"),
         ("model.price_per_1m_input=-1", "model.price_per_1m_input"),
         ("model.price_per_1m_input=1.0", "model.price_per_1m_input"),  # output price missing
-        ("generation.concurrency=0", "generation.concurrency"),
-        ("generation.max_retries=-1", "generation.max_retries"),
-        ("generation.request_timeout=0", "generation.request_timeout"),
+        ("model.concurrency=0", "model.concurrency"),
+        ("model.max_retries=-1", "model.max_retries"),
+        ("model.request_timeout=0", "model.request_timeout"),
     ],
 )
 def test_bad_endpoint_values_stop_with_one_line(override: str, key: str) -> None:

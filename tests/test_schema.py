@@ -263,6 +263,7 @@ def test_an_old_config_has_its_engine_keys_moved_into_the_engine_group() -> None
         ("generation.engine=vllm", "generation.engine: moved; write engine=vllm"),
         ("++generation.vllm_feed=waves", "generation.vllm_feed: moved; write engine.feed=waves"),
         ("generation.prefill_chunk_size=64", "write engine.prefill_chunk_size=64"),
+        ("generation.concurrency=4", "write model.concurrency=4 (model.backend=openai only)"),
         ("engine=vllm", None),
         ("generation.max_new_tokens=8", None),
     ],
@@ -288,3 +289,19 @@ def test_an_old_model_config_keeps_its_row_identity() -> None:
             if k in old.model and not old.model[k]:  # unset or empty: an old YAML left it out
                 old.model.pop(k)
         assert row_config(upgrade_config(old)) == row_config(cfg), option
+
+
+def test_an_old_endpoint_config_has_its_request_settings_moved_into_the_model() -> None:
+    """generation.concurrency and the retry keys went to the endpoint's spec (model.*); a
+    local model's spec has none of them, so there they are dropped."""
+    old = {"generation": {"concurrency": 16, "retry_backoff": 0.5, "max_new_tokens": 9}}
+    served = upgrade_config(
+        OmegaConf.create({**old, "model": {"backend": "openai", "name_or_path": "m"}})
+    )
+    assert served.model.concurrency == 16 and served.model.retry_backoff == 0.5
+    assert served.model.max_retries == schema.model.EndpointSpec.max_retries
+    assert "concurrency" not in served.generation and served.generation.max_new_tokens == 9
+    local = upgrade_config(
+        OmegaConf.create({**old, "model": {"backend": "transformers", "name_or_path": "m"}})
+    )
+    assert "concurrency" not in local.model and "concurrency" not in local.generation

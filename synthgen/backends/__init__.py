@@ -150,13 +150,14 @@ def check_target(cfg: DictConfig) -> None:
 
 
 def check_endpoint(cfg: DictConfig) -> None:
-    """generation.* of model.backend=openai (the model.* keys are its backend's check)."""
-    integer(cfg, "generation.concurrency", 1)
-    integer(cfg, "generation.max_retries", 0)
-    for key in ("generation.request_timeout", "generation.retry_backoff"):
+    """model.backend=openai: the requests' settings (model.concurrency, ...; the endpoint's
+    own keys are its backend's check)."""
+    integer(cfg, "model.concurrency", 1)
+    integer(cfg, "model.max_retries", 0)
+    for key in ("model.request_timeout", "model.retry_backoff"):
         v = OmegaConf.select(cfg, key)
         need(
             isinstance(v, int | float) and not isinstance(v, bool) and v >= 0,
             f"{key}: must be a number of seconds >= 0, got {v!r}",
         )
-    need(cfg.generation.request_timeout > 0, "generation.request_timeout: must be > 0 seconds")
+    need(cfg.model.request_timeout > 0, "model.request_timeout: must be > 0 seconds")

@@ -3,9 +3,9 @@ cluster, `transformers serve`, or a hosted API generates; nothing is loaded here
 
 The pipeline hands it the chat messages it would render for a local model (system role folded
 by `model.system_role`, the same templates); the server applies its own chat template. Requests
-go out async over one httpx connection pool, `generation.concurrency` in flight, each finished
+go out async over one httpx connection pool, `model.concurrency` in flight, each finished
 one handed back at once (the `streamer()` feed of synthgen/generate/feed.py), so rows reach
-disk as they finish. A 429, a 5xx or a timeout is retried `generation.max_retries` times with
+disk as they finish. A 429, a 5xx or a timeout is retried `model.max_retries` times with
 exponential backoff and jitter (a 429's Retry-After is honoured); a request that still fails
 comes back as a Generated with `failed` set, which the pipeline records as a reject
 `request_failed` with its status: the run goes on. A server that stops answering at all
@@ -49,7 +49,6 @@ from synthgen.backends.base import (
 )
 from synthgen.backends.chat_api import parse_reply, request_body
 from synthgen.errors import ConfigError, EndpointDown
-from synthgen.schema import Generation as GEN  # generation.*'s defaults
 from synthgen.schema.engine import Auto as ENGINE  # the engine group's defaults (engine=auto)
 
 log = logging.getLogger(__name__)
@@ -159,10 +158,6 @@ class Backend(BaseBackend):
         engine: str = ENGINE.name,
         prefill_chunk_size: int = ENGINE.prefill_chunk_size,
         vllm: dict | None = None,
-        concurrency: int = GEN.concurrency,
-        max_retries: int = GEN.max_retries,
-        request_timeout: float = GEN.request_timeout,
-        retry_backoff: float = GEN.retry_backoff,
         **kwargs: Any,
     ) -> None:
         """engine, prefill_chunk_size and vllm are the local engines' settings (the engine
@@ -171,16 +166,16 @@ class Backend(BaseBackend):
 
         super().__init__(EndpointSpec.from_kwargs(kwargs))
         check(self.spec)
-        self.concurrency = max(1, int(concurrency))
-        self.max_retries = max(0, int(max_retries))
-        self.backoff = float(retry_backoff)  # s, the first wait; it doubles each attempt
+        self.concurrency = max(1, int(self.spec.concurrency))
+        self.max_retries = max(0, int(self.spec.max_retries))
+        self.backoff = float(self.spec.retry_backoff)  # s, the first wait; it doubles each attempt
         self.url = self.spec.base_url.rstrip("/") + "/chat/completions"
         self._key = api_key(self.spec)  # held in memory only
         headers = {"Authorization": f"Bearer {self._key}"} if self._key else {}
         self.loop = asyncio.new_event_loop()
         limits = httpx.Limits(max_connections=self.concurrency)
         self.client = httpx.AsyncClient(
-            headers=headers, timeout=httpx.Timeout(float(request_timeout)), limits=limits
+            headers=headers, timeout=httpx.Timeout(float(self.spec.request_timeout)), limits=limits
         )
         self.usage = Usage(
             price_per_1m_input=self.spec.price_per_1m_input,
@@ -207,7 +202,7 @@ class Backend(BaseBackend):
         """Each request carries generation.seed; nothing to set here."""
 
     def auto_batch_size(self, max_new_tokens: int = 0, max_prompt_tokens: int = 1024) -> int:
-        """generation.batch_size=auto: the requests in flight (generation.concurrency)."""
+        """generation.batch_size=auto: the requests in flight (model.concurrency)."""
         return self.concurrency
 
     def attach(self, progress: Any) -> None:
@@ -343,7 +338,7 @@ class Stream:
 
     def __init__(self, backend: Backend) -> None:
         self.b = backend
-        self.max_in_flight = backend.concurrency  # generation.concurrency, not the batch size
+        self.max_in_flight = backend.concurrency  # model.concurrency, not the batch size
         self.tasks: dict[asyncio.Task, int] = {}
 
     def add(self, key: int, ids: list[dict[str, str]], params: GenParams) -> None:

@@ -9,7 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from synthgen.backends.base import BaseBackend, BaseSpec, GenParams
 from synthgen.errors import ModelLoadError, SynthgenError
-from synthgen.settings import GenSettings, Settings
+from synthgen.settings import Settings
 
 
 def load_model_part(name_or_path: str, load: Any) -> Any:
@@ -54,22 +54,8 @@ def load_backend(cfg: DictConfig, st: Settings) -> BaseBackend:
     g = st.generation
     return load_model_part(
         st.model,
-        lambda: instantiate(
-            cfg.model, **backend_kwargs(st.engine, g.seed), **endpoint_options(cfg, g)
-        ),
+        lambda: instantiate(cfg.model, **backend_kwargs(st.engine, g.seed)),
     )
-
-
-def endpoint_options(cfg: DictConfig, g: GenSettings) -> dict[str, Any]:
-    """The generation.* settings only the endpoint backend (model.backend=openai) reads."""
-    if cfg.model.get("backend") != "openai":
-        return {}
-    return {
-        "concurrency": g.concurrency,
-        "max_retries": g.max_retries,
-        "request_timeout": g.request_timeout,
-        "retry_backoff": g.retry_backoff,
-    }
 
 
 def stage_params(st: Settings, spec: BaseSpec) -> dict[str, GenParams]:

@@ -37,6 +37,11 @@ MOVED: dict[str, str] = {
     "generation.enable_prefix_caching": "engine.enable_prefix_caching",
     "generation.vllm_feed": "engine.feed",
     "generation.prefill_chunk_size": "engine.prefill_chunk_size",
+    # the endpoint's request settings left `generation` for its model spec (EndpointSpec)
+    "generation.concurrency": "model.concurrency",
+    "generation.max_retries": "model.max_retries",
+    "generation.request_timeout": "model.request_timeout",
+    "generation.retry_backoff": "model.retry_backoff",
 }
 _ABSENT = object()
 
@@ -49,6 +54,8 @@ def moved_override(override: str) -> str | None:
     if new is None:
         return None
     write = f"engine={value}" if new == "engine.name" else f"{new}={value}"
+    if new.startswith("model."):
+        write += " (model.backend=openai only)"
     return f"{dotted.strip()}: moved; write {write if eq else new}"
 
 
@@ -78,11 +85,7 @@ def upgrade_config(cfg: DictConfig) -> DictConfig:
 def _move_engine(out: DictConfig) -> None:
     """generation.engine and its keys into the `engine` group (MOVED), keeping only the keys
     of the engine the run asked for; that engine's defaults for the keys it lacks."""
-    moved = {}
-    for old, new in MOVED.items():
-        if not _absent(out, old):
-            moved[new.split(".", 1)[1]] = OmegaConf.select(out, old)
-            out.generation.pop(old.split(".", 1)[1])
+    moved = _pop_moved(out, "engine.")
     e = dict(out.engine) if not _absent(out, "engine") else {}
     e = {**moved, **e}
     if "name" not in e:  # before generation.engine: the default engine
@@ -97,16 +100,29 @@ def _move_engine(out: DictConfig) -> None:
     )
 
 
+def _pop_moved(out: DictConfig, into: str) -> dict[str, Any]:
+    """The keys of MOVED whose new place is under `into`, taken out of their old place."""
+    moved = {}
+    for old, new in MOVED.items():
+        if new.startswith(into) and not _absent(out, old):
+            moved[new[len(into) :]] = OmegaConf.select(out, old)
+            out.generation.pop(old.split(".", 1)[1])
+    return moved
+
+
 def _fill_model(out: DictConfig) -> None:
-    """The model group's keys it lacks, at the default of its backend's spec (the default a
-    backend read for a key missing from the YAML before the group had a schema)."""
+    """The model group's keys it lacks: a moved one at its old value (where its backend's spec
+    has it), any other at the default of that spec (what a backend read for a key missing from
+    the YAML before the group had a schema)."""
     from synthgen.backends import BACKENDS
     from synthgen.schema.model import ModelSpec
 
+    moved = _pop_moved(out, "model.")
     if _absent(out, "model"):
         return
     spec = getattr(BACKENDS.get(out.model.get("backend")), "Spec", ModelSpec)
     for k, default in schema.as_dict(spec).items():
+        default = moved.get(k, default)
         if default != MISSING and k not in out.model:
             OmegaConf.update(out, f"model.{k}", default, force_add=True)
 

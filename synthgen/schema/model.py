@@ -129,6 +129,26 @@ class EndpointSpec(BaseSpec):
         "summary.json; null = no cost (a local server)",
     )
     price_per_1m_output: float | None = key(None, "USD per million completion tokens")
+    concurrency: int = key(
+        8,
+        "requests in flight at once (requests); each finished one is "
+        "written at once and its answer sent",
+    )
+    max_retries: int = key(
+        4,
+        "further attempts after a 408/429/500/502/503/504, a timeout or a "
+        "dropped connection (attempts); then the slot is a reject request_failed",
+    )
+    request_timeout: float = key(
+        120,
+        "most seconds one request may take, reply included (s); past it "
+        "the attempt counts as failed",
+    )
+    retry_backoff: float = key(
+        1.0,
+        "first wait before a retry (s); it doubles each attempt, drawn in "
+        "its upper half (jitter), at most 60 s; a 429's Retry-After wins",
+    )
 
 
 SPECS: dict[str, type[BaseSpec]] = {  # the model group's schemas: model_<kind>_schema

@@ -35,26 +35,6 @@ class Generation:
         "false = greedy decoding (reproducible); true = sample with temperature/top_p",
     )
     seed: int = key(0, "seed for torch and python random, set once before generation")
-    concurrency: int = key(
-        8,
-        "model.backend=openai: requests in flight at once (requests); each finished one is "
-        "written at once and its answer sent",
-    )
-    max_retries: int = key(
-        4,
-        "model.backend=openai: further attempts after a 408/429/500/502/503/504, a timeout or a "
-        "dropped connection (attempts); then the slot is a reject request_failed",
-    )
-    request_timeout: float = key(
-        120,
-        "model.backend=openai: most seconds one request may take, reply included (s); past it "
-        "the attempt counts as failed",
-    )
-    retry_backoff: float = key(
-        1.0,
-        "model.backend=openai: first wait before a retry (s); it doubles each attempt, drawn in "
-        "its upper half (jitter), at most 60 s; a 429's Retry-After wins",
-    )
 
     @staticmethod
     def check(cfg: DictConfig) -> None:
