@@ -305,3 +305,16 @@ def test_an_old_endpoint_config_has_its_request_settings_moved_into_the_model() 
         OmegaConf.create({**old, "model": {"backend": "transformers", "name_or_path": "m"}})
     )
     assert "concurrency" not in local.model and "concurrency" not in local.generation
+
+
+@pytest.mark.parametrize("option", ["gpt4o_mini", "llama31_8b"])
+def test_a_config_saved_by_main_48a6de4_upgrades_to_todays(option: str) -> None:
+    """tests/helpers/old_configs/: a run dir's config as main 48a6de4 saved it (before the
+    engine group and the model schema), composed there with model=<option>
+    generation.engine=static generation.prefill_chunk_size=64 (and generation.concurrency=3 for
+    the endpoint). Upgraded, it is today's config of the same command, key for key."""
+    saved = OmegaConf.load(REPO / "tests" / "helpers" / "old_configs" / f"{option}_48a6de4.yaml")
+    today = [f"model={option}", "engine=static", "engine.prefill_chunk_size=64"]
+    today += ["model.concurrency=3"] if option == "gpt4o_mini" else []
+    new = compose(today)
+    assert OmegaConf.to_container(upgrade_config(saved)) == OmegaConf.to_container(new)
