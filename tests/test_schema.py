@@ -318,3 +318,16 @@ def test_a_config_saved_by_main_48a6de4_upgrades_to_todays(option: str) -> None:
     today += ["model.concurrency=3"] if option == "gpt4o_mini" else []
     new = compose(today)
     assert OmegaConf.to_container(upgrade_config(saved)) == OmegaConf.to_container(new)
+
+
+def test_every_engine_and_model_option_names_its_schema_first() -> None:
+    """conf/engine/<name>.yaml names engine_<name>_schema; conf/model/*.yaml the schema of its
+    backend's spec (gpt4o_mini: openai_compatible, which names it)."""
+    for name in schema.engine.ENGINES:
+        data = yaml.safe_load((CONF / "engine" / f"{name}.yaml").read_text(encoding="utf-8"))
+        assert data["defaults"][0] == f"/{schema.schema_name(f'engine_{name}')}@_here_", name
+    for p in sorted((CONF / "model").glob("*.yaml")):
+        first = yaml.safe_load(p.read_text(encoding="utf-8"))["defaults"][0]
+        kind = "endpoint" if compose([f"model={p.stem}"]).model.backend == "openai" else "local"
+        want = f"/{schema.schema_name(f'model_{kind}')}@_here_"
+        assert first in (want, "openai_compatible"), p
