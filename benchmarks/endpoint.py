@@ -137,7 +137,7 @@ def run_once(args: argparse.Namespace, url: str, name: str, concurrency: int, wo
         "model=openai_compatible",
         f"model.base_url={url}",
         f"model.name={name}",
-        f"generation.concurrency={concurrency}",
+        f"model.concurrency={concurrency}",
         *shlex.split(args.run_args),
         f"hydra.run.dir={run_dir}",
         "resume=false",
@@ -208,9 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--server-args", default="", help="extra server flags, e.g. '--max-num-seqs 256'"
     )
-    ap.add_argument(
-        "--concurrency", default="64", help="comma list: generation.concurrency per run"
-    )
+    ap.add_argument("--concurrency", default="64", help="comma list: model.concurrency per run")
     ap.add_argument("--run-args", default="", help="run.py overrides, one string")
     ap.add_argument("--invocation", default="endpoint")
     ap.add_argument("--work", type=Path, default=Path("/tmp/synthgen-endpoint"), help="run dirs")

@@ -984,7 +984,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument(
         "--feeds",
         default="stream,waves,llm.generate",
-        help="vllm ways: generation.vllm_feed values to time (stream, waves), and llm.generate: "
+        help="vllm ways: engine.feed values to time (stream, waves), and llm.generate: "
         "LLM.generate on the same engine",
     )
     ap.add_argument(

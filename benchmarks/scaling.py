@@ -4,7 +4,7 @@ For each engine and each N, one sweep of its own (a sweep dir per engine and N, 
 reuses rows another N made):
 
     python run.py -m hydra/launcher=ray 'shard.index=range(0,N)' shard.count=N \\
-        generation.engine=ENGINE corpus.prepared=WORK/prepared hydra.sweep.dir=WORK/ENGINE-nN ...
+        engine=ENGINE corpus.prepared=WORK/prepared hydra.sweep.dir=WORK/ENGINE-nN ...
 
 after one `task=prepare` into WORK/prepared (every job loads its chunks from there: the corpus
 is read once). The merge runs at the sweep's end (the sweep's callback). Then, per engine and
@@ -130,7 +130,7 @@ def measure(engine: str, n: int, a: argparse.Namespace, base: list[str]) -> dict
         f"hydra/launcher={a.launcher}",
         f"shard.index=range(0,{n})",
         f"shard.count={n}",
-        f"generation.engine={engine}",
+        f"engine={engine}",
         f"hydra.sweep.dir={sweep}",
         *base,
     ]
@@ -224,7 +224,7 @@ def parse() -> argparse.Namespace:
         help="shard counts; N = 1 is the reference, measured here or "
         "by an earlier invocation with the same --work (one N per device command)",
     )
-    ap.add_argument("--engines", default="static,vllm", help="generation.engine values")
+    ap.add_argument("--engines", default="static,vllm", help="engine options")
     ap.add_argument("--launcher", default="ray", help="hydra/launcher: ray | joblib | ...")
     ap.add_argument("--simulate-gpus", type=int, default=0, help="ray: GPUs Ray believes in")
     ap.add_argument("--copies", type=int, default=0, help="make_corpus.py copies (0: sample)")

@@ -1,7 +1,7 @@
 """The small checkers a config group's check is written with: `need`, `integer`, `number`.
 
 A leaf (it imports only errors.py), so the module that owns a group checks it itself
-(backends: model.*, backends/plan.py: generation.engine) without importing config.py, which
+(backends: model.*, backends/plan.py: engine) without importing config.py, which
 calls those checks.
 """
 

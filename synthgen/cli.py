@@ -63,7 +63,13 @@ def raised_by_task(e: BaseException) -> bool:
 
 
 def main(hydra_main: Callable[[], None]) -> None:
-    """Call run.py's @hydra.main function; Hydra's own config errors become one line, exit 2."""
+    """Call run.py's @hydra.main function; Hydra's own config errors become one line, exit 2.
+    A moved key spelled the old way (generation.engine=vllm) is refused first, naming the new."""
+    from synthgen.rundir.upgrade import moved_override
+
+    for arg in sys.argv[1:]:
+        if why := moved_override(arg):
+            fail(why)
     if os.environ.get("HYDRA_FULL_ERROR"):  # the user wants Hydra's own report
         hydra_main()
         return

@@ -17,7 +17,7 @@ def check(cfg: DictConfig) -> None:
     from synthgen.gates import filters, judge_spec
 
     schema.check(cfg)  # every key of the schema's groups: set, of its type, in range
-    plan.check_engine(cfg)  # generation.engine and the vllm keys
+    plan.check_engine(cfg)  # engine=vllm needs vLLM and CUDA
     check_prompt(cfg)
     filters.check(cfg)  # numbers in range, patterns compile
     judge_spec.check(cfg)  # the judge stage's items, prompt and settings

@@ -161,6 +161,13 @@ class PromptSettings:
 
 # the `generation` keys and this job's shard (shard.*): the schema's dataclasses themselves
 GenSettings = schema.Generation
+EngineSettings = (  # the `engine` group's option: one dataclass per engine
+    schema.engine.Auto
+    | schema.engine.Vllm
+    | schema.engine.Continuous
+    | schema.engine.Static
+    | schema.engine.Dynamic
+)
 ShardSettings = schema.Shard
 
 
@@ -176,6 +183,7 @@ class Settings:
     dedup: DedupSettings
     prompt: PromptSettings
     generation: GenSettings
+    engine: EngineSettings  # which engine decodes, and its own keys
     shard: ShardSettings
     model: str  # model.name_or_path: in every row and its key
     system_role: bool  # the chat template has a system role
@@ -193,9 +201,10 @@ class Settings:
             dedup=DedupSettings.from_cfg(cfg),
             prompt=PromptSettings.from_cfg(cfg),
             generation=schema.build(GenSettings, cfg.generation),
+            engine=schema.build(schema.engine.ENGINES[cfg.engine.name], cfg.engine),
             shard=schema.build(ShardSettings, cfg.shard),
             model=str(cfg.model.name_or_path),
-            system_role=bool(cfg.model.get("system_role", True)),
+            system_role=bool(cfg.model.system_role),
             max_seq_length=int(cfg.model.max_seq_length),
             judge=judge_spec.JudgeSettings.from_cfg(cfg),
         )

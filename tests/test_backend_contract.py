@@ -3,6 +3,7 @@ engine an Engine, and what a backend leaves out has a default the pipeline can c
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 
 import pytest
@@ -98,3 +99,38 @@ def test_usage_adds_up_over_the_sessions_that_have_it() -> None:
         "cost_usd": round((10 * 1.0 + 4 * 2.0) / 1e6, 6),  # the priced session's own cost
     }
     assert Usage.total([{"output_tokens": 7}]) is None  # a local model's run: no usage
+
+
+def test_the_registry_names_each_backend_with_its_own_spec() -> None:
+    """backends.BACKENDS: model.backend -> its class; each class's Spec holds only its keys
+    (a model loaded here: weights and template; a served one: the endpoint and its prices)."""
+    from synthgen.backends.base import BaseSpec, EndpointSpec
+
+    for name, cls in backends.BACKENDS.items():
+        assert cls.name == name and issubclass(cls.Spec, BaseSpec)
+    assert backends.BACKENDS["openai"].Spec is EndpointSpec
+    assert backends.BACKENDS["transformers"].Spec is ModelSpec
+    assert backends.BACKENDS["unsloth"].Spec is ModelSpec
+    assert "base_url" not in {f.name for f in dataclasses.fields(ModelSpec)}
+    assert "chat_template" not in {f.name for f in dataclasses.fields(EndpointSpec)}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "says"),
+    [
+        (
+            ["+model.base_url=http://h/v1"],
+            "model.base_url: not a key of model.backend=transformers",
+        ),
+        (["model=gpt4o_mini", "+model.chat_template=x"], "model.chat_template: not a key of"),
+        (["model=gpt4o_mini", "+model.load_in_4bit=true"], "model.load_in_4bit: not a key of"),
+    ],
+)
+def test_a_key_of_another_backend_is_refused_naming_it(overrides: list[str], says: str) -> None:
+    from synthgen.config import check
+    from synthgen.errors import ConfigError
+    from tests.conftest import compose
+
+    with pytest.raises(ConfigError) as e:
+        check(compose([*overrides, "dry_run=true"]))
+    assert str(e.value).startswith(says) and "\n" not in str(e.value), str(e.value)

@@ -213,7 +213,9 @@ def tree(d: Path) -> list[str]:
         ("num_rows=0", "num_rows"),
         ("generation.batch_size=0", "generation.batch_size"),
         ("model.backend=vllm", "model.backend"),
-        ("generation.engine=vllm", "generation.engine"),  # no vLLM, no CUDA here
+        ("engine=vllm", "engine"),  # no vLLM, no CUDA here
+        ("generation.engine=vllm", "generation.engine: moved; write engine=vllm"),  # old spelling
+        ("generation.vllm_feed=waves", "generation.vllm_feed: moved; write engine.feed=waves"),
         ("prompt.question=no-placeholder", "prompt.question"),
         ("corpus.dir=/no/such/folder", "corpus.dir"),
         # Hydra's own errors, before any synthgen code runs

@@ -83,7 +83,7 @@ def test_bad_values_name_their_key(override: str, key: str) -> None:
 
 def test_cues_belong_to_the_plain_format() -> None:
     with pytest.raises(ConfigError, match="^model.cues: only used with model.prompt_format=plain"):
-        check(compose(["model=qwen25_05b", "+model.cues={question: 'Q:'}"]))
+        check(compose(["model=qwen25_05b", "++model.cues={question: 'Q:'}"]))
 
 
 def test_local_model_folder_without_config_json(tmp_path: Path) -> None:

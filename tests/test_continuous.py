@@ -1,4 +1,4 @@
-"""generation.engine=continuous: the same greedy tokens as plain `generate`, rows of any length.
+"""engine=continuous: the same greedy tokens as plain `generate`, rows of any length.
 
 The engine's speed is a GPU matter (benchmarks/workload.py); here it must be exact: rows that
 end early (an end token) or late (max_new_tokens), per-row lengths, slots refilled, prompts
@@ -156,11 +156,9 @@ def test_pipeline_rows_with_the_continuous_engine_equal_the_dynamic_engines(
     tiny_model: Path, tmp_path: Path
 ) -> None:
     common = [f"model.name_or_path={tiny_model}", "num_rows=3", "generation.max_new_tokens=12"]
-    pipeline.run(
-        compose([*common, "generation.engine=dynamic", "generation.batch_size=1"]), tmp_path / "a"
-    )
+    pipeline.run(compose([*common, "engine=dynamic", "generation.batch_size=1"]), tmp_path / "a")
     s = pipeline.run(
-        compose([*common, "generation.engine=continuous", "generation.batch_size=2"]),
+        compose([*common, "engine=continuous", "generation.batch_size=2"]),
         tmp_path / "b",
     )
     assert s["this_session"]["engine"]["name"] == "continuous"

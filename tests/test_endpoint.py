@@ -139,9 +139,9 @@ def test_retries_rejects_usage_and_no_key_on_disk(served, runner, tmp_path: Path
                 name,
                 run_dir,
                 "num_rows=4",
-                "generation.concurrency=4",
-                "generation.max_retries=2",
-                "generation.retry_backoff=0.2",
+                "model.concurrency=4",
+                "model.max_retries=2",
+                "model.retry_backoff=0.2",
                 "model.price_per_1m_input=1.0",
                 "model.price_per_1m_output=2.0",
             ),
@@ -181,7 +181,7 @@ def test_retries_rejects_usage_and_no_key_on_disk(served, runner, tmp_path: Path
     for body in {c.body for c in chats if c.status == 500}:
         times = sorted(c.at for c in chats if c.body == body)
         assert len(times) == 3 and times[2] - times[1] >= 0.2
-    assert proxy.max_in_flight >= 2  # generation.concurrency=4: requests overlap
+    assert proxy.max_in_flight >= 2  # model.concurrency=4: requests overlap
 
     # the key went out with every request, and into no file of the run dir
     assert {c.authorization for c in chats} == {f"Bearer {key}"}
@@ -197,7 +197,7 @@ def test_killed_run_resumes_without_duplicates(served, runner, tmp_path: Path) -
     url, name = served
     key = "sk-test-" + secrets.token_hex(16)
     run_dir = tmp_path / "r"
-    args = endpoint_args(url, name, run_dir, "num_rows=5", "generation.concurrency=3")
+    args = endpoint_args(url, name, run_dir, "num_rows=5", "model.concurrency=3")
     p = run_py(runner, *args, check=False, SYNTHGEN_FAULT="row:3", **{KEY_ENV: key})
     assert p.returncode == -signal.SIGKILL
     kept = {sp: jsonl(run_dir / f"{sp}.jsonl") for sp in SPLITS}
@@ -207,7 +207,7 @@ def test_killed_run_resumes_without_duplicates(served, runner, tmp_path: Path) -
     # of rejecting every slot, its rows kept
     with FaultProxy(url.removesuffix("/v1"), lambda o, a, auth: (DROP, {})) as px:
         down = [a.replace(f"model.base_url={url}", f"model.base_url={px.url}") for a in args]
-        p = run_py(runner, *down, "generation.retry_backoff=0.01", check=False, **{KEY_ENV: key})
+        p = run_py(runner, *down, "model.retry_backoff=0.01", check=False, **{KEY_ENV: key})
     assert p.returncode != 0
     last = p.output.strip().splitlines()[-1]
     assert last.startswith(f"error: model.base_url: the server at {px.url} stopped answering"), last
@@ -325,15 +325,15 @@ def test_generate_answers_a_batch_in_order_and_retries_a_timeout(served) -> None
 
 @pytest.mark.server
 def test_a_model_the_server_does_not_serve_fails_in_one_line(served) -> None:
-    from synthgen.backends.base import ModelSpec
+    from synthgen.backends.base import EndpointSpec
     from synthgen.backends.openai import Backend
 
     url, name = served
-    spec = ModelSpec(name_or_path="nope", name="nope", backend="openai", base_url=url)
+    spec = EndpointSpec(name_or_path="nope", name="nope", backend="openai", base_url=url)
     with pytest.raises(ValueError) as e:
         Backend.prepare(spec)
     assert str(e.value).startswith("model.name: 'nope' is not served at") and name in str(e.value)
-    assert Backend.prepare(ModelSpec(name_or_path=name, name=name, base_url=url)) == name
+    assert Backend.prepare(EndpointSpec(name_or_path=name, name=name, base_url=url)) == name
 
 
 @pytest.mark.server
@@ -383,12 +383,12 @@ def test_the_endpoint_configs_pass_the_checks(monkeypatch: pytest.MonkeyPatch) -
         ("model.base_url=localhost:8000", "model.base_url"),
         ("model.name=''", "model.name"),
         ("model.api_key_env=missing_VAR_for_sure", "model.api_key_env"),
-        ("+model.prompt_format=plain", "model.prompt_format"),
+        ("model.prompt_format=plain", "model.prompt_format"),
         ("model.price_per_1m_input=-1", "model.price_per_1m_input"),
         ("model.price_per_1m_input=1.0", "model.price_per_1m_input"),  # output price missing
-        ("generation.concurrency=0", "generation.concurrency"),
-        ("generation.max_retries=-1", "generation.max_retries"),
-        ("generation.request_timeout=0", "generation.request_timeout"),
+        ("model.concurrency=0", "model.concurrency"),
+        ("model.max_retries=-1", "model.max_retries"),
+        ("model.request_timeout=0", "model.request_timeout"),
     ],
 )
 def test_bad_endpoint_values_stop_with_one_line(override: str, key: str) -> None:
@@ -469,10 +469,10 @@ def test_reply_logprob_reads_the_chat_and_the_completions_shapes() -> None:
 
 
 def test_every_request_asks_for_logprobs_and_the_reply_carries_their_mean() -> None:
-    from synthgen.backends.base import GenParams, ModelSpec
+    from synthgen.backends.base import EndpointSpec, GenParams
     from synthgen.backends.chat_api import parse_reply, request_body
 
-    spec = ModelSpec(name_or_path="m", name="m", backend="openai", base_url="http://h/v1")
+    spec = EndpointSpec(name_or_path="m", name="m", backend="openai", base_url="http://h/v1")
     msgs = [{"role": "user", "content": "Ask."}]
     assert request_body(spec, msgs, GenParams())["logprobs"] is True
     assert "logprobs" not in request_body(spec, msgs, GenParams(), logprobs=False)

@@ -27,19 +27,12 @@ NOT_ROW = {
         "api_key_env",
         "price_per_1m_input",
         "price_per_1m_output",
-    },
-    "generation": {  # how fast and on which engine the rows come, not what they are
-        "batch_size",
-        "engine",
-        "gpu_memory_utilization",
-        "enable_prefix_caching",
-        "vllm_feed",
-        "prefill_chunk_size",
-        "concurrency",
+        "concurrency",  # the endpoint's requests: how they go out, not what they ask
         "max_retries",
         "request_timeout",
         "retry_backoff",
     },
+    "generation": {"batch_size"},  # how fast the rows come, not what they are (engine: its group)
 }
 
 

@@ -53,7 +53,7 @@ def test_engine_choice(requested: str, has_vllm: bool, cuda: bool, engine: str) 
 def test_engine_vllm_without_vllm_or_cuda_says_what_is_missing(
     has_vllm: bool, cuda: bool, says: str
 ) -> None:
-    with pytest.raises(ValueError, match=f"^generation.engine: vllm {says}"):
+    with pytest.raises(ValueError, match=f"^engine: vllm {says}"):
         choose_engine("vllm", has_vllm, cuda, "transformers")
 
 
@@ -135,9 +135,9 @@ def test_engine_vllm_stops_at_the_config_check_when_vllm_is_missing(monkeypatch)
         importlib.util, "find_spec", lambda n, *a: None if n == "vllm" else real(n, *a)
     )
     with pytest.raises(ConfigError) as e:
-        check(compose(["generation.engine=vllm"]))
-    assert str(e.value).startswith("generation.engine: vllm is not installed")
-    check(compose(["generation.engine=vllm", "dry_run=true"]))  # a dry run loads nothing
+        check(compose(["engine=vllm"]))
+    assert str(e.value).startswith("engine: vllm is not installed")
+    check(compose(["engine=vllm", "dry_run=true"]))  # a dry run loads nothing
 
 
 def test_engine_vllm_stops_at_the_config_check_without_cuda(monkeypatch) -> None:
@@ -147,18 +147,19 @@ def test_engine_vllm_stops_at_the_config_check_without_cuda(monkeypatch) -> None
         importlib.util, "find_spec", lambda n, *a: spec if n == "vllm" else real(n, *a)
     )
     monkeypatch.setattr(plan, "cuda_available", lambda: False)
-    with pytest.raises(ConfigError, match="^generation.engine: vllm needs a CUDA GPU"):
-        check(compose(["generation.engine=vllm"]))
+    with pytest.raises(ConfigError, match="^engine: vllm needs a CUDA GPU"):
+        check(compose(["engine=vllm"]))
 
 
 @pytest.mark.parametrize(
     ("override", "key"),
     [
-        ("generation.engine=fast", "generation.engine"),
-        ("generation.gpu_memory_utilization=0", "generation.gpu_memory_utilization"),
-        ("generation.gpu_memory_utilization=1.5", "generation.gpu_memory_utilization"),
-        ("generation.enable_prefix_caching=maybe", "generation.enable_prefix_caching"),
-        ("generation.vllm_feed=drip", "generation.vllm_feed"),
+        ("engine.name=fast", "engine"),
+        ("engine.gpu_memory_utilization=0", "engine.gpu_memory_utilization"),
+        ("engine.gpu_memory_utilization=1.5", "engine.gpu_memory_utilization"),
+        ("engine.enable_prefix_caching=maybe", "engine.enable_prefix_caching"),
+        ("engine.feed=drip", "engine.feed"),
+        ("engine.name=static", "engine.enable_prefix_caching"),  # auto's keys: not static's
         ("model.load_in_4bit=sometimes", "model.load_in_4bit"),
     ],
 )

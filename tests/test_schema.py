@@ -66,6 +66,7 @@ NOT_THE_KEY = {
     ("synthgen/embed/negatives.py", "batch_size"): "mine's parameter",
     ("synthgen/embed/negatives.py", "seed"): "mine's and sample's parameter",
     ("synthgen/gates/signals.py", "query_prefix"): "an encoder's parameter",
+    ("synthgen/generate/prompting.py", "system_role"): "messages' parameter",
 }
 
 
@@ -203,7 +204,7 @@ def test_an_old_config_is_upgraded_once() -> None:
     assert new.num_rows == 3 and new.generation.max_new_tokens == 12
     assert new.chunking.bounds == UPGRADES["chunking.bounds"]
     assert new.filters.round_trip.enabled is False
-    assert new.generation.gpu_memory_utilization == schema.Generation.gpu_memory_utilization
+    assert new.engine.gpu_memory_utilization == schema.engine.Auto.gpu_memory_utilization
     assert new.corpus.leak == schema.Corpus.leak and new.shard.count == schema.Shard.count
     assert "cleaning" not in new and "dedup" not in new
     assert "bounds" not in old.chunking  # the saved config itself is left as it was
@@ -227,3 +228,110 @@ def test_an_option_of_the_users_own_gets_every_key_without_naming_the_schema(
         cfg = hydra_compose("config", overrides=["corpus=mydocs"])
     assert cfg.corpus.leak == schema.Corpus.leak and cfg.corpus.encoding == schema.Corpus.encoding
     assert list(cfg.corpus.train_files) == ["a.txt"]
+
+
+def test_an_old_config_has_its_engine_keys_moved_into_the_engine_group() -> None:
+    """generation.engine and its keys (rundir.upgrade.MOVED) land in `engine`, keeping only the
+    keys of the engine the run asked for; a config without an engine gets the default one."""
+    from synthgen.rundir.upgrade import MOVED
+
+    old = OmegaConf.create(
+        {
+            "generation": {
+                "max_new_tokens": 12,
+                "engine": "static",
+                "prefill_chunk_size": 512,
+                "gpu_memory_utilization": 0.5,
+                "vllm_feed": "waves",
+            }
+        }
+    )
+    new = upgrade_config(old)
+    assert dict(new.engine) == {"name": "static", "prefill_chunk_size": 512}
+    assert all(k.split(".")[1] not in new.generation for k in MOVED)
+    assert new.generation.max_new_tokens == 12
+    vllm = upgrade_config(
+        OmegaConf.create({"generation": {"engine": "vllm", "vllm_feed": "waves"}})
+    )
+    assert vllm.engine.feed == "waves" and vllm.engine.name == "vllm"
+    assert vllm.engine.gpu_memory_utilization == schema.engine.Vllm.gpu_memory_utilization
+    assert "prefill_chunk_size" not in vllm.engine
+    none = upgrade_config(OmegaConf.create({"generation": {"max_new_tokens": 12}}))
+    assert dict(none.engine) == schema.as_dict(schema.engine.ENGINES[schema.engine.DEFAULT])
+    assert upgrade_config(new) == new  # upgraded once: a second pass changes nothing
+
+
+@pytest.mark.parametrize(
+    ("override", "says"),
+    [
+        ("generation.engine=vllm", "generation.engine: moved; write engine=vllm"),
+        ("++generation.vllm_feed=waves", "generation.vllm_feed: moved; write engine.feed=waves"),
+        ("generation.prefill_chunk_size=64", "write engine.prefill_chunk_size=64"),
+        ("generation.concurrency=4", "write model.concurrency=4 (model.backend=openai only)"),
+        ("engine=vllm", None),
+        ("generation.max_new_tokens=8", None),
+    ],
+)
+def test_an_old_spelling_on_the_command_line_names_the_new_one(
+    override: str, says: str | None
+) -> None:
+    from synthgen.rundir.upgrade import moved_override
+
+    got = moved_override(override)
+    assert got == says if says is None or says.startswith("generation.") else says in got
+
+
+def test_an_old_model_config_keeps_its_row_identity() -> None:
+    """A model node saved before the group had a schema lacks the keys its YAML did not set;
+    upgraded, it fills them at its backend spec's defaults, so resuming it compares equal."""
+    from synthgen.rundir.identity import row_config
+
+    for option in ("llama31_8b", "gpt4o_mini", "gemma3_270m"):
+        cfg = compose([f"model={option}"])
+        old = OmegaConf.create(OmegaConf.to_container(cfg))
+        for k in ("prompt_format", "stop_strings", "max_new_tokens", "cues", "hub_id"):
+            if k in old.model and not old.model[k]:  # unset or empty: an old YAML left it out
+                old.model.pop(k)
+        assert row_config(upgrade_config(old)) == row_config(cfg), option
+
+
+def test_an_old_endpoint_config_has_its_request_settings_moved_into_the_model() -> None:
+    """generation.concurrency and the retry keys went to the endpoint's spec (model.*); a
+    local model's spec has none of them, so there they are dropped."""
+    old = {"generation": {"concurrency": 16, "retry_backoff": 0.5, "max_new_tokens": 9}}
+    served = upgrade_config(
+        OmegaConf.create({**old, "model": {"backend": "openai", "name_or_path": "m"}})
+    )
+    assert served.model.concurrency == 16 and served.model.retry_backoff == 0.5
+    assert served.model.max_retries == schema.model.EndpointSpec.max_retries
+    assert "concurrency" not in served.generation and served.generation.max_new_tokens == 9
+    local = upgrade_config(
+        OmegaConf.create({**old, "model": {"backend": "transformers", "name_or_path": "m"}})
+    )
+    assert "concurrency" not in local.model and "concurrency" not in local.generation
+
+
+@pytest.mark.parametrize("option", ["gpt4o_mini", "llama31_8b"])
+def test_a_config_saved_by_main_48a6de4_upgrades_to_todays(option: str) -> None:
+    """tests/helpers/old_configs/: a run dir's config as main 48a6de4 saved it (before the
+    engine group and the model schema), composed there with model=<option>
+    generation.engine=static generation.prefill_chunk_size=64 (and generation.concurrency=3 for
+    the endpoint). Upgraded, it is today's config of the same command, key for key."""
+    saved = OmegaConf.load(REPO / "tests" / "helpers" / "old_configs" / f"{option}_48a6de4.yaml")
+    today = [f"model={option}", "engine=static", "engine.prefill_chunk_size=64"]
+    today += ["model.concurrency=3"] if option == "gpt4o_mini" else []
+    new = compose(today)
+    assert OmegaConf.to_container(upgrade_config(saved)) == OmegaConf.to_container(new)
+
+
+def test_every_engine_and_model_option_names_its_schema_first() -> None:
+    """conf/engine/<name>.yaml names engine_<name>_schema; conf/model/*.yaml the schema of its
+    backend's spec (gpt4o_mini: openai_compatible, which names it)."""
+    for name in schema.engine.ENGINES:
+        data = yaml.safe_load((CONF / "engine" / f"{name}.yaml").read_text(encoding="utf-8"))
+        assert data["defaults"][0] == f"/{schema.schema_name(f'engine_{name}')}@_here_", name
+    for p in sorted((CONF / "model").glob("*.yaml")):
+        first = yaml.safe_load(p.read_text(encoding="utf-8"))["defaults"][0]
+        kind = "endpoint" if compose([f"model={p.stem}"]).model.backend == "openai" else "local"
+        want = f"/{schema.schema_name(f'model_{kind}')}@_here_"
+        assert first in (want, "openai_compatible"), p

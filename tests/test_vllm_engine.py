@@ -186,9 +186,7 @@ def test_cuda_oom_becomes_outofmemory_and_a_dead_engine_one_line() -> None:
     assert isinstance(translate(OutOfMemoryError("x")), OutOfMemory)
     dead = translate(EngineDeadError("EngineCore encountered an issue.\nSee above"))
     assert isinstance(dead, SynthgenError)
-    assert str(dead).startswith("generation.engine: the vLLM engine stopped") and "\n" not in str(
-        dead
-    )
+    assert str(dead).startswith("engine: the vLLM engine stopped") and "\n" not in str(dead)
     other = ValueError("x")
     assert translate(other) is other
 

@@ -114,7 +114,7 @@ def main() -> int:
     llm = LLM(
         model=path,
         max_model_len=int(spec.max_seq_length),
-        gpu_memory_utilization=float(st.generation.gpu_memory_utilization),
+        gpu_memory_utilization=float(st.engine.gpu_memory_utilization),
     )
     start_s = round(time.time() - t, 1)
     gen_s, out_tokens, prompt_tokens, cached, waves, prompts = 0.0, 0, 0, 0, 0, Counter()

@@ -1,6 +1,8 @@
-"""Generation backends. Each module defines `Backend`, chosen by `model.backend` and built by
-hydra.utils.instantiate from `model._target_`. torch/transformers/unsloth are imported inside
-the backends only, so config checks and CPU tests stay fast.
+"""Generation backends: BACKENDS names each one (model.backend) and its class; the class is
+built by hydra.utils.instantiate from `model._target_` (where a test swaps in its own), with
+its own spec of the model keys (`Backend.Spec`: base.ModelSpec for a model loaded here,
+base.EndpointSpec for a served one). torch/transformers/unsloth are imported inside the
+backends only, so config checks and CPU tests stay fast.
 
 The `model` group is checked here (`check(cfg)`, called by config.check), then by the chosen
 backend's own `check(spec, runtime)`."""
@@ -8,33 +10,38 @@ backend's own `check(spec, runtime)`."""
 from __future__ import annotations
 
 import importlib
-import pkgutil
 import re
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from synthgen.backends import openai, transformers, unsloth
+from synthgen.backends.base import BaseBackend, BaseSpec
 from synthgen.checks import integer, need
 from synthgen.errors import ConfigError
+from synthgen.schema.fields import check_types
 
-HELPERS = {  # shared code and the engines, not backends
-    "admission",
-    "base",
-    "batched",
-    "chat_api",
-    "continuous",
-    "models",
-    "plan",
-    "slot_attention",
-    "vllm_engine",
+BACKENDS: dict[str, type[BaseBackend]] = {  # model.backend -> its class (a new backend: add it)
+    "transformers": transformers.Backend,
+    "unsloth": unsloth.Backend,
+    "openai": openai.Backend,
 }
 STAGES = ("question", "answer", "judge")  # the stages model.cues/stop_strings/max_new_tokens name
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 
 def available() -> list[str]:
-    """Backend names = modules of this package that are not helpers."""
-    return sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name not in HELPERS)
+    """The backend names model.backend takes."""
+    return sorted(BACKENDS)
+
+
+def spec_of(model: DictConfig) -> BaseSpec:
+    """The model group as the spec of the backend `model._target_` names (ConfigError for a
+    key that backend does not have)."""
+    from hydra.utils import get_class
+
+    cls = get_class(model._target_) if model.get("_target_") else BACKENDS[model.backend]
+    return cls.Spec.from_kwargs(OmegaConf.to_container(model, resolve=True))
 
 
 def check(cfg: DictConfig) -> None:
@@ -56,7 +63,7 @@ def check(cfg: DictConfig) -> None:
         check_endpoint(cfg)
     else:
         check_model_path(str(m.name_or_path))
-    fmt = m.get("prompt_format", "chat")
+    fmt = m.prompt_format
     need(fmt in ("chat", "plain"), f"model.prompt_format: must be chat or plain, got {fmt!r}")
     need(
         fmt == "chat" or not m.get("chat_template"),
@@ -67,6 +74,7 @@ def check(cfg: DictConfig) -> None:
         fmt == "plain" or not m.get("cues"),
         "model.cues: only used with model.prompt_format=plain (a chat template has its own)",
     )
+    check_types(cfg, BACKENDS[m.backend].Spec, "model.")  # the other keys of its spec
     check_target(cfg)
 
 
@@ -121,7 +129,8 @@ def check_per_stage(m: DictConfig) -> None:
 
 
 def check_target(cfg: DictConfig) -> None:
-    """model._target_ imports, its ModelSpec builds, and the backend's own check passes."""
+    """model._target_ imports, its spec (`Spec`: only that backend's keys) builds, and the
+    backend's own check passes."""
     m = cfg.model
     target = m.get("_target_")
     if not target:
@@ -131,29 +140,24 @@ def check_target(cfg: DictConfig) -> None:
         backend_cls = getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError) as e:
         raise ConfigError(f"model._target_: cannot import {target} ({e})") from None
-    from synthgen.backends.base import BaseBackend, ModelSpec
-
     if not (isinstance(backend_cls, type) and issubclass(backend_cls, BaseBackend)):
         raise ConfigError(
             f"model._target_: {target} is not a backend (a subclass of "
             "synthgen.backends.base.BaseBackend)"
         )
-    spec_kwargs = {k: v for k, v in OmegaConf.to_container(m, resolve=True).items()}
-    try:
-        spec = ModelSpec.from_kwargs(spec_kwargs)
-    except TypeError as e:
-        raise ConfigError(f"model: {e}") from None
+    spec = backend_cls.Spec.from_kwargs(OmegaConf.to_container(m, resolve=True))
     backend_cls.check(spec, runtime=not cfg.dry_run)  # raises ConfigError
 
 
 def check_endpoint(cfg: DictConfig) -> None:
-    """generation.* of model.backend=openai (the model.* keys are its backend's check)."""
-    integer(cfg, "generation.concurrency", 1)
-    integer(cfg, "generation.max_retries", 0)
-    for key in ("generation.request_timeout", "generation.retry_backoff"):
+    """model.backend=openai: the requests' settings (model.concurrency, ...; the endpoint's
+    own keys are its backend's check)."""
+    integer(cfg, "model.concurrency", 1)
+    integer(cfg, "model.max_retries", 0)
+    for key in ("model.request_timeout", "model.retry_backoff"):
         v = OmegaConf.select(cfg, key)
         need(
             isinstance(v, int | float) and not isinstance(v, bool) and v >= 0,
             f"{key}: must be a number of seconds >= 0, got {v!r}",
         )
-    need(cfg.generation.request_timeout > 0, "generation.request_timeout: must be > 0 seconds")
+    need(cfg.model.request_timeout > 0, "model.request_timeout: must be > 0 seconds")

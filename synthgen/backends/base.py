@@ -1,5 +1,6 @@
 """What every backend shares: the contract (`BaseBackend`, `Engine`, `Streamer`), the model
-spec, generation parameters, results, the tokenizer and its chat template."""
+specs (synthgen/schema/model.py, named here), generation parameters, results, the tokenizer
+and its chat template."""
 
 from __future__ import annotations
 
@@ -10,43 +11,9 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from synthgen.errors import ConfigError
 from synthgen.schema import Generation as GEN  # generation.*'s defaults
+from synthgen.schema.model import BaseSpec, EndpointSpec, ModelSpec  # noqa: F401 (the specs)
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class ModelSpec:
-    """The `model` config group, as the backend constructor receives it."""
-
-    name_or_path: str
-    backend: str = "transformers"
-    name: str | None = None
-    load_in_4bit: bool | str = False  # true | false | "auto" (decided at load: plan.choose_4bit)
-    max_seq_length: int = 4096  # tokens, prompt + new tokens
-    dtype: str = "auto"
-    chat_template: str | None = None
-    system_role: bool = True
-    eos_tokens: list[str] = field(default_factory=list)
-    # chat: the tokenizer's chat template; plain: the prompt text as it is (a base model)
-    prompt_format: str = "chat"
-    cues: dict[str, str] = field(default_factory=dict)  # plain: text after the prompt, per stage
-    stop_strings: dict[str, list[str]] = field(default_factory=dict)  # per stage: end the reply
-    max_new_tokens: dict[str, int] = field(default_factory=dict)  # per stage: a lower cap
-    hub_id: str | None = None  # the publisher's hub id (informational)
-    unsloth_4bit_id: str | None = None  # Unsloth's pre-quantized 4-bit repo, where one exists
-    # model.backend=openai (backends/openai.py): the endpoint, the key's variable, the prices
-    base_url: str | None = None  # the server's OpenAI API root, e.g. http://localhost:8000/v1
-    api_key_env: str | None = None  # NAME of the environment variable holding the key
-    price_per_1m_input: float | None = None  # USD per million prompt tokens
-    price_per_1m_output: float | None = None  # USD per million completion tokens
-
-    @classmethod
-    def from_kwargs(cls, kwargs: dict[str, Any]) -> ModelSpec:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(kwargs) - names - {"_target_"})
-        if unknown:
-            raise TypeError(f"unknown model keys: {', '.join(unknown)}")
-        return cls(**{k: v for k, v in kwargs.items() if k in names})
 
 
 @dataclass
@@ -298,8 +265,8 @@ class Streamer(Protocol):
 
 @runtime_checkable
 class Engine(Protocol):
-    """What the transformers and unsloth backends run batches on, one per generation.engine:
-    batched.Batched (dynamic, static), continuous.SlotEngine, vllm_engine.VllmRunner. An
+    """What the transformers and unsloth backends run batches on, one per engine (the `engine`
+    group): batched.Batched (dynamic, static), continuous.SlotEngine, vllm_engine.VllmRunner. An
     engine that also feeds continuously offers a Streamer through its backend's `streamer()`.
     """
 
@@ -316,7 +283,8 @@ class BaseBackend:
 
     A backend calls `super().__init__(spec)` first, sets `tokenizer` and `engine`, and
     implements `generate`. hydra builds it with the model keys plus `engine`,
-    `prefill_chunk_size` and `vllm` (generation.*), which it may ignore.
+    `prefill_chunk_size` and `vllm` (the engine group's keys, schema.engine.backend_kwargs), which
+    it may ignore.
     """
 
     name: ClassVar[str] = "base"  # model.backend
@@ -324,24 +292,25 @@ class BaseBackend:
     # new tokens a reply may take: the run sets generation.max_new_tokens here before its
     # first batch; the continuous engine sizes its KV slots with it (tokens)
     reserve_new: int = 256
-    spec: ModelSpec
+    spec: BaseSpec
+    Spec: ClassVar[type[BaseSpec]] = ModelSpec  # this backend's model keys (from_kwargs)
     tokenizer: Any  # apply_chat_template, __call__ -> {"input_ids"}, decode
     usage: Usage | None = None  # a server's own token counts and cost (an endpoint's)
 
     @staticmethod
-    def check(spec: ModelSpec, runtime: bool = True) -> None:
+    def check(spec: BaseSpec, runtime: bool = True) -> None:
         """Cheap checks before anything loads (config.check); raises ConfigError('key: why').
 
         runtime=False (dry runs): skip what only matters where the model runs (CUDA, ...).
         """
 
     @staticmethod
-    def prepare(spec: ModelSpec) -> str:
+    def prepare(spec: BaseSpec) -> str:
         """Before the corpus is read: find or fetch what the model needs, fail fast if it is
         not there; returns where the weights are."""
         return spec.name_or_path
 
-    def __init__(self, spec: ModelSpec) -> None:
+    def __init__(self, spec: BaseSpec) -> None:
         self.spec = spec
         self.notes: list[str] = []  # what the engine chose or gave up: summary.json
         self.choices: dict[str, Any] = {}  # why this engine, and so on: summary.json

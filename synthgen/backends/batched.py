@@ -1,4 +1,4 @@
-"""generation.engine=dynamic and static: transformers' `generate`, one batch at a time.
+"""engine=dynamic and static: transformers' `generate`, one batch at a time.
 
 dynamic: the batch as it comes, a dynamic KV cache. static: fixed shapes so transformers
 compiles the decode step once (see synthgen/backends/transformers.py): `static_rows` rows

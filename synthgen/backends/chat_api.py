@@ -11,11 +11,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from synthgen.backends.base import Generated, GenParams, ModelSpec, mean_logprob
+from synthgen.backends.base import BaseSpec, Generated, GenParams, mean_logprob
 
 
 def request_body(
-    spec: ModelSpec, messages: list[dict[str, str]], p: GenParams, logprobs: bool = True
+    spec: BaseSpec, messages: list[dict[str, str]], p: GenParams, logprobs: bool = True
 ) -> dict:
     """The chat completion request: greedy is temperature 0; sampling sends temperature and
     top_p. min_tokens (a benchmark's forced length) is vLLM's extension, sent only when set.

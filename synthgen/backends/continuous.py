@@ -1,4 +1,4 @@
-"""generation.engine=continuous: continuous batching over a static KV cache, transformers' weights.
+"""engine=continuous: continuous batching over a static KV cache, transformers' weights.
 
 Why (benchmarks/RESULTS.md, ../shared/gpu/README.md, H100, Llama-3.1-8B shape, ~500-token
 prompts): the static engine (`generate` with a static cache) prefilled ~14,300 prompt tokens/s
@@ -14,7 +14,7 @@ its answer. This engine instead:
 - decodes one token for every slot per step, replayed from a CUDA graph (one per 256-token
   bucket of the longest row: the attention reads no more cache than that), each row's length
   its own mask;
-- reuses prefixes (`reuse`, generation.enable_prefix_caching): a prompt that begins with a
+- reuses prefixes (`reuse`, engine.enable_prefix_caching): a prompt that begins with a
   slot's cached prompt (a chunk's answer after its question: system text and chunk come first)
   takes that slot where it is free, else a copy of its KV, and prefills only the rest.
 
@@ -91,7 +91,7 @@ class SlotEngine:
 
         why = unsupported(model.config)
         if why:
-            raise ValueError(f"generation.engine: continuous does not support {why}; use static")
+            raise ValueError(f"engine: continuous does not support {why}; use static")
         register_attention()
         model.set_attn_implementation(ATTENTION)
         self.model, self.base, self.head = model, model.base_model, model.get_output_embeddings()
@@ -181,7 +181,7 @@ class SlotEngine:
     def add(self, key: int, ids: list[int], params: GenParams, priority: int = 0) -> None:
         if len(ids) + params.max_new_tokens > self.limit:
             raise ValueError(
-                f"generation.engine: a {len(ids)}-token prompt and {params.max_new_tokens} new "
+                f"engine: a {len(ids)}-token prompt and {params.max_new_tokens} new "
                 f"tokens exceed model.max_seq_length ({self.limit})"
             )
         enqueue(self.waiting, Request(key, list(ids), params, priority=priority))

@@ -3,9 +3,9 @@ cluster, `transformers serve`, or a hosted API generates; nothing is loaded here
 
 The pipeline hands it the chat messages it would render for a local model (system role folded
 by `model.system_role`, the same templates); the server applies its own chat template. Requests
-go out async over one httpx connection pool, `generation.concurrency` in flight, each finished
+go out async over one httpx connection pool, `model.concurrency` in flight, each finished
 one handed back at once (the `streamer()` feed of synthgen/generate/feed.py), so rows reach
-disk as they finish. A 429, a 5xx or a timeout is retried `generation.max_retries` times with
+disk as they finish. A 429, a 5xx or a timeout is retried `model.max_retries` times with
 exponential backoff and jitter (a 429's Retry-After is honoured); a request that still fails
 comes back as a Generated with `failed` set, which the pipeline records as a reject
 `request_failed` with its status: the run goes on. A server that stops answering at all
@@ -42,14 +42,14 @@ from typing import Any
 
 from synthgen.backends.base import (
     BaseBackend,
+    EndpointSpec,
     Generated,
     GenParams,
-    ModelSpec,
     Usage,
 )
 from synthgen.backends.chat_api import parse_reply, request_body
 from synthgen.errors import ConfigError, EndpointDown
-from synthgen.schema import Generation as GEN  # generation.*'s defaults
+from synthgen.schema.engine import Auto as ENGINE  # the engine group's defaults (engine=auto)
 
 log = logging.getLogger(__name__)
 logging.getLogger("httpx").setLevel(logging.WARNING)  # not a run.log line per request
@@ -61,7 +61,7 @@ BACKOFF_CAP = 60.0  # most seconds one wait between attempts lasts (s)
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def check(spec: ModelSpec, runtime: bool = True) -> None:
+def check(spec: EndpointSpec, runtime: bool = True) -> None:
     """The endpoint keys, before anything is read; raises ConfigError('key: why').
 
     A value that looks like a key rather than a variable name is refused without being echoed.
@@ -88,10 +88,6 @@ def check(spec: ModelSpec, runtime: bool = True) -> None:
         )
     if spec.prompt_format != "chat":
         raise ConfigError("model.prompt_format: the openai backend speaks chat only; set chat")
-    if spec.chat_template:
-        raise ConfigError(
-            "model.chat_template: the server applies its own chat template; set it to null"
-        )
     prices = (spec.price_per_1m_input, spec.price_per_1m_output)
     for key, v in zip(("price_per_1m_input", "price_per_1m_output"), prices, strict=True):
         if v is not None and (isinstance(v, bool) or not isinstance(v, int | float) or v < 0):
@@ -100,7 +96,7 @@ def check(spec: ModelSpec, runtime: bool = True) -> None:
         raise ConfigError("model.price_per_1m_input: set both prices (input and output) or neither")
 
 
-def api_key(spec: ModelSpec) -> str | None:
+def api_key(spec: EndpointSpec) -> str | None:
     return os.environ.get(spec.api_key_env) if spec.api_key_env else None
 
 
@@ -120,10 +116,11 @@ class Backend(BaseBackend):
 
     check = staticmethod(check)
     name = "openai"  # model.backend
+    Spec = EndpointSpec  # the endpoint's keys; no chat_template (the server applies its own)
     engine = "endpoint"  # summary.json this_session.engine.name
 
     @staticmethod
-    def prepare(spec: ModelSpec) -> str:
+    def prepare(spec: EndpointSpec) -> str:
         """Before the corpus is read: the server answers and serves model.name (GET /models).
         A server without /models is taken at its word."""
         import httpx
@@ -158,31 +155,27 @@ class Backend(BaseBackend):
 
     def __init__(
         self,
-        engine: str = GEN.engine,
-        prefill_chunk_size: int = GEN.prefill_chunk_size,
+        engine: str = ENGINE.name,
+        prefill_chunk_size: int = ENGINE.prefill_chunk_size,
         vllm: dict | None = None,
-        concurrency: int = GEN.concurrency,
-        max_retries: int = GEN.max_retries,
-        request_timeout: float = GEN.request_timeout,
-        retry_backoff: float = GEN.retry_backoff,
         **kwargs: Any,
     ) -> None:
-        """engine, prefill_chunk_size and vllm are the local engines' settings: unused here.
-        The defaults are the schema's generation.* (a test or benchmark may pass none)."""
+        """engine, prefill_chunk_size and vllm are the local engines' settings (the engine
+        group): unused here. The defaults are the schema's (a test or benchmark may pass none)."""
         import httpx
 
-        super().__init__(ModelSpec.from_kwargs(kwargs))
+        super().__init__(EndpointSpec.from_kwargs(kwargs))
         check(self.spec)
-        self.concurrency = max(1, int(concurrency))
-        self.max_retries = max(0, int(max_retries))
-        self.backoff = float(retry_backoff)  # s, the first wait; it doubles each attempt
+        self.concurrency = max(1, int(self.spec.concurrency))
+        self.max_retries = max(0, int(self.spec.max_retries))
+        self.backoff = float(self.spec.retry_backoff)  # s, the first wait; it doubles each attempt
         self.url = self.spec.base_url.rstrip("/") + "/chat/completions"
         self._key = api_key(self.spec)  # held in memory only
         headers = {"Authorization": f"Bearer {self._key}"} if self._key else {}
         self.loop = asyncio.new_event_loop()
         limits = httpx.Limits(max_connections=self.concurrency)
         self.client = httpx.AsyncClient(
-            headers=headers, timeout=httpx.Timeout(float(request_timeout)), limits=limits
+            headers=headers, timeout=httpx.Timeout(float(self.spec.request_timeout)), limits=limits
         )
         self.usage = Usage(
             price_per_1m_input=self.spec.price_per_1m_input,
@@ -209,7 +202,7 @@ class Backend(BaseBackend):
         """Each request carries generation.seed; nothing to set here."""
 
     def auto_batch_size(self, max_new_tokens: int = 0, max_prompt_tokens: int = 1024) -> int:
-        """generation.batch_size=auto: the requests in flight (generation.concurrency)."""
+        """generation.batch_size=auto: the requests in flight (model.concurrency)."""
         return self.concurrency
 
     def attach(self, progress: Any) -> None:
@@ -345,7 +338,7 @@ class Stream:
 
     def __init__(self, backend: Backend) -> None:
         self.b = backend
-        self.max_in_flight = backend.concurrency  # generation.concurrency, not the batch size
+        self.max_in_flight = backend.concurrency  # model.concurrency, not the batch size
         self.tasks: dict[asyncio.Task, int] = {}
 
     def add(self, key: int, ids: list[dict[str, str]], params: GenParams) -> None:

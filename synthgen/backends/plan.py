@@ -17,11 +17,12 @@ from omegaconf import DictConfig
 
 from synthgen.checks import need
 from synthgen.errors import ConfigError
+from synthgen.schema import engine as schema_engine
 
 log = logging.getLogger(__name__)
 
 GiB = 2**30
-ENGINES = ("auto", "vllm", "continuous", "static", "dynamic")
+ENGINES = tuple(schema_engine.ENGINES)  # auto, vllm, continuous, static, dynamic
 
 # load_in_4bit=auto keeps bf16 when the card holds the bf16 weights plus at least as much
 # again (and at least MIN_CACHE) for the KV cache and activations. Measured on an 80 GB H100
@@ -46,7 +47,7 @@ def probe() -> tuple[bool, bool]:
 
 
 def choose_engine(requested: str, has_vllm: bool, cuda: bool, backend: str) -> tuple[str, str]:
-    """(engine, reason); generation.engine=vllm without vLLM or CUDA raises ConfigError('key: why').
+    """(engine, reason); engine=vllm without vLLM or CUDA raises ConfigError('key: why').
 
     auto: vLLM where it is installed and CUDA is present, else the static engine on CUDA, else
     dynamic. For backend=unsloth `static` means synthgen's static engine on the weights
@@ -54,14 +55,14 @@ def choose_engine(requested: str, has_vllm: bool, cuda: bool, backend: str) -> t
     own generate.
     """
     if requested not in ENGINES:
-        raise ConfigError(f"generation.engine: {requested!r} is not one of {', '.join(ENGINES)}")
+        raise ConfigError(f"engine: {requested!r} is not one of {', '.join(ENGINES)}")
     if requested == "vllm":
         missing = vllm_missing(has_vllm, cuda)
         if missing:
-            raise ConfigError(f"generation.engine: vllm {missing}")
-        return "vllm", "generation.engine=vllm"
+            raise ConfigError(f"engine: vllm {missing}")
+        return "vllm", "engine=vllm"
     if requested != "auto":
-        return requested, f"generation.engine={requested}"
+        return requested, f"engine={requested}"
     if has_vllm and cuda:
         how = "Unsloth's fast_inference" if backend == "unsloth" else "vllm.LLM"
         return "vllm", f"auto: vLLM is installed and CUDA is present ({how})"
@@ -73,38 +74,19 @@ def choose_engine(requested: str, has_vllm: bool, cuda: bool, backend: str) -> t
 def vllm_missing(has_vllm: bool, cuda: bool) -> str | None:
     """What keeps vLLM from running here, as the end of a sentence, or None."""
     if not has_vllm:
-        return "is not installed (pip install -e '.[vllm]'); or use generation.engine=auto"
+        return "is not installed (pip install -e '.[vllm]'); or use engine=auto"
     if not cuda:
-        return "needs a CUDA GPU; use generation.engine=auto (dynamic on a CPU)"
+        return "needs a CUDA GPU; use engine=auto (dynamic on a CPU)"
     return None
 
 
 def check_engine(cfg: DictConfig) -> None:
-    """generation.engine and the vllm keys; engine=vllm needs vLLM and CUDA (not in dry runs).
-    Here beside ENGINES and vllm_missing: config.check calls it."""
-    from synthgen.backends.vllm_engine import FEEDS
-
-    engine = cfg.generation.engine
-    need(
-        engine in ENGINES,
-        f"generation.engine: must be one of {', '.join(ENGINES)}, got {engine!r}",
-    )
-    util = cfg.generation.gpu_memory_utilization
-    need(
-        isinstance(util, int | float) and not isinstance(util, bool) and 0 < util <= 1,
-        f"generation.gpu_memory_utilization: must be in (0, 1], got {util!r}",
-    )
-    prefix = cfg.generation.enable_prefix_caching
-    need(
-        isinstance(prefix, bool),
-        f"generation.enable_prefix_caching: must be true or false, got {prefix!r}",
-    )
-    feed = cfg.generation.vllm_feed
-    need(feed in FEEDS, f"generation.vllm_feed: must be one of {', '.join(FEEDS)}, got {feed!r}")
-    if engine == "vllm" and not cfg.dry_run:
+    """engine=vllm needs vLLM and CUDA (not in dry runs; the group's keys are the schema's
+    check). Here beside vllm_missing: config.check calls it."""
+    if cfg.engine.name == "vllm" and not cfg.dry_run:
         has_vllm = importlib.util.find_spec("vllm") is not None
         missing = vllm_missing(has_vllm, has_vllm and cuda_available())
-        need(missing is None, f"generation.engine: vllm {missing}")
+        need(missing is None, f"engine: vllm {missing}")
 
 
 def choose_4bit(
@@ -117,7 +99,7 @@ def choose_4bit(
     """(load in 4-bit, reason) for model.load_in_4bit = true | false | auto.
 
     bf16_bytes: the weights in 16 bits (bytes); available: the memory the engine may use
-    (bytes), i.e. free memory, and for vLLM at most gpu_memory_utilization x total.
+    (bytes), i.e. free memory, and for vLLM at most engine.gpu_memory_utilization x total.
     """
     if setting is True or setting is False:
         return setting, f"model.load_in_4bit={str(setting).lower()}"

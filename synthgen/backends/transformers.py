@@ -1,6 +1,6 @@
 """transformers backend: AutoModelForCausalLM with a choice of generation engine.
 
-Engines (`generation.engine`), measured on an H100 with the Llama-3.1-8B shape, ~500-token
+Engines (`engine`), measured on an H100 with the Llama-3.1-8B shape, ~500-token
 prompts, 128 new tokens (benchmarks/RESULTS.md, ../shared/gpu/README.md):
 - dynamic: plain `generate`, dynamic KV cache (synthgen/backends/batched.py, as static).
   Every decode step pays Python and kernel launch overhead (~155 ms a step at batch 128
@@ -50,6 +50,8 @@ from synthgen.backends.base import (
 )
 from synthgen.errors import ConfigError, OutOfMemory
 from synthgen.schema import Generation as GEN  # generation.*'s defaults
+from synthgen.schema.engine import Auto as ENGINE  # the engine group's defaults (engine=auto)
+from synthgen.schema.engine import backend_kwargs
 
 if TYPE_CHECKING:  # the engines import torch where they run; only their names here
     from synthgen.backends.batched import Batched
@@ -60,8 +62,8 @@ log = logging.getLogger(__name__)
 
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 ENGINES = plan.ENGINES
-# the vllm engine's generation.* (`vllm=`): the schema's where a caller passes none
-VLLM_DEFAULTS = GEN().vllm()
+# the vllm engine's keys (`vllm=`: engine.*, generation.seed): the schema's where none is passed
+VLLM_DEFAULTS = backend_kwargs(ENGINE(), GEN.seed)["vllm"]
 
 
 def check(spec: ModelSpec, runtime: bool = True) -> None:
@@ -134,12 +136,12 @@ class Backend(BaseBackend):
 
     def __init__(
         self,
-        engine: str = GEN.engine,
-        prefill_chunk_size: int = GEN.prefill_chunk_size,
+        engine: str = ENGINE.name,
+        prefill_chunk_size: int = ENGINE.prefill_chunk_size,
         vllm: dict | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(ModelSpec.from_kwargs(kwargs))
+        super().__init__(type(self).Spec.from_kwargs(kwargs))
         type(self).check(self.spec)  # the unsloth subclass has its own
         self.before_load()
         import torch
@@ -219,9 +221,7 @@ class Backend(BaseBackend):
             from synthgen.backends.vllm_engine import one_line
 
             if not self.fallback_ok:
-                raise ConfigError(
-                    f"generation.engine: vllm does not import ({one_line(e)})"
-                ) from None
+                raise ConfigError(f"engine: vllm does not import ({one_line(e)})") from None
             self.engine = "static" if self.cuda else "dynamic"
             note = f"vllm does not import ({one_line(e)}); using {self.engine}"
             log.warning(note)
@@ -321,7 +321,7 @@ class Backend(BaseBackend):
         set_seed(seed)
 
     def streamer(self, batch_size: int | None = None) -> Streamer | None:
-        """Continuous feeding: the vllm engine's (generation.vllm_feed=stream), the continuous
+        """Continuous feeding: the vllm engine's (engine.feed=stream), the continuous
         engine's (`batch_size` slots, made once and kept over the splits), else None."""
         if self.runner is not None:
             return self.runner.streamer()
@@ -353,7 +353,7 @@ class Backend(BaseBackend):
         both on one load): the KV slots and CUDA graphs go first, the attention becomes what
         `engine` loads with."""
         if self.runner is not None or engine not in ("static", "dynamic"):
-            raise ValueError(f"generation.engine: cannot switch from {self.engine} to {engine}")
+            raise ValueError(f"engine: cannot switch from {self.engine} to {engine}")
         if self.slots_engine is not None:
             self.slots_engine.close()
             self.slots_engine = None

@@ -1,6 +1,6 @@
 """Unsloth backend: the notebook's loader, with the engine picked for speed.
 
-Needs a CUDA GPU and the `[unsloth]` extra. Engines (`generation.engine`):
+Needs a CUDA GPU and the `[unsloth]` extra. Engines (`engine`):
 - vllm: Unsloth's fast path, `FastLanguageModel.from_pretrained(..., fast_inference=True)`,
   which starts vLLM inside Unsloth (bf16, or vLLM's bitsandbytes 4-bit); synthgen drives
   the engine Unsloth keeps as `model.vllm_engine` with its own vLLM driver
@@ -109,8 +109,8 @@ class Backend(hf.Backend):
             fast = getattr(model, "fast_generate", None)
             if fast is None:
                 raise ConfigError(
-                    "generation.engine: Unsloth started no vLLM engine (no model.vllm_engine "
-                    "or model.fast_generate); is vllm importable? else use generation.engine=static"
+                    "engine: Unsloth started no vLLM engine (no model.vllm_engine "
+                    "or model.fast_generate); is vllm importable? else use engine=static"
                 )
             llm, feed = SimpleNamespace(generate=fast), "waves"  # LLM.generate's signature
             self.notes.append("Unsloth gave model.fast_generate only: fed in waves")

@@ -1,4 +1,4 @@
-"""generation.engine=vllm: vLLM runs the prompts synthgen rendered and tokenized itself.
+"""engine=vllm: vLLM runs the prompts synthgen rendered and tokenized itself.
 
 Both backends use it: transformers builds a `vllm.LLM`, unsloth takes the one Unsloth builds
 for `fast_inference=True` (`model.vllm_engine`). Prompts go in as token ids (the chat
@@ -6,7 +6,7 @@ template and end-of-turn tokens are synthgen's, as for the other engines) and th
 ids come back undecoded (`detokenize=False`): synthgen decodes them with its own tokenizer,
 so the text matches what the transformers engines give.
 
-Two ways to feed it (`generation.vllm_feed`), both measured by benchmarks/generation.py:
+Two ways to feed it (`engine.feed`), both measured by benchmarks/generation.py:
 - stream: `VllmStreamer` on vLLM's engine step API (`llm.llm_engine.add_request`, `step`),
   driven by synthgen.generate.feed.run_stream: up to `batch_size` requests in flight, each
   finished one written at once and its answer submitted straight away (the answer's prompt
@@ -47,10 +47,11 @@ from typing import Any
 
 from synthgen.backends.base import Generated, GenParams, ModelSpec, mean_logprob
 from synthgen.errors import ConfigError, OutOfMemory, SynthgenError
+from synthgen.schema import engine as schema_engine
 
 log = logging.getLogger(__name__)
 
-FEEDS = ("stream", "waves")
+FEEDS = schema_engine.FEEDS  # engine.feed
 _IDS = itertools.count()  # request ids unique over the process, whatever the caller's keys
 
 
@@ -277,9 +278,9 @@ def translate(e: BaseException) -> BaseException:
         return OutOfMemory(str(e))
     if type(e).__name__ == "EngineDeadError":
         return SynthgenError(
-            f"generation.engine: the vLLM engine stopped ({one_line(e)}); rows so far are kept, "
+            f"engine: the vLLM engine stopped ({one_line(e)}); rows so far are kept, "
             "the same command resumes; if it ran out of memory lower "
-            "generation.gpu_memory_utilization"
+            "engine.gpu_memory_utilization"
         )
     return e
 
@@ -335,8 +336,8 @@ def make_llm(**kwargs: Any) -> Any:
         text = str(e).lower()
         if "memory" in text or "cache blocks" in text or "kv cache" in text:
             raise ConfigError(
-                f"generation.gpu_memory_utilization: vLLM could not start ({one_line(e)}); "
-                "free the GPU, change generation.gpu_memory_utilization, lower "
+                f"engine.gpu_memory_utilization: vLLM could not start ({one_line(e)}); "
+                "free the GPU, change engine.gpu_memory_utilization, lower "
                 "model.max_seq_length or set model.load_in_4bit=true"
             ) from None
         raise

@@ -27,7 +27,7 @@ from typing import Any
 from tqdm import tqdm
 
 from synthgen import faults
-from synthgen.backends.base import BaseBackend, Generated, GenParams, ModelSpec
+from synthgen.backends.base import BaseBackend, BaseSpec, Generated, GenParams
 from synthgen.errors import OutOfMemory, SynthgenError
 from synthgen.gates.judge_spec import (
     STAGE,
@@ -46,7 +46,7 @@ from synthgen.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def judge_params(st: Settings, spec: ModelSpec, js: JudgeSettings) -> GenParams:
+def judge_params(st: Settings, spec: BaseSpec, js: JudgeSettings) -> GenParams:
     """The judge's generation settings: greedy, its own token cap (at most
     generation.max_new_tokens and the model's judge cap), the model's judge stop strings."""
     g = st.generation

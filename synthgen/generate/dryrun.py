@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from synthgen.backends.base import ModelSpec
+from synthgen import backends
 from synthgen.corpus.load import Corpus, prepared_record, warnings
 from synthgen.errors import SynthgenError
 from synthgen.generate import prompting
@@ -145,7 +145,7 @@ def prompt_preview(
     first = next((ss[0] for ss in (slots["train"], slots["val"]) if ss), None)
     if first is None:
         return None, "no slot to fill, so no prompt"
-    spec = ModelSpec.from_kwargs(OmegaConf.to_container(cfg.model, resolve=True))
+    spec = backends.spec_of(cfg.model)
     endpoint = spec.backend == "openai"  # the server renders the chat: show the messages sent
     try:
         tok = None if endpoint else load_model_part(spec.name_or_path, lambda: load_tokenizer(spec))

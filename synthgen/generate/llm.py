@@ -7,9 +7,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from synthgen.backends.base import BaseBackend, GenParams, ModelSpec
+from synthgen.backends.base import BaseBackend, BaseSpec, GenParams
 from synthgen.errors import ModelLoadError, SynthgenError
-from synthgen.settings import GenSettings, Settings
+from synthgen.settings import Settings
 
 
 def load_model_part(name_or_path: str, load: Any) -> Any:
@@ -40,40 +40,25 @@ def prepare_model(cfg: DictConfig) -> None:
     from hydra.utils import get_class
 
     backend_cls = get_class(cfg.model._target_)
-    spec = ModelSpec.from_kwargs(OmegaConf.to_container(cfg.model, resolve=True))
+    spec = backend_cls.Spec.from_kwargs(OmegaConf.to_container(cfg.model, resolve=True))
     load_model_part(spec.name_or_path, lambda: backend_cls.prepare(spec))
 
 
 def load_backend(cfg: DictConfig, st: Settings) -> BaseBackend:
-    """The backend named by model._target_ (hydra instantiate), engine settings passed along."""
+    """The backend named by model._target_ (hydra instantiate), the engine's settings (the
+    `engine` group) passed along."""
     from hydra.utils import instantiate
+
+    from synthgen.schema.engine import backend_kwargs
 
     g = st.generation
     return load_model_part(
         st.model,
-        lambda: instantiate(
-            cfg.model,
-            engine=g.engine,
-            prefill_chunk_size=g.prefill_chunk_size,
-            vllm=vllm_options(g),
-            **endpoint_options(cfg, g),
-        ),
+        lambda: instantiate(cfg.model, **backend_kwargs(st.engine, g.seed)),
     )
 
 
-def endpoint_options(cfg: DictConfig, g: GenSettings) -> dict[str, Any]:
-    """The generation.* settings only the endpoint backend (model.backend=openai) reads."""
-    if cfg.model.get("backend") != "openai":
-        return {}
-    return {
-        "concurrency": g.concurrency,
-        "max_retries": g.max_retries,
-        "request_timeout": g.request_timeout,
-        "retry_backoff": g.retry_backoff,
-    }
-
-
-def stage_params(st: Settings, spec: ModelSpec) -> dict[str, GenParams]:
+def stage_params(st: Settings, spec: BaseSpec) -> dict[str, GenParams]:
     """Generation settings per stage: `generation.*`, with the model's stop strings (and the
     prompt's own, prompt.stop_strings) and token cap for the stage (a base model's: it never
     stops on its own). A list prompt
@@ -102,11 +87,6 @@ def stage_params(st: Settings, spec: ModelSpec) -> dict[str, GenParams]:
             else [],
         )
     return out
-
-
-def vllm_options(g: GenSettings) -> dict[str, Any]:
-    """The generation.* settings only the vllm engine reads."""
-    return g.vllm()
 
 
 def batch_size(st: Settings, backend: BaseBackend) -> int:

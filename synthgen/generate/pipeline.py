@@ -170,7 +170,7 @@ def generate_rows(t: TaskRun, st: Settings, plan: Plan) -> Session:
     out.first_row = round(maker.first_row_at - t.t0, 3) if maker.first_row_at else None
     out.engine = {
         "name": backend.engine,
-        "requested": st.generation.engine,
+        "requested": st.engine.name,
         **backend.choices,  # why this engine, load_in_4bit chosen and why
         "feed": out.stats.feed,
         "notes": backend.notes,

@@ -52,7 +52,8 @@ ROW_KEYS: dict[str, tuple[str, ...]] = {
         "stop_strings",
     ),
     # not hub_id, unsloth_4bit_id (informational), base_url, api_key_env (where a server
-    # listens and how to reach it), price_per_1m_* (what it costs), _target_ (follows backend)
+    # listens and how to reach it), price_per_1m_* (what it costs), _target_ (follows backend),
+    # concurrency, max_retries, request_timeout, retry_backoff (how an endpoint's requests go)
     "model": (
         "name",
         "name_or_path",
@@ -85,7 +86,7 @@ ROW_KEYS: dict[str, tuple[str, ...]] = {
         "logprob",
         "easiness",
     ),
-    # not batch_size, engine, the vllm keys: how fast the rows come, not what they are
+    # not batch_size: how fast the rows come, not what they are (nor the engine group)
     "generation": (
         "max_new_tokens",
         "min_new_tokens",

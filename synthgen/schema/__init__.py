@@ -5,8 +5,9 @@ Hydra composes conf/ on top of it: `register()` puts each dataclass in Hydra's C
 (`<group>_schema`, and `synthgen_schema` for the top level), each option's YAML names its
 group's schema first in its defaults list and keeps only what differs from it. The same fields
 write the key table of docs/configuration.md (`table`, `python -m synthgen.schema`) and the key
-lines of `python run.py --help` (the `synthgen.keys` resolver). The `model` group, not listed
-in GROUPS, keeps its keys in its YAML files.
+lines of `python run.py --help` (the `synthgen.keys` resolver). The `engine` group has one
+schema per option (engine.ENGINES, `engine_<name>_schema`): each engine holds only its own keys;
+the `model` group one per kind of backend (model.SPECS, `model_<kind>_schema`).
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from synthgen.schema import engine, model
 from synthgen.schema.corpus import Chunking, Cleaning, Corpus, Dedup, Keywords
 from synthgen.schema.embed import Compare, Embedder, Evaluate, Export, Finetune, Mining
-from synthgen.schema.fields import as_dict, build, check_types, node, walk
+from synthgen.schema.fields import as_dict, build, check_types, default_of, node, walk
 from synthgen.schema.filters import Filters
 from synthgen.schema.judge import Judge
 from synthgen.schema.prompt import Prompt
@@ -48,6 +50,8 @@ __all__ = [
     "build",
     "check",
     "defaults",
+    "engine",
+    "model",
     "register",
     "table",
 ]
@@ -91,22 +95,56 @@ def register() -> None:
     cs.store(name=TOP, node=OmegaConf.create(top))
     for group, cls in GROUPS.items():
         cs.store(name=schema_name(group), node=node(cls))
+    for name, cls in engine.ENGINES.items():  # not in the top level: each engine its own keys
+        cs.store(name=schema_name(f"engine_{name}"), node=node(cls))
+    for kind, cls in model.SPECS.items():  # likewise each kind of backend (schema/model.py)
+        cs.store(name=schema_name(f"model_{kind}"), node=node(cls))
     if not OmegaConf.has_resolver("synthgen.keys"):
         OmegaConf.register_new_resolver("synthgen.keys", help_keys)
 
 
 def every_key() -> list[tuple[str, Any, str]]:
     """(dotted key, default, help) for every key of the schema: the top level, then the groups."""
-    out = [(k, f.default, f.metadata["help"]) for k, f, _ in walk(Run)]
+    out = [(k, default_of(f), f.metadata["help"]) for k, f, _ in walk(Run)]
     for group, cls in GROUPS.items():
-        out += [(k, f.default, f.metadata["help"]) for k, f, _ in walk(cls, f"{group}.")]
+        out += [(k, default_of(f), f.metadata["help"]) for k, f, _ in walk(cls, f"{group}.")]
+    return out + engine_keys() + model_keys()
+
+
+def model_keys() -> list[tuple[str, Any, str]]:
+    """model.* once per key, its help saying which specs have it (schema/model.py)."""
+    seen: dict[str, tuple[Any, str, list[str]]] = {}
+    for kind, cls in model.SPECS.items():
+        for k, f, _ in walk(cls, "model."):
+            seen.setdefault(k, (default_of(f), f.metadata["help"], []))[2].append(kind)
+    both = len(model.SPECS)
+    return [
+        (k, d, text if len(kinds) == both else f"({' and '.join(kinds)} only) {text}")
+        for k, (d, text, kinds) in seen.items()
+    ]
+
+
+def engine_keys() -> list[tuple[str, Any, str]]:
+    """engine.* once per key, its help saying which engines have it (engine=<name> options)."""
+    seen: dict[str, tuple[Any, str, list[str]]] = {}
+    for name, cls in engine.ENGINES.items():
+        for k, f, _ in walk(cls, "engine."):
+            seen.setdefault(k, (default_of(f), f.metadata["help"], []))[2].append(name)
+    out = []
+    for k, (default, text, names) in seen.items():
+        if k == "engine.name":
+            out.append((k, engine.DEFAULT, engine.NAME_HELP))
+        else:
+            out.append((k, default, f"(engine={', '.join(names)}) {text}"))
     return out
 
 
 def defaults() -> dict[str, Any]:
-    """Every key's default, by dotted key (MISSING for a key each option must set)."""
+    """Every key's default, by dotted key (MISSING for a key each option must set); the engine
+    group's are those of its default option (engine.DEFAULT)."""
     flat: dict[str, Any] = {}
-    _flat("", {**as_dict(Run), **{g: as_dict(c) for g, c in GROUPS.items()}}, flat)
+    tree = {**as_dict(Run), **{g: as_dict(c) for g, c in GROUPS.items()}}
+    _flat("", {**tree, "engine": as_dict(engine.ENGINES[engine.DEFAULT])}, flat)
     return flat
 
 
@@ -119,11 +157,13 @@ def _flat(prefix: str, d: dict, out: dict[str, Any]) -> None:
 
 
 def check(cfg: DictConfig) -> None:
-    """A generate run's keys (the top level and GENERATE's groups): each set and of its type,
-    then each group's ranges (ConfigError). The other tasks check their own group."""
+    """A generate run's keys (the top level, GENERATE's groups, the engine): each set and of its
+    type, then each group's ranges (ConfigError). The other tasks check their own group."""
     check_types(cfg, Run, "")
     for group, cls in GENERATE.items():
         check_types(cfg, cls, f"{group}.")
+    engine.check(cfg)  # a known engine with only its own keys, before their types
+    check_types(cfg, engine.ENGINES[cfg.engine.name], "engine.")
     Run.check(cfg)
     for cls in GENERATE.values():
         cls.check(cfg)

@@ -23,6 +23,19 @@ def key(default: Any, help: str) -> Any:
     return dataclasses.field(default=default, metadata={"help": help})
 
 
+def empty(kind: type, help: str) -> Any:
+    """A field whose default is an empty map or list (`kind`: dict or list), made afresh for
+    each instance."""
+    return dataclasses.field(default_factory=kind, metadata={"help": help})
+
+
+def default_of(f: dataclasses.Field) -> Any:
+    """A field's default: its value, or what its factory makes (MISSING where it has none)."""
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return f.default
+
+
 def nested(cls: type) -> Any:
     """A field holding a whole sub-dataclass (generation, shard, ... under the top level)."""
     return dataclasses.field(default_factory=cls, metadata={"help": cls.__doc__ or ""})
@@ -55,10 +68,10 @@ def as_dict(cls: type) -> dict[str, Any]:
     for f in dataclasses.fields(cls):
         if dataclasses.is_dataclass(th[f.name]):
             out[f.name] = as_dict(th[f.name])
-        elif f.default is dataclasses.MISSING:
+        elif default_of(f) is dataclasses.MISSING:
             out[f.name] = MISSING
         else:
-            out[f.name] = plain(f.default)
+            out[f.name] = plain(default_of(f))
     return out
 
 
@@ -125,6 +138,8 @@ def type_name(hint: Any) -> str:
         return "one of " + ", ".join(map(str, typing.get_args(hint)))
     if origin in (tuple, list):
         return "a list"
+    if origin is dict:
+        return "a map"
     return str(hint)
 
 

@@ -13,7 +13,8 @@ from synthgen.schema.fields import key, nested
 
 @dataclass(frozen=True)
 class Generation:
-    """How the model writes: lengths (tokens), sampling, batching, the engine and its keys."""
+    """How the model writes: lengths (tokens), sampling, batching (the engine and its keys are
+    the `engine` group: synthgen/schema/engine.py)."""
 
     max_new_tokens: int = key(256, "most new tokens per prompt (tokens); the notebook used 1024")
     min_new_tokens: int = key(
@@ -27,36 +28,6 @@ class Generation:
         "(CPU: 8); engine=vllm: requests in flight (auto = twice what vLLM schedules at once); "
         "engine=continuous: slots, rows decoded together (auto: as many as fit, at most 256)",
     )
-    engine: str = key(
-        "auto",
-        "auto (vllm where it is installed and CUDA is present, else static on CUDA, else "
-        "dynamic) | vllm (vLLM's continuous batching) | continuous (synthgen's continuous "
-        "batching over a static KV cache: a finished row's slot refilled at once, prefix reuse; "
-        "not yet measured on a GPU, so auto does not pick it) | static (fixed shapes, compiled "
-        "decode) | dynamic (plain generate); summary.json says which ran and why",
-    )
-    gpu_memory_utilization: float = key(
-        0.9,
-        "engine=vllm: share of the whole GPU memory vLLM takes for weights, activations and KV "
-        "cache (0-1]; model.load_in_4bit=auto sizes against it too",
-    )
-    enable_prefix_caching: bool = key(
-        True,
-        "engine=vllm and continuous: reuse the KV cache of prompt beginnings already computed "
-        "(a chunk's answer prompt starts with its question prompt's system text and chunk, so "
-        "only the rest is prefilled); false only for benchmarks",
-    )
-    vllm_feed: str = key(
-        "stream",
-        "engine=vllm: stream = batch_size requests in flight, each row written as it finishes "
-        "and its answer submitted at once; waves = batch_size prompts per llm.generate call",
-    )
-    prefill_chunk_size: int = key(
-        0,
-        "static engine: prompt tokens per prefill step (tokens), lets batches over 256 fit "
-        "(uses sdpa); 0 = whole prompt at once (flex_attention). engine=continuous: most prompt "
-        "tokens one prefill forward takes (tokens); 0 = 8192",
-    )
     temperature: float = key(0.7, "sampling temperature; used only when do_sample=true")
     top_p: float = key(0.9, "nucleus sampling mass (0-1]; used only when do_sample=true")
     do_sample: bool = key(
@@ -64,39 +35,10 @@ class Generation:
         "false = greedy decoding (reproducible); true = sample with temperature/top_p",
     )
     seed: int = key(0, "seed for torch and python random, set once before generation")
-    concurrency: int = key(
-        8,
-        "model.backend=openai: requests in flight at once (requests); each finished one is "
-        "written at once and its answer sent",
-    )
-    max_retries: int = key(
-        4,
-        "model.backend=openai: further attempts after a 408/429/500/502/503/504, a timeout or a "
-        "dropped connection (attempts); then the slot is a reject request_failed",
-    )
-    request_timeout: float = key(
-        120,
-        "model.backend=openai: most seconds one request may take, reply included (s); past it "
-        "the attempt counts as failed",
-    )
-    retry_backoff: float = key(
-        1.0,
-        "model.backend=openai: first wait before a retry (s); it doubles each attempt, drawn in "
-        "its upper half (jitter), at most 60 s; a 429's Retry-After wins",
-    )
-
-    def vllm(self) -> dict:
-        """The generation.* settings only the vllm engine reads, as load_backend passes them."""
-        return {
-            "gpu_memory_utilization": self.gpu_memory_utilization,
-            "enable_prefix_caching": self.enable_prefix_caching,
-            "feed": self.vllm_feed,
-            "seed": self.seed,
-        }
 
     @staticmethod
     def check(cfg: DictConfig) -> None:
-        """Token counts, seed, batch size, prefill chunk and sampling in range."""
+        """Token counts, seed, batch size and sampling in range."""
         integer(cfg, "generation.max_new_tokens", 1)
         integer(cfg, "generation.min_new_tokens", 0)
         integer(cfg, "generation.seed", 0)
@@ -109,7 +51,6 @@ class Generation:
             cfg.generation.min_new_tokens <= cfg.generation.max_new_tokens,
             "generation.min_new_tokens: must be <= generation.max_new_tokens",
         )
-        integer(cfg, "generation.prefill_chunk_size", 0)
         t, p = cfg.generation.temperature, cfg.generation.top_p
         need(t > 0, f"generation.temperature: must be > 0, got {t!r}")
         need(0 < p <= 1, f"generation.top_p: must be in (0, 1], got {p!r}")
