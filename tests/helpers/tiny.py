@@ -7,6 +7,7 @@ it through the same from_pretrained path a hub model takes.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 CHATML = (
@@ -17,11 +18,13 @@ SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
 
 def training_text(repo: Path) -> list[str]:
-    """Sentences to train the BPE on: the sample essays when present, plus the prompts."""
+    """Sentences to train the BPE on: the sample essays when present, plus the prompt files as
+    they were on 2026-12-07 (tests/data/tiny_tokenizer_texts.json). Frozen, not read from
+    conf/prompt/: a prompt edit would change the vocabulary, so every random-weight output the
+    tests pin (lengths, early ends) would move with it."""
     texts = [p.read_text(encoding="utf-8") for p in sorted((repo / "data").rglob("*.md"))]
-    texts += [
-        p.read_text(encoding="utf-8") for p in sorted((repo / "conf" / "prompt").glob("*.yaml"))
-    ]
+    frozen = repo / "tests" / "data" / "tiny_tokenizer_texts.json"
+    texts += json.loads(frozen.read_text(encoding="utf-8"))["texts"]
     texts.append("What is the question? The answer is that the film and the director matter.")
     return texts
 
